@@ -1,0 +1,100 @@
+"""The ``Policy`` protocol: what every draft-selection policy offers, and the policy registry.
+
+A policy maps prompt features to a distribution over the log's arms (in the order of
+``LogMetadata.arms``; action ids are 0-based everywhere in this package).
+
+Life cycle (after d3rlpy and scikit-learn): a frozen ``*Config`` dataclass holds the settings
+and only the settings; ``config.create(arm_names)`` builds an unfitted policy; ``fit(...)``
+validates its input and sets the fitted state; ``save(dir)`` / ``load(dir)`` write and read the
+artifact in the backend's own format (never pickles). Using a policy before ``fit`` raises
+``NotFittedError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+class NotFittedError(RuntimeError):
+    """A policy or featurizer was used before ``fit``."""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A draft-selection policy over a fixed, ordered list of arms."""
+
+    arm_names: tuple[str, ...]
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Action probabilities, float64 of shape (n, n_arms); each row sums to 1.
+
+        ``features`` is float32/float64 of shape (n, d) from the policy's featurizer. Greedy
+        policies return one-hot rows.
+        """
+        ...
+
+    def act(self, features: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Sample one arm per row: (actions int64 (n,), their exact propensities float64 (n,))."""
+        ...
+
+
+def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one action per row of ``probs`` (n, n_arms); returns (actions (n,), propensities (n,)).
+
+    The propensity is the probability the row gave the sampled action, exactly (float64).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"probs must have shape (n, n_arms); got shape {probs.shape}")
+    cum = np.cumsum(probs, axis=1)
+    u = rng.random(probs.shape[0]) * cum[:, -1]
+    actions = (u[:, None] >= cum).sum(axis=1)
+    actions = np.minimum(actions, probs.shape[1] - 1)
+    # never pick a zero-probability arm through rounding at the top of the cumsum
+    zero = probs[np.arange(len(actions)), actions] <= 0
+    if zero.any():
+        actions[zero] = probs[zero].argmax(axis=1)
+    return actions.astype(np.int64), probs[np.arange(len(actions)), actions]
+
+
+def greedy(probs_or_scores: np.ndarray) -> np.ndarray:
+    """One-hot rows at the argmax (ties to the lowest arm index); float64 (n, n_arms)."""
+    s = np.asarray(probs_or_scores)
+    out = np.zeros(s.shape, dtype=np.float64)
+    out[np.arange(s.shape[0]), s.argmax(axis=1)] = 1.0
+    return out
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``scores`` (n, n_arms) / temperature; float64, rows sum to 1."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0; got {temperature}")
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# -- registry ----------------------------------------------------------------------------------
+# name -> "module:ConfigClass"; modules are imported only when the policy is asked for, so heavy
+# backends (torch, vowpalwabbit, d3rlpy) stay out of start-up.
+POLICY_REGISTRY: dict[str, str] = {}
+
+
+def register_policy(name: str, target: str) -> None:
+    POLICY_REGISTRY[name] = target
+
+
+def get_config_class(name: str) -> Callable[..., Any]:
+    import importlib
+
+    if name not in POLICY_REGISTRY:
+        raise KeyError(f"unknown policy {name!r}; known policies: {', '.join(sorted(POLICY_REGISTRY))}")
+    module, attr = POLICY_REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def policy_names() -> Sequence[str]:
+    return sorted(POLICY_REGISTRY)

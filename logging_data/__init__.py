@@ -1,0 +1,27 @@
+"""The log contract: schema, atomic Parquet I/O, validation, simulation of logging policies.
+
+Needs numpy, pandas and pyarrow only. See ``logging_data.schema`` for the contract itself.
+"""
+
+from .io import Log, LogError, create_log, open_log, read_table, to_arrow, validate_log
+from .schema import (
+    ALIGNMENT_METRICS,
+    ARM_KINDS,
+    SCHEMA_VERSION,
+    SPLITS,
+    TABLES,
+    Arm,
+    Column,
+    LogMetadata,
+    RewardDefinition,
+    arrow_schema,
+    columns,
+)
+from .validate import LogValidationError, Problem, ValidationReport, check_frame
+
+__all__ = [
+    "ALIGNMENT_METRICS", "ARM_KINDS", "SCHEMA_VERSION", "SPLITS", "TABLES",
+    "Arm", "Column", "Log", "LogError", "LogMetadata", "LogValidationError", "Problem",
+    "RewardDefinition", "ValidationReport", "arrow_schema", "check_frame", "columns",
+    "create_log", "open_log", "read_table", "to_arrow", "validate_log",
+]

@@ -1,0 +1,285 @@
+"""The log contract: what a draft-selection log holds, declared once, in code.
+
+A *log* is a directory. It holds up to two tables, each a directory of Parquet parts:
+
+```
+LOG/
+  _log.json                 the metadata (below), written once when the log is created
+  outcomes/part-*.parquet   full information: one row per (prompt, arm)
+  decisions/part-*.parquet  bandit feedback: one row per (prompt, policy)
+```
+
+Plain tools read a table without this package: ``pandas.read_parquet("LOG/outcomes")``,
+``pyarrow.dataset.dataset("LOG/outcomes")`` or DuckDB's
+``read_parquet('LOG/outcomes/*.parquet')``. Files whose names start with ``_`` or ``.``
+(the metadata file, temporary files of an append in progress) are ignored by all three.
+
+Metadata (``LogMetadata``), stored in ``_log.json`` and repeated in the key-value metadata of
+every part's Parquet footer under the key ``draftpick``, so that one part read on its own still
+says what it is:
+
+- ``schema_version``: the version of this contract (``SCHEMA_VERSION``). A reader refuses a
+  log with a newer major version.
+- ``arms``: the ordered list of arms. An arm's index in this list is its action id everywhere in
+  the package (0-based). Names are unique.
+- ``reward``: the reward definition (``RewardDefinition``): which quantity the ``reward`` column
+  holds, and for alignment rewards the cost weight ``alpha``.
+- ``extra``: free-form JSON (hardware, library versions, the command that built the log).
+
+Invariants (checked all at once by ``logging_data.validate``):
+
+outcomes
+  - every declared column present with its declared Arrow type (nullable columns may be null);
+  - ``arm`` is one of the metadata's arms;
+  - ``(query_id, arm)`` is unique across all parts;
+  - ``reward`` is finite (no NaN, no inf).
+decisions
+  - the same column rules;
+  - ``arm`` is one of the metadata's arms;
+  - ``propensity`` is the exact float64 probability with which the logging policy chose
+    ``arm``: in (0, 1], never rounded;
+  - ``(query_id, policy_id)`` is unique across all parts;
+  - ``reward`` is finite.
+both
+  - query-level columns (``prompt``, ``domain``, ``split``) agree for the same ``query_id``;
+  - ``split`` is null or one of ``train``, ``validation``, ``test``;
+  - every part's footer metadata equals ``_log.json``.
+
+Columns whose names start with ``x_`` are user extras: allowed, carried along, not checked.
+Any other undeclared column is an error, so that a typo is never silently carried.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+METADATA_KEY = b"draftpick"
+TABLES = ("outcomes", "decisions")
+SPLITS = ("train", "validation", "test")
+EXTRA_PREFIX = "x_"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column: its name, Arrow type, whether it may hold nulls, and its meaning."""
+
+    name: str
+    type: pa.DataType
+    nullable: bool
+    doc: str
+
+    def field(self) -> pa.Field:
+        return pa.field(self.name, self.type, nullable=self.nullable)
+
+
+# Query-level columns ride along in both tables.
+QUERY_COLUMNS: tuple[Column, ...] = (
+    Column("query_id", pa.string(), False, "Stable identifier of the prompt; the join key."),
+    Column("prompt", pa.string(), False, "The prompt text as given to the target (may be empty in a log; decoding refuses empty prompts)."),
+    Column("domain", pa.string(), True, "Domain or task label when known (code, translate, ...)."),
+    Column("split", pa.string(), True, "train, validation or test; null when unassigned."),
+)
+
+OUTCOME_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
+    Column("arm", pa.string(), False, "Arm name; one of the metadata's arms."),
+    Column("reward", pa.float64(), False, "The reward under the log's reward definition; finite."),
+    # alignment between the arm's own greedy output and the target's greedy output
+    Column("align_prefix", pa.float64(), True, "Longest common prefix of arm and target greedy tokens / target length, in [0, 1]."),
+    Column("align_position", pa.float64(), True, "Share of positions where arm and target tokens agree, in [0, 1]."),
+    Column("align_lcs", pa.float64(), True, "Longest common subsequence / target length, in [0, 1]."),
+    Column("align_accept", pa.float64(), True, "Expected accepted tokens per draft block under greedy verification, divided by the block size, in [0, 1]."),
+    Column("arm_cost", pa.float64(), True, "Relative cost of one draft step against one target step (0 for no draft)."),
+    # measured assisted decoding
+    Column("n_new_tokens", pa.int64(), True, "Tokens generated (same for every arm under greedy decoding)."),
+    Column("target_calls", pa.int64(), True, "Target forward passes in assisted decoding."),
+    Column("draft_calls", pa.int64(), True, "Draft forward passes (0 for prompt lookup and plain decoding)."),
+    Column("draft_tokens", pa.int64(), True, "Candidate tokens proposed by the draft."),
+    Column("accepted_tokens", pa.int64(), True, "Candidate tokens accepted by the target."),
+    Column("wall_time_s", pa.float64(), True, "Median wall time of assisted decoding over the repeats, seconds."),
+    Column("plain_wall_time_s", pa.float64(), True, "Median wall time of plain greedy decoding of the same prompt, seconds."),
+    Column("tokens_per_s", pa.float64(), True, "n_new_tokens / wall_time_s."),
+    Column("speedup_wall", pa.float64(), True, "plain_wall_time_s / wall_time_s."),
+    Column("speedup_count", pa.float64(), True, "Speed-up modelled from the counts and the machine's calibrated per-call costs."),
+    Column("n_repeats", pa.int64(), True, "Timed repeats behind wall_time_s."),
+    Column("n_threads", pa.int64(), True, "torch threads used while timing."),
+    Column("lossless", pa.bool_(), True, "Assisted output identical to plain greedy output, token for token."),
+    Column("arm_output", pa.string(), True, "The arm's own greedy output text (None for measured-only rows)."),
+    Column("target_output", pa.string(), True, "The target's greedy output text."),
+)
+
+DECISION_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
+    Column("arm", pa.string(), False, "The chosen arm; one of the metadata's arms."),
+    Column("propensity", pa.float64(), False, "Exact probability the logging policy gave the chosen arm, in (0, 1]."),
+    Column("reward", pa.float64(), False, "The observed reward of the chosen arm; finite."),
+    Column("policy_id", pa.string(), False, "Which policy chose (a run id, or a simulated logging policy's name)."),
+    Column("decided_at", pa.timestamp("us", tz="UTC"), True, "When the decision was made."),
+    Column("choose_time_s", pa.float64(), True, "Seconds spent choosing (features + policy)."),
+    Column("wall_time_s", pa.float64(), True, "Wall time of decoding with the chosen arm, seconds."),
+    Column("n_new_tokens", pa.int64(), True, "Tokens generated."),
+    Column("target_calls", pa.int64(), True, "Target forward passes."),
+    Column("accepted_tokens", pa.int64(), True, "Draft tokens accepted."),
+    Column("lossless", pa.bool_(), True, "Output identical to plain greedy, token for token."),
+)
+
+COLUMNS: dict[str, tuple[Column, ...]] = {"outcomes": OUTCOME_COLUMNS, "decisions": DECISION_COLUMNS}
+KEYS: dict[str, tuple[str, str]] = {"outcomes": ("query_id", "arm"), "decisions": ("query_id", "policy_id")}
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    """The declared Arrow schema of ``table`` ('outcomes' or 'decisions'), without extras."""
+    return pa.schema([c.field() for c in columns(table)])
+
+
+def columns(table: str) -> tuple[Column, ...]:
+    if table not in COLUMNS:
+        raise ValueError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
+    return COLUMNS[table]
+
+
+ARM_KINDS = ("none", "draft", "prompt_lookup", "early_exit", "unknown")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: a way to decode. ``cost`` is one draft step's cost relative to one target step.
+
+    ``attrs`` holds descriptive features (draft parameters in millions, family, number of draft
+    tokens...) that policies may use as action features; values are str, int or float.
+    """
+
+    name: str
+    kind: str = "unknown"
+    cost: float = 0.0
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"arm name must be a non-empty string; got {self.name!r}")
+        if self.kind not in ARM_KINDS:
+            raise ValueError(f"arm {self.name!r}: kind must be one of {', '.join(ARM_KINDS)}; got {self.kind!r}")
+        if not (isinstance(self.cost, (int, float)) and math.isfinite(self.cost) and self.cost >= 0):
+            raise ValueError(f"arm {self.name!r}: cost must be a finite number >= 0; got {self.cost!r}")
+        for k, v in dict(self.attrs).items():
+            if not isinstance(v, (str, int, float, bool)):
+                raise ValueError(f"arm {self.name!r}: attribute {k!r} must be str, int, float or bool; got {type(v).__name__}")
+        object.__setattr__(self, "attrs", dict(self.attrs))
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "cost": float(self.cost), "attrs": dict(self.attrs)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Arm":
+        return cls(name=d["name"], kind=d.get("kind", "unknown"), cost=float(d.get("cost", 0.0)), attrs=d.get("attrs", {}))
+
+
+REWARD_KINDS = ("alignment", "speedup_wall", "speedup_count", "custom")
+ALIGNMENT_METRICS = ("align_prefix", "align_position", "align_lcs", "align_accept")
+
+
+@dataclass(frozen=True)
+class RewardDefinition:
+    """What the ``reward`` column means.
+
+    - ``alignment``: ``reward = <metric> - alpha * arm_cost``; the no-draft arm scores 0, so a
+      draft is worth it only where its alignment exceeds ``alpha`` times its cost (the
+      research's trade-off: a larger alpha favours cheaper drafts).
+    - ``speedup_wall``: measured wall-clock speed-up over plain decoding of the same prompt.
+    - ``speedup_count``: speed-up modelled from deterministic counts and calibrated call costs.
+    - ``custom``: anything else; ``description`` must say what.
+    """
+
+    kind: str = "alignment"
+    metric: str = "align_accept"
+    alpha: float = 0.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in REWARD_KINDS:
+            raise ValueError(f"reward kind must be one of {', '.join(REWARD_KINDS)}; got {self.kind!r}")
+        if self.kind == "alignment" and self.metric not in ALIGNMENT_METRICS:
+            raise ValueError(f"alignment reward metric must be one of {', '.join(ALIGNMENT_METRICS)}; got {self.metric!r}")
+        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"reward alpha must be a finite number >= 0; got {self.alpha!r}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "RewardDefinition":
+        return cls(**{k: d[k] for k in ("kind", "metric", "alpha", "description") if k in d})
+
+
+@dataclass(frozen=True)
+class LogMetadata:
+    """The log-level metadata: schema version, ordered arms, reward definition, free extras."""
+
+    arms: tuple[Arm, ...]
+    reward: RewardDefinition = field(default_factory=RewardDefinition)
+    schema_version: str = SCHEMA_VERSION
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arms = tuple(a if isinstance(a, Arm) else Arm.from_json(a) for a in self.arms)
+        if not arms:
+            raise ValueError("a log needs at least one arm; got an empty arm list")
+        names = [a.name for a in arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"arm names must be unique; repeated: {', '.join(dupes)}")
+        object.__setattr__(self, "arms", arms)
+        object.__setattr__(self, "extra", dict(self.extra))
+        major = str(self.schema_version).split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(
+                f"schema_version {self.schema_version!r} is not readable by this version of the package (reads {SCHEMA_VERSION.split('.')[0]}.x)"
+            )
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.arms)
+
+    @property
+    def n_arms(self) -> int:
+        return len(self.arms)
+
+    def arm_index(self, name: str) -> int:
+        try:
+            return self.arm_names.index(name)
+        except ValueError:
+            raise KeyError(f"unknown arm {name!r}; the log's arms are {', '.join(self.arm_names)}") from None
+
+    def to_json(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "arms": [a.to_json() for a in self.arms],
+            "reward": self.reward.to_json(),
+            "extra": dict(self.extra),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "LogMetadata":
+        for key in ("schema_version", "arms", "reward"):
+            if key not in d:
+                raise ValueError(f"log metadata is missing {key!r}; found keys {sorted(d)}")
+        return cls(
+            arms=tuple(Arm.from_json(a) for a in d["arms"]),
+            reward=RewardDefinition.from_json(d["reward"]),
+            schema_version=str(d["schema_version"]),
+            extra=d.get("extra", {}),
+        )
+
+    @classmethod
+    def loads(cls, text: str | bytes) -> "LogMetadata":
+        return cls.from_json(json.loads(text))
+
+    def with_reward(self, reward: RewardDefinition) -> "LogMetadata":
+        return LogMetadata(arms=self.arms, reward=reward, schema_version=self.schema_version, extra=self.extra)
