@@ -98,3 +98,39 @@ def get_config_class(name: str) -> Callable[..., Any]:
 
 def policy_names() -> Sequence[str]:
     return sorted(POLICY_REGISTRY)
+
+
+# -- the config -> create -> fit -> save/load life cycle ------------------------------------------
+@runtime_checkable
+class FittablePolicy(Policy, Protocol):
+    """A policy built by a config: ``fit`` on ``bandit.data.TrainingData``, ``save``/``load`` a folder.
+
+    ``fit(data, checkpoint_dir=None)`` trains and returns self; learners with many steps write
+    checkpoints to ``checkpoint_dir`` and resume from the latest one when it is given again (so an
+    interrupted ``bandit-log train`` restarts where it stopped). ``save(path)`` writes the artifact
+    in the backend's own format (safetensors for torch, VW's binary model, d3rlpy's own files,
+    JSON/.npy for scikit-learn parameters): never pickles. ``Config.load_policy(path, arms)``
+    reads it back.
+    """
+
+    def fit(self, data: Any, checkpoint_dir: Any = None) -> "FittablePolicy": ...
+
+    def save(self, path: Any) -> None: ...
+
+
+class PolicyConfig(Protocol):
+    """A frozen dataclass of settings only.
+
+    ``name`` (ClassVar) is the registry name; ``featurizer`` names the prompt featurizer
+    (``logging_data.features``); ``seed`` makes training deterministic. ``create(arms)`` takes the
+    log's ``logging_data.Arm`` tuple (names in order, plus attrs usable as action features) and
+    returns an unfitted ``FittablePolicy``; ``load_policy(path, arms)`` returns a fitted one saved
+    by ``save``.
+    """
+
+    featurizer: str
+    seed: int
+
+    def create(self, arms: Sequence[Any]) -> FittablePolicy: ...
+
+    def load_policy(self, path: Any, arms: Sequence[Any]) -> FittablePolicy: ...
