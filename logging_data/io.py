@@ -20,10 +20,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .schema import EXTRA_PREFIX, KEYS, METADATA_KEY, TABLES, LogMetadata, columns
-from .validate import LogValidationError, Problem, ValidationReport, check_frame, check_types
+from .validate import QUERY_LEVEL, LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement, check_types
 
 METADATA_FILE = "_log.json"
 TABLE_KEY = b"draftpick_table"
@@ -102,8 +103,11 @@ def open_log(path: str | os.PathLike) -> "Log":
 def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     """Rows as an Arrow table with the declared schema of ``table`` plus ``x_`` extras.
 
-    Missing nullable columns become nulls; values are cast to the declared types. Anything that
-    cannot be made to fit raises ``LogValidationError`` naming every offending column.
+    Missing nullable columns become nulls. Values convert only within their kind: integers and
+    floats to float64 columns, integers (or integral floats) to int64 columns, booleans to bool
+    columns, text to string columns, datetimes to timestamps (naive datetimes are taken as UTC).
+    Anything else (numbers as text, booleans as rewards, ints as query ids) raises
+    ``LogValidationError`` naming every offending column.
     """
     arrow, problems = _to_arrow(table, frame)
     if problems:
@@ -111,13 +115,63 @@ def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     return arrow
 
 
+def _kind_ok(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether values inferred as ``found`` may be cast to the declared ``expected`` type."""
+    t = pa.types
+    if t.is_null(found):
+        return True
+    if t.is_floating(expected):
+        return t.is_integer(found) or t.is_floating(found)
+    if t.is_integer(expected):
+        return t.is_integer(found) or t.is_floating(found)  # a safe cast refuses 1.5 and overflow
+    if t.is_boolean(expected):
+        return t.is_boolean(found)
+    if t.is_string(expected):
+        return t.is_string(found) or t.is_large_string(found)
+    if t.is_timestamp(expected):
+        return t.is_timestamp(found)
+    return found == expected  # pragma: no cover - every declared type is handled above
+
+
+def _type_word(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "bytes"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    return str(t)
+
+
+def _convert(table: str, name: str, series: pd.Series, expected: pa.DataType) -> tuple[pa.Array | None, Problem | None]:
+    """One column converted to ``expected``, or the problem that prevents it."""
+    try:
+        arr = pa.array(series, from_pandas=True)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+        return None, Problem(table, name, f"expected {expected}, found values of dtype {series.dtype} that do not convert ({str(exc).splitlines()[0][:120]})")
+    if not _kind_ok(arr.type, expected):
+        return None, Problem(table, name, f"expected {expected}, found {_type_word(arr.type)} values (dtype {series.dtype}); convert them explicitly")
+    try:
+        return arr.cast(expected, safe=True), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        return None, Problem(table, name, f"expected {expected}, found {arr.type} values that do not convert exactly ({str(exc).splitlines()[0][:120]})")
+
+
 def _to_arrow(table: str, frame: pd.DataFrame) -> tuple[pa.Table | None, list[Problem]]:
     problems: list[Problem] = []
     arrays, fields = [], []
     n = len(frame)
-    undeclared = [c for c in frame.columns if not isinstance(c, str)]
-    if undeclared:
-        problems.append(Problem(table, str(undeclared[0]), "column names must be strings"))
+    names = list(frame.columns)
+    declared = {c.name for c in columns(table)}
+    bad_names = [c for c in names if not isinstance(c, str)]
+    if bad_names:
+        problems.append(Problem(table, str(bad_names[0]), f"column names must be strings; found {type(bad_names[0]).__name__}"))
+    repeated = sorted({c for c in names if isinstance(c, str) and names.count(c) > 1})
+    if repeated:
+        problems.append(Problem(table, repeated[0], f"column name(s) appear more than once: {', '.join(repeated)}"))
+        return None, problems
     for col in columns(table):
         if col.name not in frame.columns:
             if not col.nullable:
@@ -125,21 +179,25 @@ def _to_arrow(table: str, frame: pd.DataFrame) -> tuple[pa.Table | None, list[Pr
                 continue
             arrays.append(pa.nulls(n, type=col.type))
         else:
-            try:
-                arrays.append(pa.array(frame[col.name], type=col.type, from_pandas=True))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-                found = frame[col.name].dtype
-                problems.append(Problem(table, col.name, f"expected {col.type}, found values of dtype {found} that do not convert ({str(exc).splitlines()[0][:120]})"))
+            arr, problem = _convert(table, col.name, frame[col.name], col.type)
+            if problem is not None:
+                problems.append(problem)
                 continue
+            arrays.append(arr)
         fields.append(col.field())
-    for name in frame.columns:
-        if isinstance(name, str) and name not in {c.name for c in columns(table)}:
-            if name.startswith(EXTRA_PREFIX):
-                arr = pa.array(frame[name], from_pandas=True)
-                arrays.append(arr)
-                fields.append(pa.field(name, arr.type))
-            else:
-                problems.append(Problem(table, name, f"undeclared column (declared columns are fixed; user extras must start with {EXTRA_PREFIX!r})"))
+    for name in names:
+        if not isinstance(name, str) or name in declared:
+            continue
+        if not name.startswith(EXTRA_PREFIX):
+            problems.append(Problem(table, name, f"undeclared column (declared columns are fixed; user extras must start with {EXTRA_PREFIX!r})"))
+            continue
+        try:
+            arr = pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+            problems.append(Problem(table, name, f"extra column values of dtype {frame[name].dtype} have no single Arrow type ({str(exc).splitlines()[0][:120]})"))
+            continue
+        arrays.append(arr)
+        fields.append(pa.field(name, arr.type))
     if problems:
         return None, problems
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields)), []
@@ -208,7 +266,56 @@ class Log:
     def n_rows(self, table: str) -> int:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts(table))
 
+    def query_rows(self, table: str, query_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per query_id of ``table`` with its query-level columns (first row wins).
+
+        With ``query_ids`` only those queries are returned.
+        """
+        cols = [c.name for c in columns(table) if c.name in ("query_id",) + QUERY_LEVEL]
+        t = self.read_arrow(table, cols)
+        if query_ids is not None:
+            t = t.filter(pc.is_in(t.column("query_id"), value_set=pa.array(list(query_ids), type=pa.string())))
+        return t.to_pandas().drop_duplicates("query_id", keep="first").reset_index(drop=True)
+
+    def extra_types(self, table: str) -> dict[str, tuple[pa.DataType, str]]:
+        """The Arrow type of every ``x_`` extra column in the parts of ``table`` (and the first part with it)."""
+        found: dict[str, tuple[pa.DataType, str]] = {}
+        for part in self.parts(table):
+            for f in pq.read_schema(part):
+                if f.name.startswith(EXTRA_PREFIX) and not pa.types.is_null(f.type):
+                    found.setdefault(f.name, (f.type, part.name))
+        return found
+
     # -- writing --------------------------------------------------------------------------
+    def _check_against_log(self, table: str, arrow: pa.Table) -> list[Problem]:
+        """What new rows (already converted and checked on their own) break against the log on disk."""
+        problems: list[Problem] = []
+        if not any(self.has(t) for t in TABLES):
+            return problems
+        key = KEYS[table]
+        new_keys = list(zip(arrow.column(key[0]).to_pylist(), arrow.column(key[1]).to_pylist()))
+        existing = self.keys(table)
+        clash = np.array([k in existing for k in new_keys], dtype=bool)
+        if clash.any():
+            names = tuple(f"row {i} query_id={new_keys[i][0]}" for i in np.flatnonzero(clash)[:3])
+            problems.append(
+                Problem(table, "+".join(key), f"{int(clash.sum())} row(s) repeat a ({', '.join(key)}) key already in the log", int(clash.sum()), names)
+            )
+        new = arrow.select([c for c in ("query_id",) + QUERY_LEVEL if c in arrow.column_names]).to_pandas()
+        ids = set(new["query_id"].astype(object))
+        for other in TABLES:
+            if self.has(other):
+                problems += check_query_agreement(table, new, self.query_rows(other, ids), f"{other}")
+        earlier_types = self.extra_types(table)
+        for f in arrow.schema:
+            if f.name.startswith(EXTRA_PREFIX) and not pa.types.is_null(f.type):
+                earlier = earlier_types.get(f.name)
+                if earlier is not None and earlier[0] != f.type:
+                    problems.append(
+                        Problem(table, f.name, f"extra column has type {earlier[0]} in earlier parts (first: {earlier[1]}); found {f.type}")
+                    )
+        return problems
+
     def append(self, table: str, frame: pd.DataFrame) -> Path | None:
         """Check ``frame`` and add it to ``table`` as one new part, atomically.
 
@@ -219,16 +326,8 @@ class Log:
             raise LogValidationError([Problem(table, "", f"expected a pandas DataFrame, found {type(frame).__name__}")])
         arrow, problems = _to_arrow(table, frame)
         problems += check_frame(table, frame.reset_index(drop=True), self.metadata)
-        key = KEYS[table]
-        existing = self.keys(table)
-        if existing and not problems:
-            new_keys = list(zip(arrow.column(key[0]).to_pylist(), arrow.column(key[1]).to_pylist()))
-            clash = np.array([k in existing for k in new_keys], dtype=bool)
-            if clash.any():
-                names = tuple(f"row {i} query_id={new_keys[i][0]}" for i in np.flatnonzero(clash)[:3])
-                problems.append(
-                    Problem(table, "+".join(key), f"{int(clash.sum())} row(s) repeat a ({', '.join(key)}) key already in the log", int(clash.sum()), names)
-                )
+        if arrow is not None and not problems and arrow.num_rows:
+            problems += self._check_against_log(table, arrow)
         if problems:
             raise LogValidationError(problems, context=f"cannot append to {self.root}/{table}")
         if arrow.num_rows == 0:
@@ -256,46 +355,22 @@ def read_table(path: str | os.PathLike, table: str) -> pd.DataFrame:
 
 
 def validate_log(path: str | os.PathLike) -> ValidationReport:
-    """Check a whole log on disk; every problem is reported, nothing raises for a bad log."""
+    """Check a whole log on disk; every problem is reported, nothing raises for a bad log.
+
+    Beyond the row invariants of ``check_frame`` (per table, across all parts) it checks every
+    part's footer metadata and column types, files in a table directory that plain readers would
+    pick up but that are not parts of the log, ``x_`` extras whose type differs between parts,
+    and query-level columns that disagree between the two tables.
+    """
     report = ValidationReport(path=str(path))
     try:
         log = open_log(path)
     except LogError as exc:
         report.problems.append(Problem("log", "", str(exc)))
         return report
-    expected_meta = log.metadata.to_json()
-    for table in TABLES:
-        parts = log.parts(table)
-        report.n_parts[table] = len(parts)
-        if not parts:
-            report.n_rows[table] = 0
-            continue
-        frames = []
-        for part in parts:
-            try:
-                pf = pq.ParquetFile(part)
-            except Exception as exc:  # a corrupt file: report it, go on
-                report.problems.append(Problem(table, "", f"{part.name}: unreadable Parquet ({exc})"))
-                continue
-            kv = pf.schema_arrow.metadata or {}
-            if METADATA_KEY not in kv:
-                report.problems.append(Problem(table, "", f"{part.name}: footer carries no {METADATA_KEY.decode()} metadata"))
-            else:
-                try:
-                    part_meta = json.loads(kv[METADATA_KEY])
-                except json.JSONDecodeError:
-                    part_meta = None
-                if part_meta != expected_meta:
-                    report.problems.append(Problem(table, "", f"{part.name}: footer metadata differs from {METADATA_FILE}"))
-            type_problems = check_types(table, pf.schema_arrow)
-            for p in type_problems:
-                report.problems.append(Problem(p.table, p.column, f"{part.name}: {p.message}"))
-            frames.append(pf.read().replace_schema_metadata(None))
-        if not frames:
-            continue
-        merged = pa.concat_tables(frames, promote_options="permissive").to_pandas(types_mapper=_PANDAS_TYPES.get)
-        report.n_rows[table] = len(merged)
-        report.problems.extend(check_frame(table, merged, log.metadata))
+    merged = {table: _validate_table(log, table, report) for table in TABLES}
+    if merged["outcomes"] is not None and merged["decisions"] is not None:
+        report.problems.extend(check_query_agreement("decisions", merged["decisions"], merged["outcomes"], "outcomes"))
     stale = log.stale_temporaries()
     if stale:
         report.notes.append(
@@ -303,3 +378,62 @@ def validate_log(path: str | os.PathLike) -> ValidationReport:
             f"remove with `bandit-log validate --clean`): {stale[0].name}"
         )
     return report
+
+
+def _validate_table(log: Log, table: str, report: ValidationReport) -> pd.DataFrame | None:
+    """Check one table's parts into ``report``; return its rows (None when it has none readable)."""
+    parts = log.parts(table)
+    report.n_parts[table] = len(parts)
+    report.n_rows[table] = 0
+    d = log.table_dir(table)
+    if d.exists():
+        part_names = {p.name for p in parts}
+        for entry in sorted(d.iterdir()):
+            if entry.name.startswith(("_", ".")) or entry.name in part_names:
+                continue
+            report.problems.append(
+                Problem(table, "", f"{entry.name}: not a part of this log (parts are files named part-*.parquet) but visible to pandas, pyarrow and DuckDB; move it out of {d}")
+            )
+    frames = []
+    for part in parts:
+        frame = _validate_part(log, table, part, report)
+        if frame is not None:
+            frames.append(frame)
+    if not frames:
+        return None
+    try:
+        merged = pa.concat_tables(frames, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        report.problems.append(Problem(table, "", f"parts have columns of conflicting types, so they cannot be read as one table ({str(exc).splitlines()[0][:160]})"))
+        declared = [c.name for c in columns(table)]
+        merged = pa.concat_tables([f.select([n for n in declared if n in f.column_names]) for f in frames], promote_options="permissive")
+    rows = merged.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    report.n_rows[table] = len(rows)
+    report.problems.extend(check_frame(table, rows, log.metadata))
+    return rows
+
+
+def _validate_part(log: Log, table: str, part: Path, report: ValidationReport) -> pa.Table | None:
+    """Check one part's footer and types into ``report``; return its rows, or None if unreadable."""
+    try:
+        pf = pq.ParquetFile(part)
+        data = pf.read()
+    except Exception as exc:  # a corrupt file, whatever pyarrow raises: report it, go on
+        report.problems.append(Problem(table, "", f"{part.name}: unreadable Parquet ({str(exc).splitlines()[0][:160]})"))
+        return None
+    kv = pf.schema_arrow.metadata or {}
+    if METADATA_KEY not in kv:
+        report.problems.append(Problem(table, "", f"{part.name}: footer carries no {METADATA_KEY.decode()} metadata"))
+    else:
+        try:
+            part_meta = json.loads(kv[METADATA_KEY])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            part_meta = None
+        if part_meta != log.metadata.to_json():
+            report.problems.append(Problem(table, "", f"{part.name}: footer metadata differs from {METADATA_FILE}"))
+    if TABLE_KEY in kv and kv[TABLE_KEY] != table.encode("utf-8"):
+        found = kv[TABLE_KEY].decode("utf-8", errors="replace")
+        report.problems.append(Problem(table, "", f"{part.name}: footer says it is a part of {found!r}, found in {table}/"))
+    for p in check_types(table, pf.schema_arrow):
+        report.problems.append(Problem(p.table, p.column, f"{part.name}: {p.message}"))
+    return data.replace_schema_metadata(None)

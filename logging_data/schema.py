@@ -13,6 +13,11 @@ Plain tools read a table without this package: ``pandas.read_parquet("LOG/outcom
 ``pyarrow.dataset.dataset("LOG/outcomes")`` or DuckDB's
 ``read_parquet('LOG/outcomes/*.parquet')``. Files whose names start with ``_`` or ``.``
 (the metadata file, temporary files of an append in progress) are ignored by all three.
+Every part holds every declared column, in declared order, so the parts of a table share one
+schema; only ``x_`` extras (below) may differ between parts. Plain readers take their columns
+from one part, so to see an extra that only later parts carry, ask them to unify:
+DuckDB's ``read_parquet(..., union_by_name=true)``, or pyarrow's
+``dataset(..., schema=unified_schema)``; ``Log.read`` always unifies.
 
 Metadata (``LogMetadata``), stored in ``_log.json`` and repeated in the key-value metadata of
 every part's Parquet footer under the key ``draftpick``, so that one part read on its own still
@@ -41,11 +46,20 @@ decisions
   - ``(query_id, policy_id)`` is unique across all parts;
   - ``reward`` is finite.
 both
-  - query-level columns (``prompt``, ``domain``, ``split``) agree for the same ``query_id``;
+  - query-level columns (``prompt``, ``domain``, ``split``) agree for the same ``query_id``,
+    within a table and between the two tables (null equals null);
   - ``split`` is null or one of ``train``, ``validation``, ``test``;
-  - every part's footer metadata equals ``_log.json``.
+  - every part's footer metadata equals ``_log.json``;
+  - a table directory holds only parts (``part-*.parquet``) and hidden files: anything else
+    would be read by plain readers without being part of the log.
 
-Columns whose names start with ``x_`` are user extras: allowed, carried along, not checked.
+Values are written with their declared types and are never coerced across kinds: numbers given
+as text, booleans as rewards or integers as ids are refused (see ``logging_data.io.to_arrow``).
+``Log.append`` checks new rows on their own and against everything already written (keys,
+query-level columns, extras' types) and writes nothing when any check fails.
+
+Columns whose names start with ``x_`` are user extras: allowed and carried along; their values
+are not checked, but an extra keeps one Arrow type across all parts of a table.
 Any other undeclared column is an error, so that a typo is never silently carried.
 """
 

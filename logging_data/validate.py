@@ -118,7 +118,7 @@ def check_frame(table: str, frame: pd.DataFrame, metadata: LogMetadata, types: p
         if col.name in present and not col.nullable:
             mask = frame[col.name].isna().to_numpy()
             if mask.any():
-                problems.append(_bad(table, col.name, "are null; the column is required", frame, mask))
+                problems.append(_bad(table, col.name, "are null or NaN; the column is required", frame, mask))
     if "arm" in present:
         arms = frame["arm"].astype(object)
         mask = (~arms.isin(metadata.arm_names) & arms.notna()).to_numpy()
@@ -156,4 +156,40 @@ def check_frame(table: str, frame: pd.DataFrame, metadata: LogMetadata, types: p
                 if bad_ids:
                     mask = frame["query_id"].isin(bad_ids).to_numpy()
                     problems.append(_bad(table, name, "disagree with other rows of the same query_id", frame, mask))
+    return problems
+
+
+QUERY_LEVEL = ("prompt", "domain", "split")
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise equality of two object arrays where null equals null."""
+    a_null, b_null = pd.isna(a), pd.isna(b)
+    eq = np.array([x == y for x, y in zip(a, b)], dtype=bool) if len(a) else np.zeros(0, dtype=bool)
+    return (a_null & b_null) | (~a_null & ~b_null & eq)
+
+
+def check_query_agreement(table: str, frame: pd.DataFrame, reference: pd.DataFrame, reference_name: str) -> list[Problem]:
+    """Rows of ``frame`` whose query-level columns disagree with ``reference`` rows of the same query_id.
+
+    ``reference`` holds rows already in a log (possibly of the other table); its first row per
+    ``query_id`` is taken as that query's values. Only columns present in both are compared.
+    """
+    problems: list[Problem] = []
+    if "query_id" not in frame.columns or "query_id" not in reference.columns or not len(frame) or not len(reference):
+        return problems
+    ref = reference.drop_duplicates("query_id", keep="first").set_index("query_id")
+    ids = frame["query_id"].astype(object).to_numpy()
+    known = pd.Index(ref.index.astype(object)).get_indexer(ids)
+    has = known >= 0
+    for name in QUERY_LEVEL:
+        if name not in frame.columns or name not in ref.columns:
+            continue
+        new = frame[name].astype(object).to_numpy()
+        old = ref[name].astype(object).to_numpy()
+        mask = np.zeros(len(frame), dtype=bool)
+        if has.any():
+            mask[has] = ~_same(new[has], old[known[has]])
+        if mask.any():
+            problems.append(_bad(table, name, f"disagree with {reference_name} rows of the same query_id", frame, mask))
     return problems
