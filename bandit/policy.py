@@ -17,8 +17,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 
-class NotFittedError(RuntimeError):
-    """A policy or featurizer was used before ``fit``."""
+from logging_data.features import NotFittedError  # one class for policies and featurizers
 
 
 @runtime_checkable
@@ -115,6 +114,9 @@ class FittablePolicy(Policy, Protocol):
 
     def fit(self, data: Any, checkpoint_dir: Any = None) -> "FittablePolicy": ...
 
+    # Optional, read with getattr by ``bandit.runs``: after ``fit``, ``training_metrics_`` may
+    # hold a dict of JSON-safe training metrics (losses, steps, ...) written to metrics.json.
+
     def save(self, path: Any) -> None: ...
 
 
@@ -130,7 +132,46 @@ class PolicyConfig(Protocol):
 
     featurizer: str
     seed: int
+    # Optional ClassVars, read with getattr (defaults in brackets):
+    #   feedback: tuple[str, ...]  the feedback kinds fit accepts, "full" and/or "bandit"
+    #                              [("full", "bandit")]; fit raises ValueError on the others.
+    #   hindsight: bool            the policy memorises outcomes by query_id (the oracle): it
+    #                              is fitted on every split and only answers for those prompts
+    #                              [False].
 
     def create(self, arms: Sequence[Any]) -> FittablePolicy: ...
 
     def load_policy(self, path: Any, arms: Sequence[Any]) -> FittablePolicy: ...
+
+
+# -- policies keyed by prompt id ------------------------------------------------------------------
+@runtime_checkable
+class QueryKeyedPolicy(Protocol):
+    """A policy that answers by prompt id rather than features (the hindsight oracle).
+
+    Its ``probabilities(features)`` raises ``TypeError``; callers go through
+    ``policy_probabilities`` (as ``bandit.runs.Run.probabilities`` does), which passes the ids.
+    """
+
+    arm_names: tuple[str, ...]
+
+    def probabilities_for(self, query_ids: Sequence[str], features: np.ndarray) -> np.ndarray:
+        """float64 (n, n_arms) for the prompts ``query_ids`` (n,); ``features`` (n, d) may be ignored."""
+        ...
+
+
+def policy_probabilities(policy: Any, features: np.ndarray, query_ids: Sequence[str] | None = None) -> np.ndarray:
+    """A policy's action probabilities float64 (n, n_arms), passing prompt ids to policies that need them."""
+    if isinstance(policy, QueryKeyedPolicy):
+        if query_ids is None:
+            raise ValueError(f"{type(policy).__name__} answers by query_id; pass query_ids (got none)")
+        return policy.probabilities_for(list(query_ids), features)
+    return policy.probabilities(features)
+
+
+def policy_act(policy: Any, features: np.ndarray, rng: np.random.Generator,
+               query_ids: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one arm per row: (actions int64 (n,), exact propensities float64 (n,))."""
+    if isinstance(policy, QueryKeyedPolicy):
+        return sample_actions(policy_probabilities(policy, features, query_ids), rng)
+    return policy.act(features, rng)
