@@ -1,0 +1,157 @@
+"""What every estimator shares: per-sample contributions -> ``Estimate`` (value, interval, diagnostics).
+
+An estimator is a small frozen dataclass holding only its settings (after Open Bandit
+Pipeline's ``obp.ope``, minus its dicts and ``**kwargs``). It implements one method,
+``contributions(batch) -> float64 (n,)``, whose mean is the point estimate; the interval is
+computed from the same vector (``estimators.intervals``). Self-normalised estimators return
+their delta-method linearisation, which has the estimate as its exact mean and the right
+first-order variance, so one code path serves them all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from .batch import LoggedBatch
+from .diagnostics import Diagnostics, diagnose
+from .intervals import CI_METHODS, bootstrap_interval, normal_interval
+
+DEFAULT_N_BOOTSTRAP = 200
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's estimate of a target policy's value on one logged batch.
+
+    ``value`` is the point estimate, ``[ci_low, ci_high]`` the ``level`` interval by ``ci``
+    ('normal' or 'bootstrap'), ``std_err`` its standard error, ``n`` the number of rows.
+    """
+
+    estimator: str
+    value: float
+    ci_low: float
+    ci_high: float
+    std_err: float
+    n: int
+    ci: str
+    level: float
+    diagnostics: Diagnostics
+
+    def to_json(self) -> dict:
+        return {
+            "estimator": self.estimator,
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "std_err": self.std_err,
+            "n": self.n,
+            "ci": self.ci,
+            "level": self.level,
+            "diagnostics": self.diagnostics.to_json(),
+        }
+
+    def covers(self, value: float) -> bool:
+        """Whether ``value`` lies inside the interval."""
+        return bool(self.ci_low <= value <= self.ci_high)
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """An off-policy estimator: settings only, plus the two methods below."""
+
+    name: ClassVar[str]
+    needs_reward_model: ClassVar[bool]
+
+    def contributions(self, batch: LoggedBatch) -> np.ndarray:
+        """float64 (n,) per-sample contributions; their mean is the estimate."""
+        ...
+
+    def estimate(
+        self,
+        batch: LoggedBatch,
+        *,
+        ci: str = "normal",
+        level: float = 0.95,
+        n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+        rng: np.random.Generator | None = None,
+        warn: bool = True,
+        arm_names: tuple[str, ...] | None = None,
+    ) -> Estimate: ...
+
+
+class EstimatorBase:
+    """Mixin giving a frozen settings dataclass the ``estimate`` method from ``contributions``."""
+
+    name: ClassVar[str] = ""
+    needs_reward_model: ClassVar[bool] = False
+
+    def contributions(self, batch: LoggedBatch) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        """The estimator's settings as a plain dict (for reports)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def _reward_hat(self, batch: LoggedBatch) -> np.ndarray:
+        if batch.reward_hat is None:
+            raise ValueError(
+                f"estimator {self.name!r} needs reward-model predictions: the batch has no `reward_hat` "
+                "(fit one with estimators.CrossFitRewardModel and pass LoggedBatch(..., reward_hat=...))"
+            )
+        return batch.reward_hat
+
+    def estimate(
+        self,
+        batch: LoggedBatch,
+        *,
+        ci: str = "normal",
+        level: float = 0.95,
+        n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+        rng: np.random.Generator | None = None,
+        warn: bool = True,
+        arm_names: tuple[str, ...] | None = None,
+    ) -> Estimate:
+        """The estimate of the target policy's value on ``batch`` with a ``level`` interval.
+
+        ``ci`` is 'normal' or 'bootstrap' (the latter needs ``rng``). With ``warn``, support and
+        effective-sample-size problems are reported as warnings (``estimators.diagnostics``).
+        """
+        if not isinstance(batch, LoggedBatch):
+            raise TypeError(f"estimate() takes a LoggedBatch; got {type(batch).__name__}")
+        if ci not in CI_METHODS:
+            raise ValueError(f"`ci` must be one of {', '.join(CI_METHODS)}; got {ci!r}")
+        diag = diagnose(batch, warn=warn, arm_names=arm_names)
+        c = self.contributions(batch)
+        value = float(c.mean())
+        if ci == "normal":
+            interval = normal_interval(c, level)
+        else:
+            interval = bootstrap_interval(c, level, n_bootstrap, rng)
+        if not math.isfinite(value):  # pragma: no cover - guarded by batch validation
+            raise ValueError(f"estimator {self.name!r} produced a non-finite estimate ({value})")
+        return Estimate(self.name, value, interval.low, interval.high, interval.std_err, batch.n, ci, float(level), diag)
+
+
+def dm_term(batch: LoggedBatch, reward_hat: np.ndarray) -> np.ndarray:
+    """float64 (n,): sum over arms of target_probs * reward_hat, row by row."""
+    return np.einsum("ij,ij->i", batch.target_probs, reward_hat)
+
+
+def self_normalised(terms: np.ndarray, weights: np.ndarray, what: str) -> np.ndarray:
+    """Linearised contributions of ``sum(terms) / sum(weights)`` (both float64 (n,)).
+
+    Returns ``V + (terms - V * weights) / mean(weights)`` where ``V`` is the ratio: its mean is
+    exactly ``V`` and its variance / n is the delta-method variance of the ratio.
+    """
+    w_bar = float(weights.mean())
+    if w_bar <= 0:
+        raise ValueError(
+            f"{what} is undefined on this batch: the target policy gives probability 0 to every logged action "
+            "(all importance weights are 0)"
+        )
+    v = float(terms.sum() / weights.sum())
+    return v + (terms - v * weights) / w_bar

@@ -1,0 +1,164 @@
+"""``LoggedBatch``: the typed input of every off-policy estimator (never a dict).
+
+Row i is one logged decision: the logging policy chose arm ``actions[i]`` with the exact
+probability ``propensities[i]`` and observed ``rewards[i]``; ``target_probs[i]`` is the
+distribution the policy under evaluation would have used on the same context, and
+``reward_hat[i]`` (optional) a reward model's prediction for every arm on that context.
+
+Arrays are validated once, on construction, and stored as read-only float64/int64 copies (the
+caller's arrays are never changed). Errors name the field, what was expected, and the first
+offending row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+# Rows of a probability matrix may differ from 1 by this much (float rounding of a softmax).
+PROBS_ATOL = 1e-6
+
+
+class BatchError(ValueError):
+    """A ``LoggedBatch`` was given arrays that break its contract; the message says which."""
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _as_array(name: str, value: object, dtype: type, ndim: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise BatchError(f"`{name}` must be convertible to {np.dtype(dtype).name}; {exc}") from None
+    if arr.ndim != ndim:
+        shape = "(n,)" if ndim == 1 else "(n, n_arms)"
+        raise BatchError(f"`{name}` must have shape {shape}; got shape {arr.shape}")
+    return arr
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows = bad if bad.ndim == 1 else bad.any(axis=1)
+        i = _first(rows)
+        raise BatchError(f"`{name}` must be finite; {int(rows.sum())} row(s) hold NaN or inf (first: row {i}, value {arr[i]!r})")
+
+
+@dataclass(frozen=True, eq=False)
+class LoggedBatch:
+    """Logged bandit feedback plus the target policy's probabilities on the same rows.
+
+    Fields (n rows, k arms; action ids are 0-based column indices):
+
+    - ``actions``: int64 (n,), the arm the logging policy chose, in [0, k).
+    - ``rewards``: float64 (n,), the reward observed for that arm; finite.
+    - ``propensities``: float64 (n,), the logging policy's exact probability of that choice,
+      in (0, 1]; never rounded.
+    - ``target_probs``: float64 (n, k), the target policy's action distribution per row;
+      entries in [0, 1], rows summing to 1 (within ``PROBS_ATOL``).
+    - ``reward_hat``: float64 (n, k) or None, a reward model's predictions for every arm
+      (out-of-fold, see ``estimators.reward_model``); finite.
+    """
+
+    actions: np.ndarray
+    rewards: np.ndarray
+    propensities: np.ndarray
+    target_probs: np.ndarray
+    reward_hat: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        actions = self.actions
+        if isinstance(actions, np.ndarray) and actions.dtype.kind == "f":
+            if np.isnan(actions).any():
+                raise BatchError(f"`actions` must be integer arm ids; row {_first(np.isnan(actions))} is NaN")
+            if (actions != np.round(actions)).any():
+                i = _first(actions != np.round(actions))
+                raise BatchError(f"`actions` must be integer arm ids; row {i} holds {actions[i]!r}")
+        a = _as_array("actions", actions, np.int64, 1)
+        r = _as_array("rewards", self.rewards, np.float64, 1)
+        p = _as_array("propensities", self.propensities, np.float64, 1)
+        pi = _as_array("target_probs", self.target_probs, np.float64, 2)
+        n = a.shape[0]
+        if n == 0:
+            raise BatchError("a LoggedBatch needs at least one row; got 0")
+        for name, arr in (("rewards", r), ("propensities", p)):
+            if arr.shape[0] != n:
+                raise BatchError(f"`{name}` must have shape ({n},) like `actions`; got {arr.shape}")
+        if pi.shape[0] != n:
+            raise BatchError(f"`target_probs` must have {n} rows like `actions`; got shape {pi.shape}")
+        k = pi.shape[1]
+        if k == 0:
+            raise BatchError("`target_probs` must have at least one arm column; got shape (n, 0)")
+        bad = (a < 0) | (a >= k)
+        if bad.any():
+            i = _first(bad)
+            raise BatchError(f"`actions` must be in [0, {k}) (target_probs has {k} arms); {int(bad.sum())} row(s) are not (first: row {i}, value {a[i]})")
+        _check_finite("rewards", r)
+        bad = ~((p > 0) & (p <= 1))  # also catches NaN
+        if bad.any():
+            i = _first(bad)
+            raise BatchError(f"`propensities` must be in (0, 1]; {int(bad.sum())} row(s) are not (first: row {i}, value {p[i]!r})")
+        _check_finite("target_probs", pi)
+        bad = ((pi < 0) | (pi > 1)).any(axis=1)
+        if bad.any():
+            i = _first(bad)
+            raise BatchError(f"`target_probs` entries must be in [0, 1]; {int(bad.sum())} row(s) are not (first: row {i}, {pi[i].tolist()})")
+        sums = pi.sum(axis=1)
+        bad = np.abs(sums - 1.0) > PROBS_ATOL
+        if bad.any():
+            i = _first(bad)
+            raise BatchError(f"`target_probs` rows must sum to 1; {int(bad.sum())} row(s) do not (first: row {i}, sums to {sums[i]!r})")
+        q = None
+        if self.reward_hat is not None:
+            q = _as_array("reward_hat", self.reward_hat, np.float64, 2)
+            if q.shape != pi.shape:
+                raise BatchError(f"`reward_hat` must have shape (n, n_arms) = {pi.shape} like `target_probs`; got {q.shape}")
+            _check_finite("reward_hat", q)
+        for arr in (a, r, p, pi, q):
+            if arr is not None:
+                arr.flags.writeable = False
+        object.__setattr__(self, "actions", a)
+        object.__setattr__(self, "rewards", r)
+        object.__setattr__(self, "propensities", p)
+        object.__setattr__(self, "target_probs", pi)
+        object.__setattr__(self, "reward_hat", q)
+
+    @property
+    def n(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def n_arms(self) -> int:
+        return int(self.target_probs.shape[1])
+
+    @cached_property
+    def target_prob_logged(self) -> np.ndarray:
+        """float64 (n,): the target policy's probability of the logged action."""
+        out = self.target_probs[np.arange(self.n), self.actions]
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """float64 (n,): importance weights target_probs[i, actions[i]] / propensities[i]."""
+        out = self.target_prob_logged / self.propensities
+        out.flags.writeable = False
+        return out
+
+    def with_reward_hat(self, reward_hat: np.ndarray | None) -> "LoggedBatch":
+        """The same rows with other reward-model predictions (validated again)."""
+        return LoggedBatch(self.actions, self.rewards, self.propensities, self.target_probs, reward_hat)
+
+    def with_target(self, target_probs: np.ndarray) -> "LoggedBatch":
+        """The same logged rows evaluated against another target policy."""
+        return LoggedBatch(self.actions, self.rewards, self.propensities, target_probs, self.reward_hat)
+
+    def take(self, index: np.ndarray) -> "LoggedBatch":
+        """The rows at ``index`` (int (m,)), in that order."""
+        idx = np.asarray(index)
+        q = None if self.reward_hat is None else self.reward_hat[idx]
+        return LoggedBatch(self.actions[idx], self.rewards[idx], self.propensities[idx], self.target_probs[idx], q)
