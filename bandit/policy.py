@@ -86,9 +86,16 @@ def register_policy(name: str, target: str) -> None:
     POLICY_REGISTRY[name] = target
 
 
+def _ensure_registered() -> None:
+    import importlib
+
+    importlib.import_module("bandit.policies")  # registers every policy name (imports nothing heavy)
+
+
 def get_config_class(name: str) -> Callable[..., Any]:
     import importlib
 
+    _ensure_registered()
     if name not in POLICY_REGISTRY:
         raise KeyError(f"unknown policy {name!r}; known policies: {', '.join(sorted(POLICY_REGISTRY))}")
     module, attr = POLICY_REGISTRY[name].split(":")
@@ -96,6 +103,7 @@ def get_config_class(name: str) -> Callable[..., Any]:
 
 
 def policy_names() -> Sequence[str]:
+    _ensure_registered()
     return sorted(POLICY_REGISTRY)
 
 
