@@ -159,6 +159,19 @@ def _convert(table: str, name: str, series: pd.Series, expected: pa.DataType) ->
         return None, Problem(table, name, f"expected {expected}, found {arr.type} values that do not convert exactly ({str(exc).splitlines()[0][:120]})")
 
 
+def _normalize_extra(arr: pa.Array) -> pa.Array:
+    """One Arrow type per kind of extra, whatever pandas dtype the values came in: categories
+    are decoded, large strings/binaries become plain ones (pandas 3 ``str`` gives large_string,
+    ``object`` gives string), so the same extra keeps the same type from append to append."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    elif pa.types.is_large_binary(arr.type):
+        arr = arr.cast(pa.binary())
+    return arr
+
+
 def _to_arrow(table: str, frame: pd.DataFrame) -> tuple[pa.Table | None, list[Problem]]:
     problems: list[Problem] = []
     arrays, fields = [], []
@@ -196,6 +209,7 @@ def _to_arrow(table: str, frame: pd.DataFrame) -> tuple[pa.Table | None, list[Pr
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
             problems.append(Problem(table, name, f"extra column values of dtype {frame[name].dtype} have no single Arrow type ({str(exc).splitlines()[0][:120]})"))
             continue
+        arr = _normalize_extra(arr)
         arrays.append(arr)
         fields.append(pa.field(name, arr.type))
     if problems:
@@ -322,10 +336,12 @@ class Log:
         Raises ``LogValidationError`` listing every problem (nothing is written then). Returns
         the new part's path, or None for an empty frame.
         """
+        self.table_dir(table)  # an unknown table name: LogError before anything else
         if not isinstance(frame, pd.DataFrame):
             raise LogValidationError([Problem(table, "", f"expected a pandas DataFrame, found {type(frame).__name__}")])
         arrow, problems = _to_arrow(table, frame)
-        problems += check_frame(table, frame.reset_index(drop=True), self.metadata)
+        if not frame.columns.duplicated().any():  # value checks need one column per name
+            problems += check_frame(table, frame.reset_index(drop=True), self.metadata)
         if arrow is not None and not problems and arrow.num_rows:
             problems += self._check_against_log(table, arrow)
         if problems:
