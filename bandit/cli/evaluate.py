@@ -1,0 +1,125 @@
+"""``bandit-log evaluate``: off-policy estimates of trained runs and baselines on a decisions log.
+
+Thin over ``bandit.report``: builds each target policy's probability matrix on the logged rows
+(a trained run through ``bandit.runs.load_run``, or a baseline), runs the estimators, prints a
+table (or one JSON document), and optionally writes the HTML report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bandit.cli._common import emit_json, say
+
+DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _table(rows: list[dict]) -> list[str]:
+    header = ["policy", "estimator", "estimate", "ci", "ess", "true"]
+    cells = [header] + [
+        [r["policy"], r["estimator"], _fmt(r["estimate"]), f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", f"{r['ess']:.1f}", _fmt(r["true_value"])]
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    return ["  ".join(c[0].ljust(widths[0]) if i == 0 else c[i].ljust(widths[i]) if i == 1 else c[i].rjust(widths[i]) for i in range(len(header))).rstrip() for c in cells]
+
+
+def _run_probs(path: str, decisions: Any, arm_names: tuple[str, ...]) -> tuple[str, Any]:
+    import numpy as np
+
+    try:
+        from bandit.runs import load_run
+    except ImportError as exc:
+        raise ValueError(f"--run {path}: trained runs cannot be loaded here (bandit.runs is unavailable: {exc})") from None
+    run = load_run(path)
+    frame = decisions[[c for c in ("query_id", "prompt", "domain") if c in decisions.columns]]
+    probs = np.asarray(run.probabilities(frame), dtype=np.float64)
+    run_arms = tuple(run.arm_names)
+    if run_arms != arm_names:
+        if sorted(run_arms) != sorted(arm_names):
+            raise ValueError(f"--run {path}: the run's arms ({', '.join(run_arms)}) differ from the log's ({', '.join(arm_names)})")
+        probs = probs[:, [run_arms.index(a) for a in arm_names]]
+    return str(run.name), probs
+
+
+@click.command()
+@click.argument("log", type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=str))
+@click.option("--run", "runs", multiple=True, type=click.Path(exists=True, path_type=str), help="A trained run folder (repeatable).")
+@click.option("--baseline", "baselines", multiple=True,
+              help="A baseline policy: uniform, fixed:ARM or oracle (repeatable). Default with no --run: uniform, fixed:ARM for every arm, and oracle when the log has outcomes.")
+@click.option("--estimator", "estimator_specs", multiple=True,
+              help="Estimator name, optionally with settings: dm, ips, ips:clip=20, snips, dr, sndr, switch-dr:tau=50, dros:lam=100 (repeatable; default ips, snips, dr).")
+@click.option("--ci", type=click.Choice(["normal", "bootstrap"]), default="normal", show_default=True, help="Interval method.")
+@click.option("--level", type=float, default=0.95, show_default=True, help="Interval coverage level.")
+@click.option("--n-bootstrap", type=int, default=200, show_default=True, help="Bootstrap resamples (with --ci bootstrap).")
+@click.option("--folds", type=int, default=5, show_default=True, help="Cross-fitting folds of the reward model (DM and DR family).")
+@click.option("--policy-id", "policy_ids", multiple=True, help="Only decisions logged by this policy_id (repeatable; default: all rows).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reward model's folds and the bootstrap.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Also write report.html (self-contained, with plots) and report.json into this folder.")
+def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estimator_specs: tuple[str, ...], ci: str, level: float,
+             n_bootstrap: int, folds: int, policy_ids: tuple[str, ...], seed: int, as_json: bool, report_dir: str | None) -> None:
+    """Estimate the value of trained runs and baselines from LOG's logged decisions.
+
+    Each target policy is evaluated with each estimator on the decisions table; the reward
+    model of DM and the DR family is a per-arm ridge regression on hashed word n-grams of the
+    prompt, cross-fitted. Where LOG also has the outcomes of the same prompts, the true value
+    is printed beside the estimate.
+
+    \b
+    Example:
+      bandit-log evaluate runs/log --baseline uniform --baseline oracle --estimator ips --estimator dr
+      bandit-log evaluate runs/log --run runs/reinforce --ci bootstrap --json
+      bandit-log evaluate runs/log --estimator ips:clip=20 --estimator sndr --report out/report
+    """
+    from estimators import CrossFitRewardModel, parse_estimator
+    from logging_data import open_log
+
+    from bandit.report import baseline_probs, evaluate_policies, write_html_report
+
+    opened = open_log(log)
+    arms = opened.metadata.arm_names
+    if not opened.has("decisions"):
+        raise ValueError(f"{log}: the log has no decisions table (simulate one with `bandit-log simulate {log}`)")
+    estimators = [parse_estimator(s) for s in (estimator_specs or DEFAULT_ESTIMATORS)]
+    decisions = opened.read("decisions")
+    if policy_ids:
+        unknown = sorted(set(policy_ids) - set(decisions["policy_id"].astype(str)))
+        if unknown:
+            raise ValueError(f"--policy-id {', '.join(unknown)}: not in the decisions table (policy_ids: {', '.join(sorted(set(decisions['policy_id'].astype(str))))})")
+        decisions = decisions[decisions["policy_id"].astype(str).isin(policy_ids)].reset_index(drop=True)
+    outcomes = opened.read("outcomes") if opened.has("outcomes") else None
+    specs = list(baselines)
+    if not specs and not runs:
+        specs = ["uniform"] + [f"fixed:{a}" for a in arms] + (["oracle"] if outcomes is not None else [])
+    targets = {}
+    for spec in specs:
+        targets[spec] = baseline_probs(spec, decisions, arms, outcomes)
+    for path in runs:
+        name, probs = _run_probs(path, decisions, arms)
+        if name in targets:
+            name = f"{name} ({path})"
+        targets[name] = probs
+    say(f"evaluating {len(targets)} policies x {len(estimators)} estimators on {len(decisions)} decisions")
+    result = evaluate_policies(
+        decisions, arms, targets, estimators, outcomes=outcomes,
+        reward_model=CrossFitRewardModel(n_folds=folds, seed=seed), ci=ci, level=level, n_bootstrap=n_bootstrap, seed=seed,
+    )
+    if report_dir:
+        path = write_html_report(result, report_dir)
+        say(f"wrote {path}")
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        click.echo("\n".join(_table(result.rows())))
