@@ -1,0 +1,298 @@
+"""The models file: which target to accelerate and which arms (ways to decode it) to choose from.
+
+A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
+
+    [target]
+    path = "packaged:smollm2-135m"   # a local HF directory, a .gguf file, or packaged:NAME
+    device = "auto"                  # auto (cuda when present, else cpu) | cpu | cuda
+    dtype = "auto"                   # auto (fp32 on CPU, bf16/fp16 on CUDA) | float32 | bfloat16 | float16
+    max_new_tokens = 64
+    chat_template = "auto"           # auto (use the tokenizer's template when it has one) | true | false
+
+    [[arms]]
+    name = "plain"
+    kind = "none"
+
+    [[arms]]
+    name = "lookup3"
+    kind = "prompt_lookup"
+    prompt_lookup_num_tokens = 3
+
+    [[arms]]
+    name = "exit8"
+    kind = "early_exit"
+    assistant_early_exit = 8
+    num_assistant_tokens = 4
+
+    [[arms]]
+    name = "small-draft"
+    kind = "draft"
+    draft = "drafts/tiny"            # relative paths are relative to this file's folder
+    num_assistant_tokens = 5
+    num_assistant_tokens_schedule = "constant"
+    # universal = true               # required when the draft's tokenizer differs from the target's
+
+Unknown keys, wrong types, settings that do not belong to an arm's kind, and repeated arm names
+are errors that name the offending key and the valid ones. Nothing here loads a model:
+``decoding.loading.DecodingSession`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from logging_data import ARM_KINDS, Arm
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+SCHEDULES = ("constant", "heuristic", "heuristic_transient")
+#: arm kinds a models file may use (``unknown`` is for logs of foreign origin only)
+MODEL_ARM_KINDS = tuple(k for k in ARM_KINDS if k != "unknown")
+
+_TARGET_KEYS = ("path", "device", "dtype", "max_new_tokens", "chat_template")
+_ARM_COMMON = ("name", "kind", "family")
+_ASSISTANT_KEYS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
+_ARM_KEYS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "none": _ARM_COMMON,
+    "prompt_lookup": _ARM_COMMON + ("prompt_lookup_num_tokens", "max_matching_ngram_size"),
+    "early_exit": _ARM_COMMON + ("assistant_early_exit",) + _ASSISTANT_KEYS,
+    "draft": _ARM_COMMON + ("draft", "universal") + _ASSISTANT_KEYS,
+}
+_ALL_ARM_KEYS = tuple(dict.fromkeys(k for keys in _ARM_KEYS_BY_KIND.values() for k in keys))
+
+
+class ModelsConfigError(ValueError):
+    """The models file is malformed; the message names the file, the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """The target model. ``path``: local HF directory, ``.gguf`` file or ``packaged:NAME``."""
+
+    path: str
+    device: str = "auto"
+    dtype: str = "auto"
+    max_new_tokens: int = 64
+    chat_template: str | bool = "auto"  # "auto", True or False
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One arm: a point in the public ``generate()`` space. Unset settings are None."""
+
+    name: str
+    kind: str
+    family: str | None = None
+    draft: str | None = None  # kind "draft": the draft model's path (same forms as the target's)
+    universal: bool = False  # kind "draft": allow a different tokenizer (universal assisted decoding)
+    prompt_lookup_num_tokens: int | None = None
+    max_matching_ngram_size: int | None = None
+    assistant_early_exit: int | None = None
+    num_assistant_tokens: int | None = None
+    num_assistant_tokens_schedule: str | None = None
+    assistant_confidence_threshold: float | None = None
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the target's ``generate()`` that select this arm (no model objects)."""
+        if self.kind == "prompt_lookup":
+            kw: dict[str, Any] = {"prompt_lookup_num_tokens": self.prompt_lookup_num_tokens}
+            if self.max_matching_ngram_size is not None:
+                kw["max_matching_ngram_size"] = self.max_matching_ngram_size
+            return kw
+        if self.kind == "early_exit":
+            return {"assistant_early_exit": self.assistant_early_exit}
+        return {}
+
+    def assistant_settings(self) -> dict[str, Any]:
+        """Settings transformers reads from the *assistant's* ``generation_config`` (set, then restored)."""
+        return {k: getattr(self, k) for k in _ASSISTANT_KEYS if getattr(self, k) is not None}
+
+    @property
+    def n_draft_tokens(self) -> int | None:
+        """Tokens proposed per block when fixed by the settings (None: transformers' default)."""
+        if self.kind == "prompt_lookup":
+            return self.prompt_lookup_num_tokens
+        return self.num_assistant_tokens
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """A parsed models file: the target, the ordered arms, and the file's text (for log metadata)."""
+
+    target: TargetConfig
+    arms: tuple[ArmConfig, ...]
+    source_text: str = ""
+    source_path: str | None = None
+    base_dir: str = "."
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.arms)
+
+    def arm(self, name: str) -> ArmConfig:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise KeyError(f"unknown arm {name!r}; the models file's arms are {', '.join(self.arm_names)}")
+
+    def resolve(self, path: str) -> str:
+        """A model path as given, made absolute against the models file's folder (packaged: kept)."""
+        if path.startswith("packaged:") or os.path.isabs(path):
+            return path
+        return str(Path(self.base_dir) / path)
+
+    def to_log_arms(
+        self,
+        costs: Mapping[str, float] | None = None,
+        n_params_m: Mapping[str, float] | None = None,
+    ) -> tuple[Arm, ...]:
+        """The arms as ``logging_data.Arm`` in file order.
+
+        ``costs``: arm name -> one draft step's cost relative to one target step (from
+        ``decoding.calibrate``); arms missing there get 0 for kinds that run no model (none,
+        prompt lookup) and 0 otherwise too, so pass costs once calibration is known.
+        ``n_params_m``: arm name -> draft parameters in millions, when loaded.
+        """
+        costs = dict(costs or {})
+        n_params_m = dict(n_params_m or {})
+        out = []
+        for a in self.arms:
+            attrs: dict[str, Any] = {"kind": a.kind, "family": a.family or a.kind}
+            if a.n_draft_tokens is not None:
+                attrs["draft_tokens"] = int(a.n_draft_tokens)
+            if a.assistant_early_exit is not None:
+                attrs["exit_layer"] = int(a.assistant_early_exit)
+            if a.name in n_params_m:
+                attrs["n_params_m"] = float(n_params_m[a.name])
+            if a.universal:
+                attrs["universal"] = True
+            out.append(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=attrs))
+        return tuple(out)
+
+
+# -- parsing ------------------------------------------------------------------------------------
+def load_models_config(path: str | os.PathLike) -> ModelsConfig:
+    """Read and check a models TOML file; relative model paths resolve against its folder."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelsConfigError(f"models file {p}: no such file")
+    if not p.is_file():
+        raise ModelsConfigError(f"models file {p}: expected a TOML file, found a directory")
+    text = p.read_text(encoding="utf-8")
+    return parse_models_config(text, base_dir=p.resolve().parent, source=str(p))
+
+
+def parse_models_config(text: str, base_dir: str | os.PathLike = ".", source: str = "<models>") -> ModelsConfig:
+    """Parse the TOML ``text`` of a models file (see the module docstring for the format)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelsConfigError(f"{source}: not valid TOML ({exc})") from None
+    unknown = sorted(set(doc) - {"target", "arms"})
+    if unknown:
+        raise ModelsConfigError(f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; valid: 'target', '[[arms]]'")
+    if "target" not in doc or not isinstance(doc["target"], dict):
+        raise ModelsConfigError(f"{source}: missing the [target] table (with at least `path = ...`)")
+    target = _parse_target(doc["target"], source)
+    raw_arms = doc.get("arms")
+    if not isinstance(raw_arms, list) or not raw_arms:
+        raise ModelsConfigError(f"{source}: needs at least one [[arms]] table; found {'none' if raw_arms is None else type(raw_arms).__name__}")
+    arms = tuple(_parse_arm(a, i, source) for i, a in enumerate(raw_arms))
+    names = [a.name for a in arms]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ModelsConfigError(f"{source}: arm names must be unique; repeated: {', '.join(dupes)}")
+    return ModelsConfig(target=target, arms=arms, source_text=text, source_path=source, base_dir=str(base_dir))
+
+
+def _check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise ModelsConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
+
+
+def _typed(table: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str, default: Any = None) -> Any:
+    if key not in table:
+        return default
+    v = table[key]
+    names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ModelsConfigError(f"{where}: `{key}` must be {names}; got {v!r}")
+    if not isinstance(v, types):
+        raise ModelsConfigError(f"{where}: `{key}` must be {names}; got {v!r} ({type(v).__name__})")
+    return v
+
+
+def _positive_int(table: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int | None:
+    v = _typed(table, key, int, where, default)
+    if v is not None and v < 1:
+        raise ModelsConfigError(f"{where}: `{key}` must be an integer >= 1; got {v}")
+    return v
+
+
+def _parse_target(t: Mapping[str, Any], source: str) -> TargetConfig:
+    where = f"{source} [target]"
+    _check_keys(t, _TARGET_KEYS, where)
+    path = _typed(t, "path", str, where)
+    if not path or not path.strip():
+        raise ModelsConfigError(f"{where}: `path` is required (a local HF directory, a .gguf file or packaged:NAME)")
+    device = _typed(t, "device", str, where, "auto")
+    if device not in DEVICES:
+        raise ModelsConfigError(f"{where}: `device` must be one of {', '.join(DEVICES)}; got {device!r}")
+    dtype = _typed(t, "dtype", str, where, "auto")
+    if dtype not in DTYPES:
+        raise ModelsConfigError(f"{where}: `dtype` must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    max_new = _positive_int(t, "max_new_tokens", where, 64)
+    chat = t.get("chat_template", "auto")
+    if chat not in ("auto", True, False):
+        raise ModelsConfigError(f"{where}: `chat_template` must be \"auto\", true or false; got {chat!r}")
+    return TargetConfig(path=path, device=device, dtype=dtype, max_new_tokens=max_new, chat_template=chat)
+
+
+def _parse_arm(a: Any, i: int, source: str) -> ArmConfig:
+    where = f"{source} [[arms]] #{i + 1}"
+    if not isinstance(a, dict):
+        raise ModelsConfigError(f"{where}: expected a table, got {type(a).__name__}")
+    name = _typed(a, "name", str, where)
+    if not name or not name.strip():
+        raise ModelsConfigError(f"{where}: `name` is required (a non-empty string)")
+    where = f"{source} arm {name!r}"
+    kind = _typed(a, "kind", str, where)
+    if kind not in MODEL_ARM_KINDS:
+        raise ModelsConfigError(f"{where}: `kind` must be one of {', '.join(MODEL_ARM_KINDS)}; got {kind!r}")
+    unknown = sorted(set(a) - set(_ALL_ARM_KEYS))
+    if unknown:
+        raise ModelsConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys for kind {kind!r}: {', '.join(_ARM_KEYS_BY_KIND[kind])}")
+    misplaced = sorted(set(a) - set(_ARM_KEYS_BY_KIND[kind]))
+    if misplaced:
+        raise ModelsConfigError(f"{where}: key(s) {', '.join(map(repr, misplaced))} do not apply to kind {kind!r}; valid keys for it: {', '.join(_ARM_KEYS_BY_KIND[kind])}")
+    kw: dict[str, Any] = {"name": name, "kind": kind, "family": _typed(a, "family", str, where)}
+    if kind == "prompt_lookup":
+        kw["prompt_lookup_num_tokens"] = _positive_int(a, "prompt_lookup_num_tokens", where, 10)
+        kw["max_matching_ngram_size"] = _positive_int(a, "max_matching_ngram_size", where)
+    if kind == "early_exit":
+        kw["assistant_early_exit"] = _positive_int(a, "assistant_early_exit", where)
+        if kw["assistant_early_exit"] is None:
+            raise ModelsConfigError(f"{where}: kind 'early_exit' needs `assistant_early_exit` (the layer to exit at, >= 1)")
+    if kind == "draft":
+        draft = _typed(a, "draft", str, where)
+        if not draft or not draft.strip():
+            raise ModelsConfigError(f"{where}: kind 'draft' needs `draft` (a local HF directory, a .gguf file or packaged:NAME)")
+        kw["draft"] = draft
+        kw["universal"] = _typed(a, "universal", bool, where, False)
+    if kind in ("early_exit", "draft"):
+        kw["num_assistant_tokens"] = _positive_int(a, "num_assistant_tokens", where)
+        sched = _typed(a, "num_assistant_tokens_schedule", str, where)
+        if sched is not None and sched not in SCHEDULES:
+            raise ModelsConfigError(f"{where}: `num_assistant_tokens_schedule` must be one of {', '.join(SCHEDULES)}; got {sched!r}")
+        kw["num_assistant_tokens_schedule"] = sched
+        thr = _typed(a, "assistant_confidence_threshold", (int, float), where)
+        if thr is not None and not (math.isfinite(thr) and 0 <= thr < 1):
+            raise ModelsConfigError(f"{where}: `assistant_confidence_threshold` must be in [0, 1); got {thr}")
+        kw["assistant_confidence_threshold"] = None if thr is None else float(thr)
+    return ArmConfig(**kw)
