@@ -1,0 +1,131 @@
+"""Torch state without pickles: module weights and optimizer state as safetensors plus JSON.
+
+``torch.save`` is a pickle; artifacts and checkpoints here are safetensors files (tensors only)
+with a JSON file beside them for everything that is not a tensor (optimizer hyper-parameters,
+step counters, fingerprints). Checkpoints are numbered pairs ``ckpt-000000120.safetensors`` +
+``ckpt-000000120.json``; the JSON is written last (each file to a temporary name, then renamed),
+so a checkpoint counts only once both halves are complete, and an interrupted write is never
+read back. torch and safetensors are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_CKPT = re.compile(r"^ckpt-(\d{9})\.json$")
+
+
+def optimizer_to_tensors(state_dict: dict, prefix: str) -> tuple[dict[str, Any], dict]:
+    """Split ``optimizer.state_dict()`` into flat tensors ``{prefix}.{param}.{key}`` and JSON-safe rest."""
+    import torch
+
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in state_dict["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.{pid}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    groups = json.loads(json.dumps(state_dict["param_groups"]))
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def optimizer_from_tensors(tensors: dict[str, Any], meta: dict, prefix: str) -> dict:
+    """The inverse of ``optimizer_to_tensors``: a state dict for ``optimizer.load_state_dict``."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            pid, key = name[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(pid), {})[key] = value
+    for pid, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(entries)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def module_tensors(module: Any, prefix: str) -> dict[str, Any]:
+    """A module's state dict as independent CPU tensors named ``{prefix}.{name}`` (shared storage copied)."""
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def load_module(module: Any, tensors: dict[str, Any], prefix: str) -> None:
+    """Load ``{prefix}.*`` tensors into ``module`` (strict: every key must match)."""
+    own = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    module.load_state_dict(own, strict=True)
+
+
+def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def read_tensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_checkpoint(directory: Path, step: int, tensors: dict[str, Any], meta: dict, keep: int) -> None:
+    """Write checkpoint ``step`` into ``directory`` and delete all but the newest ``keep``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"ckpt-{step:09d}"
+    write_tensors(directory / f"{stem}.safetensors", tensors)
+    write_json(directory / f"{stem}.json", {**meta, "step": step})
+    for old in checkpoint_steps(directory)[:-keep]:
+        (directory / f"ckpt-{old:09d}.json").unlink()
+        (directory / f"ckpt-{old:09d}.safetensors").unlink(missing_ok=True)
+
+
+def checkpoint_steps(directory: Path) -> list[int]:
+    """Steps of the complete checkpoints in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    steps = []
+    for p in directory.iterdir():
+        m = _CKPT.match(p.name)
+        if m and (directory / f"ckpt-{m.group(1)}.safetensors").is_file():
+            steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def latest_checkpoint(directory: Path | None) -> tuple[dict[str, Any], dict] | None:
+    """(tensors, meta) of the newest complete checkpoint in ``directory``, or None."""
+    if directory is None:
+        return None
+    steps = checkpoint_steps(Path(directory))
+    if not steps:
+        return None
+    stem = Path(directory) / f"ckpt-{steps[-1]:09d}"
+    meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    return read_tensors(stem.with_suffix(".safetensors")), meta
+
+
+def data_fingerprint(*arrays: np.ndarray | None) -> str:
+    """sha256 over the shapes, dtypes and bytes of the given arrays (None skipped)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
