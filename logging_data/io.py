@@ -422,7 +422,7 @@ def _validate_table(log: Log, table: str, report: ValidationReport) -> pd.DataFr
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         report.problems.append(Problem(table, "", f"parts have columns of conflicting types, so they cannot be read as one table ({str(exc).splitlines()[0][:160]})"))
         declared = [c.name for c in columns(table)]
-        merged = pa.concat_tables([f.select([n for n in declared if n in f.column_names]) for f in frames], promote_options="permissive")
+        merged = pa.concat_tables([f.select(declared) for f in frames])
     rows = merged.to_pandas(types_mapper=_PANDAS_TYPES.get)
     report.n_rows[table] = len(rows)
     report.problems.extend(check_frame(table, rows, log.metadata))
@@ -452,4 +452,27 @@ def _validate_part(log: Log, table: str, part: Path, report: ValidationReport) -
         report.problems.append(Problem(table, "", f"{part.name}: footer says it is a part of {found!r}, found in {table}/"))
     for p in check_types(table, pf.schema_arrow):
         report.problems.append(Problem(p.table, p.column, f"{part.name}: {p.message}"))
-    return data.replace_schema_metadata(None)
+    return _conform(table, data.replace_schema_metadata(None))
+
+
+def _conform(table: str, data: pa.Table) -> pa.Table:
+    """``data`` with every declared column in its declared type, so that the value checks can run
+    over all parts: missing columns become nulls, castable ones are cast (dictionary or large
+    strings, other numeric widths), the rest become nulls (their type problem is reported
+    separately). ``x_`` extras are kept as found; other undeclared columns are dropped."""
+    arrays, fields = [], []
+    for col in columns(table):
+        arr = None
+        if col.name in data.column_names:
+            found = data.column(col.name)
+            try:
+                arr = found.cast(col.type, safe=True) if found.type != col.type else found
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                arr = None
+        arrays.append(arr if arr is not None else pa.nulls(data.num_rows, type=col.type))
+        fields.append(pa.field(col.name, col.type))
+    for f in data.schema:
+        if f.name.startswith(EXTRA_PREFIX):
+            arrays.append(data.column(f.name))
+            fields.append(f)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
