@@ -189,6 +189,8 @@ class Arm:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Arm":
+        if not isinstance(d, Mapping) or "name" not in d:
+            raise ValueError(f"an arm entry must be an object with a 'name'; got {d!r}")
         return cls(name=d["name"], kind=d.get("kind", "unknown"), cost=float(d.get("cost", 0.0)), attrs=d.get("attrs", {}))
 
 
