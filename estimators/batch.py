@@ -45,7 +45,7 @@ def _check_finite(name: str, arr: np.ndarray) -> None:
     if bad.any():
         rows = bad if bad.ndim == 1 else bad.any(axis=1)
         i = _first(rows)
-        raise BatchError(f"`{name}` must be finite; {int(rows.sum())} row(s) hold NaN or inf (first: row {i}, value {arr[i]!r})")
+        raise BatchError(f"`{name}` must be finite; {int(rows.sum())} row(s) hold NaN or inf (first: row {i}, value {arr[i].tolist()!r})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +77,7 @@ class LoggedBatch:
                 raise BatchError(f"`actions` must be integer arm ids; row {_first(np.isnan(actions))} is NaN")
             if (actions != np.round(actions)).any():
                 i = _first(actions != np.round(actions))
-                raise BatchError(f"`actions` must be integer arm ids; row {i} holds {actions[i]!r}")
+                raise BatchError(f"`actions` must be integer arm ids; row {i} holds {float(actions[i])!r}")
         a = _as_array("actions", actions, np.int64, 1)
         r = _as_array("rewards", self.rewards, np.float64, 1)
         p = _as_array("propensities", self.propensities, np.float64, 1)
@@ -101,7 +101,7 @@ class LoggedBatch:
         bad = ~((p > 0) & (p <= 1))  # also catches NaN
         if bad.any():
             i = _first(bad)
-            raise BatchError(f"`propensities` must be in (0, 1]; {int(bad.sum())} row(s) are not (first: row {i}, value {p[i]!r})")
+            raise BatchError(f"`propensities` must be in (0, 1]; {int(bad.sum())} row(s) are not (first: row {i}, value {float(p[i])!r})")
         _check_finite("target_probs", pi)
         bad = ((pi < 0) | (pi > 1)).any(axis=1)
         if bad.any():
@@ -111,7 +111,7 @@ class LoggedBatch:
         bad = np.abs(sums - 1.0) > PROBS_ATOL
         if bad.any():
             i = _first(bad)
-            raise BatchError(f"`target_probs` rows must sum to 1; {int(bad.sum())} row(s) do not (first: row {i}, sums to {sums[i]!r})")
+            raise BatchError(f"`target_probs` rows must sum to 1; {int(bad.sum())} row(s) do not (first: row {i}, sums to {float(sums[i])!r})")
         q = None
         if self.reward_hat is not None:
             q = _as_array("reward_hat", self.reward_hat, np.float64, 2)

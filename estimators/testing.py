@@ -35,6 +35,36 @@ def random_batch(rng: np.random.Generator, n: int = 300, n_arms: int = 4, with_m
     return LoggedBatch(actions, rewards, prop, target, q)
 
 
+def logged_batches(with_model: bool = True, same_target: bool = False, max_rows: int = 40, max_arms: int = 5):
+    """A hypothesis strategy of valid ``LoggedBatch``es (needs the test extra ``hypothesis``).
+
+    Rewards are drawn by hypothesis in [-100, 100]; logging and target policies are random
+    Dirichlet rows from a drawn seed; actions are sampled from the logging policy with exact
+    propensities. ``same_target`` makes the target equal to the logging policy;
+    ``with_model`` adds a random ``reward_hat``.
+    """
+    from hypothesis import strategies as st
+
+    @st.composite
+    def _batches(draw):
+        n = draw(st.integers(1, max_rows))
+        k = draw(st.integers(1, max_arms))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        rewards = np.array(draw(st.lists(st.floats(-100, 100, allow_nan=False), min_size=n, max_size=n)), dtype=np.float64)
+        logging = rng.dirichlet(np.ones(k), size=n)
+        cum = logging.cumsum(axis=1)
+        actions = np.minimum((rng.random(n)[:, None] * cum[:, -1:] >= cum).sum(axis=1), k - 1)
+        propensities = logging[np.arange(n), actions]
+        if same_target:
+            target = logging
+        else:
+            target = rng.dirichlet(np.full(k, draw(st.sampled_from([0.3, 1.0, 10.0]))), size=n)
+        q = rng.normal(0, 10, (n, k)) if with_model else None
+        return LoggedBatch(actions, rewards, propensities, target, q)
+
+    return _batches()
+
+
 def check_estimator(estimator: EstimatorBase, seed: int = 0) -> None:
     """Run every contract check on ``estimator``; raises ``AssertionError`` on the first failure."""
     rng = np.random.default_rng(seed)
