@@ -3,8 +3,9 @@
 - ``regression``: one ridge regressor per arm predicts that arm's reward from the prompt
   features; the policy is greedy on the predictions or a softmax at ``temperature``.
 - ``classifier``: a multinomial logistic regression predicts the best arm directly (labels: the
-  best arm per prompt under full information; under bandit feedback the logged arm weighted by
-  (reward - min reward) / propensity, the importance-weighted classification reduction).
+  best arm per prompt under full information; under bandit feedback the best arm under doubly
+  robust pseudo-rewards, ``dr_pseudo_rewards``), each prompt weighted by what choosing right is
+  worth there (best minus mean reward).
 - ``taskspec``: the TaskSpec-style router: a logistic regression from prompt to domain label,
   then the arm best on average for that domain in training.
 
@@ -67,40 +68,67 @@ def _spread(probs: np.ndarray, classes: np.ndarray, n_arms: int) -> np.ndarray:
 
 
 # -- reward regression -----------------------------------------------------------------------------
+def fit_ridge_per_arm(x: np.ndarray, data: TrainingData, alpha: float, importance_weighted: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """One ridge regression per arm on the rows where that arm's reward is known.
+
+    Returns (coef float64 (n_arms, d), intercept float64 (n_arms,), rows per arm, arms without
+    data). Full information: every finite reward of the arm. Bandit feedback: the rows that
+    chose the arm, weighted by 1 / propensity when ``importance_weighted``. An arm with no row
+    predicts the lowest observed reward everywhere (so it is never preferred blindly).
+    """
+    from sklearn.linear_model import Ridge
+
+    k, d = data.n_arms, x.shape[1]
+    coef, intercept = np.zeros((k, d)), np.zeros(k)
+    n_rows, untrained = [], []
+    if data.is_full_information:
+        fallback = float(np.nanmin(data.rewards)) if np.isfinite(data.rewards).any() else 0.0
+    else:
+        fallback = float(data.observed.min())
+    for a in range(k):
+        if data.is_full_information:
+            rows = np.isfinite(data.rewards[:, a])
+            y, w = data.rewards[rows, a], None
+        else:
+            rows = data.actions == a
+            y = data.observed[rows]
+            w = 1.0 / data.propensities[rows] if importance_weighted else None
+        n_rows.append(int(rows.sum()))
+        if not rows.any():
+            intercept[a] = fallback
+            untrained.append(a)
+            continue
+        model = Ridge(alpha=alpha).fit(x[rows], y, sample_weight=w)
+        coef[a], intercept[a] = model.coef_, model.intercept_
+    return coef, intercept, n_rows, untrained
+
+
+def dr_pseudo_rewards(x: np.ndarray, data: TrainingData, alpha: float) -> np.ndarray:
+    """Doubly robust pseudo-rewards float64 (n, n_arms) from bandit feedback (Dudik et al., 2011).
+
+    ``r_hat(x, a) + 1[a = logged] (r - r_hat(x, logged)) / propensity``, with ``r_hat`` a ridge
+    regression per arm: an unbiased reward for every arm when either the model or the
+    propensities are right, so full-information learners can train on it.
+    """
+    coef, intercept, _, _ = fit_ridge_per_arm(x, data, alpha, importance_weighted=True)
+    gamma = x @ coef.T + intercept
+    rows = np.arange(data.n)
+    gamma[rows, data.actions] += (data.observed - gamma[rows, data.actions]) / data.propensities
+    return gamma
+
+
+# -- reward regression -----------------------------------------------------------------------------
 class RegressionPolicy(SavedStatePolicy):
     """One ridge regression per arm: predicted reward float64 (n, n_arms) -> greedy or softmax."""
 
     def _fit(self, data: TrainingData) -> dict[str, Any]:
-        from sklearn.linear_model import Ridge
-
         x = data.features.astype(np.float64)
-        k, d = data.n_arms, x.shape[1]
-        coef, intercept = np.zeros((k, d)), np.zeros(k)
-        n_rows, untrained = [], []
+        self.coef_, self.intercept_, n_rows, untrained = fit_ridge_per_arm(x, data, self.config.alpha, self.config.importance_weighted)
+        metrics: dict[str, Any] = {"rows_per_arm": dict(zip(self.arm_names, n_rows)),
+                                   "arms_without_data": [self.arm_names[a] for a in untrained]}
         if data.is_full_information:
-            fallback = float(np.nanmin(data.rewards)) if np.isfinite(data.rewards).any() else 0.0
-        else:
-            fallback = float(data.observed.min())
-        for a in range(k):
-            if data.is_full_information:
-                rows = np.isfinite(data.rewards[:, a])
-                y, w = data.rewards[rows, a], None
-            else:
-                rows = data.actions == a
-                y = data.observed[rows]
-                w = 1.0 / data.propensities[rows] if self.config.importance_weighted else None
-            n_rows.append(int(rows.sum()))
-            if not rows.any():
-                intercept[a] = fallback  # pessimistic: an arm never observed is never preferred
-                untrained.append(self.arm_names[a])
-                continue
-            model = Ridge(alpha=self.config.alpha).fit(x[rows], y, sample_weight=w)
-            coef[a], intercept[a] = model.coef_, model.intercept_
-        self.coef_, self.intercept_ = coef, intercept
-        pred = self.predict_rewards(x)
-        metrics: dict[str, Any] = {"rows_per_arm": dict(zip(self.arm_names, n_rows)), "arms_without_data": untrained}
-        if data.is_full_information:
-            resid = (pred - data.rewards)[np.isfinite(data.rewards)]
+            resid = (self.predict_rewards(x) - data.rewards)[np.isfinite(data.rewards)]
             metrics["train_rmse"] = float(np.sqrt(np.mean(resid**2)))
         return metrics
 
@@ -146,24 +174,16 @@ class ClassifierPolicy(SavedStatePolicy):
 
     def _fit(self, data: TrainingData) -> dict[str, Any]:
         x = data.features.astype(np.float64)
-        if data.is_full_information:
-            r = data.rewards
-            keep = np.isfinite(r).any(axis=1)
-            filled = np.where(np.isfinite(r), r, -np.inf)[keep]
-            labels = filled.argmax(axis=1)
-            weights = None
-            if self.config.cost_sensitive:
-                mean = np.nanmean(r[keep], axis=1)
-                weights = filled.max(axis=1) - mean  # what choosing right is worth on this prompt
-                if not (weights > 0).any():
-                    weights = None  # every arm ties everywhere: plain labels
-            x = x[keep]
-        else:
-            weights = (data.observed - data.observed.min()) / data.propensities
-            keep = weights > 0
-            if not keep.any():
-                raise ValueError(f"{self.config.name}: every observed reward equals the minimum; nothing to learn from bandit feedback")
-            x, labels, weights = x[keep], data.actions[keep], weights[keep]
+        r = data.rewards if data.is_full_information else dr_pseudo_rewards(x, data, self.config.ridge_alpha)
+        keep = np.isfinite(r).any(axis=1)
+        filled = np.where(np.isfinite(r), r, -np.inf)[keep]
+        labels = filled.argmax(axis=1)
+        weights = None
+        if self.config.cost_sensitive:
+            weights = filled.max(axis=1) - np.nanmean(r[keep], axis=1)  # what choosing right is worth here
+            if not (weights > 0).any():
+                weights = None  # every arm ties everywhere: plain labels
+        x = x[keep]
         if weights is not None:
             weights = weights / weights.mean()
         self.classes_, self.coef_, self.intercept_ = fit_logistic(
@@ -188,10 +208,11 @@ class ClassifierPolicy(SavedStatePolicy):
 class ClassifierConfig(PolicyConfigBase):
     """Predict the best arm directly with a multinomial logistic regression."""
 
-    C: float = 10.0  # inverse L2 regularisation strength (> 0)
+    C: float = 100.0  # inverse L2 regularisation strength (> 0)
     max_iter: int = 500  # lbfgs iterations
     output: str = "proba"  # "proba": predict_proba as the policy (stochastic); "greedy": one-hot argmax
-    cost_sensitive: bool = True  # full information: weight each prompt by best reward - mean reward
+    cost_sensitive: bool = True  # weight each prompt by best reward - mean reward (else all equal)
+    ridge_alpha: float = 1.0  # bandit feedback: ridge penalty of the reward model behind the DR pseudo-rewards
 
     name: ClassVar[str] = "classifier"
     policy_class: ClassVar[type] = ClassifierPolicy
@@ -201,6 +222,7 @@ class ClassifierConfig(PolicyConfigBase):
         check_number(self.name, "C", self.C, low=0.0, low_open=True)
         check_number(self.name, "max_iter", self.max_iter, low=1, integer=True)
         check_choice(self.name, "output", self.output, ("proba", "greedy"))
+        check_number(self.name, "ridge_alpha", self.ridge_alpha, low=0.0)
         if not isinstance(self.cost_sensitive, bool):
             raise ValueError(f"{self.name}: cost_sensitive must be true or false; got {self.cost_sensitive!r}")
 
