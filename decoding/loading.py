@@ -273,13 +273,18 @@ class DecodingSession:
     """The target and every arm's draft, loaded once, with greedy and assisted decoding.
 
     ``device`` overrides the models file's ``[target] device`` (drafts follow the target).
-    Raises ``ModelLoadError`` / ``ArmNotSupportedError`` before anything is decoded when a path
+    ``threads`` sets torch's intra-op thread count for the process (``torch.set_num_threads``;
+    None leaves it); the count in use is recorded in every outcome. Raises ``ModelLoadError`` / ``ArmNotSupportedError`` before anything is decoded when a path
     is missing or an arm cannot run.
     """
 
-    def __init__(self, config: ModelsConfig, device: str | None = None) -> None:
+    def __init__(self, config: ModelsConfig, device: str | None = None, threads: int | None = None) -> None:
         import torch
 
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1; got {threads}")
+            torch.set_num_threads(threads)
         self.config = config
         self.device = resolve_device(device or config.target.device)
         self.target = load_model(config.resolve(config.target.path), self.device, config.target.dtype)

@@ -90,7 +90,7 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     }
 
 
-def models_toml(tiny_models: dict[str, str], arms: str, target: str = "target", max_new_tokens: int = 12) -> str:
+def models_toml(tiny_models: dict[str, str], arms: str, target: str = "target", max_new_tokens: int = 8) -> str:
     return f'[target]\npath = "{tiny_models[target]}"\ndevice = "cpu"\nmax_new_tokens = {max_new_tokens}\nchat_template = false\n\n' + arms
 
 
@@ -136,14 +136,14 @@ def all_arms_config(tiny_models):
 def session(all_arms_config):
     from decoding.loading import DecodingSession
 
-    return DecodingSession(all_arms_config)
+    return DecodingSession(all_arms_config, threads=1)
 
 
 @pytest.fixture(scope="session")
 def toml_for(tiny_models):
-    """``toml_for(arms, target="target", max_new_tokens=12)`` -> models TOML text over the tiny models."""
+    """``toml_for(arms, target="target", max_new_tokens=8)`` -> models TOML text over the tiny models."""
 
-    def make(arms: str, target: str = "target", max_new_tokens: int = 12) -> str:
+    def make(arms: str, target: str = "target", max_new_tokens: int = 8) -> str:
         return models_toml(tiny_models, arms, target, max_new_tokens)
 
     return make
