@@ -49,7 +49,9 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
     if policy == "epsilon-greedy":
         if arm is None:
             raise click.UsageError("--policy epsilon-greedy needs --arm NAME (the arm chosen with probability 1 - epsilon)")
-        logging_policy = EpsilonGreedyLogging(opened.metadata.arm_index(arm), epsilon)
+        if arm not in arms:
+            raise ValueError(f"--arm: unknown arm {arm!r}; the log's arms are {', '.join(arms)}")
+        logging_policy = EpsilonGreedyLogging(arms.index(arm), epsilon)
         default_id = f"sim-epsilon-greedy-{arm}-eps{epsilon:g}-seed{seed}"
     elif policy == "softmax":
         logging_policy = SoftmaxLogging(temperature)
@@ -57,9 +59,8 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
     else:
         logging_policy = UniformLogging()
         default_id = f"sim-uniform-seed{seed}"
-    for name, used in (("--arm", arm is not None and policy != "epsilon-greedy"),):
-        if used:
-            say(f"note: {name} is ignored by --policy {policy}")
+    if arm is not None and policy != "epsilon-greedy":
+        say(f"note: --arm is ignored by --policy {policy}")
     outcomes = opened.read("outcomes")
     frame = simulate_decisions(outcomes, arms, logging_policy, np.random.default_rng(seed), policy_id=policy_id or default_id)
     part = opened.append("decisions", frame)
