@@ -17,11 +17,12 @@ from .schema import (
     arrow_schema,
     columns,
 )
-from .validate import LogValidationError, Problem, ValidationReport, check_frame
+from .validate import LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement
+from .describe import describe_log
 
 __all__ = [
     "ALIGNMENT_METRICS", "ARM_KINDS", "SCHEMA_VERSION", "SPLITS", "TABLES",
     "Arm", "Column", "Log", "LogError", "LogMetadata", "LogValidationError", "Problem",
-    "RewardDefinition", "ValidationReport", "arrow_schema", "check_frame", "columns",
-    "create_log", "open_log", "read_table", "to_arrow", "validate_log",
+    "RewardDefinition", "ValidationReport", "arrow_schema", "check_frame", "check_query_agreement",
+    "columns", "create_log", "describe_log", "open_log", "read_table", "to_arrow", "validate_log",
 ]

@@ -334,7 +334,9 @@ class Log:
         """Check ``frame`` and add it to ``table`` as one new part, atomically.
 
         Raises ``LogValidationError`` listing every problem (nothing is written then). Returns
-        the new part's path, or None for an empty frame.
+        the new part's path, or None for an empty frame. The checks against rows already written
+        and the write are not one transaction: processes appending to the same table at the same
+        time must write disjoint keys (shards of prompts), and ``validate_log`` checks the result.
         """
         self.table_dir(table)  # an unknown table name: LogError before anything else
         if not isinstance(frame, pd.DataFrame):

@@ -49,7 +49,7 @@ both
   - query-level columns (``prompt``, ``domain``, ``split``) agree for the same ``query_id``,
     within a table and between the two tables (null equals null);
   - ``split`` is null or one of ``train``, ``validation``, ``test``;
-  - every part's footer metadata equals ``_log.json``;
+  - every part's footer metadata equals ``_log.json`` and names the part's own table;
   - a table directory holds only parts (``part-*.parquet``) and hidden files: anything else
     would be read by plain readers without being part of the log.
 

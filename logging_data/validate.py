@@ -165,8 +165,10 @@ QUERY_LEVEL = ("prompt", "domain", "split")
 def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise equality of two object arrays where null equals null."""
     a_null, b_null = pd.isna(a), pd.isna(b)
-    eq = np.array([x == y for x, y in zip(a, b)], dtype=bool) if len(a) else np.zeros(0, dtype=bool)
-    return (a_null & b_null) | (~a_null & ~b_null & eq)
+    both = ~a_null & ~b_null
+    eq = np.zeros(len(a), dtype=bool)
+    eq[both] = [bool(x == y) for x, y in zip(a[both], b[both])]
+    return (a_null & b_null) | eq
 
 
 def check_query_agreement(table: str, frame: pd.DataFrame, reference: pd.DataFrame, reference_name: str) -> list[Problem]:

@@ -164,3 +164,17 @@ def test_check_frame_counts_and_names_first_rows(helpers, column, values, patter
     problems = check_frame("outcomes", frame, helpers.make_metadata())
     assert len(problems) == 1 and problems[0].column in (column, "query_id+arm")
     assert pd.Series([str(problems[0])]).str.contains(pattern).all(), str(problems[0])
+
+
+def test_query_agreement_treats_every_null_alike():
+    """pd.NA (pandas "string"), None and NaN all mean "unknown" and agree with each other."""
+    from logging_data import check_query_agreement
+
+    new = pd.DataFrame({"query_id": ["a", "b", "c", "d"], "prompt": ["p", "p", "p", "p"],
+                        "domain": pd.array(["code", pd.NA, pd.NA, "math"], dtype="string")})
+    ref = pd.DataFrame({"query_id": ["a", "b", "c", "d", "a"], "prompt": ["p", "p", "q", "p", "x"], "domain": ["code", None, np.nan, None, "y"]})
+    problems = check_query_agreement("decisions", new, ref, "outcomes")
+    assert [str(p) for p in problems] == [
+        "decisions.prompt: 1 row(s) disagree with outcomes rows of the same query_id (first: row 2 query_id=c)",
+        "decisions.domain: 1 row(s) disagree with outcomes rows of the same query_id (first: row 3 query_id=d)",
+    ]
