@@ -264,8 +264,16 @@ class Log:
         if not parts:
             schema = pa.schema([c.field() for c in columns(table) if cols is None or c.name in cols])
             return schema.empty_table()
-        tables = [pq.read_table(p, columns=cols) for p in parts]
-        return pa.concat_tables(tables, promote_options="permissive").replace_schema_metadata(None)
+        if cols is None:
+            tables = [pq.read_table(p) for p in parts]
+        else:  # an x_ extra may be in some parts only: read what each part has, nulls elsewhere
+            schemas = [pq.read_schema(p) for p in parts]
+            missing = [c for c in cols if not any(c in sc.names for sc in schemas)]
+            if missing:
+                raise LogError(f"{self.root}/{table}: no column {', '.join(map(repr, missing))}; the table has {', '.join(schemas[0].names)}")
+            tables = [pq.read_table(p, columns=[c for c in cols if c in sc.names]) for p, sc in zip(parts, schemas)]
+        merged = pa.concat_tables(tables, promote_options="permissive")
+        return (merged.select(cols) if cols is not None else merged).replace_schema_metadata(None)
 
     def read(self, table: str, columns_: Iterable[str] | None = None) -> pd.DataFrame:
         """All rows of ``table`` as a DataFrame (nullable Int64/boolean for int/bool columns)."""

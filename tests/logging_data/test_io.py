@@ -345,6 +345,10 @@ def test_extras_added_later_are_seen_by_log_read_and_unifying_readers(filled_log
     filled_log.append("outcomes", helpers.make_outcomes(1, start=6).assign(x_note=["a", "b", "c"]))
     ours = filled_log.read("outcomes")
     assert ours["x_note"].notna().sum() == 3 and ours["x_note"].isna().sum() == len(ours) - 3
+    picked = filled_log.read("outcomes", ["query_id", "x_note"])
+    assert list(picked.columns) == ["query_id", "x_note"] and picked["x_note"].notna().sum() == 3
+    with pytest.raises(LogError, match=r"no column 'x_nope'; the table has query_id, prompt"):
+        filled_log.read("outcomes", ["x_nope"])
     duck = duckdb.sql(f"select * from read_parquet('{filled_log.root}/outcomes/*.parquet', union_by_name=true)").to_arrow_table().to_pandas()
     assert sorted(duck["x_note"].dropna()) == ["a", "b", "c"]
     assert validate_log(filled_log.root).ok
