@@ -224,6 +224,8 @@ def _progress(progress: bool, total: int, desc: str):
 
 def _featurize(featurizer: Any, prompts: list[str], progress: bool) -> tuple[np.ndarray, float]:
     blocks, seconds = [], 0.0
+    if prompts:
+        featurizer.transform(prompts[:1])  # warm-up (imports, lazy loading) is not a per-prompt cost
     with _progress(progress, len(prompts), "featurizing") as bar:
         for start in range(0, len(prompts), TRANSFORM_BATCH):
             batch = prompts[start:start + TRANSFORM_BATCH]
@@ -305,6 +307,7 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
     meta = log.metadata
     settings = dict(featurizer_settings or {})
     featurizer = get_featurizer(config.featurizer, **settings)  # unknown settings fail before any work
+    policy = config.create(meta.arms)  # so do settings that do not fit the log's arms
 
     with _progress(progress, 5, "training") as stages:
         stages.set_postfix_str("reading log")
@@ -327,7 +330,6 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
                                         default=str).encode()).hexdigest()
         ckpt = _checkpoint_dir(out, tag)
         stages.set_postfix_str(f"fitting {type(config).name}")
-        policy = config.create(meta.arms)
         start = time.perf_counter()
         policy.fit(data, checkpoint_dir=ckpt)
         fit_s = time.perf_counter() - start
