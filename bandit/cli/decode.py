@@ -1,0 +1,106 @@
+"""``bandit-log build`` and ``bandit-log decode``: the commands that run real models.
+
+Thin over ``decoding.build`` and ``decoding.loop``; torch and transformers are imported only
+when a command runs.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from ._common import emit_json, say
+
+REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speedup_count", "speedup_wall")
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["bandit-log"] + sys.argv[1:])
+
+
+@click.command("build")
+@click.argument("prompts", type=click.Path(dir_okay=False))
+@click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Log directory (created, or resumed).")
+@click.option("--limit", type=int, default=None, help="Use only the first N prompts (after --split).")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None, help="Use only prompts of this split.")
+@click.option("--repeats", type=int, default=1, show_default=True, help="Timed repeats per measurement (median wall time).")
+@click.option("--warmup", type=int, default=0, show_default=True, help="Untimed runs before the timed ones.")
+@click.option("--alpha", type=float, default=0.0, show_default=True, help="Cost weight of alignment rewards.")
+@click.option("--reward", type=click.Choice(REWARDS), default="align_accept", show_default=True, help="What the reward column holds.")
+@click.option("--max-new-tokens", type=int, default=None, help="Override [target] max_new_tokens.")
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Prompts per greedy batch and per appended part.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, reward, max_new_tokens, batch_size, device, threads, as_json):
+    """Build a full-information log: every arm's outcome for every prompt.
+
+    For each prompt: the target's greedy output, each arm's own greedy output and its
+    alignment, and measured assisted decoding (wall time, target/draft passes, accepted tokens,
+    speed-ups, lossless check). Re-running the same command resumes an interrupted build.
+
+    \b
+    Example:
+      bandit-log build prompts.parquet --models models.toml --out LOG --limit 50 --repeats 3 --warmup 1
+    """
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.models import load_models_config
+
+    models = load_models_config(models_path)
+    cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
+                      max_new_tokens=max_new_tokens, batch_size=batch_size)
+    summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=True, device=device, threads=threads)
+    if as_json:
+        emit_json(dict(summary.__dict__))
+    else:
+        say(f"{summary.out}: {summary.n_rows_written} rows written for {summary.n_prompts_decoded} prompts "
+            f"({summary.n_rows_skipped} already there) in {summary.seconds:.1f} s; lossless failures: {summary.n_lossless_failures}")
+    if summary.n_lossless_failures:
+        sys.exit(2)
+
+
+@click.command("decode")
+@click.argument("prompts", type=click.Path(dir_okay=False))
+@click.option("--policy", "run_path", required=True, type=click.Path(file_okay=False), help="A trained run folder.")
+@click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Log directory to append decisions to (created when missing).")
+@click.option("--greedy/--sample", "greedy", default=True, show_default=True, help="Take the policy's argmax (propensity 1.0) or sample with the exact propensity.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling generator.")
+@click.option("--learn", is_flag=True, help="Feed outcomes to the policy's learn_one (VW) and save it into the run folder.")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None, help="Use only prompts of this split.")
+@click.option("--limit", type=int, default=None, help="Use only the first N prompts.")
+@click.option("--reward", type=click.Choice(REWARDS), default="speedup_count", show_default=True, help="Reward definition for a new log (an existing log keeps its own).")
+@click.option("--alpha", type=float, default=0.0, show_default=True, help="Cost weight of alignment rewards (new log).")
+@click.option("--policy-id", default=None, help="policy_id written to the decisions (default: the run folder's name).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limit, reward, alpha, policy_id, device, threads, as_json):
+    """Decode prompts with the arm a policy picks; append one decisions row per prompt.
+
+    Each prompt is featurized through the run, the policy picks an arm, assisted decoding runs
+    with it and its output is checked token for token against the target's plain greedy output
+    (a mismatch is counted, flagged in the row, printed on stderr, and exits with status 2).
+
+    \b
+    Example:
+      bandit-log decode --policy runs/vw --models models.toml prompts.parquet --out LOG --split test --sample --seed 1
+    """
+    from decoding.build import reward_definition
+    from decoding.loop import DecodeConfig, decode_prompts
+    from decoding.models import load_models_config
+
+    models = load_models_config(models_path)
+    cfg = DecodeConfig(greedy=greedy, seed=seed, learn=learn, split=split, limit=limit,
+                       reward=reward_definition(reward, alpha), policy_id=policy_id)
+    summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads)
+    if as_json:
+        emit_json(dict(summary.__dict__))
+    else:
+        say(f"{summary.out}: {summary.n_decisions} decisions by {summary.policy_id}; mean reward {summary.mean_reward:.4f}; "
+            f"arms chosen {summary.arm_counts}; lossless failures: {summary.n_lossless_failures}")
+    if summary.n_lossless_failures:
+        sys.exit(2)

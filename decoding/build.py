@@ -1,0 +1,342 @@
+"""Build a full-information log: every arm's outcome for every prompt, measured on real models.
+
+For each prompt (``bandit-log build``):
+
+1. the target's plain greedy decoding, timed (batch size 1): the reference tokens and
+   ``plain_wall_time_s``;
+2. for each arm, its own greedy output (batched with left padding over a small batch of prompts)
+   and its alignment with the reference (``decoding.alignment``): draft and early-exit arms
+   compare their own output; prompt lookup gets the exact replay of its candidates
+   (``align_accept`` only; the other alignment columns stay null); ``none`` has no alignment;
+3. for each arm, measured assisted decoding (``DecodingSession.assisted``) with warm-up and
+   repeats: wall time, tokens/s, target and draft passes, candidates, accepted tokens, the
+   wall-clock and count-based speed-ups, and the lossless check. The ``none`` arm *is* plain
+   decoding, so its measurement is the plain run (speed-ups 1.0);
+4. the reward under the log's ``RewardDefinition``: ``alignment`` -> ``metric - alpha *
+   arm_cost`` (the ``none`` arm scores 0), ``speedup_wall`` or ``speedup_count``.
+
+Rows go to the log's outcomes table one part per batch of prompts, atomically
+(``logging_data.Log.append``). A build that is interrupted (an exception, ``kill -9``) is
+resumed by running it again: (query_id, arm) keys already in the log are skipped, so no row is
+duplicated or lost, and the resumed log keeps the metadata (calibration included) it was created
+with. Prompts are all encoded before anything is decoded, so an empty or too-long prompt stops
+the build before it writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
+
+from .alignment import alignment_metrics, simulate_prompt_lookup
+from .calibrate import Calibration, speedup_count
+from .models import ArmConfig, ModelsConfig
+
+REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall")
+PROMPT_COLUMNS = ("query_id", "prompt")
+
+
+def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> RewardDefinition:
+    """The ``RewardDefinition`` for a ``--reward`` choice (an alignment metric or a speed-up)."""
+    if reward in ALIGNMENT_METRICS:
+        return RewardDefinition(kind="alignment", metric=reward, alpha=alpha,
+                                description=f"{reward} - alpha * arm_cost (arm_cost: calibrated draft step / target step); none arm = 0")
+    if reward in ("speedup_count", "speedup_wall"):
+        if alpha:
+            raise ValueError(f"--alpha applies to alignment rewards only; reward {reward!r} got alpha={alpha}")
+        desc = ("n_new_tokens / (target_calls + draft_calls * arm_cost)" if reward == "speedup_count"
+                else "plain_wall_time_s / wall_time_s (medians over repeats)")
+        return RewardDefinition(kind=reward, metric="", alpha=0.0, description=desc)
+    raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)}; got {reward!r}")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of one build. ``batch_size``: prompts per greedy batch and per appended part."""
+
+    reward: RewardDefinition = field(default_factory=RewardDefinition)
+    limit: int | None = None
+    split: str | None = None
+    repeats: int = 1
+    warmup: int = 0
+    max_new_tokens: int | None = None
+    batch_size: int = 4
+    calibration_context: int = 64
+    calibration_repeats: int = 5
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    out: str
+    n_prompts: int
+    n_prompts_decoded: int
+    n_rows_written: int
+    n_rows_skipped: int
+    n_lossless_failures: int
+    seconds: float
+    calibration: dict[str, Any]
+
+
+# -- prompts ------------------------------------------------------------------------------------
+def read_prompts(path: str | os.PathLike, split: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """The prompts table (query_id, prompt, domain?, split?, x_* extras), filtered and limited."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"prompts file {p}: no such file")
+    frame = pd.read_parquet(p)
+    missing = [c for c in PROMPT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"prompts file {p}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}")
+    dupes = frame["query_id"][frame["query_id"].duplicated()]
+    if len(dupes):
+        raise ValueError(f"prompts file {p}: query_id must be unique; {len(dupes)} repeated (first: {dupes.iloc[0]})")
+    if split is not None:
+        if "split" not in frame.columns:
+            raise ValueError(f"prompts file {p}: --split {split} asked for, but the file has no split column")
+        frame = frame[frame["split"] == split]
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1; got {limit}")
+        frame = frame.head(limit)
+    keep = [c for c in frame.columns if c in ("query_id", "prompt", "domain", "split") or str(c).startswith("x_")]
+    return frame[keep].reset_index(drop=True)
+
+
+def query_fields(row: pd.Series) -> dict[str, Any]:
+    out = {"query_id": str(row["query_id"]), "prompt": row["prompt"],
+           "domain": row.get("domain") if "domain" in row else None, "split": row.get("split") if "split" in row else None}
+    for k, v in row.items():
+        if str(k).startswith("x_"):
+            out[k] = v
+    return {k: (None if (not isinstance(v, str) and v is not None and pd.isna(v)) else v) for k, v in out.items()}
+
+
+# -- environment --------------------------------------------------------------------------------
+def environment() -> dict[str, Any]:
+    """Hardware and library versions, for the log metadata."""
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg in ("draftpick", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "hardware": {
+            "cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": int(torch.get_num_threads()),
+            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform(), "python": sys.version.split()[0],
+        },
+        "versions": versions,
+    }
+
+
+# -- one arm's row ------------------------------------------------------------------------------
+def block_size(session: Any, arm: ArmConfig) -> int:
+    """k for ``align_accept``: the arm's fixed draft length, else the drafting model's default."""
+    if arm.n_draft_tokens is not None:
+        return int(arm.n_draft_tokens)
+    model = session.draft(arm.name).model if arm.kind == "draft" else session.target.model
+    return int(getattr(model.generation_config, "num_assistant_tokens", None) or 20)
+
+
+def alignment_for(session: Any, arm: ArmConfig, ids: Sequence[int], target: Sequence[int], own: Sequence[int] | None,
+                  max_new_tokens: int) -> dict[str, Any]:
+    """The four ``align_*`` values for one arm (None where undefined) and its own output text."""
+    none = {m: None for m in ALIGNMENT_METRICS}
+    if arm.kind == "none":
+        return {**none, "arm_output": None}
+    if arm.kind == "prompt_lookup":
+        v = simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new_tokens,
+                                   arm.max_matching_ngram_size or 2, session.eos_ids)
+        return {**none, "align_accept": v.rate, "arm_output": None}
+    if own is None:
+        raise ValueError(f"arm {arm.name!r}: its own greedy output is needed for alignment")
+    return {**alignment_metrics(own, target, block_size(session, arm)), "arm_output": session.decode_text(own)}
+
+
+def reward_value(reward: RewardDefinition, arm: ArmConfig, row: dict[str, Any]) -> float:
+    if reward.kind == "alignment":
+        if arm.kind == "none":
+            return 0.0
+        value = row.get(reward.metric)
+        if value is None:
+            raise ValueError(f"reward metric {reward.metric} is not defined for arm {arm.name!r} (kind {arm.kind}); "
+                             f"use --reward align_accept or a measured reward")
+        return float(value) - reward.alpha * float(row["arm_cost"])
+    if reward.kind in ("speedup_wall", "speedup_count"):
+        return float(row[reward.kind])
+    raise ValueError(f"reward kind {reward.kind!r} cannot be computed by decoding; use an alignment metric, speedup_wall or speedup_count")
+
+
+def check_reward_supported(reward: RewardDefinition, models: ModelsConfig) -> None:
+    """Fail before any decoding when the reward cannot be computed for some arm."""
+    if reward.kind == "custom":
+        raise ValueError("reward kind 'custom' cannot be computed by decoding; use an alignment metric, speedup_wall or speedup_count")
+    if reward.kind == "alignment" and reward.metric != "align_accept":
+        bad = [a.name for a in models.arms if a.kind == "prompt_lookup"]
+        if bad:
+            raise ValueError(f"reward metric {reward.metric} is undefined for prompt-lookup arm(s) {', '.join(bad)} "
+                             f"(they have no output of their own); use --reward align_accept or a measured reward")
+
+
+def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float) -> dict[str, Any]:
+    """The measured-assisted-decoding columns of one outcome (``DecodeOutcome``s of the arm and of plain decoding)."""
+    return {
+        "arm_cost": float(relative_cost),
+        "n_new_tokens": outcome.n_new_tokens, "target_calls": outcome.target_calls, "draft_calls": outcome.draft_calls,
+        "draft_tokens": outcome.draft_tokens, "accepted_tokens": outcome.accepted_tokens,
+        "wall_time_s": outcome.wall_time_s, "plain_wall_time_s": plain.wall_time_s,
+        "tokens_per_s": outcome.tokens_per_s, "speedup_wall": plain.wall_time_s / outcome.wall_time_s,
+        "speedup_count": speedup_count(outcome.n_new_tokens, outcome.target_calls, outcome.draft_calls, relative_cost)
+        if outcome.n_new_tokens else 1.0,
+        "n_repeats": outcome.n_repeats, "n_threads": outcome.n_threads, "lossless": outcome.lossless,
+    }
+
+
+# -- the build ----------------------------------------------------------------------------------
+def _metadata(models: ModelsConfig, session: Any, calibration: Calibration, reward: RewardDefinition,
+              command: str | None, cfg: BuildConfig) -> LogMetadata:
+    arms = models.to_log_arms(costs=calibration.relative_costs(), n_params_m=session.n_params_m())
+    extra = {
+        **environment(), "calibration": calibration.to_json(), "command": command,
+        "models_file": models.source_path, "models_toml": models.source_text,
+        "build": {"repeats": cfg.repeats, "warmup": cfg.warmup, "max_new_tokens": cfg.max_new_tokens or models.target.max_new_tokens,
+                  "batch_size": cfg.batch_size, "device": session.device, "n_target_params_m": session.target.n_params / 1e6},
+    }
+    return LogMetadata(arms=arms, reward=reward, extra=extra)
+
+
+def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition) -> None:
+    have = [(a.name, a.kind) for a in log.metadata.arms]
+    want = [(a.name, a.kind) for a in models.arms]
+    if have != want:
+        raise ValueError(f"{log.root}: the existing log's arms {have} differ from the models file's {want}; build into a new --out")
+    if log.metadata.reward.to_json() != reward.to_json():
+        raise ValueError(f"{log.root}: the existing log's reward {log.metadata.reward.to_json()} differs from the requested "
+                         f"{reward.to_json()}; build into a new --out")
+
+
+def build_log(
+    prompts: str | os.PathLike,
+    models: ModelsConfig,
+    out: str | os.PathLike,
+    config: BuildConfig = BuildConfig(),
+    session: Any = None,
+    command: str | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    threads: int | None = None,
+) -> BuildSummary:
+    """Build (or resume) the full-information log at ``out``; see the module docstring."""
+    t0 = time.perf_counter()
+    if config.repeats < 1 or config.warmup < 0 or config.batch_size < 1:
+        raise ValueError(f"repeats >= 1, warmup >= 0 and batch_size >= 1 are required; got {config.repeats}, {config.warmup}, {config.batch_size}")
+    check_reward_supported(config.reward, models)
+    frame = read_prompts(prompts, config.split, config.limit)
+    arm_names = models.arm_names
+    out = Path(out)
+    existing = None
+    if (out / "_log.json").exists():
+        existing = open_log(out)
+        _check_existing(existing, models, config.reward)
+    done = existing.keys("outcomes") if existing is not None else set()
+    pending = [i for i, q in enumerate(frame["query_id"].astype(str)) if any((q, a) not in done for a in arm_names)]
+    n_skipped = sum(1 for q in frame["query_id"].astype(str) for a in arm_names if (q, a) in done)
+    if not pending:
+        cal = existing.metadata.extra.get("calibration", {}) if existing is not None else {}
+        return BuildSummary(str(out), len(frame), 0, 0, n_skipped, 0, time.perf_counter() - t0, dict(cal))
+
+    if session is None:
+        from .loading import DecodingSession
+
+        session = DecodingSession(models, device=device, threads=threads)
+    max_new = config.max_new_tokens or models.target.max_new_tokens
+    # encode everything first: a bad prompt stops the build before anything is decoded or written
+    encoded = {i: session.encode(frame.at[i, "prompt"], max_new) for i in pending}
+
+    if existing is None:
+        from .calibrate import calibrate
+
+        calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
+        log = create_log(out, _metadata(models, session, calibration, config.reward, command, config))
+    else:
+        log = existing
+        calibration = Calibration.from_json(log.metadata.extra["calibration"])
+    costs = calibration.relative_costs()
+
+    from tqdm import tqdm
+
+    n_rows = n_fail = 0
+    bar = tqdm(total=len(pending), desc="build", unit="prompt", file=sys.stderr, disable=not progress)
+    try:
+        for start in range(0, len(pending), config.batch_size):
+            batch = pending[start:start + config.batch_size]
+            rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, config, max_new)
+            if rows:
+                log.append("outcomes", pd.DataFrame(rows))
+            n_rows += len(rows)
+            n_fail += fails
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    if n_fail:
+        print(f"LOSSLESS CHECK FAILED: {n_fail} (prompt, arm) outcome(s) differ from the target's plain greedy output; "
+              f"see rows with lossless = false in {out}/outcomes", file=sys.stderr)
+    return BuildSummary(str(out), len(frame), len(pending), n_rows, n_skipped, n_fail, time.perf_counter() - t0, calibration.to_json())
+
+
+def _build_batch(session, models, frame, batch, encoded, done, costs, cfg: BuildConfig, max_new: int):
+    plains = {i: session.plain(encoded[i], repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=max_new) for i in batch}
+    own: dict[str, list] = {}
+    for arm in models.arms:
+        todo = [i for i in batch if (str(frame.at[i, "query_id"]), arm.name) not in done]
+        if arm.kind in ("draft", "early_exit") and todo:
+            outs = session.arm_greedy([frame.at[i, "prompt"] for i in todo], arm, max_new)
+            own[arm.name] = dict(zip(todo, outs))
+    rows, fails = [], 0
+    for i in batch:
+        q = query_fields(frame.loc[i])
+        plain = plains[i]
+        target_text = session.decode_text(plain.tokens)
+        for arm in models.arms:
+            if (q["query_id"], arm.name) in done:
+                continue
+            if arm.kind == "none":
+                outcome = replace(plain, arm=arm.name, lossless=True)
+            else:
+                outcome = session.assisted(encoded[i], arm, repeats=cfg.repeats, warmup=cfg.warmup,
+                                           reference=plain.tokens, max_new_tokens=max_new)
+            row = {**q, "arm": arm.name}
+            row.update(measured_row(arm, outcome, plain, costs.get(arm.name, 0.0)))
+            row.update(alignment_for(session, arm, encoded[i], plain.tokens, own.get(arm.name, {}).get(i), max_new))
+            row["target_output"] = target_text
+            row["reward"] = reward_value(cfg.reward, arm, row)
+            fails += outcome.lossless is False
+            rows.append(row)
+    return rows, fails
+
+
+def summary_json(summary: BuildSummary) -> dict[str, Any]:
+    return json.loads(json.dumps(summary.__dict__, default=str))
