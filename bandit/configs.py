@@ -19,6 +19,8 @@ def _policy_class(name: str) -> type:
 
     try:
         cls = get_config_class(name)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
     except ImportError as exc:
         raise ImportError(f"policy {name!r} cannot be loaded here: {exc}") from exc
     if not dataclasses.is_dataclass(cls):

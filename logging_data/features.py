@@ -36,6 +36,13 @@ class NotFittedError(RuntimeError):
     """A featurizer was used before ``fit``."""
 
 
+class UnknownFeaturizerError(KeyError):
+    """No featurizer is registered under that name (prints its message without KeyError's quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @runtime_checkable
 class Featurizer(Protocol):
     name: str
@@ -68,7 +75,7 @@ def register_featurizer(name: str, target: str) -> None:
 def featurizer_class(name: str) -> type:
     """The class registered under ``name`` (its module imported now, not before)."""
     if name not in FEATURIZER_REGISTRY:
-        raise KeyError(f"unknown featurizer {name!r}; known featurizers: {', '.join(sorted(FEATURIZER_REGISTRY))}")
+        raise UnknownFeaturizerError(f"unknown featurizer {name!r}; known featurizers: {', '.join(sorted(FEATURIZER_REGISTRY))}")
     module, attr = FEATURIZER_REGISTRY[name].split(":")
     try:
         mod = importlib.import_module(module)
@@ -99,7 +106,7 @@ def save_featurizer(featurizer: Featurizer, path: str | Path, settings: dict[str
     """Save a fitted featurizer into folder ``path`` plus ``_featurizer.json`` naming it."""
     path = Path(path)
     if featurizer.name not in FEATURIZER_REGISTRY:
-        raise KeyError(f"featurizer name {featurizer.name!r} is not registered; known: {', '.join(sorted(FEATURIZER_REGISTRY))}")
+        raise UnknownFeaturizerError(f"featurizer name {featurizer.name!r} is not registered; known: {', '.join(sorted(FEATURIZER_REGISTRY))}")
     path.mkdir(parents=True, exist_ok=True)
     featurizer.save(path)
     record = {"name": featurizer.name, "settings": dict(settings or {})}

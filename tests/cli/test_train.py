@@ -1,0 +1,112 @@
+"""``bandit-log train`` and ``bandit-log compare`` through the real click group."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bandit.cli.main import cli
+from bandit.testing import write_simulated_log
+
+
+@pytest.fixture(scope="module")
+def log_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "log"
+    write_simulated_log(path, n_prompts=120, n_arms=3, n_domains=3, seed=4)
+    return path
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_json_prints_one_document_and_writes_the_run(log_path, tmp_path):
+    out = tmp_path / "ridge"
+    result = _run("train", log_path, "--policy", "regression", "--set", "alpha=0.5", "--set", "output=softmax",
+                  "--featurizer-set", "n_word_features=256", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["run"] == str(out) and doc["policy"] == "regression"
+    assert doc["config"]["settings"]["alpha"] == 0.5 and doc["config"]["settings"]["output"] == "softmax"
+    assert doc["config"]["featurizer"] == {"name": "hashed", "settings": {"n_word_features": 256}}
+    assert doc["metrics"]["featurizer"]["dim"] == 256 + 1024
+    assert (out / "model" / "policy.json").is_file()
+    assert "training regression" in result.stderr
+
+
+def test_train_retrains_from_a_run_config_with_overrides(log_path, tmp_path):
+    assert _run("train", log_path, "--policy", "classifier", "--set", "featurizer=tfidf-svd", "--featurizer-set", "n_components=6",
+                "--out", tmp_path / "a", "--no-progress").exit_code == 0
+    result = _run("train", log_path, "--config", tmp_path / "a" / "config.json", "--set", "output=greedy",
+                  "--out", tmp_path / "b", "--no-progress", "--json")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads(result.stdout)["config"]
+    assert config["policy"] == "classifier" and config["settings"]["output"] == "greedy"
+    assert config["featurizer"] == {"name": "tfidf-svd", "settings": {"n_components": 6}}
+    flat = tmp_path / "flat.json"
+    flat.write_text(json.dumps({"epsilon": 0.25}))
+    result = _run("train", log_path, "--policy", "epsilon-greedy", "--config", flat, "--out", tmp_path / "c", "--no-progress", "--json")
+    assert json.loads(result.stdout)["config"]["settings"]["epsilon"] == 0.25
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--policy", "regression", "--set", "alpah=1"], "error: policy 'regression' has no setting 'alpah'; valid settings: alpha, featurizer"),
+    (["--policy", "regression", "--set", "alpha"], "error: --set takes key=value; got 'alpha'"),
+    (["--policy", "regression", "--set", "alpha=much"], "error: policy 'regression': setting alpha must be a number; got 'much'"),
+    (["--policy", "nope"], "error: unknown policy 'nope'; known policies: bcq, classifier"),
+    (["--policy", "fixed"], "error: fixed policy: set arm=NAME; the arms are arm0, arm1, arm2"),
+    (["--policy", "oracle", "--feedback", "bandit"], "error: policy 'oracle' trains on full feedback only"),
+    (["--policy", "uniform", "--split", "validation"], "error: .*no outcomes rows with split='validation'"),
+    (["--policy", "uniform", "--featurizer-set", "n_components=3"], "error: featurizer 'hashed' does not accept settings"),
+    (["--policy", "uniform", "--set", "featurizer=nope"], "error: unknown featurizer 'nope'; known featurizers: hashed, minilm"),
+])
+def test_train_errors_are_one_line_with_exit_1(log_path, tmp_path, args, pattern):
+    import re
+
+    result = _run("train", log_path, *args, "--out", tmp_path / "x", "--no-progress")
+    assert result.exit_code == 1
+    assert re.search(pattern, result.stderr), result.stderr
+    assert result.stdout == "" and not (tmp_path / "x").exists()
+
+
+def test_compare_reports_estimates_and_true_values(log_path, tmp_path):
+    for name, extra in (("ridge", []), ("oracle", []), ("arm0", ["--set", "arm=arm0"])):
+        policy = "fixed" if name == "arm0" else "regression" if name == "ridge" else "oracle"
+        assert _run("train", log_path, "--policy", policy, *extra, "--out", tmp_path / name, "--no-progress").exit_code == 0
+    result = _run("compare", log_path, tmp_path / "ridge", tmp_path / "oracle", tmp_path / "arm0",
+                  "--estimator", "ips", "--estimator", "dr", "--json", "--report", tmp_path / "report")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    off = doc["off_policy"]
+    assert off["split"] == "test" and {(r["policy"], r["estimator"]) for r in off["rows"]} == {
+        (p, e) for p in ("ridge", "oracle", "arm0") for e in ("ips", "dr")}
+    truth = doc["true_values"]
+    assert truth["split"] == "test"
+    ref = truth["references"]
+    assert truth["runs"]["oracle"]["value"] == pytest.approx(ref["oracle"])
+    assert truth["runs"]["arm0"]["value"] == pytest.approx(ref["arms"]["arm0"])
+    assert ref["best_arm_value"] < truth["runs"]["ridge"]["value"] <= ref["oracle"]
+    assert (tmp_path / "report" / "report.html").is_file()
+    text = _run("compare", log_path, tmp_path / "ridge", tmp_path / "oracle").stdout
+    assert "off-policy estimates on" in text and "% of oracle" in text
+
+
+def test_compare_without_decisions_gives_true_values_and_refuses_other_arms(tmp_path):
+    path = tmp_path / "log"
+    write_simulated_log(path, n_prompts=40, n_arms=2, n_domains=2, seed=0, decisions=False)
+    assert _run("train", path, "--policy", "uniform", "--out", tmp_path / "u", "--no-progress").exit_code == 0
+    result = _run("compare", path, tmp_path / "u", "--json")
+    doc = json.loads(result.stdout)
+    assert "off_policy" not in doc and doc["true_values"]["runs"]["u"]["value"] == pytest.approx(doc["true_values"]["references"]["uniform"])
+    other = tmp_path / "other"
+    write_simulated_log(other, n_prompts=40, n_arms=3, n_domains=2, seed=0, decisions=False)
+    result = _run("compare", other, tmp_path / "u")
+    assert result.exit_code == 1 and "trained on arms arm0, arm1; log" in result.stderr
+
+
+def test_help_shows_examples():
+    for command in ("train", "compare"):
+        result = _run(command, "--help")
+        assert result.exit_code == 0 and f"bandit-log {command} LOG" in result.stdout
