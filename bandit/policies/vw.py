@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bandit.policy import NotFittedError, sample_actions
+from logging_data.schema import Arm
 
 SHARED_NAMESPACE = "s"
 ACTION_NAMESPACE = "a"
@@ -55,6 +56,11 @@ MODEL_FILE = "model.vw"
 META_FILE = "policy.json"
 
 _UNSAFE = re.compile(r"[\s|:]+")
+
+
+def _as_arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
+    """``logging_data.Arm`` objects, in order; plain names become arms without attributes."""
+    return tuple(a if isinstance(a, Arm) else Arm(str(a)) for a in arms)
 
 
 # -- the adapter: every VW text convention lives here --------------------------------------------
@@ -294,7 +300,7 @@ class VWPolicy:
 
     def __init__(self, config: VWConfig, arms: Sequence[Any]) -> None:
         self.config = config
-        self.arms = tuple(arms)
+        self.arms = _as_arms(arms)
         self.arm_names = tuple(a.name for a in self.arms)
 
     # -- training --
@@ -400,6 +406,7 @@ class VWPolicy:
                 raise FileNotFoundError(f"{path} is not a saved VW policy: {f} is missing")
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         saved = [a["name"] for a in meta["arms"]]
+        arms = _as_arms(arms)
         names = [a.name for a in arms]
         if saved != names:
             raise ValueError(f"saved VW policy was trained on arms {saved}; got arms {names}")

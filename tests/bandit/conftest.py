@@ -80,3 +80,17 @@ def _learner_data() -> LearnerProblem:
     # the problem is only a test of learning if ignoring the prompt is clearly worse
     assert problem.best_fixed_value < 0.6 * problem.oracle_value
     return problem
+
+
+@pytest.fixture(scope="module")
+def _one_torch_thread():
+    """Run torch on one thread for the module, then restore the setting.
+
+    On this shared 2-core machine torch's intra-op threads spin against the other test
+    processes: one thread trains these tiny networks 10-40x faster, with identical results.
+    """
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,6 +13,7 @@ from bandit.policy import NotFittedError
 from bandit.policies.reinforce import ReinforceConfig
 
 pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("_one_torch_thread")
 
 SMALL = ReinforceConfig(n_epochs=15)
 
