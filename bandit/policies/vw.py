@@ -38,6 +38,7 @@ import json
 import math
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -136,15 +137,17 @@ def example_lines(features: np.ndarray, arms: Sequence[Any], label: tuple[int, f
 
     ``label`` is ``(chosen arm id 0-based, cost, propensity)`` for learning, or None to predict.
     """
-    lines = [shared_line(features)]
+    return _assemble(shared_line(features), [action_features(a) for a in arms], label)
+
+
+def _assemble(shared: str, actions: Sequence[str], label: tuple[int, float, float] | None) -> list[str]:
+    """The example's lines from a formatted shared line and arm lines, the label on the chosen arm."""
+    lines = [shared, *actions]
     if label is not None:
         action, cost, propensity = label
-        if not 0 <= int(action) < len(arms):
-            raise ValueError(f"chosen arm id must be in [0, {len(arms)}); got {action}")
-        label_text = cb_label(int(action), cost, propensity)
-    for i, arm in enumerate(arms):
-        prefix = f"{label_text} " if label is not None and i == int(label[0]) else ""
-        lines.append(prefix + action_features(arm))
+        if not 0 <= int(action) < len(actions):
+            raise ValueError(f"chosen arm id must be in [0, {len(actions)}); got {action}")
+        lines[1 + int(action)] = f"{cb_label(int(action), cost, propensity)} {lines[1 + int(action)]}"
     return lines
 
 
@@ -208,10 +211,9 @@ def export_vw(frame: Any, arms: Sequence[Any], features: Any, path: str | os.Pat
         missing = [q for q in order if q not in row_of]
         if missing:
             raise ValueError(f"features have no row for {len(missing)} query ids of the table (first: {missing[0]})")
-    blocks = [
-        "\n".join(example_lines(x[row_of[q]], arms, (int(a), c, p)))
-        for q, a, c, p in zip(qids, actions, costs, props)
-    ]
+    shared = {q: shared_line(x[row_of[q]]) for q in order}
+    arm_lines = [action_features(a) for a in arms]
+    blocks = ["\n".join(_assemble(shared[q], arm_lines, (int(a), c, p))) for q, a, c, p in zip(qids, actions, costs, props)]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -319,14 +321,22 @@ class VWPolicy:
         rows, actions, costs, props = self._training_examples(data)
         if rows.size == 0:
             raise ValueError("training data has no usable example (every reward is NaN)")
+        from tqdm.auto import tqdm
+
         rng = np.random.default_rng(self.config.seed)
+        # each prompt's shared line and each arm's line are formatted once, then reused
+        shared = {int(r): shared_line(x[r]) for r in np.unique(rows)}
+        arm_lines = [action_features(a) for a in self.arms]
         workspace = vowpalwabbit.Workspace(arg_list=self.config.vw_args())
-        for _ in range(self.config.n_passes):
-            for j in rng.permutation(rows.size):
-                workspace.learn(example_lines(x[rows[j]], self.arms, (int(actions[j]), costs[j], props[j])))
+        n_passes = self.config.n_passes
+        with tqdm(total=n_passes * rows.size, desc="vw", unit="ex", file=sys.stderr, disable=None, leave=False) as bar:
+            for _ in range(n_passes):
+                for j in rng.permutation(rows.size):
+                    workspace.learn(_assemble(shared[int(rows[j])], arm_lines, (int(actions[j]), costs[j], props[j])))
+                bar.update(rows.size)
         self.workspace_ = workspace
         self.n_features_ = int(x.shape[1])
-        self.n_examples_ = int(rows.size)
+        self.training_metrics_ = {"examples_per_pass": int(rows.size), "passes": n_passes, "vw_args": self.config.vw_args()}
         return self
 
     def _training_examples(self, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -370,8 +380,9 @@ class VWPolicy:
         if x.ndim != 2 or x.shape[1] != self.n_features_:
             raise ValueError(f"features must have shape (n, {self.n_features_}); got shape {x.shape}")
         out = np.empty((x.shape[0], len(self.arms)), dtype=np.float64)
+        arm_lines = [action_features(a) for a in self.arms]
         for i in range(x.shape[0]):
-            out[i] = ws.predict(example_lines(x[i], self.arms))
+            out[i] = ws.predict(_assemble(shared_line(x[i]), arm_lines, None))
         return out / out.sum(axis=1, keepdims=True)
 
     def act(self, features: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
