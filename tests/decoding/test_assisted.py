@@ -75,7 +75,7 @@ def test_universal_draft_with_another_tokenizer_is_lossless(tiny_models, toml_fo
         toml_for('[[arms]]\nname = "other"\nkind = "draft"\ndraft = "other"\nuniversal = true\n', max_new_tokens=6),
         base_dir=tiny_models["root"],
     )
-    s = DecodingSession(cfg)
+    s = DecodingSession(cfg, threads=1)
     ids = s.encode(PROMPTS[0])
     ref = s.plain(ids)
     out = s.assisted(ids, "other", reference=ref.tokens)
