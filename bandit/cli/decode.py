@@ -17,7 +17,21 @@ REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speed
 
 
 def _command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["bandit-log"] + sys.argv[1:])
+    """The command as run, rebuilt from click's parsed parameters (every non-default option, in declaration order)."""
+    ctx = click.get_current_context()
+    words = ["bandit-log", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif isinstance(param, click.Option) and value != param.default and value is not None:
+            if param.is_flag and param.secondary_opts:
+                words.append(param.opts[0] if value else param.secondary_opts[0])
+            elif param.is_flag:
+                words.append(param.opts[0])
+            else:
+                words += [param.opts[0], str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 @click.command("build")
