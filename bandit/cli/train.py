@@ -181,7 +181,13 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
     has_outcomes, has_decisions = opened.has("outcomes"), opened.has("decisions")
     if not has_outcomes and not has_decisions:
         raise ValueError(f"{log}: the log has neither outcomes nor decisions; nothing to compare on")
-    result: dict[str, Any] = {"log": log, "runs": dict(zip(names, runs))}
+    result: dict[str, Any] = {"log": log, "runs": dict(zip(names, runs)), "warnings": []}
+    log_reward = opened.metadata.reward.to_json()
+    for name, run in zip(names, loaded):
+        if run.record.get("reward") != log_reward:
+            message = f"{name} was trained under reward {run.record.get('reward')}; this log's reward is {log_reward}"
+            result["warnings"].append(message)
+            say(f"warning: {message}")
     outcomes = opened.read("outcomes") if has_outcomes else None
     if has_decisions:
         result["off_policy"] = _off_policy(opened, loaded, names, outcomes, estimator_specs, policy_ids, seed, report_dir)

@@ -100,6 +100,15 @@ def test_compare_without_decisions_gives_true_values_and_refuses_other_arms(tmp_
     result = _run("compare", path, tmp_path / "u", "--json")
     doc = json.loads(result.stdout)
     assert "off_policy" not in doc and doc["true_values"]["runs"]["u"]["value"] == pytest.approx(doc["true_values"]["references"]["uniform"])
+    assert doc["warnings"] == []
+    from logging_data import LogMetadata, RewardDefinition, create_log, open_log
+
+    relabelled = tmp_path / "relabelled"
+    meta = open_log(path).metadata
+    create_log(relabelled, LogMetadata(arms=meta.arms, reward=RewardDefinition(kind="speedup_wall"))).append(
+        "outcomes", open_log(path).read("outcomes"))
+    result = _run("compare", relabelled, tmp_path / "u", "--json")
+    assert result.exit_code == 0 and "u was trained under reward" in json.loads(result.stdout)["warnings"][0]
     other = tmp_path / "other"
     write_simulated_log(other, n_prompts=40, n_arms=3, n_domains=2, seed=0, decisions=False)
     result = _run("compare", other, tmp_path / "u")
