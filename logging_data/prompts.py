@@ -771,7 +771,11 @@ def sample_domain(found: _Found, n: int, per_source: int, rng: np.random.Generat
             while cursor[g] < len(queue):
                 sf = found.files[queue[cursor[g]]]
                 cursor[g] += 1
-                cands = [c for c in found.read(sf) if c.prompt not in seen and len(c.prompt) <= MAX_PROMPT_CHARS]
+                fresh: dict[str, Candidate] = {}  # first of each prompt text not taken yet
+                for c in found.read(sf):
+                    if c.prompt not in seen and len(c.prompt) <= MAX_PROMPT_CHARS:
+                        fresh.setdefault(c.prompt, c)
+                cands = list(fresh.values())
                 if cands:
                     for j in sorted(rng.permutation(len(cands))[:per_source]):
                         chosen.append(cands[int(j)])
@@ -848,10 +852,7 @@ def build_prompt_set(config: PromptSetConfig = PromptSetConfig(), roots: SourceR
             f"no prompt source found for {', '.join(config.domains)}: searched stdlib {roots.stdlib_dir}, "
             f"site-packages {', '.join(map(str, roots.site_dirs)) or '(none)'}, locales {roots.locale_dir}, man pages {roots.man_dir}"
         )
-    frame = pd.concat(frames, ignore_index=True)
-    dup = frame["query_id"].duplicated()
-    if dup.any():  # the same prompt from the same source twice; keep the first
-        frame = frame[~dup].reset_index(drop=True)
+    frame = pd.concat(frames, ignore_index=True)  # query_id is unique: prompts are unique within a domain
     say(f"prompts: {len(frame)} prompts: " + ", ".join(f"{d} {n}" for d, n in counts.items()))
     metadata = {
         "format_version": PROMPTS_FORMAT_VERSION,
