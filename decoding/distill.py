@@ -64,7 +64,7 @@ class DraftArchitecture:
     hidden_size: int | None = 256  # width; None = the target's (then embeddings are copied exactly)
     intermediate_size: int | None = 768  # MLP width; None = the target's when the width is the target's, else 3 x hidden
     n_heads: int | None = 4  # attention heads; None = hidden_size / the target's head_dim
-    n_kv_heads: int | None = 2  # key/value heads (grouped-query attention); None = n_heads
+    n_kv_heads: int | None = 2  # key/value heads (grouped-query attention); None = the target's at its head count, else n_heads
     reuse_embeddings: bool = True  # start from the target's embeddings (projected when narrower)
     freeze_embeddings: bool = False  # keep the (tied) embeddings fixed while training
 
@@ -383,7 +383,8 @@ def draft_config(target_config: Any, arch: DraftArchitecture) -> Any:
     n_heads = arch.n_heads or max(1, hidden // t_head_dim)
     if hidden % n_heads:
         raise ValueError(f"`hidden_size` {hidden} must be divisible by `n_heads` {n_heads}")
-    n_kv = arch.n_kv_heads or n_heads
+    t_heads, t_kv = int(target_config.num_attention_heads), int(target_config.num_key_value_heads or target_config.num_attention_heads)
+    n_kv = arch.n_kv_heads or (t_kv if n_heads == t_heads else n_heads)
     if n_heads % n_kv:
         raise ValueError(f"`n_heads` {n_heads} must be divisible by `n_kv_heads` {n_kv}")
     if arch.intermediate_size is not None:
