@@ -200,7 +200,8 @@ class TargetHiddenFeaturizer(_MeanPooledEncoder):
     model: ``packaged:smollm2-135m`` or a local Hugging Face directory / ``.gguf`` file, loaded by
     ``decoding.loading.load_model`` in float32 (offline, safetensors only). layer: an index into
     the model's ``hidden_states`` (0 = embeddings, 1..L = after each layer, -1 = last, after the
-    final norm). normalize: L2-normalise each row. Saved as ``target_hidden.json``.
+    final norm). Only the layers up to ``layer`` (plus one) are run, so an early layer costs less.
+    normalize: L2-normalise each row. Saved as ``target_hidden.json``.
     """
 
     name = "target-hidden"
@@ -231,14 +232,20 @@ class TargetHiddenFeaturizer(_MeanPooledEncoder):
             raise ValueError(f"{self.name} featurizer: layer must be in [{-(n_layers + 1)}, {n_layers}] for {self.model} "
                              f"({n_layers} layers; 0 = embeddings); got {self.layer}")
         self.n_layers_ = n_layers
-        return loaded.tokenizer, loaded.model.base_model  # the decoder stack without the LM head
+        self.layer_ = self.layer % (n_layers + 1)  # 0..n_layers
+        module = loaded.model.base_model  # the decoder stack without the LM head
+        if self.layer_ < n_layers and isinstance(getattr(module.config, "num_hidden_layers", None), int):
+            # Run only the layers needed (our own private copy of the model): with k+1 layers,
+            # hidden_states[k] is layer k's raw output (only the last entry gets the final norm).
+            module.config.num_hidden_layers = self.layer_ + 1
+        return loaded.tokenizer, module
 
     def _dim(self) -> int:
         return int(self.model_.config.get_text_config().hidden_size)
 
     def _hidden(self, inputs: dict) -> Any:
         out = self.model_(**inputs, output_hidden_states=True, use_cache=False)
-        return out.hidden_states[self.layer]
+        return out.hidden_states[self.layer_]
 
     def _normalize(self) -> bool:
         return self.normalize

@@ -81,7 +81,7 @@ def _manual_pool(model_dir: str, text: str, layer: int) -> np.ndarray:
     return out.hidden_states[layer][0].mean(dim=0).numpy()
 
 
-@pytest.mark.parametrize("layer", [-1, 0, 2])
+@pytest.mark.parametrize("layer", [-1, 0, 2, 3, 4, -2])
 def test_target_hidden_is_the_masked_mean_of_that_layer(tiny_models, layer):
     f = TargetHiddenFeaturizer(model=tiny_models["target"], layer=layer, batch_size=3, normalize=False).fit(TINY_TEXTS)
     x = f.transform(TINY_TEXTS)  # padded batches of unequal lengths
