@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ._common import emit_json, say, stderr_is_tty
+from ._common import emit_json, say
 
 
 @click.group()
@@ -98,7 +98,7 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
     say(f"distilling a draft for domain {domain!r} from {len(texts)} prompt(s) of {prompts_path}")
     model, tokenizer, path = load_target(target)
     result = distill_draft(model, tokenizer, texts, out_dir, config=config, arch=arch, target_name=target,
-                           progress=stderr_is_tty() or True)
+                           progress=True)
     meta = result.metadata
     say(f"wrote {out_dir}: {meta['n_params'] / 1e6:.1f}M parameters, {meta['steps']} steps, KL {meta['first_loss']:.3f} -> "
         f"{meta['final_loss']:.3f}, teacher {meta['teacher_seconds']:.0f}s + training {meta['train_seconds']:.0f}s")
