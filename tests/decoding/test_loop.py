@@ -64,14 +64,18 @@ def test_sampled_decode_logs_exact_propensities_and_learns(session, all_arms_con
     frame = pd.DataFrame({"query_id": [p[0] for p in PROMPTS], "prompt": [p[1] for p in PROMPTS]})
     probs = run.probabilities(frame)
     out = tmp_path / "new-log"
-    cfg = DecodeConfig(greedy=False, seed=3, learn=True, policy_id="vw-online")
+    cfg = DecodeConfig(greedy=False, seed=3, policy_id="vw-sampled")
     s = decode_prompts(run, all_arms_config, built["prompts"], out, cfg, session=session, progress=False)
-    assert s.n_decisions == 3 and s.learned
+    assert s.n_decisions == 3 and not s.learned and model_file.read_bytes() == before
     d = open_log(out).read("decisions").set_index("query_id")
     for i, (qid, *_rest) in enumerate(PROMPTS):
         a = all_arms_config.arm_names.index(d.at[qid, "arm"])
         assert d.at[qid, "propensity"] == probs[i, a]  # exact, never rounded
-    assert model_file.read_bytes() != before  # learn_one updates were saved into the run
+    # learning online: each decision's learn_one update is saved into the run folder at the end
+    cfg = DecodeConfig(greedy=False, seed=3, learn=True, policy_id="vw-online")
+    s = decode_prompts(run, all_arms_config, built["prompts"], out, cfg, session=session, progress=False)
+    assert s.n_decisions == 3 and s.learned
+    assert model_file.read_bytes() != before
     assert open_log(out).metadata.reward.kind == "speedup_count"
 
 
