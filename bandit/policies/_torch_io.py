@@ -1,4 +1,4 @@
-"""Torch state without pickles: module weights and optimizer state as safetensors plus JSON.
+"""Plumbing for the torch-backed policies: state as safetensors + JSON (no pickles), checkpoints, scaling.
 
 ``torch.save`` is a pickle; artifacts and checkpoints here are safetensors files (tensors only)
 with a JSON file beside them for everything that is not a tensor (optimizer hyper-parameters,
@@ -129,3 +129,16 @@ def data_fingerprint(*arrays: np.ndarray | None) -> str:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def standardisation(x: np.ndarray, on: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) float32 (d,) of features x (n, d), applied as (x - mean) / scale.
+
+    The identity (zeros, ones) when ``on`` is False; columns with sd < 1e-6 keep scale 1.
+    """
+    if not on:
+        return np.zeros(x.shape[1], dtype=np.float32), np.ones(x.shape[1], dtype=np.float32)
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    scale = x.std(axis=0, dtype=np.float64).astype(np.float32)
+    scale[scale < 1e-6] = 1.0
+    return mean, scale

@@ -79,6 +79,7 @@ class _OfflineRLConfig:
     hidden_units: tuple[int, ...] = (64, 64)  # widths of the Q-network's (and imitator's) encoder
     target_update_interval: int = 100  # steps between target-network syncs (unused by terminal targets)
     tau: float = 0.05  # inference: probabilities = softmax(Q / tau)
+    standardize: bool = False  # rescale features to training mean 0 / sd 1 (off: featurizers give L2-normalised rows)
     checkpoint_every: int = 250  # steps between checkpoints (when fit gets a checkpoint_dir)
     keep_checkpoints: int = 2  # newest checkpoints kept in checkpoint_dir
 
@@ -172,6 +173,7 @@ class DiscreteBCQConfig(_OfflineRLConfig):
         return d3rlpy.algos.DiscreteBCQConfig(action_flexibility=self.action_flexibility, beta=self.beta, **self._common_d3rlpy_kwargs())
 
 
+
 def _transitions(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row of the prompt, arm id, reward) of every one-step transition in ``data``."""
     if data.is_full_information:
@@ -244,10 +246,7 @@ class OfflineRLPolicy:
             raise ValueError("training data has no transition (every reward is NaN, or there are no rows)")
         if not np.isfinite(data.features).all():
             raise ValueError("features must be finite; found NaN or inf")
-        seen = data.features[np.unique(rows)]
-        mean = seen.mean(axis=0, dtype=np.float64).astype(np.float32)
-        scale = seen.std(axis=0, dtype=np.float64).astype(np.float32)
-        scale[scale < 1e-6] = 1.0
+        mean, scale = _torch_io.standardisation(data.features[np.unique(rows)], cfg.standardize)
         x = (data.features - mean) / scale
 
         algo = _build(cfg.d3rlpy_config(), x.shape[1], len(self.arms), cfg.seed)

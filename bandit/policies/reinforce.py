@@ -13,8 +13,11 @@ arms and is trained with the policy gradient, with mini-batches of prompts:
   REINFORCE).
 
 The baseline is an exponential moving average of the rewards seen in training batches; an
-optional entropy bonus keeps the policy from collapsing too early. Input features are
-standardised with the training mean and standard deviation (saved with the weights).
+optional entropy bonus keeps the policy from collapsing too early. With ``standardize`` the
+input features are rescaled with the training mean and standard deviation (saved with the
+weights); it is off by default because featurizers already give L2-normalised rows, and
+blowing low-variance SVD components up to unit variance made a 64-unit MLP overfit 154
+simulated text prompts (72% of the oracle on held-out prompts instead of 100%).
 
 Randomness: initial weights come from a ``torch.Generator`` seeded by ``seed``; the batch order
 of epoch e and the arms sampled at step t come from numpy generators seeded by ``(seed, e)`` and
@@ -73,6 +76,7 @@ class ReinforceConfig:
     baseline_momentum: float = 0.9  # EMA factor of the reward baseline (0: the batch mean)
     entropy_coef: float = 0.0  # weight of the entropy bonus
     weight_clip: float = 10.0  # bandit feedback: cap on pi(a|x) / propensity
+    standardize: bool = False  # rescale features to training mean 0 / sd 1 (hurts on L2-normalised text features)
     greedy: bool = True  # inference: one-hot at the best arm, else softmax(logits / temperature)
     temperature: float = 1.0  # inference temperature when greedy is False
     checkpoint_every: int = 200  # steps between checkpoints (when fit gets a checkpoint_dir)
@@ -108,6 +112,7 @@ class ReinforceConfig:
         d = asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
         return d
+
 
 
 def _build_mlp(n_in: int, hidden: Sequence[int], n_out: int, generator: Any) -> Any:
@@ -150,9 +155,7 @@ class ReinforcePolicy:
         x = data.features[rows]
         if not np.isfinite(x).all():
             raise ValueError("features must be finite; found NaN or inf")
-        mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        scale = x.std(axis=0, dtype=np.float64).astype(np.float32)
-        scale[scale < 1e-6] = 1.0
+        mean, scale = _torch_io.standardisation(x, cfg.standardize)
         xt = torch.from_numpy((x - mean) / scale)
 
         net = _build_mlp(x.shape[1], cfg.hidden_sizes, len(self.arms), torch.Generator().manual_seed(cfg.seed))

@@ -155,3 +155,14 @@ def test_bad_fit_input(_learner_data, fitted_full):
         SMALL.create(_learner_data.arms).fit(other)
     with pytest.raises(ValueError, match=r"features must have shape \(n, 8\); got shape \(3, 5\)"):
         fitted_full.probabilities(np.zeros((3, 5)))
+
+
+def test_standardize_is_saved_with_the_weights(_learner_data, tmp_path):
+    cfg = ReinforceConfig(n_epochs=3, standardize=True, greedy=False)
+    policy = cfg.create(_learner_data.arms).fit(_learner_data.full)
+    np.testing.assert_allclose(policy.feature_mean_, _learner_data.full.features.mean(axis=0), atol=1e-5)
+    plain = ReinforceConfig(n_epochs=3, greedy=False).create(_learner_data.arms).fit(_learner_data.full)
+    assert (plain.feature_mean_ == 0).all() and (plain.feature_scale_ == 1).all()
+    policy.save(tmp_path)
+    loaded = cfg.load_policy(tmp_path, _learner_data.arms)
+    np.testing.assert_array_equal(loaded.probabilities(_learner_data.test_features), policy.probabilities(_learner_data.test_features))
