@@ -724,6 +724,24 @@ def find_sources(domain: str, roots: SourceRoots, config: PromptSetConfig, dpkg:
 # building
 
 
+def _origins(x_source: pd.Series, dpkg: DpkgIndex, sources: list[dict]) -> list[dict]:
+    """The packages the chosen prompts come from: origin (package and version), prompts, licence."""
+    pypi_licence = {r["package"]: r["licence"] for r in sources if r["source"] == "pypi"}
+    counts = x_source.str.split(":/", n=1).str[0].value_counts()
+    out = []
+    for origin in sorted(counts.index):
+        entry = {"origin": origin, "prompts": int(counts[origin])}
+        parts = origin.split(" ")
+        if parts[0] == "Debian" and len(parts) >= 3:
+            entry["licence_file"] = dpkg.licence_file(parts[1])
+        elif parts[0] == "PyPI" and len(parts) >= 3:
+            entry["licence"] = pypi_licence.get(parts[1])
+        elif parts[0] == "CPython":
+            entry["licence"] = "PSF-2.0"
+        out.append(entry)
+    return out
+
+
 def _describe_reports(reports: list[dict]) -> str:
     """One line: 'cpython-stdlib /usr/lib/python3.11 (572 files); pypi: 80 packages (9,876 files); ...'."""
     parts, pypi = [], [r for r in reports if r["source"] == "pypi"]
@@ -865,6 +883,7 @@ def build_prompt_set(config: PromptSetConfig = PromptSetConfig(), roots: SourceR
                          for d in counts},
         "skipped": skipped,
         "sources": sources,
+        "origins": _origins(frame["x_source"], dpkg, sources),
     }
     return PromptSet(frame[list(PROMPT_COLUMNS)], metadata)
 

@@ -255,3 +255,12 @@ def test_sampling_never_takes_the_same_prompt_twice(tmp_path):
     assert len(prompts) == len(set(prompts)) == 7  # 6 own prompts + the shared one once
     first_turn = {c.key.split(":")[0] for c in chosen[:3]}  # one file of each group: 2 + 1 new prompts
     assert first_turn == {"pypi", "stdlib"}  # the groups take turns
+
+
+def test_origins_name_every_package_used(built):
+    origins = built.metadata["origins"]
+    assert sum(o["prompts"] for o in origins) == len(built.frame)
+    for o in origins:
+        assert built.frame["x_source"].str.startswith(o["origin"] + ":/").sum() == o["prompts"]
+        if o["origin"].startswith("Debian "):
+            assert o["licence_file"] is None or Path(o["licence_file"]).is_file()
