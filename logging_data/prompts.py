@@ -45,7 +45,7 @@ import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -181,11 +181,11 @@ class DpkgIndex:
     def package(self, path: Path) -> tuple[str | None, str | None]:
         if self._owner is None:
             self._load()
-        assert self._owner is not None
-        pkg = self._owner.get(str(path))
+        owner = self._owner or {}
+        pkg = owner.get(str(path))
         if pkg is None:
             try:
-                pkg = self._owner.get(str(Path(path).resolve()))
+                pkg = owner.get(str(Path(path).resolve()))
             except OSError:
                 pkg = None
         return pkg, (self._version.get(pkg) if pkg else None)
@@ -230,8 +230,7 @@ class DistIndex:
     def distribution(self, top_level: str) -> tuple[str, str, str | None] | None:
         if self._top is None:
             self._load()
-        assert self._top is not None
-        return self._top.get(top_level)
+        return (self._top or {}).get(top_level)
 
 
 # --------------------------------------------------------------------------------------------
