@@ -85,17 +85,17 @@ class DistillConfig:
 
     domain: str  # the prompts' ``domain`` value to train on
     split: str | None = "train"  # the prompts' ``split`` to train on; None = every row of the domain
-    max_prompts: int | None = 160  # at most this many prompts (a seeded sample); None = all
-    max_new_tokens: int = 64  # length of the target's greedy continuation of each prompt
+    max_prompts: int | None = 128  # at most this many prompts (a seeded sample); None = all
+    max_new_tokens: int = 48  # length of the target's greedy continuation of each prompt
     max_prompt_tokens: int = 512  # prompts longer than this (after the chat template) are skipped
     top_k: int = 64  # target log-probs kept per position
-    steps: int = 400  # optimiser steps
+    steps: int = 240  # optimiser steps
     batch_size: int = 8  # sequences per step
     lr: float = 2e-3  # peak AdamW learning rate (linear warm-up over 5% of the steps, cosine decay)
     weight_decay: float = 0.0
     prompt_weight: float = 0.5  # loss weight of prompt positions relative to continuation positions
     gen_batch_size: int = 8  # prompts per batched greedy generation of the teacher
-    checkpoint_every: int = 50  # steps between checkpoints
+    checkpoint_every: int = 40  # steps between checkpoints
     seed: int = 0
 
     def validate(self) -> None:

@@ -43,13 +43,13 @@ def drafts() -> None:
               help="Start from the target's embeddings (projected when the draft is narrower).")
 @click.option("--freeze-embeddings/--train-embeddings", default=False, show_default=True,
               help="Keep the reused (tied) embeddings fixed.")
-@click.option("--steps", default=400, show_default=True, type=int, help="Optimiser steps.")
+@click.option("--steps", default=240, show_default=True, type=int, help="Optimiser steps.")
 @click.option("--batch-size", default=8, show_default=True, type=int, help="Sequences per step.")
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="Peak learning rate (AdamW, warm-up then cosine).")
-@click.option("--max-prompts", default=160, show_default=True, type=int, help="Train prompts used (a seeded sample); 0 for all.")
-@click.option("--max-new-tokens", default=64, show_default=True, type=int, help="Length of the target's greedy continuations.")
+@click.option("--max-prompts", default=128, show_default=True, type=int, help="Train prompts used (a seeded sample); 0 for all.")
+@click.option("--max-new-tokens", default=48, show_default=True, type=int, help="Length of the target's greedy continuations.")
 @click.option("--top-k", default=64, show_default=True, type=int, help="Target log-probs kept per position.")
-@click.option("--checkpoint-every", default=50, show_default=True, type=int, help="Steps between checkpoints.")
+@click.option("--checkpoint-every", default=40, show_default=True, type=int, help="Steps between checkpoints.")
 @click.option("--threads", default=1, show_default=True, type=int,
               help="torch threads (1 is fastest on a CPU shared with other jobs).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -97,13 +97,13 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
     texts = read_domain_prompts(prompts_path, domain, config.split)
     say(f"distilling a draft for domain {domain!r} from {len(texts)} prompt(s) of {prompts_path}")
     model, tokenizer, path = load_target(target)
-    result = distill_draft(model, tokenizer, texts, out_dir, config=config, arch=arch, target_name=target,
+    result = distill_draft(model, tokenizer, texts, out_dir, config=config, arch=arch, target_name=path,
                            progress=True)
     meta = result.metadata
     say(f"wrote {out_dir}: {meta['n_params'] / 1e6:.1f}M parameters, {meta['steps']} steps, KL {meta['first_loss']:.3f} -> "
         f"{meta['final_loss']:.3f}, teacher {meta['teacher_seconds']:.0f}s + training {meta['train_seconds']:.0f}s")
     if as_json:
-        emit_json({k: v for k, v in meta.items() if k != "losses"} | {"out": str(out_dir), "target_path": path})
+        emit_json({k: v for k, v in meta.items() if k != "losses"} | {"out": str(out_dir), "target_spec": target})
 
 
 @drafts.command()
