@@ -89,7 +89,7 @@ class DistillConfig:
     max_new_tokens: int = 48  # length of the target's greedy continuation of each prompt
     max_prompt_tokens: int = 512  # prompts longer than this (after the chat template) are skipped
     top_k: int = 64  # target log-probs kept per position
-    steps: int = 240  # optimiser steps
+    steps: int = 150  # optimiser steps
     batch_size: int = 8  # sequences per step
     lr: float = 2e-3  # peak AdamW learning rate (linear warm-up over 5% of the steps, cosine decay)
     weight_decay: float = 0.0

@@ -43,7 +43,7 @@ def drafts() -> None:
               help="Start from the target's embeddings (projected when the draft is narrower).")
 @click.option("--freeze-embeddings/--train-embeddings", default=False, show_default=True,
               help="Keep the reused (tied) embeddings fixed.")
-@click.option("--steps", default=240, show_default=True, type=int, help="Optimiser steps.")
+@click.option("--steps", default=150, show_default=True, type=int, help="Optimiser steps.")
 @click.option("--batch-size", default=8, show_default=True, type=int, help="Sequences per step.")
 @click.option("--lr", default=2e-3, show_default=True, type=float, help="Peak learning rate (AdamW, warm-up then cosine).")
 @click.option("--max-prompts", default=128, show_default=True, type=int, help="Train prompts used (a seeded sample); 0 for all.")
@@ -65,7 +65,7 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
     \b
     Example:
       bandit-log drafts distill --target packaged:smollm2-135m --prompts prompts.parquet \\
-          --domain code --out drafts/code --layers 2 --hidden 256 --steps 240
+          --domain code --out drafts/code --layers 2 --hidden 256 --steps 150
     """
     import torch
 
