@@ -311,7 +311,7 @@ def build_teacher(model: Any, tokenizer: Any, prompts: Sequence[str], folder: st
     batches = [list(range(s, min(s + gen_batch_size, len(encoded)))) for s in range(0, len(encoded), gen_batch_size)]
     was_training = model.training
     model.eval()
-    bar = tqdm(total=len(encoded), desc="teacher", unit="prompt", disable=not progress, file=None)
+    bar = tqdm(total=len(encoded), desc="teacher", unit="prompt", disable=not progress)
     try:
         for b, rows in enumerate(batches):
             shard = folder / f"shard-{b:05d}.safetensors"
@@ -480,7 +480,6 @@ def _batch(teacher: TeacherData, rows: Any, pad_id: int, prompt_weight: float) -
     weight = torch.zeros((n, width), dtype=torch.float32)
     t_ids = torch.zeros((n, width, k), dtype=torch.long)
     t_logp = torch.zeros((n, width, k), dtype=torch.float32)
-    t_logp[..., 0] = 0.0
     for j, (s, e, r) in enumerate(zip(starts.tolist(), ends.tolist(), rows.tolist())):
         L = e - s
         ids[j, :L] = teacher.ids[s:e]
