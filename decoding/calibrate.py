@@ -7,18 +7,22 @@ is deterministic). So a log keeps both, plus what one step costs *on this machin
   ``context_len`` tokens (a typical prompt length);
 - ``c_d``: the same for the model that drafts for an arm (a draft model, or the target cut to
   its first ``assistant_early_exit`` layers); 0 for prompt lookup and plain decoding, whose
-  drafting runs no model.
+  drafting runs no model;
+- ``c_v``: the extra seconds each additional token adds to a target pass, from one pass over
+  ``verify_block`` tokens: ``c_v = (T(verify_block) - c_t) / (verify_block - 1)`` (clipped at
+  0). A verification pass over k drafted tokens costs ``c_t + k * c_v``: nearly free while a step
+  is memory-bound (GPUs), a real cost where compute dominates (small models on CPUs).
 
 The count model::
 
     plain_cost    = n_new_tokens * c_t
-    assisted_cost = target_calls * c_t + draft_calls * c_d
-    speedup_count = plain_cost / assisted_cost = n_new_tokens / (target_calls + draft_calls * c_d / c_t)
+    assisted_cost = target_calls * c_t + draft_tokens * c_v + draft_calls * c_d
+    speedup_count = plain_cost / assisted_cost
+                  = n_new_tokens / (target_calls + draft_tokens * c_v / c_t + draft_calls * c_d / c_t)
 
-It prices a verification pass (k + 1 tokens at once) like a one-token step, which holds while
-the step is memory-bound (GPUs, small k) and flatters drafts where compute dominates (CPUs with
-large k); the measured ``speedup_wall`` sits next to it in the log for that reason. Each step is
-timed as the median of ``repeats`` runs after ``warmup`` runs.
+Every count in it is deterministic under greedy decoding, so the speed-up it gives is
+reproducible on the machine the costs were calibrated on; the measured ``speedup_wall`` sits next
+to it in the log. Each step is timed as the median of ``repeats`` runs after ``warmup`` runs.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+#: transformers' default number of draft tokens per block (``num_assistant_tokens``) when an arm fixes none
+DEFAULT_DRAFT_TOKENS = 20
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -35,6 +42,8 @@ class Calibration:
 
     target_step_s: float
     arm_step_s: Mapping[str, float] = field(default_factory=dict)
+    verify_token_s: float = 0.0
+    verify_block: int = 1
     context_len: int = 64
     repeats: int = 5
     n_threads: int = 1
@@ -44,6 +53,10 @@ class Calibration:
         """Arm name -> c_d / c_t (the ``arm_cost`` column and ``Arm.cost``)."""
         return {a: (s / self.target_step_s if self.target_step_s > 0 else 0.0) for a, s in self.arm_step_s.items()}
 
+    def relative_verify_cost(self) -> float:
+        """c_v / c_t: what one drafted token adds to a verification pass, in target steps."""
+        return self.verify_token_s / self.target_step_s if self.target_step_s > 0 else 0.0
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["arm_step_s"] = dict(self.arm_step_s)
@@ -51,26 +64,32 @@ class Calibration:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Calibration":
-        keys = ("target_step_s", "arm_step_s", "context_len", "repeats", "n_threads", "device")
+        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "context_len", "repeats", "n_threads", "device")
         missing = [k for k in ("target_step_s", "arm_step_s") if k not in d]
         if missing:
             raise ValueError(f"calibration record is missing {', '.join(missing)}; found keys {sorted(d)}")
         return cls(**{k: d[k] for k in keys if k in d})
 
 
-def speedup_count(n_new_tokens: int, target_calls: int, draft_calls: int, relative_cost: float) -> float:
-    """``n_new_tokens / (target_calls + draft_calls * relative_cost)`` (see the module docstring)."""
-    denom = target_calls + draft_calls * relative_cost
+def speedup_count(n_new_tokens: int, target_calls: int, draft_calls: int, relative_cost: float,
+                  draft_tokens: int = 0, verify_cost: float = 0.0) -> float:
+    """``n_new_tokens / (target_calls + draft_tokens * verify_cost + draft_calls * relative_cost)``.
+
+    ``relative_cost`` = c_d / c_t and ``verify_cost`` = c_v / c_t (see the module docstring).
+    """
+    denom = target_calls + draft_tokens * verify_cost + draft_calls * relative_cost
     if denom <= 0:
-        raise ValueError(f"speedup_count needs target_calls + draft_calls * cost > 0; got {target_calls} + {draft_calls} * {relative_cost}")
+        raise ValueError(f"speedup_count needs target_calls + draft_tokens * verify_cost + draft_calls * cost > 0; "
+                         f"got {target_calls} + {draft_tokens} * {verify_cost} + {draft_calls} * {relative_cost}")
     return n_new_tokens / denom
 
 
-def _step_seconds(model: Any, vocab_size: int, context_len: int, repeats: int, warmup: int, sync) -> float:
+def _step_seconds(model: Any, vocab_size: int, context_len: int, repeats: int, warmup: int, sync, n_tokens: int = 1) -> float:
+    """Median seconds of one forward pass over ``n_tokens`` new tokens on a cache of ``context_len``."""
     import torch
 
     ids = torch.arange(context_len, dtype=torch.long).remainder(max(vocab_size - 1, 1)).unsqueeze(0).to(model.device)
-    nxt = ids[:, -1:]
+    nxt = ids[:, -n_tokens:]
     times = []
     with torch.no_grad():
         out = model(input_ids=ids, use_cache=True)
@@ -81,7 +100,7 @@ def _step_seconds(model: Any, vocab_size: int, context_len: int, repeats: int, w
             model(input_ids=nxt, past_key_values=cache, use_cache=True)
             sync()
             dt = time.perf_counter() - t0
-            cache.crop(-1)  # drop the timed token again
+            cache.crop(-n_tokens)  # drop the timed tokens again
             if i >= warmup:
                 times.append(dt)
     return float(statistics.median(times))
@@ -99,6 +118,12 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     ctx = min(context_len, (target.context_length or context_len + 1) - 1)
     vocab = target.model.config.get_text_config().vocab_size
     c_t = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
+    block = 1 + max([a.n_draft_tokens or DEFAULT_DRAFT_TOKENS for a in session.config.arms if a.kind != "none"], default=0)
+    block = min(block, ctx)
+    c_v = 0.0
+    if block > 1:
+        c_block = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync, n_tokens=block)
+        c_v = max(0.0, (c_block - c_t) / (block - 1))
     arm_s: dict[str, float] = {}
     for arm in session.config.arms:
         if arm.kind == "draft":
@@ -110,5 +135,5 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
                 arm_s[arm.name] = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
         else:
             arm_s[arm.name] = 0.0
-    return Calibration(target_step_s=c_t, arm_step_s=arm_s, context_len=ctx, repeats=repeats,
+    return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, context_len=ctx, repeats=repeats,
                        n_threads=int(torch.get_num_threads()), device=session.device)
