@@ -1,0 +1,154 @@
+"""Train every policy on one log, evaluate them off-policy, and pick the one to deploy.
+
+This is the middle of the quickstart (``examples/quickstart.py``) as a library, so that the
+examples and the benchmark train and choose the same way:
+
+- ``train_policies(log, out, ...)``: one run folder per policy under ``out`` (the learners with
+  the budgets of ``BUDGETS[budget]``, and the baselines), all on the same split and featurizer;
+- ``holdout_decisions(log, split, seed)``: a uniform logging policy simulated on a held-out
+  split of the full-information log (exact propensities), so off-policy estimates can be
+  checked against the true value the outcomes table gives;
+- ``select_policy(result, estimator)``: the learned policy with the best estimate (never a
+  hindsight baseline such as the oracle, which cannot be deployed).
+
+Selection uses the validation split; the test split is kept for the final measurement, so a
+target is never met by tuning on the test prompts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from logging_data import open_log
+
+#: learning policies, in the order they are reported
+LEARNERS = ("regression", "classifier", "taskspec", "reinforce", "vw", "cql", "bcq")
+#: budgets per learner: "default" for real logs, "tiny" for tests (seconds on 2 cores)
+BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {
+        "reinforce": {"n_epochs": 60, "hidden_sizes": [64]},
+        "vw": {"n_passes": 5},
+        "cql": {"n_steps": 1500},
+        "bcq": {"n_steps": 1500},
+    },
+    "tiny": {
+        "reinforce": {"n_epochs": 5, "hidden_sizes": [16]},
+        "vw": {"n_passes": 1},
+        "cql": {"n_steps": 30, "hidden_units": [16]},
+        "bcq": {"n_steps": 30, "hidden_units": [16]},
+        "classifier": {"max_iter": 100},
+        "taskspec": {"max_iter": 100},
+    },
+}
+#: policies that look at outcomes in hindsight: references only, never deployed
+HINDSIGHT = ("oracle",)
+
+
+@dataclass(frozen=True)
+class TrainedPolicies:
+    """Run folders by policy name (``fixed:ARM`` for each single arm)."""
+
+    runs: Mapping[str, Path]
+    featurizer: str
+    split: str
+
+    def load(self) -> dict[str, Any]:
+        from bandit.runs import load_run
+
+        return {name: load_run(path) for name, path in self.runs.items()}
+
+
+def train_policies(
+    log_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    learners: Sequence[str] = LEARNERS,
+    budget: str = "default",
+    featurizer: str = "hashed",
+    split: str = "train",
+    seed: int = 0,
+    baselines: bool = True,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = True,
+) -> TrainedPolicies:
+    """Train ``learners`` (and, with ``baselines``, uniform, every fixed arm and the oracle).
+
+    ``settings``: extra per-policy settings over ``BUDGETS[budget]``. Existing run folders are
+    replaced. Returns the run folders by name.
+    """
+    from bandit.configs import make_config
+    from bandit.runs import train_run
+
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
+    unknown = sorted(set(learners) - set(LEARNERS))
+    if unknown:
+        raise ValueError(f"unknown learner(s) {', '.join(unknown)}; known: {', '.join(LEARNERS)}")
+    out = Path(out_dir)
+    arms = open_log(log_path).metadata.arm_names
+    plan: list[tuple[str, str, dict[str, Any]]] = []
+    for name in learners:
+        plan.append((name, name, {**BUDGETS[budget].get(name, {}), **dict((settings or {}).get(name, {}))}))
+    if baselines:
+        plan.append(("uniform", "uniform", {}))
+        plan.extend((f"fixed:{arm}", "fixed", {"arm": arm}) for arm in arms)
+        plan.append(("oracle", "oracle", {}))
+    runs: dict[str, Path] = {}
+    for label, policy, values in plan:
+        config = make_config(policy, {**values, "featurizer": featurizer, "seed": seed})
+        path = out / label.replace(":", "-")
+        if progress:
+            print(f"train {label}", file=__import__("sys").stderr)
+        train_run(log_path, config, path, feedback="full", split=split, overwrite=True, progress=progress)
+        runs[label] = path
+    return TrainedPolicies(runs, featurizer, split)
+
+
+def holdout_decisions(log_path: str | os.PathLike, split: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(decisions, outcomes) of ``split``: a uniform logging policy simulated on its prompts."""
+    from logging_data.simulate import UniformLogging, simulate_decisions
+
+    log = open_log(log_path)
+    outcomes = log.read("outcomes")
+    part = outcomes[outcomes["split"].astype(object) == split]
+    if part.empty:
+        raise ValueError(f"{log_path}: no outcomes in the {split!r} split (splits present: "
+                         f"{', '.join(sorted(map(str, outcomes['split'].dropna().unique())))})")
+    decisions = simulate_decisions(part, log.metadata.arm_names, UniformLogging(), np.random.default_rng(seed),
+                                   policy_id=f"uniform-{split}")
+    return decisions, part
+
+
+def evaluate_runs(runs: Mapping[str, Any], decisions: pd.DataFrame, outcomes: pd.DataFrame, arm_names: Sequence[str],
+                  estimators: Sequence[str] = ("ips", "snips", "dm", "dr", "sndr"), seed: int = 0) -> Any:
+    """``bandit.report.evaluate_policies`` of every loaded run on ``decisions`` (true values from ``outcomes``)."""
+    from estimators import parse_estimator
+
+    from bandit.report import evaluate_policies
+
+    targets = {name: run.probabilities(decisions) for name, run in runs.items()}
+    return evaluate_policies(decisions, arm_names, targets, [parse_estimator(e) for e in estimators],
+                             outcomes=outcomes, seed=seed)
+
+
+def select_policy(result: Any, estimator: str = "dr", candidates: Sequence[str] | None = None) -> str:
+    """The deployable policy with the highest ``estimator`` estimate in ``result`` (an EvaluationResult)."""
+    best, best_value = None, -np.inf
+    for p in result.policies:
+        if p.policy in HINDSIGHT or (candidates is not None and p.policy not in candidates):
+            continue
+        values = [e.value for e in p.estimates if e.estimator == estimator]
+        if not values:
+            raise ValueError(f"estimator {estimator!r} is not in the evaluation; it has "
+                             f"{', '.join(sorted({e.estimator for e in p.estimates}))}")
+        if values[0] > best_value:
+            best, best_value = p.policy, values[0]
+    if best is None:
+        raise ValueError("no deployable policy to select (only hindsight baselines were evaluated)")
+    return best
