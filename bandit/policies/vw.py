@@ -11,7 +11,8 @@ functions (the *adapter*) owns every convention that differs between the two:
   written 0-based (VW's ADF reductions ignore it and use the line position; only non-ADF ``--cb``
   reads 1-based action ids from it, which this package never uses).
 - Features: the shared line is ``shared |s 0:0.12 3:-1.5`` (feature ``i`` is column ``i`` of the
-  prompt features; exact zeros are left out, which VW treats the same way); each arm line is
+  prompt features; zeros, and values under 1e-30 in magnitude that VW's parser would read as 0,
+  are left out); each arm line is
   ``|a arm=NAME kind=KIND cost:C`` plus the arm's attrs (``key=value`` for strings, ``key:v`` for
   numbers, ``key`` for true booleans). Without an interaction between ``s`` and ``a``
   (``-q sa``, on by default) the chosen arm could not depend on the prompt.
@@ -53,6 +54,7 @@ ACTION_NAMESPACE = "a"
 CB_TYPES = ("ips", "dr", "mtr")
 EXPLORATIONS = ("epsilon", "softmax", "bag", "cover")
 FULL_INFORMATION_MODES = ("all_arms", "sample_uniform")
+TINY_FEATURE = 1e-30  # |feature values| below this are written as absent (zero)
 MODEL_FILE = "model.vw"
 META_FILE = "policy.json"
 
@@ -80,7 +82,8 @@ def vw_token(value: Any) -> str:
 
 
 def _feature_value(v: float) -> str:
-    # the shortest text that reads back as the same float32 (VW stores feature values as float32)
+    # the shortest text that reads back as the same float32 (VW stores feature values as float32;
+    # its own number parser is not correctly rounded and may land an ulp or two away)
     return str(np.float32(v))
 
 
@@ -108,7 +111,9 @@ def shared_line(features: np.ndarray) -> str:
     if not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x))[0])
         raise ValueError(f"features must be finite; column {bad} is {x[bad]}")
-    parts = [f"{i}:{_feature_value(x[i])}" for i in np.flatnonzero(x)]
+    # VW's own parser reads magnitudes below about 1e-35 as 0 and drops the feature; leave out
+    # what it would drop, so the text says what VW learns from
+    parts = [f"{i}:{_feature_value(x[i])}" for i in np.flatnonzero(np.abs(x) >= TINY_FEATURE)]
     return " ".join(["shared", f"|{SHARED_NAMESPACE}", *parts])
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from bandit.data import TrainingData
 from bandit.policy import NotFittedError
@@ -47,6 +52,7 @@ def test_adapter_strings():
     assert shared_line(np.array([0.5, 0.0, -1.25, 3.0], dtype=np.float32)) == "shared |s 0:0.5 2:-1.25 3:3.0"
     assert shared_line(np.array([0.1], dtype=np.float32)) == "shared |s 0:0.1"
     assert shared_line(np.zeros(3)) == "shared |s"
+    assert shared_line(np.array([1e-31, -2e-30, 0.5], dtype=np.float32)) == "shared |s 1:-2e-30 2:0.5"
     assert vw_token("a b|c:d\te") == "a_b_c_d_e"
     assert action_features(ARMS[0]) == "|a arm=none kind=none cost:0.0"
     assert action_features(ARMS[1]) == "|a arm=tiny_draft kind=draft cost:0.125 draft_tokens:5 family=llama params_m:135"
@@ -108,6 +114,38 @@ def test_adapter_lines_are_what_vw_parses():
     ws.finish_example(examples)
 
 
+@pytest.fixture(scope="module")
+def parser():
+    # wrapped: hypothesis calls `setup_example` on a test's first argument when it has one, and
+    # a Workspace does (a different method of the same name)
+    ws = vowpalwabbit.Workspace("--cb_explore_adf -q sa --quiet")
+    yield types.SimpleNamespace(ws=ws)
+    ws.finish()
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=arrays(np.float32, st.integers(1, 12), elements=st.floats(width=32, allow_nan=False, allow_infinity=False)))
+def test_shared_features_reach_vw(parser, x):
+    """Every non-zero feature reaches VW under the hash of its column, with its float32 value.
+
+    The text holds the float32 value exactly (shortest round-trip form), but VW's own number
+    parser is not correctly rounded: 335545.75 reads back as 335545.71875 (found by this test),
+    hence the relative tolerance of a few float32 ulps. It also reads magnitudes below ~1e-35 as
+    0 (also found here), so the adapter leaves out values below 1e-30.
+    """
+    ws = parser.ws
+    shared = ws.parse([shared_line(x), "|a arm=x"])[0]
+    nonzero = np.flatnonzero(np.abs(x) >= 1e-30)
+    assert shared.num_features_in("s") == nonzero.size
+    space = ws.hash_space("s")
+    got = {shared.feature("s", i): shared.feature_weight("s", i) for i in range(nonzero.size)}
+    want = {ws.hash_feature(str(i), space): float(x[i]) for i in nonzero}
+    assert got.keys() == want.keys()
+    np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=5e-7, atol=0)
+    for i in nonzero:  # and the text itself is exact
+        assert np.float32(shared_line(x).split()[2 + list(nonzero).index(i)].split(":")[1]) == x[i]
+
+
 # -- learning ------------------------------------------------------------------------------------
 def test_not_fitted(_learner_data):
     policy = VWConfig().create(_learner_data.arms)
@@ -147,6 +185,9 @@ def test_save_reload_in_a_fresh_workspace_gives_the_same_pmf(_learner_data, tmp_
     np.testing.assert_array_equal(raw / raw.sum(axis=1, keepdims=True), expected)
     loaded = cfg.load_policy(tmp_path / "run", _learner_data.arms)
     np.testing.assert_array_equal(loaded.probabilities(x), expected)
+    # the reloaded model keeps learning online (decode loop --learn)
+    loaded.learn_one(x[0], 0, reward=5.0, propensity=0.25)
+    assert loaded.probabilities(x[:1])[0, 0] > expected[0, 0]
     with pytest.raises(ValueError, match="trained on arms"):
         cfg.load_policy(tmp_path / "run", _learner_data.arms[::-1])
 
@@ -168,6 +209,10 @@ def test_learn_one_moves_the_policy_towards_a_rewarded_arm(_learner_data):
         policy.learn_one(x[0], worst, reward=2.0, propensity=0.5)
     after = policy.probabilities(x)[0]
     assert after[worst] > before[worst]
+    with pytest.raises(ValueError, match=r"propensity must be in \(0, 1\]"):
+        policy.learn_one(x[0], 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match=r"chosen arm id must be in \[0, 4\); got 4"):
+        policy.learn_one(x[0], 4, 1.0, 0.5)
     with pytest.raises(ValueError, match=r"features must have shape \(8,\)"):
         policy.learn_one(x[0][:3], 0, 1.0, 0.5)
 
