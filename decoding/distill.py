@@ -323,6 +323,7 @@ def build_teacher(model: Any, tokenizer: Any, prompts: Sequence[str], folder: st
                                      f"{fingerprint[:12]!r}); delete {folder} or choose another output folder")
                 bar.update(len(rows))
                 continue
+            t0 = time.perf_counter()
             conts = _greedy_batch(model, [encoded[i] for i in rows], max_new_tokens, pad_id, eos)
             seqs = [encoded[i] + c for i, c in zip(rows, conts)]
             tops = _teacher_topk(model, seqs, top_k, pad_id)
@@ -334,12 +335,24 @@ def build_teacher(model: Any, tokenizer: Any, prompts: Sequence[str], folder: st
                 "topk_ids": torch.cat([t[0] for t in tops]).to(torch.int32),
                 "topk_logp": torch.cat([t[1] for t in tops]).to(torch.float32),
             }
-            _save_tensors_atomic(tensors, shard, {"fingerprint": fingerprint})
+            _save_tensors_atomic(tensors, shard, {"fingerprint": fingerprint, "seconds": f"{time.perf_counter() - t0:.3f}"})
             bar.update(len(rows))
     finally:
         bar.close()
         model.train(was_training)
     return load_teacher(folder, n_shards=len(batches))
+
+
+def teacher_seconds(folder: str | os.PathLike) -> float:
+    """Seconds the target spent generating the cached teacher under ``folder`` (summed over shards
+    that recorded it), whichever run made them."""
+    from safetensors import safe_open
+
+    total = 0.0
+    for shard in sorted(Path(folder).glob("shard-*.safetensors")):
+        with safe_open(str(shard), framework="pt") as fh:
+            total += float((fh.metadata() or {}).get("seconds", 0.0))
+    return total
 
 
 def load_teacher(folder: str | os.PathLike, n_shards: int | None = None) -> TeacherData:
@@ -607,13 +620,12 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
     _check_resumable(out, settings)
     _write_json_atomic(out / ".settings.json", settings)
 
-    t0 = time.perf_counter()
     teacher_fp = _fingerprint({"target": target_name, "prompts": settings["prompts_sha"], "n": config.max_new_tokens,
                                "k": config.top_k, "maxp": config.max_prompt_tokens, "vocab": int(target.config.vocab_size)})
     teacher = build_teacher(target, tokenizer, texts, out / TEACHER_DIR, max_new_tokens=config.max_new_tokens,
                             top_k=config.top_k, gen_batch_size=config.gen_batch_size,
                             max_prompt_tokens=config.max_prompt_tokens, fingerprint=teacher_fp, progress=progress)
-    teacher_s = time.perf_counter() - t0
+    teacher_s = teacher_seconds(out / TEACHER_DIR)
 
     draft = init_draft(target, arch, seed=config.seed)
     draft.train()
@@ -625,8 +637,7 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
     state: dict[str, Any] = {"step": 0, "losses": [], "train_seconds": 0.0, "teacher_seconds": 0.0, "order": []}
     if (ckpt / "state.json").exists():
         state = _load_checkpoint(ckpt, draft, optimizer, generator)
-    else:
-        state["teacher_seconds"] = teacher_s
+    state["teacher_seconds"] = teacher_s
     order: list[int] = list(state.get("order", []))
     n = teacher.n_seqs
     bs = min(config.batch_size, n)
