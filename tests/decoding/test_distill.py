@@ -80,7 +80,7 @@ def test_loss_falls_and_metadata_is_recorded(distilled):
     for key in ("domain", "target", "seed", "teacher_seconds", "train_seconds", "budget_seconds", "config", "architecture"):
         assert key in meta
     assert meta["domain"] == "d" and meta["seed"] == 0
-    assert meta["teacher_seconds"] == pytest.approx(D.teacher_seconds(distilled.out_dir / D.TEACHER_DIR)) and meta["teacher_seconds"] > 0
+    assert meta["teacher_seconds"] == pytest.approx(D.teacher_seconds(distilled.out_dir / D.TEACHER_DIR), abs=0.01) and meta["teacher_seconds"] > 0
 
 
 def test_saved_draft_is_a_plain_hugging_face_folder(distilled, target):
