@@ -54,7 +54,7 @@ def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> Rewar
     if reward in ("speedup_count", "speedup_wall"):
         if alpha:
             raise ValueError(f"--alpha applies to alignment rewards only; reward {reward!r} got alpha={alpha}")
-        desc = ("n_new_tokens / (target_calls + draft_tokens * verify_cost + draft_calls * arm_cost), costs calibrated per machine (decoding.calibrate)" if reward == "speedup_count"
+        desc = ("n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * arm_cost), costs calibrated per machine (decoding.calibrate)" if reward == "speedup_count"
                 else "plain_wall_time_s / wall_time_s (medians over repeats)")
         return RewardDefinition(kind=reward, metric="", alpha=0.0, description=desc)
     raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)}; got {reward!r}")
@@ -201,10 +201,12 @@ def check_reward_supported(reward: RewardDefinition, models: ModelsConfig) -> No
                              f"(they have no output of their own); use --reward align_accept or a measured reward")
 
 
-def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float, verify_cost: float = 0.0) -> dict[str, Any]:
+def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float, verify_cost: float = 0.0,
+                 round_cost: float = 0.0) -> dict[str, Any]:
     """The measured-assisted-decoding columns of one outcome (``DecodeOutcome``s of the arm and of plain decoding).
 
-    ``relative_cost`` = c_d / c_t and ``verify_cost`` = c_v / c_t from the log's calibration.
+    ``relative_cost`` = c_d / c_t, ``verify_cost`` = c_v / c_t and ``round_cost`` = c_r / c_t from
+    the log's calibration (``decoding.calibrate``); the ``none`` arm pays no round cost.
     """
     return {
         "arm_cost": float(relative_cost),
@@ -213,7 +215,7 @@ def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float,
         "wall_time_s": outcome.wall_time_s, "plain_wall_time_s": plain.wall_time_s,
         "tokens_per_s": outcome.tokens_per_s, "speedup_wall": plain.wall_time_s / outcome.wall_time_s,
         "speedup_count": speedup_count(outcome.n_new_tokens, outcome.target_calls, outcome.draft_calls, relative_cost,
-                                       outcome.draft_tokens, verify_cost)
+                                       outcome.draft_tokens, verify_cost, 0.0 if arm.kind == "none" else round_cost)
         if outcome.n_new_tokens else 1.0,
         "n_repeats": outcome.n_repeats, "n_threads": outcome.n_threads, "lossless": outcome.lossless,
     }
@@ -297,7 +299,7 @@ def build_log(
     try:
         for start in range(0, len(pending), config.batch_size):
             batch = pending[start:start + config.batch_size]
-            rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration.relative_verify_cost(), config, max_new)
+            rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new)
             if rows:
                 log.append("outcomes", pd.DataFrame(rows))
             n_rows += len(rows)
@@ -311,7 +313,7 @@ def build_log(
     return BuildSummary(str(out), len(frame), len(pending), n_rows, n_skipped, n_fail, time.perf_counter() - t0, calibration.to_json())
 
 
-def _build_batch(session, models, frame, batch, encoded, done, costs, verify_cost: float, cfg: BuildConfig, max_new: int):
+def _build_batch(session, models, frame, batch, encoded, done, costs, calibration: Calibration, cfg: BuildConfig, max_new: int):
     plains = {i: session.plain(encoded[i], repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=max_new) for i in batch}
     own: dict[str, list] = {}
     for arm in models.arms:
@@ -333,7 +335,8 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, verify_cos
                 outcome = session.assisted(encoded[i], arm, repeats=cfg.repeats, warmup=cfg.warmup,
                                            reference=plain.tokens, max_new_tokens=max_new)
             row = {**q, "arm": arm.name}
-            row.update(measured_row(arm, outcome, plain, costs.get(arm.name, 0.0), verify_cost))
+            row.update(measured_row(arm, outcome, plain, costs.get(arm.name, 0.0), calibration.relative_verify_cost(),
+                                    calibration.relative_round_cost()))
             row.update(alignment_for(session, arm, encoded[i], plain.tokens, own.get(arm.name, {}).get(i), max_new))
             row["target_output"] = target_text
             row["reward"] = reward_value(cfg.reward, arm, row)

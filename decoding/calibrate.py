@@ -11,14 +11,19 @@ is deterministic). So a log keeps both, plus what one step costs *on this machin
 - ``c_v``: the extra seconds each additional token adds to a target pass, from one pass over
   ``verify_block`` tokens: ``c_v = (T(verify_block) - c_t) / (verify_block - 1)`` (clipped at
   0). A verification pass over k drafted tokens costs ``c_t + k * c_v``: nearly free while a step
-  is memory-bound (GPUs), a real cost where compute dominates (small models on CPUs).
+  is memory-bound (GPUs), a real cost where compute dominates (small models on CPUs);
+- ``c_r``: the extra seconds one *round* of assisted decoding costs beyond a plain decoding
+  step (transformers' candidate generation and verification bookkeeping), from a real
+  prompt-lookup ``generate()`` on a prompt that repeats itself, timed beside plain decoding of
+  the same prompt: ``c_r = (T_assisted - rounds * T_plain / n - draft_tokens * c_v) / rounds``
+  (clipped at 0). It is paid once per target call of every assisted arm, never by plain decoding.
 
 The count model::
 
     plain_cost    = n_new_tokens * c_t
-    assisted_cost = target_calls * c_t + draft_tokens * c_v + draft_calls * c_d
+    assisted_cost = target_calls * (c_t + c_r) + draft_tokens * c_v + draft_calls * c_d
     speedup_count = plain_cost / assisted_cost
-                  = n_new_tokens / (target_calls + draft_tokens * c_v / c_t + draft_calls * c_d / c_t)
+                  = n_new_tokens / (target_calls * (1 + c_r / c_t) + draft_tokens * c_v / c_t + draft_calls * c_d / c_t)
 
 Every count in it is deterministic under greedy decoding, so the speed-up it gives is
 reproducible on the machine the costs were calibrated on; the measured ``speedup_wall`` sits next
@@ -44,6 +49,7 @@ class Calibration:
     arm_step_s: Mapping[str, float] = field(default_factory=dict)
     verify_token_s: float = 0.0
     verify_block: int = 1
+    round_overhead_s: float = 0.0
     context_len: int = 64
     repeats: int = 5
     n_threads: int = 1
@@ -52,6 +58,10 @@ class Calibration:
     def relative_costs(self) -> dict[str, float]:
         """Arm name -> c_d / c_t (the ``arm_cost`` column and ``Arm.cost``)."""
         return {a: (s / self.target_step_s if self.target_step_s > 0 else 0.0) for a, s in self.arm_step_s.items()}
+
+    def relative_round_cost(self) -> float:
+        """c_r / c_t: what one assisted round costs beyond a plain step, in target steps."""
+        return self.round_overhead_s / self.target_step_s if self.target_step_s > 0 else 0.0
 
     def relative_verify_cost(self) -> float:
         """c_v / c_t: what one drafted token adds to a verification pass, in target steps."""
@@ -64,7 +74,7 @@ class Calibration:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Calibration":
-        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "context_len", "repeats", "n_threads", "device")
+        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "context_len", "repeats", "n_threads", "device")
         missing = [k for k in ("target_step_s", "arm_step_s") if k not in d]
         if missing:
             raise ValueError(f"calibration record is missing {', '.join(missing)}; found keys {sorted(d)}")
@@ -72,12 +82,13 @@ class Calibration:
 
 
 def speedup_count(n_new_tokens: int, target_calls: int, draft_calls: int, relative_cost: float,
-                  draft_tokens: int = 0, verify_cost: float = 0.0) -> float:
-    """``n_new_tokens / (target_calls + draft_tokens * verify_cost + draft_calls * relative_cost)``.
+                  draft_tokens: int = 0, verify_cost: float = 0.0, round_cost: float = 0.0) -> float:
+    """``n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost)``.
 
-    ``relative_cost`` = c_d / c_t and ``verify_cost`` = c_v / c_t (see the module docstring).
+    ``relative_cost`` = c_d / c_t, ``verify_cost`` = c_v / c_t and ``round_cost`` = c_r / c_t (see
+    the module docstring); plain decoding has no rounds: pass ``round_cost=0`` for it.
     """
-    denom = target_calls + draft_tokens * verify_cost + draft_calls * relative_cost
+    denom = target_calls * (1.0 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost
     if denom <= 0:
         raise ValueError(f"speedup_count needs target_calls + draft_tokens * verify_cost + draft_calls * cost > 0; "
                          f"got {target_calls} + {draft_tokens} * {verify_cost} + {draft_calls} * {relative_cost}")
@@ -135,5 +146,29 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
                 arm_s[arm.name] = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
         else:
             arm_s[arm.name] = 0.0
-    return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, context_len=ctx, repeats=repeats,
+    c_r = _round_overhead(session, ctx, c_v, repeats=max(1, min(repeats, 3)))
+    return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, round_overhead_s=c_r,
+                       context_len=ctx, repeats=repeats,
                        n_threads=int(torch.get_num_threads()), device=session.device)
+
+
+def _round_overhead(session: Any, context_len: int, verify_token_s: float, repeats: int, n_new: int = 24) -> float:
+    """Seconds one assisted round costs beyond a plain step (``c_r`` in the module docstring).
+
+    A real prompt-lookup ``generate()`` on a prompt that repeats a token pattern (so lookup finds
+    candidates and rounds carry drafted tokens), timed next to plain decoding of the same prompt.
+    """
+    from .models import ArmConfig
+
+    period = 7
+    vocab = session.target.model.config.get_text_config().vocab_size
+    base = [(11 + 13 * i) % max(vocab - 1, 1) for i in range(period)]
+    ids = (base * (max(context_len, 2 * period) // period + 1))[: max(context_len, 2 * period)]
+    arm = ArmConfig(name="_calibration_lookup", kind="prompt_lookup", prompt_lookup_num_tokens=3)
+    plain = session.plain(ids, repeats=repeats, warmup=1, max_new_tokens=n_new)
+    assisted = session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new)
+    if not plain.n_new_tokens or not assisted.target_calls:
+        return 0.0
+    step = plain.wall_time_s / plain.n_new_tokens
+    extra = assisted.wall_time_s - assisted.target_calls * step - assisted.draft_tokens * verify_token_s
+    return max(0.0, extra / assisted.target_calls)

@@ -179,7 +179,8 @@ def decode_prompts(
             else:
                 outcome = session.assisted(ids, arm, repeats=config.repeats, warmup=config.warmup, reference=plain.tokens)
             row = measured_row(arm, outcome, plain, costs.get(arm.name, 0.0),
-                               calibration.relative_verify_cost() if calibration is not None else 0.0)
+                               calibration.relative_verify_cost() if calibration is not None else 0.0,
+                               calibration.relative_round_cost() if calibration is not None else 0.0)
             if reward.kind == "alignment":  # the chosen arm's own output is needed only for this reward
                 own = session.arm_greedy([q["prompt"]], arm)[0] if arm.kind in ("draft", "early_exit") else None
                 row.update(alignment_for(session, arm, ids, plain.tokens, own, session.max_new_tokens))
