@@ -3,8 +3,9 @@
 Wall time on a shared machine is noisy; the counts of assisted decoding are not (greedy decoding
 is deterministic). So a log keeps both, plus what one step costs *on this machine*:
 
-- ``c_t``: seconds of one target forward step that decodes one token with a KV cache holding
-  ``context_len`` tokens (a typical prompt length);
+- ``c_t``: seconds of one target step of plain greedy ``generate()`` (``plain_step_s``, from the
+  same run that gives ``c_r``), next to the bare forward step that decodes one token with a KV
+  cache of ``context_len`` tokens (``target_step_s``); the count model's unit is the former;
 - ``c_d``: the same for the model that drafts for an arm (a draft model, or the target cut to
   its first ``assistant_early_exit`` layers); 0 for prompt lookup and plain decoding, whose
   drafting runs no model;
@@ -50,22 +51,28 @@ class Calibration:
     verify_token_s: float = 0.0
     verify_block: int = 1
     round_overhead_s: float = 0.0
+    plain_step_s: float = 0.0
     context_len: int = 64
     repeats: int = 5
     n_threads: int = 1
     device: str = "cpu"
 
+    @property
+    def step_s(self) -> float:
+        """The unit of the count model: a plain ``generate()`` step when measured, else one forward step."""
+        return self.plain_step_s if self.plain_step_s > 0 else self.target_step_s
+
     def relative_costs(self) -> dict[str, float]:
         """Arm name -> c_d / c_t (the ``arm_cost`` column and ``Arm.cost``)."""
-        return {a: (s / self.target_step_s if self.target_step_s > 0 else 0.0) for a, s in self.arm_step_s.items()}
+        return {a: (s / self.step_s if self.step_s > 0 else 0.0) for a, s in self.arm_step_s.items()}
 
     def relative_round_cost(self) -> float:
         """c_r / c_t: what one assisted round costs beyond a plain step, in target steps."""
-        return self.round_overhead_s / self.target_step_s if self.target_step_s > 0 else 0.0
+        return self.round_overhead_s / self.step_s if self.step_s > 0 else 0.0
 
     def relative_verify_cost(self) -> float:
         """c_v / c_t: what one drafted token adds to a verification pass, in target steps."""
-        return self.verify_token_s / self.target_step_s if self.target_step_s > 0 else 0.0
+        return self.verify_token_s / self.step_s if self.step_s > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -74,7 +81,7 @@ class Calibration:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Calibration":
-        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "context_len", "repeats", "n_threads", "device")
+        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "plain_step_s", "context_len", "repeats", "n_threads", "device")
         missing = [k for k in ("target_step_s", "arm_step_s") if k not in d]
         if missing:
             raise ValueError(f"calibration record is missing {', '.join(missing)}; found keys {sorted(d)}")
@@ -146,29 +153,32 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
                 arm_s[arm.name] = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
         else:
             arm_s[arm.name] = 0.0
-    c_r = _round_overhead(session, ctx, c_v, repeats=max(1, min(repeats, 3)))
+    plain_step, c_r = _round_overhead(session, c_v, repeats=max(1, min(repeats, 3)))
     return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, round_overhead_s=c_r,
+                       plain_step_s=plain_step,
                        context_len=ctx, repeats=repeats,
                        n_threads=int(torch.get_num_threads()), device=session.device)
 
 
-def _round_overhead(session: Any, context_len: int, verify_token_s: float, repeats: int, n_new: int = 24) -> float:
-    """Seconds one assisted round costs beyond a plain step (``c_r`` in the module docstring).
+#: the calibration prompt of ``_round_overhead``: text the target tends to copy, so prompt lookup finds candidates
+CALIBRATION_TEXT = "Repeat the following sentence three times: " + "The quick brown fox jumps over the lazy dog near the bank of the river. " * 2
 
-    A real prompt-lookup ``generate()`` on a prompt that repeats a token pattern (so lookup finds
-    candidates and rounds carry drafted tokens), timed next to plain decoding of the same prompt.
+
+def _round_overhead(session: Any, verify_token_s: float, repeats: int, n_new: int = 48) -> tuple[float, float]:
+    """(seconds of one plain ``generate()`` step, ``c_r``: seconds one assisted round costs beyond it).
+
+    A real prompt-lookup ``generate()`` of ``n_new`` tokens on ``CALIBRATION_TEXT`` (which the
+    target copies, so lookup finds candidates and rounds carry drafted tokens), timed next to plain
+    decoding of the same prompt; per-call fixed costs are spread over the rounds, as in real use.
     """
     from .models import ArmConfig
 
-    period = 7
-    vocab = session.target.model.config.get_text_config().vocab_size
-    base = [(11 + 13 * i) % max(vocab - 1, 1) for i in range(period)]
-    ids = (base * (max(context_len, 2 * period) // period + 1))[: max(context_len, 2 * period)]
+    ids = session.encode(CALIBRATION_TEXT, n_new)
     arm = ArmConfig(name="_calibration_lookup", kind="prompt_lookup", prompt_lookup_num_tokens=3)
     plain = session.plain(ids, repeats=repeats, warmup=1, max_new_tokens=n_new)
     assisted = session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new)
     if not plain.n_new_tokens or not assisted.target_calls:
-        return 0.0
+        return 0.0, 0.0
     step = plain.wall_time_s / plain.n_new_tokens
     extra = assisted.wall_time_s - assisted.target_calls * step - assisted.draft_tokens * verify_token_s
-    return max(0.0, extra / assisted.target_calls)
+    return step, max(0.0, extra / assisted.target_calls)
