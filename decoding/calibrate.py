@@ -173,7 +173,11 @@ def _round_overhead(session: Any, verify_token_s: float, repeats: int, n_new: in
     """
     from .models import ArmConfig
 
-    ids = session.encode(CALIBRATION_TEXT, n_new)
+    ids = session.encode(CALIBRATION_TEXT, 1)
+    context = session.target.context_length or (len(ids) + n_new + 1)
+    n_new = min(n_new, context - len(ids) - 1)
+    if n_new < 2:  # a model with too short a context to time a round: no overhead measured
+        return 0.0, 0.0
     arm = ArmConfig(name="_calibration_lookup", kind="prompt_lookup", prompt_lookup_num_tokens=3)
     plain = session.plain(ids, repeats=repeats, warmup=1, max_new_tokens=n_new)
     assisted = session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new)
