@@ -15,6 +15,23 @@ For each prompt (``bandit-log build``):
 4. the reward under the log's ``RewardDefinition``: ``alignment`` -> ``metric - alpha *
    arm_cost`` (the ``none`` arm scores 0), ``speedup_wall`` or ``speedup_count``.
 
+Alignment-only builds (``BuildConfig(measure=False)``, ``bandit-log build --alignment-only``):
+the research's cheap log, made of independent greedy runs only (no assisted decoding, so it is
+embarrassingly parallel). Per batch of prompts: the target's greedy output and each arm's own
+greedy output, both batched with left padding (``DecodingSession.greedy`` / ``arm_greedy``);
+the alignment columns exactly as in step 2; ``arm_cost`` from the calibration; the reward, which
+must be an alignment reward (``metric - alpha * arm_cost``). ``n_new_tokens`` is the target
+output's length. Where counts are exact without running assisted decoding they are filled: the
+``none`` arm (``target_calls = n_new_tokens``, no draft, ``speedup_count = 1``) and prompt lookup
+(the replay gives ``target_calls``, ``draft_tokens``, ``accepted_tokens`` and ``draft_calls = 0``,
+and ``speedup_count`` follows from the count model). Everything measured stays null: wall times,
+tokens/s, ``speedup_wall``, ``n_repeats``, ``n_threads``, ``lossless``, and every count of draft
+and early-exit arms (their counts need the drafting model to see the target's prefix). The log's
+metadata records ``extra.build.measure = false``; a resume must use the same mode. The
+calibration is the same as a full build's (it times one short prompt-lookup ``generate()`` for
+the round overhead, once per log, never per prompt). The target's output comes from a batched
+greedy run, which can differ from batch-size-1 decoding only at numerical near-ties of the logits.
+
 Rows go to the log's outcomes table one part per batch of prompts, atomically
 (``logging_data.Log.append``). A build that is interrupted (an exception, ``kill -9``) is
 resumed by running it again: (query_id, arm) keys already in the log are skipped, so no row is
@@ -62,7 +79,11 @@ def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> Rewar
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Settings of one build. ``batch_size``: prompts per greedy batch and per appended part."""
+    """Settings of one build. ``batch_size``: prompts per greedy batch and per appended part.
+
+    ``measure``: False builds the alignment-only log (see the module docstring): greedy runs only,
+    an alignment reward, ``repeats``/``warmup`` left at 1/0.
+    """
 
     reward: RewardDefinition = field(default_factory=RewardDefinition)
     limit: int | None = None
@@ -73,6 +94,7 @@ class BuildConfig:
     batch_size: int = 4
     calibration_context: int = 64
     calibration_repeats: int = 5
+    measure: bool = True
 
 
 @dataclass(frozen=True)
@@ -228,13 +250,14 @@ def _metadata(models: ModelsConfig, session: Any, calibration: Calibration, rewa
     extra = {
         **environment(), "calibration": calibration.to_json(), "command": command,
         "models_file": models.source_path, "models_toml": models.source_text,
-        "build": {"repeats": cfg.repeats, "warmup": cfg.warmup, "max_new_tokens": cfg.max_new_tokens or models.target.max_new_tokens,
+        "build": {"measure": cfg.measure, "repeats": cfg.repeats if cfg.measure else None,
+                  "warmup": cfg.warmup if cfg.measure else None, "max_new_tokens": cfg.max_new_tokens or models.target.max_new_tokens,
                   "batch_size": cfg.batch_size, "device": session.device, "n_target_params_m": session.target.n_params / 1e6},
     }
     return LogMetadata(arms=arms, reward=reward, extra=extra)
 
 
-def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition) -> None:
+def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, measure: bool = True) -> None:
     have = [(a.name, a.kind) for a in log.metadata.arms]
     want = [(a.name, a.kind) for a in models.arms]
     if have != want:
@@ -242,6 +265,11 @@ def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition) ->
     if log.metadata.reward.to_json() != reward.to_json():
         raise ValueError(f"{log.root}: the existing log's reward {log.metadata.reward.to_json()} differs from the requested "
                          f"{reward.to_json()}; build into a new --out")
+    had = bool(log.metadata.extra.get("build", {}).get("measure", True))
+    if had != measure:
+        mode = {True: "a measured build", False: "an alignment-only build"}
+        raise ValueError(f"{log.root}: the existing log is {mode[had]}; this one is {mode[measure]} "
+                         f"({'drop' if had else 'add'} --alignment-only to resume it, or build into a new --out)")
 
 
 def build_log(
@@ -260,13 +288,15 @@ def build_log(
     if config.repeats < 1 or config.warmup < 0 or config.batch_size < 1:
         raise ValueError(f"repeats >= 1, warmup >= 0 and batch_size >= 1 are required; got {config.repeats}, {config.warmup}, {config.batch_size}")
     check_reward_supported(config.reward, models)
+    if not config.measure:
+        check_alignment_only(config)
     frame = read_prompts(prompts, config.split, config.limit)
     arm_names = models.arm_names
     out = Path(out)
     existing = None
     if (out / "_log.json").exists():
         existing = open_log(out)
-        _check_existing(existing, models, config.reward)
+        _check_existing(existing, models, config.reward, config.measure)
     done = existing.keys("outcomes") if existing is not None else set()
     pending = [i for i, q in enumerate(frame["query_id"].astype(str)) if any((q, a) not in done for a in arm_names)]
     n_skipped = sum(1 for q in frame["query_id"].astype(str) for a in arm_names if (q, a) in done)
@@ -299,7 +329,10 @@ def build_log(
     try:
         for start in range(0, len(pending), config.batch_size):
             batch = pending[start:start + config.batch_size]
-            rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new)
+            if config.measure:
+                rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new)
+            else:
+                rows, fails = _alignment_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new), 0
             if rows:
                 log.append("outcomes", pd.DataFrame(rows))
             n_rows += len(rows)
@@ -343,6 +376,63 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
             fails += outcome.lossless is False
             rows.append(row)
     return rows, fails
+
+
+def check_alignment_only(cfg: BuildConfig) -> None:
+    """Fail before any work when an alignment-only build is asked for something it cannot give."""
+    if cfg.reward.kind != "alignment":
+        raise ValueError(f"an alignment-only build needs an alignment reward ({', '.join(ALIGNMENT_METRICS)}); "
+                         f"got reward kind {cfg.reward.kind!r}, which needs measured assisted decoding (drop --alignment-only)")
+    if cfg.repeats != 1 or cfg.warmup != 0:
+        raise ValueError(f"an alignment-only build times nothing, so --repeats/--warmup do not apply; "
+                         f"got repeats={cfg.repeats}, warmup={cfg.warmup} (leave them at 1 and 0)")
+
+
+def exact_counts(arm: ArmConfig, ids: Sequence[int], target: Sequence[int], calibration: Calibration, max_new: int,
+                 eos: Any) -> dict[str, Any]:
+    """Counts (and ``speedup_count``) that are exact without assisted decoding: ``none`` and prompt lookup.
+
+    Other arms get nulls (their counts depend on what the drafting model proposes given the
+    target's prefix). ``n_new_tokens`` is the target output's length for every arm.
+    """
+    n = len(target)
+    nulls = {"target_calls": None, "draft_calls": None, "draft_tokens": None, "accepted_tokens": None, "speedup_count": None}
+    if arm.kind == "none":
+        return {"n_new_tokens": n, **nulls, "target_calls": n, "draft_calls": 0, "draft_tokens": 0, "accepted_tokens": 0,
+                "speedup_count": 1.0}
+    if arm.kind == "prompt_lookup":
+        v = simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new, arm.max_matching_ngram_size or 2, eos)
+        sc = (speedup_count(n, v.target_calls, 0, 0.0, v.proposed, calibration.relative_verify_cost(),
+                            calibration.relative_round_cost()) if n else 1.0)
+        return {"n_new_tokens": n, "target_calls": v.target_calls, "draft_calls": 0, "draft_tokens": v.proposed,
+                "accepted_tokens": v.accepted, "speedup_count": sc}
+    return {"n_new_tokens": n, **nulls}
+
+
+def _alignment_batch(session, models, frame, batch, encoded, done, costs, calibration: Calibration, cfg: BuildConfig,
+                     max_new: int) -> list[dict[str, Any]]:
+    """Alignment-only rows of one batch: batched greedy runs of the target and of each model arm, no assisted decoding."""
+    targets = dict(zip(batch, session.greedy([encoded[i] for i in batch], "target", max_new)))
+    own: dict[str, dict] = {}
+    for arm in models.arms:
+        todo = [i for i in batch if (str(frame.at[i, "query_id"]), arm.name) not in done]
+        if arm.kind in ("draft", "early_exit") and todo:
+            own[arm.name] = dict(zip(todo, session.arm_greedy([frame.at[i, "prompt"] for i in todo], arm, max_new)))
+    rows = []
+    for i in batch:
+        q = query_fields(frame.loc[i])
+        target = targets[i]
+        target_text = session.decode_text(target)
+        for arm in models.arms:
+            if (q["query_id"], arm.name) in done:
+                continue
+            row = {**q, "arm": arm.name, "arm_cost": float(costs.get(arm.name, 0.0))}
+            row.update(exact_counts(arm, encoded[i], target, calibration, max_new, session.eos_ids))
+            row.update(alignment_for(session, arm, encoded[i], target, own.get(arm.name, {}).get(i), max_new))
+            row["target_output"] = target_text
+            row["reward"] = reward_value(cfg.reward, arm, row)
+            rows.append(row)
+    return rows
 
 
 def summary_json(summary: BuildSummary) -> dict[str, Any]:

@@ -48,24 +48,33 @@ def _command_line() -> str:
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Prompts per greedy batch and per appended part.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--alignment-only", "alignment_only", is_flag=True,
+              help="Greedy runs and alignment only: no assisted decoding, measured columns left null (needs an align_* reward).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, reward, max_new_tokens, batch_size, device, threads, as_json):
+def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, reward, max_new_tokens, batch_size, device, threads,
+          alignment_only, as_json):
     """Build a full-information log: every arm's outcome for every prompt.
 
     For each prompt: the target's greedy output, each arm's own greedy output and its
     alignment, and measured assisted decoding (wall time, target/draft passes, accepted tokens,
     speed-ups, lossless check). Re-running the same command resumes an interrupted build.
 
+    With --alignment-only, the research's cheap log: the target's and each arm's own greedy
+    output (batched), the alignment columns, arm_cost from the calibration and the reward
+    align_* - alpha * arm_cost; no assisted decoding runs, so wall times, speed-ups and the
+    draft arms' counts stay null (plain and prompt lookup get their exact counts from a replay).
+
     \b
-    Example:
+    Examples:
       bandit-log build prompts.parquet --models models.toml --out LOG --limit 50 --repeats 3 --warmup 1
+      bandit-log build prompts.parquet --models models.toml --out ALIGN --alignment-only --alpha 0.1
     """
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.models import load_models_config
 
     models = load_models_config(models_path)
     cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
-                      max_new_tokens=max_new_tokens, batch_size=batch_size)
+                      max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only)
     summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=True, device=device, threads=threads)
     if as_json:
         emit_json(dict(summary.__dict__))
