@@ -127,14 +127,20 @@ def holdout_decisions(log_path: str | os.PathLike, split: str, seed: int = 0) ->
 
 def evaluate_runs(runs: Mapping[str, Any], decisions: pd.DataFrame, outcomes: pd.DataFrame, arm_names: Sequence[str],
                   estimators: Sequence[str] = ("ips", "snips", "dm", "dr", "sndr"), seed: int = 0) -> Any:
-    """``bandit.report.evaluate_policies`` of every loaded run on ``decisions`` (true values from ``outcomes``)."""
-    from estimators import parse_estimator
+    """``bandit.report.evaluate_policies`` of every loaded run on ``decisions`` (true values from ``outcomes``).
+
+    The reward model behind DM/DR is cross-fitted with 5 folds, or one per row on smaller logs.
+    """
+    from estimators import CrossFitRewardModel, parse_estimator
 
     from bandit.report import evaluate_policies
 
+    if len(decisions) < 2:
+        raise ValueError(f"off-policy evaluation needs at least 2 logged decisions; got {len(decisions)}")
     targets = {name: run.probabilities(decisions) for name, run in runs.items()}
+    model = CrossFitRewardModel(n_folds=min(5, len(decisions)), seed=seed)
     return evaluate_policies(decisions, arm_names, targets, [parse_estimator(e) for e in estimators],
-                             outcomes=outcomes, seed=seed)
+                             outcomes=outcomes, reward_model=model, seed=seed)
 
 
 def select_policy(result: Any, estimator: str = "dr", candidates: Sequence[str] | None = None) -> str:

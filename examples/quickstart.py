@@ -11,8 +11,9 @@ metadata: ``bandit-log describe examples/data/smollm2-log``). Steps:
 
 1. train every policy (REINFORCE, Vowpal Wabbit, CQL, BCQ, reward regression, classifier,
    TaskSpec router) and the baselines on the log's train split (``bandit.suite``);
-2. simulate a uniform logging policy on the validation split and pick the policy with the best
-   doubly robust estimate; write the HTML off-policy report (true values beside the estimates);
+2. simulate a uniform logging policy on the validation split and pick the learned policy with
+   the best doubly robust estimate; write the HTML off-policy report (every policy and baseline,
+   true values beside the estimates);
 3. on the test split, the speed-up every policy, every single arm and the oracle would get
    (from the measurements in the log);
 4. decode a held-out slice *live* with the winner through real assisted decoding (plain
@@ -151,7 +152,8 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
          f"reward: {opened.metadata.reward.kind}")
 
     _say("1/4 training every policy on the train split")
-    trained = train_policies(log, out / "runs", learners=tuple(learners or LEARNERS), budget=budget or preset["budget"],
+    learners = tuple(learners or LEARNERS)
+    trained = train_policies(log, out / "runs", learners=learners, budget=budget or preset["budget"],
                              seed=seed, progress=progress)
     runs = trained.load()
     t_train = time.perf_counter() - t0
@@ -159,7 +161,7 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     _say("2/4 off-policy evaluation on the validation split (uniform logging simulated) → select")
     decisions, val_outcomes = holdout_decisions(log, "validation", seed=seed)
     evaluation = evaluate_runs(runs, decisions, val_outcomes, arm_names, seed=seed)
-    winner = select_policy(evaluation, "dr")
+    winner = select_policy(evaluation, "dr", candidates=learners)
     report = write_html_report(evaluation, out / "report")
     _say(f"   selected {winner} (best DR estimate); report: {report}")
 

@@ -1,0 +1,68 @@
+"""A tiny real log for the examples: the tiny models of tests/conftest.py, built by decoding.build."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+#: prompts over the tiny tokenizer's words, two "domains" that differ in how much they repeat
+_PROMPTS = {
+    "copy": ["the cat sat on the mat and the dog sat on the log the cat sat on the",
+             "def add ( a , b ) : return a + b def add ( a , b ) :",
+             "the quick brown fox jumps over the lazy dog the quick brown fox jumps",
+             "summarize the following text in one line summarize the following text"],
+    "free": ["translate this sentence into french please", "a draft model proposes tokens",
+             "the target model checks them", "the lazy dog"],
+}
+TINY_ARMS = """
+[[arms]]
+name = "plain"
+kind = "none"
+
+[[arms]]
+name = "lookup"
+kind = "prompt_lookup"
+prompt_lookup_num_tokens = 3
+
+[[arms]]
+name = "draft"
+kind = "draft"
+draft = "draft"
+num_assistant_tokens = 3
+num_assistant_tokens_schedule = "constant"
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_models_file(tiny_models, tmp_path_factory):
+    path = tmp_path_factory.mktemp("examples_models") / "models.toml"
+    path.write_text(f'[target]\npath = "{tiny_models["target"]}"\ndevice = "cpu"\nmax_new_tokens = 10\nchat_template = false\n'
+                    + TINY_ARMS.replace('draft = "draft"', f'draft = "{tiny_models["draft"]}"'))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_prompts(tmp_path_factory):
+    rows = []
+    splits = ("train",) * 5 + ("validation",) * 4 + ("test",) * 3
+    for domain, texts in _PROMPTS.items():
+        for i, split in enumerate(splits):  # each text, then each text with its words rotated by one
+            words = texts[i % len(texts)].split()
+            shift = i // len(texts)
+            rows.append({"query_id": f"{domain}-{i}", "prompt": " ".join(words[shift:] + words[:shift]), "domain": domain,
+                         "split": split})
+    path = tmp_path_factory.mktemp("examples_prompts") / "prompts.parquet"
+    pd.DataFrame(rows).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_log(tiny_models_file, tiny_prompts, tmp_path_factory):
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.models import load_models_config
+
+    out = tmp_path_factory.mktemp("examples_log") / "log"
+    build_log(tiny_prompts, load_models_config(tiny_models_file), out,
+              BuildConfig(reward=reward_definition("speedup_count"), calibration_context=16, calibration_repeats=2),
+              threads=1, progress=False)
+    return out
