@@ -637,7 +637,8 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
     state: dict[str, Any] = {"step": 0, "losses": [], "train_seconds": 0.0, "teacher_seconds": 0.0, "order": []}
     if (ckpt / "state.json").exists():
         state = _load_checkpoint(ckpt, draft, optimizer, generator)
-    state["teacher_seconds"] = teacher_s
+    # shards written before per-shard timing existed record none; keep what the checkpoint knew
+    state["teacher_seconds"] = max(teacher_s, float(state.get("teacher_seconds", 0.0)))
     order: list[int] = list(state.get("order", []))
     n = teacher.n_seqs
     bs = min(config.batch_size, n)
