@@ -13,7 +13,7 @@ different cost (``examples/models/smollm2-alignment.toml``): ``plain`` (no draft
 prompt lookup (cost 0) and early-exit self-drafts after 4, 10 and 20 of the target's 30 layers
 (their cost is the truncated target's step, calibrated on this machine, so they differ in cost
 and in alignment). Prompts come from ``bandit-log prompts`` (``logging_data.prompts``), a small
-number per domain.
+number per domain, split 60% train / 40% test (the sweep has no use for a validation split).
 
 For each alpha:
 
@@ -49,6 +49,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_MODELS = HERE / "models" / "smollm2-alignment.toml"
 DEFAULT_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 DEFAULT_PER_DOMAIN = 40
+#: train, validation, test fractions of the prompts this sweep makes (it trains on train and reports on test only)
+PROMPT_SPLIT = (0.6, 0.0, 0.4)
 METRIC = "align_accept"
 
 
@@ -89,7 +91,7 @@ def build_alignment_log(out: Path, models: str | Path, prompts: str | Path | Non
         prompts = out / "prompts.parquet"
         if not prompts.exists():
             _say(f"making {per_domain} prompts per domain (seed {seed}) -> {prompts}")
-            write_prompt_set(build_prompt_set(PromptSetConfig(per_domain=per_domain, seed=seed)), prompts)
+            write_prompt_set(build_prompt_set(PromptSetConfig(per_domain=per_domain, seed=seed, split=PROMPT_SPLIT)), prompts)
     log = out / "log"
     _say(f"alignment-only build {log} from {prompts} with {models} (resumable: run again to continue)")
     cfg = BuildConfig(reward=reward_definition(METRIC, 0.0), max_new_tokens=max_new_tokens, batch_size=batch_size,
@@ -226,6 +228,8 @@ def main(log: str | Path | None = None, out: str | Path = "out/alpha_sweep", alp
     from logging_data import open_log
 
     alphas = check_alphas(alphas)
+    if log is not None and (models is not None or prompts is not None):
+        raise ValueError(f"models and prompts are for building a log; a log was given ({log}): pass one or the other")
     config = make_config(policy, {"seed": seed, **(settings or {})})  # a bad name or setting fails before any work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -160,6 +160,7 @@ def _bad_log(res, tmp_path, change):
     ({"alphas": (float("nan"),)}, r"every alpha must be a finite number >= 0; got nan"),
     ({"policy": "nope"}, r"nope"),
     ({"settings": {"alphaa": 1.0}}, r"policy 'regression' has no setting 'alphaa'"),
+    ({"models": "m.toml"}, r"models and prompts are for building a log; a log was given"),
 ])
 def test_bad_arguments(swept, tmp_path, kwargs, pattern):
     mod, res, _ = swept
