@@ -194,7 +194,7 @@ def evaluate_drafts(target: str, drafts: Mapping[str, str], prompts: pd.DataFram
     finally:
         bar.close()
     rows = pd.DataFrame.from_records(records)
-    results = summarize(rows, calibration.relative_costs())
+    results = summarize(rows, calibration.relative_costs(), calibration.relative_verify_cost(), calibration.relative_round_cost())
     return DraftEvalReport(results=results, rows=rows, calibration=calibration, config=config, n_threads=session.n_threads,
                            seconds=time.perf_counter() - t_start)
 
@@ -209,12 +209,15 @@ def _record(row: pd.Series, arm: str, out: Any, prompt_len: int) -> dict[str, An
     }
 
 
-def summarize(rows: pd.DataFrame, relative_costs: Mapping[str, float]) -> list[DomainResult]:
+def summarize(rows: pd.DataFrame, relative_costs: Mapping[str, float], verify_cost: float = 0.0,
+              round_cost: float = 0.0) -> list[DomainResult]:
     """Per-(draft, domain) totals from per-prompt rows (columns as built by ``evaluate_drafts``).
 
-    ``relative_costs``: draft name -> one draft step's cost / one target step's. Speed-ups are
-    ratios of totals over the same prompts: wall = plain seconds / assisted seconds; count =
-    ``decoding.calibrate.speedup_count`` on the summed counts.
+    ``relative_costs``: draft name -> one draft step's cost / one target step's; ``verify_cost``
+    and ``round_cost``: what a drafted token adds to a verification pass and what an assisted
+    round adds to a step, in target steps (``Calibration.relative_verify_cost`` /
+    ``relative_round_cost``). Speed-ups are ratios of totals over the same prompts: wall = plain
+    seconds / assisted seconds; count = ``decoding.calibrate.speedup_count`` on the summed counts.
     """
     from decoding.calibrate import speedup_count
 
@@ -232,7 +235,8 @@ def summarize(rows: pd.DataFrame, relative_costs: Mapping[str, float]) -> list[D
             tokens_per_target_call=n_new / tcalls if tcalls else float("nan"),
             wall_s=wall, plain_wall_s=float(plain_wall.get(dom, float("nan"))),
             speedup_wall=float(plain_wall.get(dom, float("nan")) / wall) if wall > 0 else float("nan"),
-            speedup_count=speedup_count(n_new, tcalls, int(g["draft_calls"].sum()), float(relative_costs.get(arm, 0.0))) if tcalls else float("nan"),
+            speedup_count=speedup_count(n_new, tcalls, int(g["draft_calls"].sum()), float(relative_costs.get(arm, 0.0)),
+                                        proposed, verify_cost, 0.0 if arm == PLAIN else round_cost) if tcalls else float("nan"),
             n_lossless=int(g["lossless"].sum()),
         ))
     out.sort(key=lambda r: (r.draft != PLAIN, r.draft, r.domain))
