@@ -73,10 +73,13 @@ def test_counts_are_consistent(report):
 def test_count_speedup_follows_the_calibration(report):
     from decoding.calibrate import speedup_count
 
-    rel = report.calibration.relative_costs()
+    cal = report.calibration
+    rel = cal.relative_costs()
     for r in report.results:
         if r.draft != PLAIN:
-            assert r.speedup_count == pytest.approx(speedup_count(r.n_new_tokens, r.target_calls, r.draft_calls, rel[r.draft]))
+            expected = speedup_count(r.n_new_tokens, r.target_calls, r.draft_calls, rel[r.draft], r.proposed_tokens,
+                                     cal.relative_verify_cost(), cal.relative_round_cost())
+            assert r.speedup_count == pytest.approx(expected)
     doc = report.to_json()
     assert set(doc["relative_costs"]) >= {"draft-a", "fixture-draft"}
     assert "draft-a" in format_table(report.results)
