@@ -291,7 +291,7 @@ def print_table(result: dict) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog="example: python examples/alpha_sweep.py --per-domain 20 --threads 2 --out out/alpha_sweep")
+                                     epilog="example: python examples/alpha_sweep.py --per-domain 12 --max-new-tokens 32 --out out/alpha_sweep")
     parser.add_argument("--log", default=None, help="reuse this log (needs align_accept and arm_cost); default: build one")
     parser.add_argument("--out", default="out/alpha_sweep")
     parser.add_argument("--alphas", default=",".join(f"{a:g}" for a in DEFAULT_ALPHAS), help="comma-separated cost weights")
@@ -301,7 +301,8 @@ if __name__ == "__main__":
     parser.add_argument("--per-domain", type=int, default=DEFAULT_PER_DOMAIN, help="prompts per domain when making prompts")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="override the models file's max_new_tokens")
     parser.add_argument("--batch-size", type=int, default=4, help="prompts per greedy batch")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine 2 threads ran ~10x slower)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
     args = parser.parse_args()
