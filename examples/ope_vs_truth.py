@@ -30,7 +30,9 @@ deviation better is e times as likely): a logger that prefers good arms but expl
 
 Writes ``ope_vs_truth.json`` (every number), ``ope_vs_truth.png`` (per policy: estimates with
 intervals per estimator and logging policy, the truth as a line) and ``ope_coverage.png``
-(coverage per policy and estimator) into ``--out``; prints a table; progress on stderr.
+(coverage per policy and estimator) into ``--out``; prints the tables; progress on stderr. The JSON's
+``by_estimator`` sums each estimator up over the policies (min and mean coverage, mean RMSE,
+mean absolute bias, mean interval width).
 """
 
 from __future__ import annotations
@@ -118,6 +120,17 @@ def summarise(rows: pd.DataFrame) -> list[dict]:
     return out
 
 
+def by_estimator(summary: list[dict]) -> list[dict]:
+    """Per (logging, estimator), over the policies: min and mean coverage, mean RMSE, mean |bias|, mean interval width."""
+    frame = pd.DataFrame(summary)
+    out = []
+    for (logging, estimator), part in frame.groupby(["logging", "estimator"], sort=False):
+        out.append({"logging": logging, "estimator": estimator, "min_coverage": float(part["coverage"].min()),
+                    "mean_coverage": float(part["coverage"].mean()), "mean_rmse": float(part["rmse"].mean()),
+                    "mean_abs_bias": float(part["bias"].abs().mean()), "mean_ci_width": float(part["mean_ci_width"].mean())})
+    return out
+
+
 def selection(picks: pd.DataFrame, truths: dict[str, float], deployable: Sequence[str]) -> list[dict]:
     """Per (logging, estimator): share of repeats whose pick is a truly best deployable policy, mean regret.
 
@@ -202,7 +215,7 @@ def plot_coverage(result: dict, path: Path) -> Path:
 # -- the job --------------------------------------------------------------------------------------------------
 def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/ope_vs_truth", estimators: Sequence[str] = ESTIMATORS,
          logging: Sequence[str] = LOGGING, learners: Sequence[str] = LEARNERS, budget: str = "default", seed: int = 0,
-         n_repeats: int = 20, holdout: Sequence[str] = HOLDOUT, ci: str = "normal", level: float = 0.95,
+         n_repeats: int = 50, holdout: Sequence[str] = HOLDOUT, ci: str = "normal", level: float = 0.95,
          progress: bool = True) -> dict:
     """Train, simulate logging on the held-out prompts ``n_repeats`` times, estimate; returns (and writes) the numbers."""
     from bandit.report import evaluate_policies
@@ -289,6 +302,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/ope_vs_truth", es
         "estimates": raw[["logging", "repeat", "policy", "estimator", "estimate", "ci_low", "ci_high", "covers_truth"]]
         .to_dict(orient="records"),
     }
+    result["by_estimator"] = by_estimator(result["summary"])
     result["figures"] = [str(plot_estimates(result, out / "ope_vs_truth.png")),
                          str(plot_coverage(result, out / "ope_coverage.png"))]
     result["seconds"] = {"train": t_train, "total": time.perf_counter() - t0}
@@ -307,8 +321,13 @@ def print_tables(result: dict) -> None:
             table.insert(0, "truth", pd.Series(result["true_values"]))
             print(table.to_string())
             print("RMSE:")
-            print(part.pivot(index="policy", columns="estimator", values="rmse").reindex(
-                index=result["policies"], columns=result["estimators"]).to_string())
+            rmse = part.pivot(index="policy", columns="estimator", values="rmse").reindex(
+                index=result["policies"], columns=result["estimators"])
+            ess = part[part["estimator"] == result["estimators"][0]].set_index("policy")["mean_ess"]
+            rmse.insert(0, f"ESS (of {result['n_heldout']})", ess)
+            print(rmse.to_string())
+        print("\nper estimator, over the policies:")
+        print(pd.DataFrame(result["by_estimator"]).set_index(["logging", "estimator"]).to_string())
         sel = pd.DataFrame(result["selection"]).pivot(index="estimator", columns="logging", values="share_correct")
         print(f"\nshare of repeats where the best estimate picks the truly best deployable policy "
               f"({', '.join(result['selection'][0]['truly_best'])}):")
@@ -323,7 +342,7 @@ if __name__ == "__main__":
     parser.add_argument("--logging", nargs="+", default=list(LOGGING), help="uniform, softmax[:T], epsilon-greedy[:EPS]")
     parser.add_argument("--learners", nargs="+", default=list(LEARNERS))
     parser.add_argument("--budget", default="default", help="bandit.suite.BUDGETS key: default or tiny")
-    parser.add_argument("--n-repeats", type=int, default=20)
+    parser.add_argument("--n-repeats", type=int, default=50)
     parser.add_argument("--holdout", nargs="+", default=list(HOLDOUT), help="held-out splits (validation, test)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")

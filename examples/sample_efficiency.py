@@ -186,9 +186,10 @@ def plot(result: dict, path: Path) -> Path:
         label = measure if measure != "reward" else f"reward ({result['reward']['kind']})"
         ax.set_ylabel(f"mean per-prompt {label} on the test split")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False)
     fig.suptitle(f"Sample efficiency: {result['n_test_prompts']} test prompts; band = min-max over {result['repeats']} draws")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     return path
 
@@ -288,16 +289,15 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/sample_efficiency
 
 
 def print_table(result: dict) -> None:
-    rows = {f"{learner} (mean)": {p["size"]: p["mean"] for p in c["reward"]} for learner, c in result["curves"].items()}
-    table = pd.DataFrame(rows).T
-    for name in [f"fixed:{a}" for a in result["arms"]] + ["oracle"]:
-        table.loc[name] = result["baselines"][name]["reward"]
     with pd.option_context("display.width", 160, "display.precision", 4):
-        print(f"Test-split reward ({result['reward']['kind']}) by number of training prompts, {result['repeats']} draws each:")
-        print(table.to_string())
-        for measure in result["measures"][1:]:
-            print(f"\n{measure}:")
-            print(pd.DataFrame({k: {p["size"]: p["mean"] for p in c[measure]} for k, c in result["curves"].items()}).T.to_string())
+        for measure in result["measures"]:
+            rows = {f"{learner} (mean)": {p["size"]: p["mean"] for p in c[measure]} for learner, c in result["curves"].items()}
+            table = pd.DataFrame(rows).T
+            for name in [f"fixed:{a}" for a in result["arms"]] + ["oracle"]:
+                table.loc[name] = result["baselines"][name][measure]
+            label = f"reward ({result['reward']['kind']})" if measure == "reward" else measure
+            print(f"Test-split {label} by number of training prompts, mean of {result['repeats']} draws:")
+            print(table.to_string() + "\n")
     s = result["summary"]
     for learner, v in s["learners"].items():
         print(f"{learner}: full size {v['full_size']} -> {v['full_size_reward']:.4f} ({v['of_oracle_at_full_size']:.1%} of oracle); "

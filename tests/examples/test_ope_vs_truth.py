@@ -181,3 +181,14 @@ def test_a_log_without_held_out_prompts_is_refused(mod, tmp_path):
     write_simulated_log(tmp_path / "log", n_prompts=20, decisions=False, test_fraction=0.0)
     with pytest.raises(ValueError, match=r"no outcomes in the held-out split\(s\) validation, test \(splits present: train\)"):
         mod.main(tmp_path / "log", tmp_path / "out", progress=False)
+
+
+def test_by_estimator_sums_up_the_summary(run):
+    res, _, _ = run
+    assert {(b["logging"], b["estimator"]) for b in res["by_estimator"]} == {(lg, e) for lg in LOGGING for e in ESTIMATORS}
+    for b in res["by_estimator"]:
+        rows = [s for s in res["summary"] if (s["logging"], s["estimator"]) == (b["logging"], b["estimator"])]
+        assert len(rows) == len(res["policies"])
+        assert b["min_coverage"] == min(s["coverage"] for s in rows)
+        assert b["mean_rmse"] == pytest.approx(np.mean([s["rmse"] for s in rows]))
+        assert b["mean_abs_bias"] == pytest.approx(np.mean([abs(s["bias"]) for s in rows]))
