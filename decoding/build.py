@@ -282,8 +282,13 @@ def build_log(
     progress: bool = True,
     device: str | None = None,
     threads: int | None = None,
+    calibration: Calibration | None = None,
 ) -> BuildSummary:
-    """Build (or resume) the full-information log at ``out``; see the module docstring."""
+    """Build (or resume) the full-information log at ``out``; see the module docstring.
+
+    ``calibration``: the step costs of the count model for a new log (default: calibrate now).
+    Pass another log's calibration to compare count-based speed-ups with it on the same costs.
+    """
     t0 = time.perf_counter()
     if config.repeats < 1 or config.warmup < 0 or config.batch_size < 1:
         raise ValueError(f"repeats >= 1, warmup >= 0 and batch_size >= 1 are required; got {config.repeats}, {config.warmup}, {config.batch_size}")
@@ -315,7 +320,8 @@ def build_log(
     if existing is None:
         from .calibrate import calibrate
 
-        calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
+        if calibration is None:
+            calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
         log = create_log(out, _metadata(models, session, calibration, config.reward, command, config))
     else:
         log = existing

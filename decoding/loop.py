@@ -117,8 +117,13 @@ def decode_prompts(
     device: str | None = None,
     threads: int | None = None,
     progress: bool = True,
+    calibration: Any = None,
 ) -> DecodeSummary:
-    """Run the decision loop (module docstring). ``run``: a run folder path or a loaded ``Run``."""
+    """Run the decision loop (module docstring). ``run``: a run folder path or a loaded ``Run``.
+
+    ``calibration``: the count model's step costs for a new log (default: calibrate now); pass the
+    training log's to compare count-based speed-ups on the same costs.
+    """
     t_start = time.perf_counter()
     if isinstance(run, (str, os.PathLike)):
         from bandit.runs import load_run
@@ -156,7 +161,8 @@ def decode_prompts(
     if existing is None and pending:
         from .calibrate import calibrate
 
-        calibration = calibrate(session)
+        if calibration is None:
+            calibration = calibrate(session)
         log = create_log(out, _metadata(models, session, calibration, reward, command, BuildConfig(reward=reward, repeats=config.repeats, warmup=config.warmup)))
     else:
         log = existing

@@ -98,14 +98,21 @@ def targets(overall: pd.DataFrame, learned: Sequence[str], arms: Sequence[str], 
 def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, out: str | Path = "out/bench",
          runs: str | Path | None = None, per_domain: int | None = 6, split: str = "test", repeats: int = 1,
          warmup: int = 1, threads: int | None = 1, learners: Sequence[str] | None = None, budget: str = "default",
-         seed: int = 0, progress: bool = True) -> dict:
-    """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
+         seed: int = 0, calibration: str = "log", progress: bool = True) -> dict:
+    """Run the benchmark; returns every number (also written to ``OUT/bench.json``).
+
+    ``calibration``: ``"log"`` prices the count model with the training log's recorded step costs
+    (the reward the policies learned, comparable across runs); ``"fresh"`` calibrates this machine now.
+    """
     from bandit.runs import load_run
     from bandit.suite import LEARNERS, train_policies
     from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.calibrate import Calibration
     from decoding.models import load_models_config
     from logging_data import open_log
 
+    if calibration not in ("log", "fresh"):
+        raise ValueError(f"calibration must be 'log' or 'fresh'; got {calibration!r}")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,9 +146,15 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     _say(f"measuring plain decoding and {len(arm_names)} arms live on {len(held)} held-out prompts "
          f"(repeats={repeats}, warmup={warmup}, threads={threads})")
     t_measure = time.perf_counter()
+    costs = None
+    if calibration == "log":
+        recorded = opened.metadata.extra.get("calibration")
+        if recorded is None:
+            raise ValueError(f"{log} records no calibration; run with calibration='fresh' (--calibration fresh)")
+        costs = Calibration.from_json(recorded)
     summary = build_log(prompts_file, cfg, live_log,
                         BuildConfig(reward=reward_definition("speedup_count"), repeats=repeats, warmup=warmup),
-                        command="examples/bench_e2e.py", threads=threads, progress=progress)
+                        command="examples/bench_e2e.py", threads=threads, progress=progress, calibration=costs)
     t_measure = time.perf_counter() - t_measure
     measured = open_log(live_log).read("outcomes")
     qids = measured.drop_duplicates("query_id")[["query_id", "prompt", "domain"]].set_index("query_id")
@@ -167,6 +180,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     result = {
         "log": str(log), "models": str(models), "split": split, "n_prompts": int(len(qids)),
         "arms": list(arm_names), "learners": list(loaded), "repeats": repeats, "warmup": warmup, "threads": threads,
+        "calibration_source": calibration,
         "calibration": summary.calibration, "lossless_failures": summary.n_lossless_failures,
         "identical_to_greedy_all_rows": float(measured["lossless"].astype(bool).mean()),
         "table": result_table.to_dict(orient="records"),
@@ -188,7 +202,8 @@ def print_result(res: dict) -> None:
     with pd.option_context("display.width", 180, "display.precision", 3, "display.max_rows", 200):
         overall = t[t["domain"] == "(all)"].set_index("policy")
         print(f"{res['n_prompts']} held-out prompts ({res['split']} split), arms {', '.join(res['arms'])}; "
-              f"threads={res['threads']} repeats={res['repeats']} warmup={res['warmup']}")
+              f"threads={res['threads']} repeats={res['repeats']} warmup={res['warmup']}; "
+              f"count model priced with the {res['calibration_source']} calibration")
         print(overall[[c for c in cols if c in overall]].sort_values("speedup_count", ascending=False).to_string())
         for metric in ("speedup_count", "speedup_wall"):
             print(f"\n{metric} per domain:")
@@ -214,10 +229,12 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="out/bench")
+    parser.add_argument("--calibration", choices=["log", "fresh"], default="log",
+                        help="count-model step costs: the training log's (default) or measured now")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     res = main(args.log, args.models, out=args.out, runs=args.runs, per_domain=args.per_domain or None,
-               repeats=args.repeats, warmup=args.warmup, threads=args.threads)
+               repeats=args.repeats, warmup=args.warmup, threads=args.threads, calibration=args.calibration)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:

@@ -178,9 +178,12 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
         import shutil
 
         shutil.rmtree(live_log)
+    from decoding.calibrate import Calibration
+
+    recorded = opened.metadata.extra.get("calibration")  # price the count model as the log did
     summary = decode_prompts(trained.runs[winner], load_models_config(models_path), prompts_file, live_log,
                              DecodeConfig(greedy=True, seed=seed, reward=opened.metadata.reward), threads=threads,
-                             progress=progress)
+                             progress=progress, calibration=Calibration.from_json(recorded) if recorded else None)
     live = live_table(open_log(live_log).read("decisions"))
 
     result = {

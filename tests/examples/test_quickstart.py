@@ -55,6 +55,11 @@ def test_bench_tiny(tiny_log, tiny_models_file, tmp_path, capsys):
     assert res["identical_to_greedy_all_rows"] == 1.0 and res["lossless_failures"] == 0
     assert 0 <= res["max_choose_share"] < 1
     assert set(res["targets"]) == {"speedup_count", "speedup_wall"}
+    from logging_data import open_log
+
+    # the count model is priced with the training log's calibration, so the numbers compare with it
+    assert res["calibration"] == open_log(tiny_log).metadata.extra["calibration"]
+    assert open_log(tmp_path / "bench" / "bench_log").metadata.extra["calibration"] == res["calibration"]
     bench.print_result(res)
     assert "best policy regression" in capsys.readouterr().out
 
