@@ -184,7 +184,7 @@ def plot(result: dict, path: Path) -> Path:
         ax.minorticks_off()
         ax.set_xlabel("training prompts (log scale)")
         label = measure if measure != "reward" else f"reward ({result['reward']['kind']})"
-        ax.set_ylabel(f"mean per-prompt {label} on the test split")
+        ax.set_ylabel(f"{label}, test-split mean")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False)
