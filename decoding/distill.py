@@ -30,7 +30,7 @@ Draft sizes. On a CPU a draft pays only when one draft forward costs well under 
 target forward. For SmolLM2-135M (30 layers, hidden 576, vocab 49,152, tied embeddings) the
 tied output matrix alone is ~28M MACs per token, so a 1-layer draft at the target's width still
 costs ~23% of a target step on 2 cores; at width 256 a 2-layer draft costs ~12% (measured per
-call with a KV cache; see examples/DRAFTS_BENCH.md). The default is therefore 2 layers at width
+call with a KV cache; see BENCHMARKS.md, "Task-aligned drafts"). The default is therefore 2 layers at width
 256 whose embeddings start from the target's, projected onto their top 256 principal directions
 (and stay trainable); at the target's width the embeddings and the nearest target layers are
 copied exactly.
