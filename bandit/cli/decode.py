@@ -24,7 +24,7 @@ def _command_line() -> str:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Argument):
             words.append(str(value))
-        elif isinstance(param, click.Option) and value != param.default and value is not None:
+        elif isinstance(param, click.Option) and value != param.get_default(ctx) and value is not None:
             if param.is_flag and param.secondary_opts:
                 words.append(param.opts[0] if value else param.secondary_opts[0])
             elif param.is_flag:

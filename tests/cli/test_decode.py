@@ -63,6 +63,9 @@ def test_build_then_decode(files):
     assert validate_log(log).ok
     meta = open_log(log).metadata
     assert "bandit-log build" in meta.extra["command"] and "--split train" in meta.extra["command"]
+    # options left at their defaults are not written as if they had been given
+    assert "--repeats" not in meta.extra["command"] and "--alignment-only" not in meta.extra["command"]
+    assert "--batch-size" not in meta.extra["command"]
     assert meta.reward.kind == "speedup_count"
 
     run = train_run(log, VWConfig(featurizer="hashed", n_passes=1), files["root"] / "run", split=None, progress=False,
