@@ -19,7 +19,8 @@ metadata: ``bandit-log describe examples/data/smollm2-log``). Steps:
 4. decode a held-out slice *live* with the winner through real assisted decoding (plain
    decoding timed beside it, token-for-token lossless check), and print the speed-up table.
 
-Results go to stdout (a table, or ``--json``) and ``OUT/quickstart.json``; progress to stderr.
+Results go to stdout (a table, or ``--json``), ``OUT/quickstart.json`` and the figure
+``OUT/speedups.png``; progress to stderr.
 """
 
 from __future__ import annotations
@@ -93,6 +94,29 @@ def live_table(decisions: pd.DataFrame) -> pd.DataFrame:
             "arms": part["arm"].astype(str).value_counts().to_dict(),
         })
     return pd.DataFrame.from_records(records)
+
+
+def plot_speedups(offline: pd.DataFrame, live: pd.DataFrame, winner: str, path: Path) -> Path:
+    """``speedups.png``: test-split speed-ups per policy (count and wall) and the live run by domain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    overall = offline[offline["domain"] == "(all)"].set_index("policy")[["count", "wall"]].sort_values("count")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    overall.plot.barh(ax=ax1)
+    ax1.axvline(1.0, color="grey", lw=0.8)
+    ax1.set_xlabel("speed-up over plain decoding (test split, from the log)")
+    ax1.set_title("Every policy, single arm and the oracle")
+    live.set_index("domain")[["count", "wall"]].plot.bar(ax=ax2)
+    ax2.axhline(1.0, color="grey", lw=0.8)
+    ax2.set_ylabel("speed-up over plain decoding")
+    ax2.set_title(f"Live: {winner} on held-out prompts")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def held_out_slice(outcomes: pd.DataFrame, per_domain: int, split: str = "test") -> pd.DataFrame:
@@ -186,8 +210,10 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
                              progress=progress, calibration=Calibration.from_json(recorded) if recorded else None)
     live = live_table(open_log(live_log).read("decisions"))
 
+    figure = plot_speedups(offline, live, winner, out / "speedups.png")
     result = {
         "log": str(log), "arms": list(arm_names), "reward": opened.metadata.reward.to_json(), "winner": winner,
+        "figure": str(figure),
         "selection": {"split": "validation", "estimator": "dr",
                       "rows": [r for r in evaluation.rows() if r["estimator"] == "dr"]},
         "test_offline": offline.to_dict(orient="records"),

@@ -34,6 +34,7 @@ def test_quickstart_tiny(tiny_log, tiny_models_file, tmp_path, capsys):
     assert res["live_lossless_failures"] == 0
     assert json.loads((tmp_path / "qs" / "quickstart.json").read_text())["winner"] == res["winner"]
     assert (tmp_path / "qs" / "report" / "report.html").exists()
+    assert (tmp_path / "qs" / "speedups.png").stat().st_size > 1000
     qs.print_tables(res)
     assert "Live:" in capsys.readouterr().out
 
