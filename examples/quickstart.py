@@ -49,33 +49,38 @@ def _say(message: str) -> None:
 
 
 # -- the numbers -------------------------------------------------------------------------------
-def speedups(rows: pd.DataFrame) -> dict[str, float]:
-    """Aggregate speed-ups of a set of (prompt, arm) outcome rows, one row per prompt.
+def speedups(rows: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Aggregate speed-ups of (prompt, arm) outcome rows, each weighted by its probability.
 
-    ``wall``: total plain wall time / total wall time; ``count``: total tokens / total
-    count-model cost (in target steps); ``mean_count``: the mean per-prompt count speed-up.
+    ``weights`` float (n_rows,): the policy's probability of the row's arm for its prompt (default
+    1: one row per prompt). ``wall``: expected total plain wall time / expected total wall time;
+    ``count``: expected total tokens / expected total count-model cost (in target steps);
+    ``mean_count``: the expected per-prompt count speed-up.
     """
+    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
+    n_prompts = rows["query_id"].nunique()
     count_cost = rows["n_new_tokens"].astype(float) / rows["speedup_count"].astype(float)
     return {
-        "n_prompts": int(len(rows)),
-        "wall": float(rows["plain_wall_time_s"].sum() / rows["wall_time_s"].sum()),
-        "count": float(rows["n_new_tokens"].sum() / count_cost.sum()),
-        "mean_count": float(rows["speedup_count"].mean()),
+        "n_prompts": int(n_prompts),
+        "wall": float((w * rows["plain_wall_time_s"]).sum() / (w * rows["wall_time_s"]).sum()),
+        "count": float((w * rows["n_new_tokens"]).sum() / (w * count_cost).sum()),
+        "mean_count": float((w * rows["speedup_count"]).sum() / n_prompts),
     }
 
 
 def offline_table(runs: dict[str, Any], outcomes: pd.DataFrame, arm_names: Sequence[str]) -> pd.DataFrame:
-    """Per policy and domain: the speed-ups its greedy choices get on ``outcomes`` (one split)."""
+    """Per policy and domain: the speed-ups its choices get on ``outcomes`` (one split), in expectation
+    over the policy's probabilities (exactly its choices for a greedy policy)."""
     qframe = outcomes.drop_duplicates("query_id")[["query_id", "prompt", "domain"]].reset_index(drop=True)
-    indexed = outcomes.set_index(["query_id", "arm"])
+    rows = outcomes.set_index(["query_id", "arm"]).loc[
+        [(q, a) for q in qframe["query_id"] for a in arm_names]].reset_index()
+    rows["domain"] = np.repeat(qframe["domain"].to_numpy(), len(arm_names))
     records = []
     for name, run in runs.items():
-        probs = run.probabilities(qframe)
-        chosen = [arm_names[i] for i in probs.argmax(axis=1)]
-        rows = indexed.loc[list(zip(qframe["query_id"], chosen))].reset_index()
-        rows["domain"] = qframe["domain"].to_numpy()
-        for domain, part in [("(all)", rows), *rows.groupby("domain", observed=True)]:
-            records.append({"policy": name, "domain": str(domain), **speedups(part)})
+        weights = run.probabilities(qframe).reshape(-1)  # row-major: prompt, then arm, as ``rows``
+        for domain in ["(all)", *sorted(rows["domain"].dropna().unique())]:
+            mask = np.ones(len(rows), bool) if domain == "(all)" else (rows["domain"] == domain).to_numpy()
+            records.append({"policy": name, "domain": str(domain), **speedups(rows[mask], weights[mask])})
     return pd.DataFrame.from_records(records)
 
 
