@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from estimators import CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, diagnose
+from estimators import CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, UndefinedEstimateError, diagnose
 from logging_data.simulate import reward_matrix, true_policy_value
 
 BASELINES = ("uniform", "fixed:ARM", "oracle")
@@ -240,7 +240,7 @@ def evaluate_policies(
             batch = LoggedBatch(actions, rewards, propensities, probs, reward_hat)
             diag = diagnose(batch, warn=True, arm_names=arm_names)
             estimates = tuple(
-                est.estimate(batch, ci=ci, level=level, n_bootstrap=n_bootstrap, rng=np.random.default_rng([seed, i, j]), warn=False)
+                _estimate_or_nan(est, batch, diag, ci, level, n_bootstrap, np.random.default_rng([seed, i, j]))
                 for j, est in enumerate(estimators)
             )
         for w in record:
@@ -255,6 +255,18 @@ def evaluate_policies(
         results.append(PolicyEvaluation(name, estimates, truth, diag, np.array(batch.weights)))
     ids = tuple(dict.fromkeys(decisions["policy_id"].astype(str))) if "policy_id" in decisions else ()
     return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught))
+
+
+def _estimate_or_nan(est: EstimatorBase, batch: LoggedBatch, diag: Diagnostics, ci: str, level: float, n_bootstrap: int,
+                     rng: np.random.Generator) -> Estimate:
+    """``est.estimate(batch)``; an estimator undefined on this batch gives NaN and a warning, so one
+    policy's undefined estimate does not stop the report on every other."""
+    try:
+        return est.estimate(batch, ci=ci, level=level, n_bootstrap=n_bootstrap, rng=rng, warn=False)
+    except UndefinedEstimateError as exc:
+        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+        nan = float("nan")
+        return Estimate(est.name, nan, nan, nan, nan, batch.n, ci, float(level), diag)
 
 
 # -- the HTML report -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ numpy and scikit-learn only. Build a ``LoggedBatch``, pick estimators (``get_est
 or the classes), call ``estimator.estimate(batch)`` for an ``Estimate``.
 """
 
-from .base import DEFAULT_N_BOOTSTRAP, Estimate, Estimator, EstimatorBase
+from .base import DEFAULT_N_BOOTSTRAP, Estimate, Estimator, EstimatorBase, UndefinedEstimateError
 from .batch import BatchError, LoggedBatch
 from .diagnostics import Diagnostics, LowEffectiveSampleSizeWarning, SupportWarning, diagnose, effective_sample_size
 from .direct import DM
@@ -16,7 +16,7 @@ from .weighting import IPS, SNIPS
 
 __all__ = [
     "CI_METHODS", "DEFAULT_N_BOOTSTRAP", "DM", "DR", "DRos", "ESTIMATORS", "IPS", "SNDR", "SNIPS",
-    "BatchError", "CrossFitRewardModel", "Diagnostics", "Estimate", "Estimator", "EstimatorBase",
+    "BatchError", "CrossFitRewardModel", "Diagnostics", "Estimate", "Estimator", "EstimatorBase", "UndefinedEstimateError",
     "Interval", "LoggedBatch", "LowEffectiveSampleSizeWarning", "SupportWarning", "SwitchDR",
     "bootstrap_interval", "bootstrap_means", "diagnose", "effective_sample_size", "estimator_names",
     "get_estimator", "make_estimator", "normal_interval", "parse_estimator",

@@ -141,6 +141,10 @@ def dm_term(batch: LoggedBatch, reward_hat: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", batch.target_probs, reward_hat)
 
 
+class UndefinedEstimateError(ValueError):
+    """The estimator has no value on this batch (e.g. self-normalised with every weight 0)."""
+
+
 def self_normalised(terms: np.ndarray, weights: np.ndarray, what: str) -> np.ndarray:
     """Linearised contributions of ``sum(terms) / sum(weights)`` (both float64 (n,)).
 
@@ -149,7 +153,7 @@ def self_normalised(terms: np.ndarray, weights: np.ndarray, what: str) -> np.nda
     """
     w_bar = float(weights.mean())
     if w_bar <= 0:
-        raise ValueError(
+        raise UndefinedEstimateError(
             f"{what} is undefined on this batch: the target policy gives probability 0 to every logged action "
             "(all importance weights are 0)"
         )

@@ -161,3 +161,22 @@ def test_report_into_a_file_path_is_an_error(result, tmp_path):
     with pytest.raises(ValueError, match="exists and is not a directory"):
         write_html_report(result, f)
     assert f.read_text() == "keep me"
+
+
+def test_an_estimator_undefined_for_one_policy_gives_nan_not_an_abort():
+    import numpy as np
+    import pandas as pd
+
+    from bandit.report import evaluate_policies
+    from estimators import SNIPS, IPS
+
+    decisions = pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["x", "y", "z"], "domain": ["d"] * 3,
+                              "arm": ["p", "p", "p"], "propensity": [0.5] * 3, "reward": [1.0, 0.5, 0.0], "policy_id": ["u"] * 3})
+    never_logged = np.tile([0.0, 1.0], (3, 1))  # always the arm no decision logged
+    logged = np.tile([1.0, 0.0], (3, 1))
+    with pytest.warns(RuntimeWarning, match="SNIPS is undefined"):
+        result = evaluate_policies(decisions, ("p", "q"), {"never": never_logged, "logged": logged}, [SNIPS(), IPS()])
+    by = {(r["policy"], r["estimator"]): r["estimate"] for r in result.rows()}
+    assert np.isnan(by[("never", "snips")]) and by[("never", "ips")] == 0.0
+    assert by[("logged", "snips")] == pytest.approx(0.5)
+    assert any("SNIPS is undefined" in w for w in result.warnings)
