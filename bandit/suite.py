@@ -18,6 +18,7 @@ target is never met by tuning on the test prompts.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -104,7 +105,7 @@ def train_policies(
         config = make_config(policy, {**values, "featurizer": featurizer, "seed": seed})
         path = out / label.replace(":", "-")
         if progress:
-            print(f"train {label}", file=__import__("sys").stderr)
+            print(f"train {label}", file=sys.stderr)
         train_run(log_path, config, path, feedback="full", split=split, overwrite=True, progress=progress)
         runs[label] = path
     return TrainedPolicies(runs, featurizer, split)
