@@ -9,7 +9,9 @@ examples and the benchmark train and choose the same way:
   split of the full-information log (exact propensities), so off-policy estimates can be
   checked against the true value the outcomes table gives;
 - ``select_policy(result, estimator)``: the learned policy with the best estimate (never a
-  hindsight baseline such as the oracle, which cannot be deployed).
+  hindsight baseline such as the oracle, which cannot be deployed);
+- ``speedup_totals(rows, weights)``: wall-clock and count-model speed-ups of outcome rows, as the
+  quickstart and the benchmark report them.
 
 Selection uses the validation split; the test split is kept for the final measurement, so a
 target is never met by tuning on the test prompts.
@@ -65,6 +67,16 @@ class TrainedPolicies:
         return {name: load_run(path) for name, path in self.runs.items()}
 
 
+def check_plan(learners: Sequence[str], budget: str) -> None:
+    """ValueError unless every learner is known and ``budget`` is a key of ``BUDGETS``; callers run
+    it before any other work so that a typo fails at once."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
+    unknown = sorted(set(learners) - set(LEARNERS))
+    if unknown:
+        raise ValueError(f"unknown learner(s) {', '.join(unknown)}; known: {', '.join(LEARNERS)}")
+
+
 def train_policies(
     log_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -86,11 +98,7 @@ def train_policies(
     from bandit.configs import make_config
     from bandit.runs import train_run
 
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
-    unknown = sorted(set(learners) - set(LEARNERS))
-    if unknown:
-        raise ValueError(f"unknown learner(s) {', '.join(unknown)}; known: {', '.join(LEARNERS)}")
+    check_plan(learners, budget)
     out = Path(out_dir)
     arms = open_log(log_path).metadata.arm_names
     plan: list[tuple[str, str, dict[str, Any]]] = []
@@ -159,3 +167,22 @@ def select_policy(result: Any, estimator: str = "dr", candidates: Sequence[str] 
     if best is None:
         raise ValueError("no deployable policy to select (only hindsight baselines were evaluated)")
     return best
+
+
+def speedup_totals(rows: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Aggregate speed-ups of (prompt, arm) rows of an outcomes table, each weighted by its probability.
+
+    ``weights`` float (n_rows,): the policy's probability of the row's arm for its prompt (default
+    1: one row per prompt). ``wall``: expected total plain wall time / expected total wall time;
+    ``count``: expected total tokens / expected total count-model cost (in target steps);
+    ``mean_count``: the expected per-prompt count speed-up.
+    """
+    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
+    n_prompts = rows["query_id"].nunique()
+    count_cost = rows["n_new_tokens"].astype(float) / rows["speedup_count"].astype(float)
+    return {
+        "n_prompts": int(n_prompts),
+        "wall": float((w * rows["plain_wall_time_s"]).sum() / (w * rows["wall_time_s"]).sum()),
+        "count": float((w * rows["n_new_tokens"]).sum() / (w * count_cost).sum()),
+        "mean_count": float((w * rows["speedup_count"]).sum() / n_prompts),
+    }

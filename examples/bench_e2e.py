@@ -32,6 +32,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bandit.suite import speedup_totals
+
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-log"
 SHIPPED_MODELS = HERE / "models" / "smollm2.toml"
@@ -44,14 +46,13 @@ def _say(message: str) -> None:
 
 def summarize(rows: pd.DataFrame) -> dict[str, float]:
     """Aggregate live measurements of one arm choice per prompt (columns as in the outcomes table)."""
-    wall, plain = rows["wall_time_s"].astype(float), rows["plain_wall_time_s"].astype(float)
-    count_cost = rows["n_new_tokens"].astype(float) / rows["speedup_count"].astype(float)
+    totals = speedup_totals(rows)
     drafted = float(rows["draft_tokens"].fillna(0).sum())
     return {
-        "n_prompts": int(len(rows)),
-        "tokens_per_s": float(rows["n_new_tokens"].sum() / wall.sum()),
-        "speedup_wall": float(plain.sum() / wall.sum()),
-        "speedup_count": float(rows["n_new_tokens"].sum() / count_cost.sum()),
+        "n_prompts": totals["n_prompts"],
+        "tokens_per_s": float(rows["n_new_tokens"].sum() / rows["wall_time_s"].astype(float).sum()),
+        "speedup_wall": totals["wall"],
+        "speedup_count": totals["count"],
         "acceptance": float(rows["accepted_tokens"].fillna(0).sum() / drafted) if drafted else float("nan"),
         "identical_to_greedy": float(rows["lossless"].astype(bool).mean()),
     }

@@ -219,7 +219,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/ope_vs_truth", es
          progress: bool = True) -> dict:
     """Train, simulate logging on the held-out prompts ``n_repeats`` times, estimate; returns (and writes) the numbers."""
     from bandit.report import evaluate_policies
-    from bandit.suite import BUDGETS, HINDSIGHT, LEARNERS as KNOWN, select_policy, train_policies
+    from bandit.suite import HINDSIGHT, check_plan, select_policy, train_policies
     from estimators import parse_estimator
     from logging_data import open_log
     from logging_data.simulate import query_frame, reward_matrix, simulate_decisions
@@ -230,11 +230,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/ope_vs_truth", es
         raise ValueError(f"need at least one estimator and one logging policy; got estimators={list(estimators)}, "
                          f"logging={list(logging)}")
     ests = [parse_estimator(e) for e in estimators]  # unknown names fail before any work
-    unknown = sorted(set(learners) - set(KNOWN))
-    if unknown:
-        raise ValueError(f"unknown learner(s) {', '.join(unknown)}; known: {', '.join(KNOWN)}")
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
+    check_plan(learners, budget)
     wrong = [s for s in holdout if s not in HOLDOUT]
     if wrong or not holdout:
         raise ValueError(f"holdout must name splits among {', '.join(HOLDOUT)} (never the train split); got {list(holdout)}")

@@ -35,6 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bandit.suite import speedup_totals
+
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-log"
 SHIPPED_MODELS = HERE / "models" / "smollm2.toml"
@@ -49,25 +51,6 @@ def _say(message: str) -> None:
 
 
 # -- the numbers -------------------------------------------------------------------------------
-def speedups(rows: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, float]:
-    """Aggregate speed-ups of (prompt, arm) outcome rows, each weighted by its probability.
-
-    ``weights`` float (n_rows,): the policy's probability of the row's arm for its prompt (default
-    1: one row per prompt). ``wall``: expected total plain wall time / expected total wall time;
-    ``count``: expected total tokens / expected total count-model cost (in target steps);
-    ``mean_count``: the expected per-prompt count speed-up.
-    """
-    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
-    n_prompts = rows["query_id"].nunique()
-    count_cost = rows["n_new_tokens"].astype(float) / rows["speedup_count"].astype(float)
-    return {
-        "n_prompts": int(n_prompts),
-        "wall": float((w * rows["plain_wall_time_s"]).sum() / (w * rows["wall_time_s"]).sum()),
-        "count": float((w * rows["n_new_tokens"]).sum() / (w * count_cost).sum()),
-        "mean_count": float((w * rows["speedup_count"]).sum() / n_prompts),
-    }
-
-
 def offline_table(runs: dict[str, Any], outcomes: pd.DataFrame, arm_names: Sequence[str]) -> pd.DataFrame:
     """Per policy and domain: the speed-ups its choices get on ``outcomes`` (one split), in expectation
     over the policy's probabilities (exactly its choices for a greedy policy)."""
@@ -80,7 +63,7 @@ def offline_table(runs: dict[str, Any], outcomes: pd.DataFrame, arm_names: Seque
         weights = run.probabilities(qframe).reshape(-1)  # row-major: prompt, then arm, as ``rows``
         for domain in ["(all)", *sorted(rows["domain"].dropna().unique())]:
             mask = np.ones(len(rows), bool) if domain == "(all)" else (rows["domain"] == domain).to_numpy()
-            records.append({"policy": name, "domain": str(domain), **speedups(rows[mask], weights[mask])})
+            records.append({"policy": name, "domain": str(domain), **speedup_totals(rows[mask], weights[mask])})
     return pd.DataFrame.from_records(records)
 
 

@@ -200,7 +200,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/sample_efficiency
          progress: bool = True) -> dict:
     """Train every learner at every size ``repeats`` times; returns (and writes) the numbers."""
     from bandit.runs import load_run
-    from bandit.suite import BUDGETS, LEARNERS as KNOWN, train_policies
+    from bandit.suite import check_plan, train_policies
     from logging_data import open_log
     from logging_data.simulate import query_frame
 
@@ -208,11 +208,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/sample_efficiency
         raise ValueError(f"repeats must be an integer >= 1; got {repeats!r}")
     if not learners:
         raise ValueError("learners is empty: name at least one (e.g. regression)")
-    unknown = sorted(set(learners) - set(KNOWN))
-    if unknown:
-        raise ValueError(f"unknown learner(s) {', '.join(unknown)}; known: {', '.join(KNOWN)}")
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
+    check_plan(learners, budget)
     t0 = time.perf_counter()
     log = Path(log)
     source = open_log(log)
