@@ -8,8 +8,11 @@ examples and the benchmark train and choose the same way:
 - ``holdout_decisions(log, split, seed)``: a uniform logging policy simulated on a held-out
   split of the full-information log (exact propensities), so off-policy estimates can be
   checked against the true value the outcomes table gives;
-- ``select_policy(result, estimator)``: the learned policy with the best estimate (never a
-  hindsight baseline such as the oracle, which cannot be deployed);
+- ``select_on_outcomes(runs, outcomes)``: the project's selection rule (``bandit.selection``) on
+  a full-information split: exact values, a learned policy only where its paired interval
+  against the best fixed arm is above zero, else that arm;
+- ``select_policy(result, estimator)``: the learned policy with the best off-policy estimate
+  (kept for bandit-feedback logs; ``bandit.selection.select_off_policy`` adds the paired rule);
 - ``speedup_totals(rows, weights)``: wall-clock and count-model speed-ups of outcome rows, as the
   quickstart and the benchmark report them.
 
@@ -150,6 +153,29 @@ def evaluate_runs(runs: Mapping[str, Any], decisions: pd.DataFrame, outcomes: pd
     model = CrossFitRewardModel(n_folds=min(5, len(decisions)), seed=seed)
     return evaluate_policies(decisions, arm_names, targets, [parse_estimator(e) for e in estimators],
                              outcomes=outcomes, reward_model=model, seed=seed)
+
+
+def select_on_outcomes(runs: Mapping[str, Any], outcomes: pd.DataFrame, arm_names: Sequence[str],
+                       level: float = 0.95) -> Any:
+    """``bandit.selection.select_exact`` of the loaded ``runs`` on one split of an outcomes table.
+
+    Every run (learned, ``fixed:ARM``, ``uniform``) is scored by its exact value on the split's
+    prompts; hindsight references (the oracle) are left out. Prompts missing an arm's outcome
+    are an error (the values would not be comparable).
+    """
+    from bandit.data import outcomes_reward_matrix
+    from bandit.selection import candidate_kind, select_exact
+
+    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
+    missing = ~np.isfinite(rewards).all(axis=1)
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} prompt(s) of the selection split lack some arm's reward "
+                         f"(first: query_id={qids[int(np.flatnonzero(missing)[0])]}); the selection needs every arm per prompt")
+    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str))
+    frame = first.loc[qids].reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain") if c in first.columns]]
+    probs = {name: np.asarray(run.probabilities(frame), dtype=np.float64)
+             for name, run in runs.items() if candidate_kind(name) != "hindsight"}
+    return select_exact(probs, rewards, level)
 
 
 def select_policy(result: Any, estimator: str = "dr", candidates: Sequence[str] | None = None) -> str:

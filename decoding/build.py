@@ -56,7 +56,7 @@ import pandas as pd
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
 
 from .alignment import alignment_metrics, simulate_prompt_lookup
-from .calibrate import Calibration, speedup_count
+from .calibrate import Calibration, for_arms, speedup_count
 from .models import ArmConfig, ModelsConfig
 
 REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall")
@@ -294,7 +294,7 @@ def build_log(
         raise ValueError(f"repeats >= 1, warmup >= 0 and batch_size >= 1 are required; got {config.repeats}, {config.warmup}, {config.batch_size}")
     check_reward_supported(config.reward, models)
     if not config.measure:
-        check_alignment_only(config)
+        check_alignment_only(config, models)
     frame = read_prompts(prompts, config.split, config.limit)
     arm_names = models.arm_names
     out = Path(out)
@@ -316,12 +316,16 @@ def build_log(
     max_new = config.max_new_tokens or models.target.max_new_tokens
     # encode everything first: a bad prompt stops the build before anything is decoded or written
     encoded = {i: session.encode(frame.at[i, "prompt"], max_new) for i in pending}
+    if not config.measure:  # batches of similar lengths waste little on left padding (nothing is timed here)
+        pending = sorted(pending, key=lambda i: (len(encoded[i]), i))
 
     if existing is None:
         from .calibrate import calibrate
 
         if calibration is None:
             calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
+        else:
+            calibration = for_arms(calibration, models.arms)
         log = create_log(out, _metadata(models, session, calibration, config.reward, command, config))
     else:
         log = existing
@@ -384,11 +388,25 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
     return rows, fails
 
 
-def check_alignment_only(cfg: BuildConfig) -> None:
-    """Fail before any work when an alignment-only build is asked for something it cannot give."""
-    if cfg.reward.kind != "alignment":
-        raise ValueError(f"an alignment-only build needs an alignment reward ({', '.join(ALIGNMENT_METRICS)}); "
-                         f"got reward kind {cfg.reward.kind!r}, which needs measured assisted decoding (drop --alignment-only)")
+MODEL_FREE = ("none", "prompt_lookup")
+
+
+def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -> None:
+    """Fail before any work when an alignment-only build is asked for something it cannot give.
+
+    The reward must be an alignment reward, or ``speedup_count`` when every arm is model-free
+    (plain and prompt lookup: their counts replay exactly from the target's greedy output).
+    """
+    if cfg.reward.kind == "speedup_count" and models is not None:
+        drafting = [a.name for a in models.arms if a.kind not in MODEL_FREE]
+        if drafting:
+            raise ValueError(f"an alignment-only build can price speedup_count only when every arm is model-free "
+                             f"({', '.join(MODEL_FREE)}); arm(s) {', '.join(drafting)} run a drafting model whose counts "
+                             f"need assisted decoding (drop --alignment-only, or use an align_* reward)")
+    elif cfg.reward.kind != "alignment":
+        raise ValueError(f"an alignment-only build needs an alignment reward ({', '.join(ALIGNMENT_METRICS)}), or "
+                         f"speedup_count with model-free arms only; got reward kind {cfg.reward.kind!r}, which needs "
+                         f"measured assisted decoding (drop --alignment-only)")
     if cfg.repeats != 1 or cfg.warmup != 0:
         raise ValueError(f"an alignment-only build times nothing, so --repeats/--warmup do not apply; "
                          f"got repeats={cfg.repeats}, warmup={cfg.warmup} (leave them at 1 and 0)")

@@ -88,6 +88,57 @@ class Calibration:
         return cls(**{k: d[k] for k in keys if k in d})
 
 
+def for_arms(calibration: Calibration, arms: Any) -> Calibration:
+    """``calibration`` keyed by the arms of a models file (``ArmConfig``s): model-free arms (plain,
+    prompt lookup) cost 0; an arm that runs a model must have its drafting step in the calibration."""
+    from dataclasses import replace
+
+    steps: dict[str, float] = {}
+    for arm in arms:
+        if arm.kind in ("none", "prompt_lookup"):
+            steps[arm.name] = 0.0
+        elif arm.name in calibration.arm_step_s:
+            steps[arm.name] = float(calibration.arm_step_s[arm.name])
+        else:
+            raise ValueError(f"the calibration has no drafting step for arm {arm.name!r} (kind {arm.kind}); it has "
+                             f"{', '.join(sorted(calibration.arm_step_s)) or 'none'}: calibrate on this models file instead")
+    return replace(calibration, arm_step_s=steps)
+
+
+def load_calibration(path: str | "os.PathLike[str]") -> Calibration:
+    """The calibration (cost profile) stored at ``path``: a log directory (its metadata's
+    ``extra.calibration``), a JSON calibration record, or a JSON cost profile with a
+    ``calibration`` key (``../shared/profiles/*.json``). Errors name the file and what was found."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        meta = p / "_log.json"
+        if not meta.exists():
+            raise ValueError(f"calibration {p}: a directory, but not a log (no _log.json); give a log or a JSON cost profile")
+        from logging_data import open_log
+
+        record = open_log(p).metadata.extra.get("calibration")
+        if not record:
+            raise ValueError(f"calibration {p}: the log records no calibration in its metadata")
+        return Calibration.from_json(record)
+    if not p.exists():
+        raise FileNotFoundError(f"calibration {p}: no such file or log directory")
+    try:
+        record = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"calibration {p}: not a JSON document ({exc})") from None
+    if isinstance(record, dict) and isinstance(record.get("calibration"), dict):
+        record = record["calibration"]
+    if not isinstance(record, dict):
+        raise ValueError(f"calibration {p}: expected a JSON object; found {type(record).__name__}")
+    try:
+        return Calibration.from_json(record)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"calibration {p}: {exc}") from None
+
+
 def speedup_count(n_new_tokens: int, target_calls: int, draft_calls: int, relative_cost: float,
                   draft_tokens: int = 0, verify_cost: float = 0.0, round_cost: float = 0.0) -> float:
     """``n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost)``.

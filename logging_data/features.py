@@ -331,5 +331,6 @@ class TfidfSvdFeaturizer:
 
 register_featurizer("hashed", "logging_data.features:HashedNgramFeaturizer")
 register_featurizer("tfidf-svd", "logging_data.features:TfidfSvdFeaturizer")
+register_featurizer("prompt-stats", "logging_data.prompt_stats:PromptStatsFeaturizer")
 register_featurizer("minilm", "decoding.features:MiniLMFeaturizer")
 register_featurizer("target-hidden", "decoding.features:TargetHiddenFeaturizer")

@@ -49,10 +49,13 @@ def _command_line() -> str:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--alignment-only", "alignment_only", is_flag=True,
-              help="Greedy runs and alignment only: no assisted decoding, measured columns left null (needs an align_* reward).")
+              help="Greedy runs and alignment only: no assisted decoding, measured columns left null (needs an align_* "
+                   "reward, or speedup_count when every arm is plain or prompt lookup: exact replayed counts).")
+@click.option("--calibration", "calibration_path", type=click.Path(), default=None,
+              help="Price the count model with these step costs (a log directory or a JSON cost profile) instead of calibrating now.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, reward, max_new_tokens, batch_size, device, threads,
-          alignment_only, as_json):
+          alignment_only, calibration_path, as_json):
     """Build a full-information log: every arm's outcome for every prompt.
 
     For each prompt: the target's greedy output, each arm's own greedy output and its
@@ -63,19 +66,26 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     output (batched), the alignment columns, arm_cost from the calibration and the reward
     align_* - alpha * arm_cost; no assisted decoding runs, so wall times, speed-ups and the
     draft arms' counts stay null (plain and prompt lookup get their exact counts from a replay).
+    When every arm is plain or prompt lookup, --alignment-only --reward speedup_count is the
+    cheap exact log: batched greedy runs of the target only, every count replayed exactly.
 
     \b
     Examples:
       bandit-log build prompts.parquet --models models.toml --out LOG --limit 50 --repeats 3 --warmup 1
       bandit-log build prompts.parquet --models models.toml --out ALIGN --alignment-only --alpha 0.1
+      bandit-log build prompts.parquet --models examples/models/smollm2-joint.toml --out REPLAY \\
+          --alignment-only --reward speedup_count --batch-size 32 --calibration examples/data/smollm2-log
     """
     from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.calibrate import load_calibration
     from decoding.models import load_models_config
 
     models = load_models_config(models_path)
     cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only)
-    summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=True, device=device, threads=threads)
+    calibration = load_calibration(calibration_path) if calibration_path else None
+    summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=True, device=device, threads=threads,
+                        calibration=calibration)
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
