@@ -168,7 +168,7 @@ def test_resume_after_a_crash_equals_uninterrupted(session, all_arms_config, pro
 
 
 @pytest.mark.parametrize("changes, pattern", [
-    ({"reward": "speedup_count"}, r"price speedup_count only when every arm is model-free.*arm\(s\) draft, early"),
+    ({"reward": "speedup_count"}, r"price speedup_count only when every arm is model-free.*arm\(s\) exit1, draft"),
     ({"reward": "speedup_wall"}, r"alignment-only build needs an alignment reward.*'speedup_wall'"),
     ({"repeats": 3}, r"--repeats/--warmup do not apply; got repeats=3, warmup=0"),
     ({"warmup": 1}, r"--repeats/--warmup do not apply; got repeats=1, warmup=1"),
@@ -220,3 +220,57 @@ def test_cli_alignment_only(all_arms_toml, tiny_models, prompts_file, tmp_path):
     assert not (tmp_path / "bad").exists()
     helped = CliRunner().invoke(cli, ["build", "--help"])
     assert "--alignment-only" in helped.output and "bandit-log build prompts.parquet --models models.toml --out ALIGN --alignment-only" in helped.output
+
+
+def test_replay_log_of_model_free_arms_equals_the_measured_build(toml_for, prompts_file, tmp_path):
+    """``--alignment-only --reward speedup_count`` over plain and joint prompt-lookup arms (n-gram size x
+    draft tokens) gives the measured build's counts and count speed-ups exactly, with one calibration."""
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.calibrate import Calibration
+    from decoding.loading import DecodingSession
+    from decoding.models import parse_models_config
+
+    arms = '[[arms]]\nname = "plain"\nkind = "none"\n' + "".join(
+        f'\n[[arms]]\nname = "n{n}k{k}"\nkind = "prompt_lookup"\nmax_matching_ngram_size = {n}\nprompt_lookup_num_tokens = {k}\n'
+        for n in (1, 2, 3) for k in (2, 5))
+    models = parse_models_config(toml_for(arms, max_new_tokens=12))
+    session = DecodingSession(models, threads=1)
+    cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
+    reward = reward_definition("speedup_count")
+    build_log(prompts_file, models, tmp_path / "measured", BuildConfig(reward=reward), session=session, progress=False,
+              calibration=cal)
+    build_log(prompts_file, models, tmp_path / "replay", BuildConfig(reward=reward, measure=False, batch_size=3),
+              session=session, progress=False, calibration=cal)
+    a, b = _rows(tmp_path / "measured"), _rows(tmp_path / "replay")
+    assert len(a) == len(b) == 5 * 7 and validate_log(tmp_path / "replay").ok
+    cols = ["query_id", "arm", "n_new_tokens", "target_output"] + COUNTS
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_dtype=False)
+    pd.testing.assert_series_equal(a["speedup_count"], b["speedup_count"], rtol=1e-12)
+    pd.testing.assert_series_equal(a["reward"], b["reward"], rtol=1e-12)
+    assert b["wall_time_s"].isna().all() and a["lossless"].all()
+    assert open_log(tmp_path / "replay").metadata.extra["calibration"]["arm_step_s"] == {a_: 0.0 for a_ in ["plain"] + [f"n{n}k{k}" for n in (1, 2, 3) for k in (2, 5)]}
+
+
+def test_load_calibration_from_a_log_a_record_or_a_profile(tmp_path):
+    import json
+
+    from decoding.calibrate import Calibration, load_calibration
+
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "data" / "smollm2-log"
+    cal = load_calibration(shipped)
+    assert cal.plain_step_s > 0 and cal.device == "cpu"
+    (tmp_path / "record.json").write_text(json.dumps(cal.to_json()))
+    assert load_calibration(tmp_path / "record.json") == cal
+    (tmp_path / "profile.json").write_text(json.dumps({"what": "a profile", "calibration": cal.to_json()}))
+    assert load_calibration(tmp_path / "profile.json") == cal
+    for name, text, pattern in [("bad.json", "{nope", "not a JSON document"), ("list.json", "[1]", "expected a JSON object; found list"),
+                                ("empty.json", "{}", "calibration record is missing target_step_s, arm_step_s")]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=f"calibration {tmp_path / name}: {pattern}"):
+            load_calibration(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_calibration(tmp_path / "missing.json")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(ValueError, match="not a log"):
+        load_calibration(tmp_path / "dir")
+    assert isinstance(cal, Calibration)
