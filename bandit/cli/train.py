@@ -151,16 +151,23 @@ def _true_values(runs: list[Any], names: list[str], outcomes: Any, arm_names: tu
               help="Estimator, optionally with settings: dm, ips, ips:clip=20, snips, dr, sndr, switch-dr:tau=50 (repeatable; default ips, snips, dr).")
 @click.option("--policy-id", "policy_ids", multiple=True, help="Only decisions logged by this policy_id (repeatable; default: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reward model's folds.")
+@click.option("--select-on", "select_split", type=click.Choice(["validation", "train", "test", "all"]), default="validation",
+              show_default=True, help="Split on which the selection rule chooses among the runs, every fixed arm and uniform.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Also write report.html and report.json (the off-policy report) into this folder.")
 def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], policy_ids: tuple[str, ...], seed: int,
-            as_json: bool, report_dir: str | None) -> None:
-    """Compare trained RUNS on LOG's held-out prompts (the test split when present).
+            select_split: str, as_json: bool, report_dir: str | None) -> None:
+    """Select among trained RUNS, every fixed arm and uniform; compare them on held-out prompts.
+
+    Selection (bandit.selection), on the --select-on split (validation by default): with the
+    outcomes table, each candidate's exact value; with decisions only, its doubly robust
+    estimate. A run is selected only when its paired interval against the best fixed arm is
+    above zero (Bonferroni over the runs), else that arm; the reason is printed.
 
     Off-policy estimates come from the logged decisions (bandit.report); where LOG has the
-    outcomes table, each run's true value on the held-out prompts is reported beside them,
-    with the oracle, the best single arm and uniform for reference.
+    outcomes table, each run's true value on the held-out prompts (the test split when present)
+    is reported beside them, with the oracle, the best single arm and uniform for reference.
 
     \b
     Examples:
@@ -189,6 +196,7 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
             result["warnings"].append(message)
             say(f"warning: {message}")
     outcomes = opened.read("outcomes") if has_outcomes else None
+    result["selection"] = _selection(opened, loaded, names, outcomes, select_split, policy_ids, seed)
     if has_decisions:
         result["off_policy"] = _off_policy(opened, loaded, names, outcomes, estimator_specs, policy_ids, seed, report_dir)
     else:
@@ -199,6 +207,41 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
         emit_json(result)
         return
     _print_comparison(result)
+
+
+def _selection(opened: Any, loaded: list, names: list[str], outcomes: Any, split: str, policy_ids: tuple[str, ...],
+               seed: int) -> dict:
+    """The selection rule on ``split``: exact with outcomes, off-policy (DR) with decisions only."""
+    import numpy as np
+
+    from bandit.suite import select_on_decisions, select_on_outcomes
+
+    arms = opened.metadata.arm_names
+    # hindsight runs (the oracle) are references; fixed-arm and uniform runs are added by the rule itself
+    keep = [(n, r) for n, r in zip(names, loaded)
+            if not getattr(r.config, "hindsight", False) and getattr(r.config, "name", "") not in ("fixed", "uniform")]
+    names, loaded = [n for n, _ in keep], [r for _, r in keep]
+
+    def part(frame: Any) -> Any:
+        if split == "all" or "split" not in frame.columns:
+            return frame
+        return frame[(frame["split"].astype(object) == split).to_numpy()]
+
+    if outcomes is not None and len(part(outcomes)):
+        sel = select_on_outcomes(dict(zip(names, loaded)), part(outcomes), arms)
+    elif opened.has("decisions"):
+        decisions = opened.read("decisions")
+        if policy_ids:
+            decisions = decisions[decisions["policy_id"].astype(str).isin(policy_ids)]
+        decisions = part(decisions).reset_index(drop=True)
+        if decisions.empty:
+            return {"split": split, "note": f"no outcomes or decisions in the {split!r} split to select on"}
+        targets = {name: np.asarray(run.probabilities(decisions), dtype=np.float64) for name, run in zip(names, loaded)}
+        sel = select_on_decisions(targets, decisions, arms, "dr", seed=seed)
+        say(f"note: selection on {split} uses off-policy DR estimates of {len(decisions)} logged decisions (no outcomes there)")
+    else:
+        return {"split": split, "note": f"no outcomes or decisions in the {split!r} split to select on"}
+    return {"split": split, **sel.to_json(), "table": sel.table()}
 
 
 def _off_policy(opened: Any, loaded: list, names: list[str], outcomes: Any, estimator_specs: tuple[str, ...],
@@ -243,6 +286,11 @@ def _fmt(x: Any) -> str:
 
 def _print_comparison(result: dict) -> None:
     lines: list[str] = []
+    sel = result.get("selection") or {}
+    if "table" in sel:
+        lines += [f"[{sel['split']} split] " + sel["table"], ""]
+    elif "note" in sel:
+        lines += [f"selection: {sel['note']}", ""]
     off = result.get("off_policy")
     if off and "rows" in off:
         lines.append(f"off-policy estimates on {off['n']} decisions (split {off['split'] or 'all'}):")

@@ -110,3 +110,14 @@ def test_bad_level_and_shapes():
         select_from_rows({"fixed:a": np.ones(3)}, level=1.5)
     with pytest.raises(ValueError, match="both be \\(n, n_arms\\)"):
         exact_values(np.ones((3, 2)), np.ones((3, 3)))
+
+
+def test_paired_difference_hand_checked():
+    from bandit.selection import paired_difference
+
+    p = paired_difference(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 1.0]))
+    # differences 1, 1, 2: mean 4/3, sd 0.57735, se 0.33333
+    assert p.diff == pytest.approx(4 / 3) and p.n == 3
+    assert p.low == pytest.approx(4 / 3 - 1.959964 * 1 / 3, rel=1e-5) and p.high == pytest.approx(4 / 3 + 1.959964 / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="same prompts"):
+        paired_difference(np.ones(2), np.ones(3))

@@ -14,6 +14,13 @@ from bandit.testing import write_simulated_log
 @pytest.fixture(scope="module")
 def log_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "log"
+    write_simulated_log(path, n_prompts=160, n_arms=3, n_domains=3, seed=4, validation_fraction=0.25)
+    return path
+
+
+@pytest.fixture(scope="module")
+def no_validation_log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "log"
     write_simulated_log(path, n_prompts=120, n_arms=3, n_domains=3, seed=4)
     return path
 
@@ -62,10 +69,10 @@ def test_train_retrains_from_a_run_config_with_overrides(log_path, tmp_path):
     (["--policy", "uniform", "--featurizer-set", "n_components=3"], "error: featurizer 'hashed' does not accept settings"),
     (["--policy", "uniform", "--set", "featurizer=nope"], "error: unknown featurizer 'nope'; known featurizers: hashed, minilm"),
 ])
-def test_train_errors_are_one_line_with_exit_1(log_path, tmp_path, args, pattern):
+def test_train_errors_are_one_line_with_exit_1(no_validation_log, tmp_path, args, pattern):
     import re
 
-    result = _run("train", log_path, *args, "--out", tmp_path / "x", "--no-progress")
+    result = _run("train", no_validation_log, *args, "--out", tmp_path / "x", "--no-progress")
     assert result.exit_code == 1
     assert re.search(pattern, result.stderr), result.stderr
     assert result.stdout == "" and not (tmp_path / "x").exists()
@@ -89,8 +96,28 @@ def test_compare_reports_estimates_and_true_values(log_path, tmp_path):
     assert truth["runs"]["arm0"]["value"] == pytest.approx(ref["arms"]["arm0"])
     assert ref["best_arm_value"] < truth["runs"]["ridge"]["value"] <= ref["oracle"]
     assert (tmp_path / "report" / "report.html").is_file()
+    sel = doc["selection"]
+    assert sel["split"] == "validation" and sel["method"] == "exact"
+    names = {c["name"] for c in sel["candidates"]}
+    assert names == {"ridge", "uniform", "fixed:arm0", "fixed:arm1", "fixed:arm2"}  # the oracle and the fixed run are not candidates
+    assert sel["chosen"] in names and sel["reason"]
     text = _run("compare", log_path, tmp_path / "ridge", tmp_path / "oracle").stdout
     assert "off-policy estimates on" in text and "% of oracle" in text
+    assert "[validation split] selection (exact" in text and f"chose {sel['chosen']}:" in text
+
+
+def test_compare_selects_off_policy_on_a_decisions_only_log(log_path, tmp_path):
+    from logging_data import create_log, open_log
+
+    src = open_log(log_path)
+    only = tmp_path / "decisions-only"
+    create_log(only, src.metadata).append("decisions", src.read("decisions"))
+    assert _run("train", log_path, "--policy", "regression", "--out", tmp_path / "ridge", "--no-progress").exit_code == 0
+    result = _run("compare", only, tmp_path / "ridge", "--json")
+    assert result.exit_code == 0, result.stderr
+    sel = json.loads(result.stdout)["selection"]
+    assert sel["method"] == "off-policy:dr" and sel["n"] > 0
+    assert "off-policy DR estimates" in result.stderr
 
 
 def test_compare_without_decisions_gives_true_values_and_refuses_other_arms(tmp_path):

@@ -23,7 +23,15 @@ def test_quickstart_tiny(tiny_log, tiny_models_file, tmp_path, capsys):
     qs = _load("quickstart")
     res = qs.main(out=tmp_path / "qs", log=tiny_log, models=tiny_models_file, live_per_domain=1, budget="tiny",
                   learners=("regression", "classifier"), threads=1, progress=False)
-    assert res["winner"] in ("regression", "classifier")
+    sel = res["selection"]
+    names = {c["name"] for c in sel["candidates"]}
+    assert {"regression", "classifier", "uniform", "fixed:plain", "fixed:lookup", "fixed:draft"} == names
+    assert res["winner"] == sel["chosen"] and sel["method"] == "exact" and sel["reason"]
+    chosen = next(c for c in sel["candidates"] if c["name"] == res["winner"])
+    best_fixed = next(c for c in sel["candidates"] if c["name"] == sel["best_fixed"])
+    assert chosen["value"] >= best_fixed["value"]  # never below the best fixed arm on validation
+    assert res["winner"] == sel["best_fixed"] or chosen["diff_low"] > 0
+    assert res["test_against_best_arm"]["diff"]["n"] == res["test_against_best_arm"]["n_prompts"]
     offline = pd.DataFrame(res["test_offline"])
     overall = offline[offline["domain"] == "(all)"].set_index("policy")
     assert {"oracle", "uniform", "fixed:plain", "fixed:lookup", "fixed:draft"} <= set(overall.index)
