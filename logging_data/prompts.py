@@ -54,6 +54,10 @@ import pyarrow.parquet as pq
 
 DOMAINS: tuple[str, ...] = ("code", "translate", "summarize", "questions")
 LANGUAGES: dict[str, str] = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian"}
+#: names of every language a ``translate`` prompt may target; ``LANGUAGES`` (the default set) and
+#: more, for sets built from other catalogs (e.g. the held-out set of ``examples/make_heldout.py``)
+LANGUAGE_NAMES: dict[str, str] = {**LANGUAGES, "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "sv": "Swedish",
+                                  "da": "Danish", "fi": "Finnish", "cs": "Czech", "ro": "Romanian"}
 SPLIT_NAMES: tuple[str, str, str] = ("train", "validation", "test")
 PROMPT_COLUMNS: tuple[str, ...] = ("query_id", "prompt", "domain", "split", "x_source", "x_reference")
 METADATA_KEY = b"draftpick_prompts"
@@ -149,10 +153,14 @@ class SourceRoots:
 
 
 class DpkgIndex:
-    """File -> (Debian package, version), read from the dpkg database on first use."""
+    """File -> (Debian package, version), read from the dpkg database on first use.
 
-    def __init__(self, dpkg_dir: Path):
+    Only files under ``prefixes`` are indexed (the locale catalogs and man pages by default).
+    """
+
+    def __init__(self, dpkg_dir: Path, prefixes: tuple[str, ...] = ("/usr/share/locale/", "/usr/share/man/")):
         self.dpkg_dir = Path(dpkg_dir)
+        self.prefixes = tuple(prefixes)
         self._owner: dict[str, str] | None = None
         self._version: dict[str, str] = {}
 
@@ -164,7 +172,7 @@ class DpkgIndex:
                 pkg = lst.name[: -len(".list")].split(":")[0]
                 try:
                     for line in lst.read_text(encoding="utf-8", errors="replace").splitlines():
-                        if line.startswith(("/usr/share/locale/", "/usr/share/man/")):
+                        if line.startswith(self.prefixes):
                             owner.setdefault(line, pkg)
                 except OSError:
                     continue
@@ -336,7 +344,8 @@ def _prose_paragraphs(body: str) -> list[str]:
 # --- code ---------------------------------------------------------------------------------
 
 
-def _code_candidates(src: SourceFile, module: str) -> list[Candidate]:
+def _code_candidates(src: SourceFile, module: str, library: str = "standard library") -> list[Candidate]:
+    """Functions of ``src`` to complete; ``library`` names where the module comes from in the prompt."""
     tree = _parse(src.path)
     if tree is None:
         return []
@@ -361,7 +370,7 @@ def _code_candidates(src: SourceFile, module: str) -> list[Candidate]:
         body = "\n".join(ln[indent:] if ln[:indent].strip() == "" else ln for ln in body_lines)
         if len(body) > 1200 or len(header) > 1000:
             continue
-        prompt = (f"Complete the following Python function from the standard library module `{module}`. "
+        prompt = (f"Complete the following Python function from the {library} module `{module}`. "
                   f"Write the rest of its body.\n\n```python\n{header}\n```")
         qual = f"{src.key}:{node.name}@{node.lineno}"
         out.append(Candidate("code", prompt, body, qual, f"{src.origin}:{src.path}:{node.name} (line {node.lineno})"))
@@ -580,7 +589,7 @@ def _translate_candidates(src: SourceFile) -> list[Candidate]:
         msgstr = catalog[msgid]
         if not _translatable(msgid, msgstr):
             continue
-        language = LANGUAGES[lang]
+        language = LANGUAGE_NAMES[lang]
         prompt = f"Translate the following English text into {language}.\n\nEnglish: {msgid.strip()}\n{language}:"
         key = f"{src.key}:{hashlib.sha1(msgid.encode()).hexdigest()[:12]}"
         out.append(Candidate("translate", prompt, msgstr.strip(), key, f"{src.origin}:{src.path}"))
@@ -637,14 +646,14 @@ def _list_site(roots: SourceRoots) -> tuple[list[tuple[SourceFile, str, str]], l
     return out, [dists[k] for k in sorted(dists)]
 
 
-def _man_files(roots: SourceRoots, dpkg: DpkgIndex) -> tuple[list[SourceFile], list[dict]]:
-    folder = Path(roots.man_dir) / "man1"
+def _man_files(roots: SourceRoots, dpkg: DpkgIndex, section: str = "man1") -> tuple[list[SourceFile], list[dict]]:
+    folder = Path(roots.man_dir) / section
     if not folder.is_dir():
         return [], []
     out = []
     for p in sorted(folder.iterdir()):
         if p.name.endswith(".gz") and p.is_file() and not p.is_symlink():
-            out.append(SourceFile(p, f"man1:{p.name}", ""))
+            out.append(SourceFile(p, f"{section}:{p.name}", ""))
     report = [{"source": "debian-man-pages", "path": str(folder), "package": "(per page, from dpkg)",
                "version": None, "licence": "per package: /usr/share/doc/<package>/copyright", "files": len(out)}]
     return out, report
