@@ -461,3 +461,45 @@ def _alignment_batch(session, models, frame, batch, encoded, done, costs, calibr
 
 def summary_json(summary: BuildSummary) -> dict[str, Any]:
     return json.loads(json.dumps(summary.__dict__, default=str))
+
+
+def measure_pairs(session: Any, frame: pd.DataFrame, arms_by_prompt: dict[str, Sequence[str]], calibration: Calibration,
+                  *, repeats: int = 1, warmup: int = 0, max_new_tokens: int | None = None, progress: bool = False) -> pd.DataFrame:
+    """Live measurements of chosen (prompt, arm) pairs only: what a benchmark needs when measuring
+    every arm of every prompt would cost too much.
+
+    ``frame``: prompts (query_id, prompt, domain?); ``arms_by_prompt``: query_id -> arm names to
+    measure (plain decoding is always measured, timed beside them). Returns one row per measured
+    (prompt, arm) with the outcomes table's measured columns (``measured_row``: counts, wall
+    times, ``speedup_wall``, ``speedup_count`` priced with ``calibration``, ``lossless`` against
+    plain greedy) and the target's greedy tokens as ``target_tokens`` (a tuple).
+    """
+    from tqdm import tqdm
+
+    max_new = max_new_tokens or session.max_new_tokens
+    costs = calibration.relative_costs()
+    rows = []
+    if len(frame) and warmup == 0:  # one untimed run of each arm first: one-time costs are not decoding time
+        ids = session.encode(frame["prompt"].iloc[0], max_new)
+        for name in dict.fromkeys(a for arms in arms_by_prompt.values() for a in arms if a in session.config.arm_names):
+            session.assisted(ids, session.arm(name), max_new_tokens=max_new)
+        session.plain(ids, max_new_tokens=max_new)
+    for _, prompt in tqdm(list(frame.iterrows()), desc="measure", unit="prompt", file=sys.stderr, disable=not progress):
+        qid = str(prompt["query_id"])
+        ids = session.encode(prompt["prompt"], max_new)
+        plain = session.plain(ids, repeats=repeats, warmup=warmup, max_new_tokens=max_new)
+        for name in dict.fromkeys(["plain", *arms_by_prompt.get(qid, ())]):
+            if name != "plain" and name not in session.config.arm_names:
+                raise ValueError(f"measure_pairs: arm {name!r} (prompt {qid}) is not in the models file; its arms are "
+                                 f"{', '.join(session.config.arm_names)}")
+            arm = session.arm(name) if name in session.config.arm_names else session.arm(None)  # "plain" may not be an arm
+            if arm.kind == "none":
+                outcome = replace(plain, arm=name, lossless=True)
+            else:
+                outcome = session.assisted(ids, arm, repeats=repeats, warmup=warmup, reference=plain.tokens, max_new_tokens=max_new)
+            row = {"query_id": qid, "domain": prompt.get("domain"), "arm": name,
+                   **measured_row(arm, outcome, plain, costs.get(name, 0.0), calibration.relative_verify_cost(),
+                                  calibration.relative_round_cost()),
+                   "target_tokens": tuple(plain.tokens)}
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,23 +1,33 @@
-"""End-to-end benchmark: plain decoding, every single arm, the oracle and every trained policy, in one run.
+"""End-to-end benchmark of the choice: plain, every single arm, the oracle, every candidate and the
+*selected* policy, count and wall side by side, on the test split and on the held-out set.
 
-    python examples/bench_e2e.py --per-domain 6 --threads 1 --json
+    python examples/bench_e2e.py --live-per-domain 8 --threads 1
 
-On held-out prompts of mixed domains (the test split of the log the policies are trained on,
-which they never saw), this run measures *live*, with real assisted decoding on the real target:
-plain greedy decoding and every arm of the models file, for every prompt (``decoding.build``:
-warm-up and repeats as given, median wall time, deterministic counts, the lossless check
-against plain greedy). Then every trained policy chooses an arm per prompt (timed: features +
-policy), and its numbers are the live measurements of the arm it chose for that prompt in this
-same run; the oracle takes the best arm per prompt in hindsight under the training reward.
-Greedy decoding is deterministic, so decoding the chosen arm again would repeat the same
-computation; the decision loop itself is exercised by the quickstart (``bandit-log decode``).
+One run:
 
-Reported per domain and overall: tokens/s, speed-up over plain decoding (wall clock: total plain
-time / total time; count model: ``decoding.calibrate``), acceptance (accepted / drafted
-tokens), the share of prompts whose output is identical to plain greedy (must be 100%), and the
-time spent choosing as a share of decoding time. The targets of issue 8 are checked and
-printed: the best policy's overall speed-up >= 0.95 x the oracle's, closing >= 80% of the gap
-between the best single arm and the oracle, choosing under 1% of decoding time.
+1. every learner and the baselines are trained on the train split of the log (the shipped
+   13-arm replay log by default: ``examples/data/smollm2-joint-log``);
+2. the selection rule (``bandit.selection``) chooses on the validation split: a learned policy
+   only where its paired interval against the best fixed arm is above zero, else that arm;
+3. two held-out sets, never seen in training or selection:
+
+   - ``test``: the log's test split (every arm's exact replayed counts are in the log);
+   - ``heldout``: the project's own prompts from sources the prompt builder never reads
+     (``examples/data/heldout-prompts.parquet``: third-party package code, other gettext
+     locales, other man-page sections); their target outputs are generated now (batched greedy)
+     and every arm's counts replayed, priced with the log's calibration;
+
+   on each: the count speed-up (the count model; per-prompt mean, the reward the policies learn,
+   and the ratio of totals) of every candidate, the oracle and the selected policy, per domain;
+   the selected policy against the best single arm *of that set* (hindsight: the stricter
+   comparison) with a paired 95% interval, and its share of the per-prompt oracle;
+4. live, on a slice of the test split (``live_per_domain`` prompts per domain) and on the whole
+   held-out set: plain greedy decoding timed beside the arms that matter (the selected policy's
+   choice, the best fixed arm of validation, the set's best single arm, the oracle's choice) with
+   real assisted decoding on the real target: wall-clock speed-up, output identical to plain
+   greedy, and the live counts checked against the replayed ones.
+
+Results: stdout (tables), ``OUT/bench.json``, the figure ``OUT/bench.png``; progress on stderr.
 """
 
 from __future__ import annotations
@@ -32,88 +42,161 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from bandit.suite import speedup_totals
-
 HERE = Path(__file__).resolve().parent
-SHIPPED_LOG = HERE / "data" / "smollm2-log"
-SHIPPED_MODELS = HERE / "models" / "smollm2.toml"
-REFERENCE = ("plain",)
+SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
+SHIPPED_MODELS = HERE / "models" / "smollm2-joint.toml"
+HELDOUT = HERE / "data" / "heldout-prompts.parquet"
+FEATURIZER = "prompt-stats"
+COUNTS = ["n_new_tokens", "target_calls", "draft_tokens", "accepted_tokens"]
 
 
 def _say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def summarize(rows: pd.DataFrame) -> dict[str, float]:
-    """Aggregate live measurements of one arm choice per prompt (columns as in the outcomes table)."""
-    totals = speedup_totals(rows)
-    drafted = float(rows["draft_tokens"].fillna(0).sum())
-    return {
-        "n_prompts": totals["n_prompts"],
-        "tokens_per_s": float(rows["n_new_tokens"].sum() / rows["wall_time_s"].astype(float).sum()),
-        "speedup_wall": totals["wall"],
-        "speedup_count": totals["count"],
-        "acceptance": float(rows["accepted_tokens"].fillna(0).sum() / drafted) if drafted else float("nan"),
-        "identical_to_greedy": float(rows["lossless"].astype(bool).mean()),
-    }
+# -- offline (count model, exact) ------------------------------------------------------------------
+def policy_probs(runs: dict[str, Any], frame: pd.DataFrame, arm_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """name -> float (n, n_arms) probabilities on ``frame``'s prompts, for every deployable run."""
+    from bandit.selection import candidate_kind
+
+    return {name: np.asarray(run.probabilities(frame), dtype=np.float64) for name, run in runs.items()
+            if candidate_kind(name) != "hindsight"}
 
 
-def policy_rows(measured: pd.DataFrame, choice: pd.Series) -> pd.DataFrame:
-    """The measured rows of the arm ``choice[query_id]`` for each prompt."""
-    idx = measured.set_index(["query_id", "arm"])
-    rows = idx.loc[list(zip(choice.index, choice.to_numpy()))].reset_index()
-    return rows
-
-
-def table(measured: pd.DataFrame, choices: dict[str, pd.Series], choose_s: dict[str, pd.Series]) -> pd.DataFrame:
-    """One row per (policy, domain) including '(all)'."""
+def count_table(probs: dict[str, np.ndarray], rewards: np.ndarray, n_new: np.ndarray, domains: np.ndarray,
+                selected: str) -> pd.DataFrame:
+    """Per policy and domain: the mean per-prompt count speed-up and the ratio of totals (tokens / cost)."""
+    table = dict(probs)
+    table["oracle"] = np.eye(rewards.shape[1])[rewards.argmax(axis=1)]
+    table[f"selected ({selected})"] = probs[selected]
+    cost = n_new[:, None] / rewards  # count-model cost of every arm per prompt, in target steps
     records = []
-    for name, choice in choices.items():
-        rows = policy_rows(measured, choice)
-        seconds = choose_s.get(name)
-        for domain, part in [("(all)", rows), *rows.groupby("domain", observed=True)]:
-            rec = {"policy": name, "domain": str(domain), **summarize(part)}
-            if seconds is not None:
-                rec["choose_share"] = float(seconds.loc[part["query_id"]].sum() / part["wall_time_s"].sum())
-                rec["choose_ms_per_prompt"] = float(seconds.loc[part["query_id"]].mean() * 1e3)
-            records.append(rec)
+    for name, p in table.items():
+        for domain in ["(all)", *sorted(set(domains))]:
+            m = np.ones(len(domains), bool) if domain == "(all)" else domains == domain
+            records.append({"policy": name, "domain": domain, "n_prompts": int(m.sum()),
+                            "mean_count": float((p[m] * rewards[m]).sum(axis=1).mean()),
+                            "count": float(n_new[m].sum() / (p[m] * cost[m]).sum())})
     return pd.DataFrame.from_records(records)
 
 
-def targets(overall: pd.DataFrame, learned: Sequence[str], arms: Sequence[str], metric: str) -> dict[str, Any]:
-    """Issue 8's targets on ``metric`` (speedup_count or speedup_wall) from the overall rows."""
-    v = overall.set_index("policy")[metric]
-    best_arm = max(arms, key=lambda a: v[f"fixed:{a}"])
-    best_policy = max(learned, key=lambda p: v[p])
-    oracle, single, pol = float(v["oracle"]), float(v[f"fixed:{best_arm}"]), float(v[best_policy])
-    gap = oracle - single
-    return {
-        "metric": metric, "best_policy": best_policy, "best_policy_speedup": pol, "oracle_speedup": oracle,
-        "best_single_arm": best_arm, "best_single_arm_speedup": single,
-        "of_oracle": pol / oracle, "gap_closed": (pol - single) / gap if gap > 0 else float("nan"),
-        "meets_095_of_oracle": bool(pol >= 0.95 * oracle),
-        "meets_80pct_of_gap": bool(gap > 0 and (pol - single) >= 0.8 * gap) if gap > 0 else None,
+def against_best_arm(values: np.ndarray, rewards: np.ndarray, arm_names: Sequence[str], level: float = 0.95) -> dict:
+    """The selected policy's per-prompt values against the set's best single arm and the oracle."""
+    from bandit.selection import paired_difference
+
+    best = int(rewards.mean(axis=0).argmax())
+    oracle = float(rewards.max(axis=1).mean())
+    d = paired_difference(values, rewards[:, best], level)
+    return {"value": float(values.mean()), "best_arm": arm_names[best], "best_arm_value": float(rewards[:, best].mean()),
+            "oracle": oracle, "of_oracle": float(values.mean() / oracle),
+            "gap_closed": float((values.mean() - rewards[:, best].mean()) / (oracle - rewards[:, best].mean()))
+            if oracle > rewards[:, best].mean() else float("nan"),
+            "diff": d.to_json(), "beats_best_arm": bool(d.low > 0), "meets_095_of_oracle": bool(values.mean() >= 0.95 * oracle)}
+
+
+def evaluate_set(name: str, outcomes: pd.DataFrame, runs: dict[str, Any], arm_names: Sequence[str], selected: str) -> dict:
+    """Every number of one held-out set from its (replayed) outcomes."""
+    from bandit.data import outcomes_reward_matrix
+
+    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
+    if not np.isfinite(rewards).all():
+        raise ValueError(f"{name}: some prompts lack an arm's outcome; every arm is needed per prompt")
+    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
+    frame = first.reset_index(drop=True)[["query_id", "prompt", "domain"]]
+    n_new = first["n_new_tokens"].to_numpy(dtype=np.float64)
+    probs = policy_probs(runs, frame, arm_names)
+    values = (probs[selected] * rewards).sum(axis=1)
+    return {"set": name, "n_prompts": len(qids), "frame": frame, "rewards": rewards, "probs": probs,
+            "table": count_table(probs, np.maximum(rewards, 1e-12), np.maximum(n_new, 1.0), frame["domain"].astype(str).to_numpy(), selected),
+            "selected_vs_best_arm": against_best_arm(values, rewards, arm_names)}
+
+
+# -- live (wall clock) -------------------------------------------------------------------------------
+def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, best_fixed: str, calibration: Any,
+             per_domain: int | None, repeats: int, warmup: int, progress: bool) -> dict:
+    """Measure plain decoding and the arms that matter on (a slice of) one set; wall speed-ups per policy."""
+    from decoding.build import measure_pairs
+
+    frame = ev["frame"].copy()
+    idx = np.arange(len(frame))
+    if per_domain is not None:
+        idx = frame.sort_values("query_id").groupby("domain", group_keys=False).head(per_domain).index.to_numpy()
+    frame = frame.loc[idx].reset_index(drop=True)
+    rewards = ev["rewards"][idx]
+    best_arm = ev["selected_vs_best_arm"]["best_arm"]
+    choice = {
+        f"selected ({selected})": [arm_names[int(a)] for a in ev["probs"][selected][idx].argmax(axis=1)],
+        "oracle": [arm_names[int(a)] for a in rewards.argmax(axis=1)],
+        f"best fixed arm of validation ({best_fixed.removeprefix('fixed:')})": [best_fixed.removeprefix("fixed:")] * len(frame),
+        f"best single arm of this set ({best_arm})": [best_arm] * len(frame),
+        "plain": ["plain"] * len(frame),
     }
+    pairs = {q: [c[i] for c in choice.values()] for i, q in enumerate(frame["query_id"])}
+    measured = measure_pairs(session, frame, pairs, calibration, repeats=repeats, warmup=warmup, progress=progress)
+    m = measured.set_index(["query_id", "arm"])
+    replayed = {(q, a): rewards[i, list(arm_names).index(a)] for i, q in enumerate(frame["query_id"]) for a in arm_names}
+    count_match = float(np.mean([np.isclose(m.loc[(q, a), "speedup_count"], replayed[(q, a)], rtol=1e-9)
+                                 for q, a in m.index if a in arm_names]))
+    records = []
+    for policy, arms in choice.items():
+        rows = m.loc[list(zip(frame["query_id"], arms))].reset_index()
+        rows["domain"] = frame["domain"].to_numpy()
+        for domain, part in [("(all)", rows), *rows.groupby("domain")]:
+            records.append({"policy": policy, "domain": str(domain), "n_prompts": int(len(part)),
+                            "wall": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
+                            "count": float(part["n_new_tokens"].sum() / (part["n_new_tokens"] / part["speedup_count"]).sum()),
+                            "identical_to_greedy": float(part["lossless"].astype(bool).mean())})
+    return {"n_prompts": len(frame), "table": pd.DataFrame.from_records(records),
+            "identical_to_greedy": float(measured["lossless"].astype(bool).mean()),
+            "live_counts_equal_replayed": count_match, "n_measurements": int(len(measured))}
 
 
-def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, out: str | Path = "out/bench",
-         runs: str | Path | None = None, per_domain: int | None = 6, split: str = "test", repeats: int = 1,
-         warmup: int = 1, threads: int | None = 1, learners: Sequence[str] | None = None, budget: str = "default",
-         seed: int = 0, calibration: str = "log", progress: bool = True) -> dict:
-    """Run the benchmark; returns every number (also written to ``OUT/bench.json``).
-
-    ``calibration``: ``"log"`` prices the count model with the training log's recorded step costs
-    (the reward the policies learned, comparable across runs); ``"fresh"`` calibrates this machine now.
-    """
-    from bandit.runs import load_run
-    from bandit.suite import LEARNERS, train_policies
+def replay_heldout(prompts: Path, models: Any, out: Path, calibration: Any, session: Any, batch_size: int,
+                   progress: bool) -> pd.DataFrame:
+    """The held-out prompts' outcomes: batched greedy target outputs, every arm's counts replayed."""
     from decoding.build import BuildConfig, build_log, reward_definition
+    from logging_data import open_log
+
+    build_log(prompts, models, out, BuildConfig(reward=reward_definition("speedup_count"), measure=False, batch_size=batch_size),
+              session=session, progress=progress, calibration=calibration, command="examples/bench_e2e.py (held-out replay)")
+    return open_log(out).read("outcomes")
+
+
+def plot(result: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in ("test", "heldout") if s in result["sets"]]
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 5), squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        t = pd.DataFrame(result["sets"][s]["table"])
+        overall = t[t["domain"] == "(all)"].set_index("policy")["mean_count"].sort_values()
+        colors = ["tab:red" if p.startswith("selected") else "tab:grey" if p == "oracle" else
+                  "tab:blue" if p.startswith("fixed:") else "tab:green" for p in overall.index]
+        overall.plot.barh(ax=ax, color=colors)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xlim(left=max(0.0, overall.min() - 0.1))
+        ax.set_title(f"{s}: {result['sets'][s]['n_prompts']} prompts (count model, per-prompt mean)")
+        ax.set_xlabel("speed-up over plain decoding")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, heldout: str | Path | None = HELDOUT,
+         out: str | Path = "out/bench", live_per_domain: int | None = 8, live_heldout: bool = True, repeats: int = 1,
+         warmup: int = 0, threads: int | None = 1, learners: Sequence[str] | None = None, budget: str = "default",
+         featurizer: str = FEATURIZER, batch_size: int = 16, seed: int = 0, progress: bool = True) -> dict:
+    """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
+    from bandit.suite import LEARNERS, select_on_outcomes, train_policies
     from decoding.calibrate import Calibration
+    from decoding.loading import DecodingSession
     from decoding.models import load_models_config
     from logging_data import open_log
 
-    if calibration not in ("log", "fresh"):
-        raise ValueError(f"calibration must be 'log' or 'fresh'; got {calibration!r}")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,122 +205,108 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     cfg = load_models_config(models)
     if cfg.arm_names != arm_names:
         raise ValueError(f"models file {models} has arms {', '.join(cfg.arm_names)}; log {log} has {', '.join(arm_names)}")
+    recorded = opened.metadata.extra.get("calibration")
+    if recorded is None:
+        raise ValueError(f"{log} records no calibration; the count model needs one")
+    calibration = Calibration.from_json(recorded)
     learners = tuple(learners or LEARNERS)
-    if runs is None:
-        _say(f"training {', '.join(learners)} and the baselines on the train split of {log}")
-        trained = train_policies(log, out / "runs", learners=learners, budget=budget, seed=seed, progress=progress)
-        run_paths = {k: v for k, v in trained.runs.items() if k in learners}
-    else:
-        run_paths = {p.name: p for p in sorted(Path(runs).iterdir()) if p.name in learners}
-    loaded = {name: load_run(path) for name, path in run_paths.items()}
-
+    _say(f"1/4 training {', '.join(learners)} and the baselines on the train split of {log} (featurizer {featurizer})")
+    trained = train_policies(log, out / "runs", learners=learners, budget=budget, featurizer=featurizer, seed=seed,
+                             progress=progress)
+    runs = trained.load()
+    t_train = time.perf_counter() - t0
     outcomes = opened.read("outcomes")
-    held = outcomes[outcomes["split"].astype(object) == split].drop_duplicates("query_id").sort_values("query_id")
-    if per_domain is not None:
-        held = held.groupby("domain", observed=True, group_keys=False).head(per_domain)
-    if held.empty:
-        raise ValueError(f"{log}: no prompts in the {split!r} split to benchmark on")
-    prompts_file = out / "bench_prompts.parquet"
-    held[["query_id", "prompt", "domain", "split"]].to_parquet(prompts_file, index=False)
-    live_log = out / "bench_log"
-    if live_log.exists():
-        import shutil
 
-        shutil.rmtree(live_log)
-    _say(f"measuring plain decoding and {len(arm_names)} arms live on {len(held)} held-out prompts "
-         f"(repeats={repeats}, warmup={warmup}, threads={threads})")
-    t_measure = time.perf_counter()
-    costs = None
-    if calibration == "log":
-        recorded = opened.metadata.extra.get("calibration")
-        if recorded is None:
-            raise ValueError(f"{log} records no calibration; run with calibration='fresh' (--calibration fresh)")
-        costs = Calibration.from_json(recorded)
-    summary = build_log(prompts_file, cfg, live_log,
-                        BuildConfig(reward=reward_definition("speedup_count"), repeats=repeats, warmup=warmup),
-                        command="examples/bench_e2e.py", threads=threads, progress=progress, calibration=costs)
-    t_measure = time.perf_counter() - t_measure
-    measured = open_log(live_log).read("outcomes")
-    qids = measured.drop_duplicates("query_id")[["query_id", "prompt", "domain"]].set_index("query_id")
+    _say("2/4 selection on the validation split")
+    selection = select_on_outcomes(runs, outcomes[outcomes["split"].astype(object) == "validation"], arm_names)
+    selected = selection.chosen
+    _say(selection.table())
 
-    choices: dict[str, pd.Series] = {}
-    choose_s: dict[str, pd.Series] = {}
-    rng = np.random.default_rng(seed)
-    for name, run in loaded.items():
-        run.choose(str(qids["prompt"].iloc[0]), rng)  # warm-up: first-call imports are not choosing cost
-        arms_chosen, secs = [], []
-        for qid, row in qids.iterrows():
-            arm, _, seconds = run.choose(str(row["prompt"]), rng)
-            arms_chosen.append(arm)
-            secs.append(seconds)
-        choices[name] = pd.Series(arms_chosen, index=qids.index)
-        choose_s[name] = pd.Series(secs, index=qids.index)
-    for arm in arm_names:
-        choices[f"fixed:{arm}"] = pd.Series(arm, index=qids.index)
-    wide = measured.pivot(index="query_id", columns="arm", values="speedup_count").loc[qids.index, list(arm_names)]
-    choices["oracle"] = wide.idxmax(axis=1)
-    result_table = table(measured, choices, choose_s)
-    overall = result_table[result_table["domain"] == "(all)"]
+    _say("3/4 held-out sets: count model from exact replayed counts")
+    session = DecodingSession(cfg, threads=threads)
+    sets = {"test": evaluate_set("test", outcomes[outcomes["split"].astype(object) == "test"], runs, arm_names, selected)}
+    if heldout is not None:
+        held_log = out / "heldout_log"
+        if held_log.exists():
+            import shutil
+
+            shutil.rmtree(held_log)
+        held = replay_heldout(Path(heldout), cfg, held_log, calibration, session, batch_size, progress)
+        sets["heldout"] = evaluate_set("heldout", held, runs, arm_names, selected)
+
+    _say("4/4 live: plain decoding beside the selected policy's arms, the best fixed arm and the oracle's arms")
+    t_live = time.perf_counter()
+    live = {}
+    for name, ev in sets.items():
+        per_domain = live_per_domain if name == "test" else None
+        if (name == "test" and live_per_domain == 0) or (name == "heldout" and not live_heldout):
+            continue
+        live[name] = live_set(session, ev, arm_names, selected, selection.best_fixed, calibration, per_domain, repeats,
+                              warmup, progress)
+    t_live = time.perf_counter() - t_live
+
+    from decoding.build import environment
+
     result = {
-        "log": str(log), "models": str(models), "split": split, "n_prompts": int(len(qids)),
-        "arms": list(arm_names), "learners": list(loaded), "repeats": repeats, "warmup": warmup, "threads": threads,
-        "calibration_source": calibration,
-        "calibration": summary.calibration, "lossless_failures": summary.n_lossless_failures,
-        "identical_to_greedy_all_rows": float(measured["lossless"].astype(bool).mean()),
-        "table": result_table.to_dict(orient="records"),
-        "targets": {m: targets(overall, list(loaded), arm_names, m) for m in ("speedup_count", "speedup_wall")},
-        "chosen_arms": {k: v.value_counts().to_dict() for k, v in choices.items()},
-        "seconds": {"measure": t_measure, "total": time.perf_counter() - t0},
-        "machine": open_log(live_log).metadata.extra.get("hardware"),
+        "log": str(log), "models": str(models), "heldout": str(heldout) if heldout else None, "arms": list(arm_names),
+        "featurizer": featurizer, "learners": list(learners), "selected": selected,
+        "selection": selection.to_json(),
+        "sets": {k: {"n_prompts": v["n_prompts"], "table": v["table"].to_dict(orient="records"),
+                     "selected_vs_best_arm": v["selected_vs_best_arm"]} for k, v in sets.items()},
+        "live": {k: {**{kk: vv for kk, vv in v.items() if kk != "table"}, "table": v["table"].to_dict(orient="records")}
+                 for k, v in live.items()},
+        "repeats": repeats, "warmup": warmup, "threads": threads, "calibration": calibration.to_json(),
+        "seconds": {"train": t_train, "live": t_live, "total": time.perf_counter() - t0},
+        "machine": environment()["hardware"],
     }
-    if loaded:
-        shares = [r.get("choose_share", 0.0) for r in result["table"] if r["domain"] == "(all)" and r["policy"] in loaded]
-        result["max_choose_share"] = float(max(shares))
+    result["figure"] = str(plot(result, out / "bench.png"))
     (out / "bench.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
 
 
 def print_result(res: dict) -> None:
-    t = pd.DataFrame(res["table"])
-    cols = ["speedup_count", "speedup_wall", "tokens_per_s", "acceptance", "identical_to_greedy", "choose_share"]
-    with pd.option_context("display.width", 180, "display.precision", 3, "display.max_rows", 200):
-        overall = t[t["domain"] == "(all)"].set_index("policy")
-        print(f"{res['n_prompts']} held-out prompts ({res['split']} split), arms {', '.join(res['arms'])}; "
-              f"threads={res['threads']} repeats={res['repeats']} warmup={res['warmup']}; "
-              f"count model priced with the {res['calibration_source']} calibration")
-        print(overall[[c for c in cols if c in overall]].sort_values("speedup_count", ascending=False).to_string())
-        for metric in ("speedup_count", "speedup_wall"):
-            print(f"\n{metric} per domain:")
-            print(t.pivot(index="policy", columns="domain", values=metric).to_string())
-        for metric, tg in res["targets"].items():
-            print(f"\n[{metric}] best policy {tg['best_policy']} {tg['best_policy_speedup']:.3f}x; oracle "
-                  f"{tg['oracle_speedup']:.3f}x; best single arm {tg['best_single_arm']} {tg['best_single_arm_speedup']:.3f}x; "
-                  f"{tg['of_oracle']:.3f} of the oracle (target 0.95: {'met' if tg['meets_095_of_oracle'] else 'NOT met'}); "
-                  f"gap closed {tg['gap_closed']:.2f} (target 0.80: "
-                  f"{'met' if tg['meets_80pct_of_gap'] else 'NOT met'})")
-        if "max_choose_share" in res:
-            print(f"choosing (features + policy): at most {100 * res['max_choose_share']:.3f}% of decoding time (target < 1%)")
-        print(f"output identical to plain greedy: {100 * res['identical_to_greedy_all_rows']:.1f}% of (prompt, arm) runs")
+    with pd.option_context("display.width", 200, "display.precision", 3, "display.max_rows", 300):
+        print(f"Selected on validation ({res['selection']['n']} prompts): {res['selected']} — {res['selection']['reason']}")
+        for name, s in res["sets"].items():
+            t = pd.DataFrame(s["table"])
+            print(f"\n[{name}] {s['n_prompts']} prompts, count model (mean: per-prompt mean; count: ratio of totals):")
+            print(t[t["domain"] == "(all)"].set_index("policy")[["mean_count", "count"]].sort_values("mean_count", ascending=False).to_string())
+            print(f"\n[{name}] mean count speed-up per domain:")
+            print(t.pivot(index="policy", columns="domain", values="mean_count").to_string())
+            v = s["selected_vs_best_arm"]
+            d = v["diff"]
+            print(f"\n[{name}] selected {res['selected']} {v['value']:.4f} vs best single arm {v['best_arm']} {v['best_arm_value']:.4f}: "
+                  f"{d['diff']:+.4f}, paired 95% [{d['low']:+.4f}, {d['high']:+.4f}] ({'above zero' if v['beats_best_arm'] else 'NOT above zero'}); "
+                  f"{v['of_oracle']:.3f} of the oracle {v['oracle']:.4f} (target 0.95: {'met' if v['meets_095_of_oracle'] else 'NOT met'}); "
+                  f"gap closed {v['gap_closed']:.2f}")
+        for name, lv in res["live"].items():
+            t = pd.DataFrame(lv["table"])
+            print(f"\n[{name}, live] {lv['n_prompts']} prompts, wall clock and count (threads={res['threads']}, "
+                  f"repeats={res['repeats']}, warmup={res['warmup']}); output identical to plain greedy: "
+                  f"{100 * lv['identical_to_greedy']:.1f}%; live counts equal replayed: {100 * lv['live_counts_equal_replayed']:.1f}%")
+            print(t.pivot(index="policy", columns="domain", values="wall").to_string())
+        print(f"\nfigure: {res['figure']}   total {res['seconds']['total']:.0f} s")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", default=str(SHIPPED_LOG))
     parser.add_argument("--models", default=str(SHIPPED_MODELS))
-    parser.add_argument("--runs", default=None, help="folder of trained run folders (default: train them now)")
-    parser.add_argument("--per-domain", type=int, default=6, help="held-out prompts per domain (0: all)")
+    parser.add_argument("--heldout", default=str(HELDOUT), help="held-out prompts file ('' to skip)")
+    parser.add_argument("--live-per-domain", type=int, default=8, help="test-split prompts per domain measured live (0: none)")
+    parser.add_argument("--no-live-heldout", action="store_true", help="skip the live run of the held-out set")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--featurizer", default=FEATURIZER)
     parser.add_argument("--out", default="out/bench")
-    parser.add_argument("--calibration", choices=["log", "fresh"], default="log",
-                        help="count-model step costs: the training log's (default) or measured now")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    res = main(args.log, args.models, out=args.out, runs=args.runs, per_domain=args.per_domain or None,
-               repeats=args.repeats, warmup=args.warmup, threads=args.threads, calibration=args.calibration)
+    res = main(args.log, args.models, heldout=args.heldout or None, out=args.out, live_per_domain=args.live_per_domain,
+               live_heldout=not args.no_live_heldout, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+               featurizer=args.featurizer)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:
         print_result(res)
-    sys.exit(1 if res["lossless_failures"] else 0)
+    sys.exit(1 if any(lv["identical_to_greedy"] < 1.0 for lv in res["live"].values()) else 0)

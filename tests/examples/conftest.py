@@ -66,3 +66,42 @@ def tiny_log(tiny_models_file, tiny_prompts, tmp_path_factory):
               BuildConfig(reward=reward_definition("speedup_count"), calibration_context=16, calibration_repeats=2),
               threads=1, progress=False)
     return out
+
+
+TINY_JOINT_ARMS = '[[arms]]\nname = "plain"\nkind = "none"\n' + "".join(
+    f'\n[[arms]]\nname = "n{n}k{k}"\nkind = "prompt_lookup"\nmax_matching_ngram_size = {n}\nprompt_lookup_num_tokens = {k}\n'
+    for n in (1, 2) for k in (2, 5))
+
+
+@pytest.fixture(scope="session")
+def tiny_joint_models_file(tiny_models, tmp_path_factory):
+    """Plain and four prompt-lookup arms (n-gram size x draft tokens): every count replays exactly."""
+    path = tmp_path_factory.mktemp("examples_joint_models") / "models.toml"
+    path.write_text(f'[target]\npath = "{tiny_models["target"]}"\ndevice = "cpu"\nmax_new_tokens = 10\nchat_template = false\n'
+                    + TINY_JOINT_ARMS)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_joint_log(tiny_joint_models_file, tiny_prompts, tmp_path_factory):
+    """The replay log (``--alignment-only --reward speedup_count``) of the tiny prompts over the joint arms."""
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.calibrate import Calibration
+    from decoding.models import load_models_config
+
+    out = tmp_path_factory.mktemp("examples_joint_log") / "log"
+    cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.0005, round_overhead_s=0.002, plain_step_s=0.01)
+    build_log(tiny_prompts, load_models_config(tiny_joint_models_file), out,
+              BuildConfig(reward=reward_definition("speedup_count"), measure=False, batch_size=8),
+              threads=1, progress=False, calibration=cal)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_heldout(tmp_path_factory):
+    rows = [{"query_id": f"held-{i}", "prompt": p, "domain": d, "split": "test"}
+            for i, (d, p) in enumerate([("copy", "the dog sat on the log the dog sat on the"), ("copy", "def add ( a , b ) : return a"),
+                                        ("free", "the lazy dog jumps"), ("free", "please translate this")])]
+    path = tmp_path_factory.mktemp("examples_heldout") / "heldout.parquet"
+    pd.DataFrame(rows).to_parquet(path, index=False)
+    return path

@@ -52,25 +52,35 @@ def test_quickstart_refuses_an_unknown_size(tmp_path):
         _load("quickstart").main("huge", tmp_path)
 
 
-def test_bench_tiny(tiny_log, tiny_models_file, tmp_path, capsys):
+def test_bench_tiny(tiny_joint_log, tiny_joint_models_file, tiny_heldout, tmp_path, capsys):
     bench = _load("bench_e2e")
-    res = bench.main(tiny_log, tiny_models_file, out=tmp_path / "bench", per_domain=1, warmup=0, threads=1,
-                     learners=("regression",), budget="tiny", progress=False)
-    t = pd.DataFrame(res["table"])
-    overall = t[t["domain"] == "(all)"].set_index("policy")
-    assert set(overall.index) == {"regression", "fixed:plain", "fixed:lookup", "fixed:draft", "oracle"}
-    assert overall.loc["fixed:plain", "speedup_count"] == pytest.approx(1.0)
-    assert overall.loc["oracle", "speedup_count"] >= overall["speedup_count"].max() - 1e-9
-    assert res["identical_to_greedy_all_rows"] == 1.0 and res["lossless_failures"] == 0
-    assert 0 <= res["max_choose_share"] < 1
-    assert set(res["targets"]) == {"speedup_count", "speedup_wall"}
-    from logging_data import open_log
-
-    # the count model is priced with the training log's calibration, so the numbers compare with it
-    assert res["calibration"] == open_log(tiny_log).metadata.extra["calibration"]
-    assert open_log(tmp_path / "bench" / "bench_log").metadata.extra["calibration"] == res["calibration"]
+    res = bench.main(tiny_joint_log, tiny_joint_models_file, heldout=tiny_heldout, out=tmp_path / "bench", live_per_domain=1,
+                     threads=1, learners=("regression", "classifier"), budget="tiny", progress=False)
+    arms = ["plain", "n1k2", "n1k5", "n2k2", "n2k5"]
+    assert res["arms"] == arms and set(res["sets"]) == {"test", "heldout"}
+    sel = res["selection"]
+    assert res["selected"] == sel["chosen"] and sel["method"] == "exact"
+    for name, s in res["sets"].items():
+        t = pd.DataFrame(s["table"])
+        overall = t[t["domain"] == "(all)"].set_index("policy")
+        assert {"regression", "classifier", "uniform", "oracle", f"selected ({res['selected']})"} | {f"fixed:{a}" for a in arms} == set(overall.index)
+        assert overall.loc["fixed:plain", "mean_count"] == pytest.approx(1.0)
+        assert overall.loc["oracle", "mean_count"] >= overall["mean_count"].max() - 1e-9
+        v = s["selected_vs_best_arm"]
+        assert v["best_arm_value"] <= v["oracle"] + 1e-12 and v["diff"]["n"] == s["n_prompts"]
+        assert overall.loc[f"selected ({res['selected']})", "mean_count"] == pytest.approx(v["value"])
+    assert res["sets"]["heldout"]["n_prompts"] == 4
+    for name, lv in res["live"].items():
+        assert lv["identical_to_greedy"] == 1.0
+        assert lv["live_counts_equal_replayed"] == 1.0  # live assisted decoding gave exactly the replayed counts
+        t = pd.DataFrame(lv["table"])
+        assert (t[t["policy"] == "plain"]["wall"] == 1.0).all()
+    assert res["live"]["test"]["n_prompts"] == 2 and res["live"]["heldout"]["n_prompts"] == 4
+    assert (tmp_path / "bench" / "bench.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "bench" / "bench.json").read_text())["selected"] == res["selected"]
     bench.print_result(res)
-    assert "best policy regression" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "Selected on validation" in text and "[heldout, live]" in text
 
 
 def test_bench_refuses_models_that_do_not_match_the_log(tiny_log, tmp_path):
