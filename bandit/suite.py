@@ -251,3 +251,70 @@ def speedup_totals(rows: pd.DataFrame, weights: np.ndarray | None = None) -> dic
         "count": float((w * rows["n_new_tokens"]).sum() / (w * count_cost).sum()),
         "mean_count": float((w * rows["speedup_count"]).sum() / n_prompts),
     }
+
+
+def against_best_arm(probs: np.ndarray, rewards: np.ndarray, speedups: np.ndarray, n_new: np.ndarray,
+                     arm_names: Sequence[str], level: float = 0.95, n_bootstrap: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """A policy on one held-out set against the set's best single arm (hindsight) and the oracle.
+
+    ``probs`` (n, n_arms): the policy's probabilities; ``rewards``, ``speedups`` (n, n_arms):
+    every arm's reward and count speed-up per prompt; ``n_new`` (n,): the target's output length.
+    Two measures, each with its own best single arm:
+
+    - ``reward``: the mean per-prompt reward (what the policies learn and the selection uses),
+      with a paired normal interval of the difference;
+    - ``count_total``: the count speed-up of the whole set, total tokens / total count-model cost
+      (what a wall clock over the set measures), with a paired bootstrap interval (prompts
+      resampled, ``n_bootstrap`` times, seeded) of the difference.
+
+    The oracle takes the best arm per prompt (the same arm under both measures).
+    """
+    from bandit.selection import paired_difference
+
+    p, r, s = (np.asarray(a, dtype=np.float64) for a in (probs, rewards, speedups))
+    n = np.asarray(n_new, dtype=np.float64)
+    cost = n[:, None] / s  # count-model cost of every arm per prompt (target steps)
+    values = (p * r).sum(axis=1)
+    best_r = int(r.mean(axis=0).argmax())
+    d = paired_difference(values, r[:, best_r], level)
+    pol_cost = (p * cost).sum(axis=1)
+    totals = n.sum() / cost.sum(axis=0)
+    best_t = int(totals.argmax())
+    oracle_cost = cost[np.arange(len(n)), s.argmax(axis=1)]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(n), (n_bootstrap, len(n)))
+    boot = n[idx].sum(axis=1) / pol_cost[idx].sum(axis=1) - n[idx].sum(axis=1) / cost[idx, best_t].sum(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    policy_total = float(n.sum() / pol_cost.sum())
+    oracle_total = float(n.sum() / oracle_cost.sum())
+    return {
+        "n_prompts": int(len(n)),
+        "reward": {"value": float(values.mean()), "best_arm": arm_names[best_r], "best_arm_value": float(r[:, best_r].mean()),
+                   "oracle": float(r.max(axis=1).mean()), "diff": d.to_json(), "above_best_arm": bool(d.low > 0)},
+        "count_total": {"value": policy_total, "best_arm": arm_names[best_t], "best_arm_value": float(totals[best_t]),
+                        "oracle": oracle_total, "of_oracle": policy_total / oracle_total,
+                        "gap_closed": (policy_total - totals[best_t]) / (oracle_total - totals[best_t])
+                        if oracle_total > totals[best_t] else float("nan"),
+                        "diff": {"diff": policy_total - float(totals[best_t]), "low": float(lo), "high": float(hi),
+                                 "level": level, "n_bootstrap": n_bootstrap},
+                        "above_best_arm": bool(lo > 0), "meets_095_of_oracle": bool(policy_total >= 0.95 * oracle_total)},
+        "mean_count": {"value": float((p * s).sum(axis=1).mean()), "oracle": float(s.max(axis=1).mean()),
+                       "best_arm_value": float(s.mean(axis=0).max()), "best_arm": arm_names[int(s.mean(axis=0).argmax())]},
+    }
+
+
+def matrices(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """(prompts frame, rewards, count speed-ups (n, n_arms), n_new (n,)) of an outcomes split;
+    ValueError when a prompt lacks an arm's outcome."""
+    from bandit.data import outcomes_reward_matrix
+
+    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
+    wide = outcomes.pivot(index="query_id", columns="arm", values="speedup_count").reindex(index=qids, columns=list(arm_names))
+    speedups = wide.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~(np.isfinite(rewards).all(axis=1) & np.isfinite(speedups).all(axis=1))
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} prompt(s) lack some arm's reward or speedup_count "
+                         f"(first: query_id={qids[int(np.flatnonzero(bad)[0])]}); every arm is needed per prompt")
+    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
+    frame = first.reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain") if c in first.columns]]
+    return frame, rewards, speedups, first["n_new_tokens"].to_numpy(dtype=np.float64)

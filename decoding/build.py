@@ -59,22 +59,37 @@ from .alignment import alignment_metrics, simulate_prompt_lookup
 from .calibrate import Calibration, for_arms, speedup_count
 from .models import ArmConfig, ModelsConfig
 
-REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall")
+REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall", "time_saved_count", "time_saved_wall")
 PROMPT_COLUMNS = ("query_id", "prompt")
 
 
 def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> RewardDefinition:
-    """The ``RewardDefinition`` for a ``--reward`` choice (an alignment metric or a speed-up)."""
+    """The ``RewardDefinition`` for a ``--reward`` choice: an alignment metric, a speed-up
+    (``speedup_count``, ``speedup_wall``) or the share of plain decoding time saved
+    (``time_saved_count``, ``time_saved_wall``: ``1 - 1/speed-up``)."""
     if reward in ALIGNMENT_METRICS:
         return RewardDefinition(kind="alignment", metric=reward, alpha=alpha,
                                 description=f"{reward} - alpha * arm_cost (arm_cost: calibrated draft step / target step); none arm = 0")
-    if reward in ("speedup_count", "speedup_wall"):
+    if reward in ("speedup_count", "speedup_wall", "time_saved_count", "time_saved_wall"):
         if alpha:
             raise ValueError(f"--alpha applies to alignment rewards only; reward {reward!r} got alpha={alpha}")
-        desc = ("n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * arm_cost), costs calibrated per machine (decoding.calibrate)" if reward == "speedup_count"
+        kind = reward.replace("time_saved", "speedup")
+        desc = ("n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * arm_cost), costs calibrated per machine (decoding.calibrate)" if kind == "speedup_count"
                 else "plain_wall_time_s / wall_time_s (medians over repeats)")
-        return RewardDefinition(kind=reward, metric="", alpha=0.0, description=desc)
+        if reward.startswith("time_saved"):
+            return RewardDefinition(kind=kind, metric="time_saved", alpha=0.0,
+                                    description=f"1 - 1 / {kind}: the share of plain decoding time saved, {kind} = {desc}")
+        return RewardDefinition(kind=kind, metric="", alpha=0.0, description=desc)
     raise ValueError(f"reward must be one of {', '.join(REWARD_CHOICES)}; got {reward!r}")
+
+
+def reward_name(reward: RewardDefinition) -> str:
+    """The ``--reward`` choice of a definition (the inverse of ``reward_definition``)."""
+    if reward.kind == "alignment":
+        return reward.metric
+    if reward.kind in ("speedup_count", "speedup_wall"):
+        return reward.kind.replace("speedup", "time_saved") if reward.metric == "time_saved" else reward.kind
+    return reward.kind
 
 
 @dataclass(frozen=True)
@@ -208,7 +223,8 @@ def reward_value(reward: RewardDefinition, arm: ArmConfig, row: dict[str, Any]) 
                              f"use --reward align_accept or a measured reward")
         return float(value) - reward.alpha * float(row["arm_cost"])
     if reward.kind in ("speedup_wall", "speedup_count"):
-        return float(row[reward.kind])
+        speedup = float(row[reward.kind])
+        return 1.0 - 1.0 / speedup if reward.metric == "time_saved" else speedup
     raise ValueError(f"reward kind {reward.kind!r} cannot be computed by decoding; use an alignment metric, speedup_wall or speedup_count")
 
 

@@ -63,52 +63,34 @@ def policy_probs(runs: dict[str, Any], frame: pd.DataFrame, arm_names: Sequence[
             if candidate_kind(name) != "hindsight"}
 
 
-def count_table(probs: dict[str, np.ndarray], rewards: np.ndarray, n_new: np.ndarray, domains: np.ndarray,
-                selected: str) -> pd.DataFrame:
-    """Per policy and domain: the mean per-prompt count speed-up and the ratio of totals (tokens / cost)."""
+def count_table(probs: dict[str, np.ndarray], rewards: np.ndarray, speedups: np.ndarray, n_new: np.ndarray,
+                domains: np.ndarray, selected: str) -> pd.DataFrame:
+    """Per policy and domain: the mean reward, the mean per-prompt count speed-up and the count
+    speed-up of the whole group (total tokens / total count-model cost)."""
     table = dict(probs)
-    table["oracle"] = np.eye(rewards.shape[1])[rewards.argmax(axis=1)]
+    table["oracle"] = np.eye(speedups.shape[1])[speedups.argmax(axis=1)]
     table[f"selected ({selected})"] = probs[selected]
-    cost = n_new[:, None] / rewards  # count-model cost of every arm per prompt, in target steps
+    cost = n_new[:, None] / speedups  # count-model cost of every arm per prompt, in target steps
     records = []
     for name, p in table.items():
         for domain in ["(all)", *sorted(set(domains))]:
             m = np.ones(len(domains), bool) if domain == "(all)" else domains == domain
             records.append({"policy": name, "domain": domain, "n_prompts": int(m.sum()),
-                            "mean_count": float((p[m] * rewards[m]).sum(axis=1).mean()),
+                            "reward": float((p[m] * rewards[m]).sum(axis=1).mean()),
+                            "mean_count": float((p[m] * speedups[m]).sum(axis=1).mean()),
                             "count": float(n_new[m].sum() / (p[m] * cost[m]).sum())})
     return pd.DataFrame.from_records(records)
 
 
-def against_best_arm(values: np.ndarray, rewards: np.ndarray, arm_names: Sequence[str], level: float = 0.95) -> dict:
-    """The selected policy's per-prompt values against the set's best single arm and the oracle."""
-    from bandit.selection import paired_difference
-
-    best = int(rewards.mean(axis=0).argmax())
-    oracle = float(rewards.max(axis=1).mean())
-    d = paired_difference(values, rewards[:, best], level)
-    return {"value": float(values.mean()), "best_arm": arm_names[best], "best_arm_value": float(rewards[:, best].mean()),
-            "oracle": oracle, "of_oracle": float(values.mean() / oracle),
-            "gap_closed": float((values.mean() - rewards[:, best].mean()) / (oracle - rewards[:, best].mean()))
-            if oracle > rewards[:, best].mean() else float("nan"),
-            "diff": d.to_json(), "beats_best_arm": bool(d.low > 0), "meets_095_of_oracle": bool(values.mean() >= 0.95 * oracle)}
-
-
 def evaluate_set(name: str, outcomes: pd.DataFrame, runs: dict[str, Any], arm_names: Sequence[str], selected: str) -> dict:
     """Every number of one held-out set from its (replayed) outcomes."""
-    from bandit.data import outcomes_reward_matrix
+    from bandit.suite import against_best_arm, matrices
 
-    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
-    if not np.isfinite(rewards).all():
-        raise ValueError(f"{name}: some prompts lack an arm's outcome; every arm is needed per prompt")
-    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
-    frame = first.reset_index(drop=True)[["query_id", "prompt", "domain"]]
-    n_new = first["n_new_tokens"].to_numpy(dtype=np.float64)
+    frame, rewards, speedups, n_new = matrices(outcomes, arm_names)
     probs = policy_probs(runs, frame, arm_names)
-    values = (probs[selected] * rewards).sum(axis=1)
-    return {"set": name, "n_prompts": len(qids), "frame": frame, "rewards": rewards, "probs": probs,
-            "table": count_table(probs, np.maximum(rewards, 1e-12), np.maximum(n_new, 1.0), frame["domain"].astype(str).to_numpy(), selected),
-            "selected_vs_best_arm": against_best_arm(values, rewards, arm_names)}
+    return {"set": name, "n_prompts": len(frame), "frame": frame, "rewards": rewards, "speedups": speedups, "probs": probs,
+            "table": count_table(probs, rewards, speedups, n_new, frame["domain"].astype(str).to_numpy(), selected),
+            "selected_vs_best_arm": against_best_arm(probs[selected], rewards, speedups, n_new, arm_names)}
 
 
 # -- live (wall clock) -------------------------------------------------------------------------------
@@ -122,11 +104,11 @@ def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, be
     if per_domain is not None:
         idx = frame.sort_values("query_id").groupby("domain", group_keys=False).head(per_domain).index.to_numpy()
     frame = frame.loc[idx].reset_index(drop=True)
-    rewards = ev["rewards"][idx]
-    best_arm = ev["selected_vs_best_arm"]["best_arm"]
+    speedups = ev["speedups"][idx]
+    best_arm = ev["selected_vs_best_arm"]["count_total"]["best_arm"]
     choice = {
         f"selected ({selected})": [arm_names[int(a)] for a in ev["probs"][selected][idx].argmax(axis=1)],
-        "oracle": [arm_names[int(a)] for a in rewards.argmax(axis=1)],
+        "oracle": [arm_names[int(a)] for a in speedups.argmax(axis=1)],
         f"best fixed arm of validation ({best_fixed.removeprefix('fixed:')})": [best_fixed.removeprefix("fixed:")] * len(frame),
         f"best single arm of this set ({best_arm})": [best_arm] * len(frame),
         "plain": ["plain"] * len(frame),
@@ -134,7 +116,7 @@ def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, be
     pairs = {q: [c[i] for c in choice.values()] for i, q in enumerate(frame["query_id"])}
     measured = measure_pairs(session, frame, pairs, calibration, repeats=repeats, warmup=warmup, progress=progress)
     m = measured.set_index(["query_id", "arm"])
-    replayed = {(q, a): rewards[i, list(arm_names).index(a)] for i, q in enumerate(frame["query_id"]) for a in arm_names}
+    replayed = {(q, a): speedups[i, list(arm_names).index(a)] for i, q in enumerate(frame["query_id"]) for a in arm_names}
     count_match = float(np.mean([np.isclose(m.loc[(q, a), "speedup_count"], replayed[(q, a)], rtol=1e-9)
                                  for q, a in m.index if a in arm_names]))
     records = []
@@ -172,13 +154,13 @@ def plot(result: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 5), squeeze=False)
     for ax, s in zip(axes[0], sets):
         t = pd.DataFrame(result["sets"][s]["table"])
-        overall = t[t["domain"] == "(all)"].set_index("policy")["mean_count"].sort_values()
+        overall = t[t["domain"] == "(all)"].set_index("policy")["count"].sort_values()
         colors = ["tab:red" if p.startswith("selected") else "tab:grey" if p == "oracle" else
                   "tab:blue" if p.startswith("fixed:") else "tab:green" for p in overall.index]
         overall.plot.barh(ax=ax, color=colors)
         ax.axvline(1.0, color="black", lw=0.8)
         ax.set_xlim(left=max(0.0, overall.min() - 0.1))
-        ax.set_title(f"{s}: {result['sets'][s]['n_prompts']} prompts (count model, per-prompt mean)")
+        ax.set_title(f"{s}: {result['sets'][s]['n_prompts']} prompts (count model, whole set)")
         ax.set_xlabel("speed-up over plain decoding")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -269,16 +251,21 @@ def print_result(res: dict) -> None:
         print(f"Selected on validation ({res['selection']['n']} prompts): {res['selected']} — {res['selection']['reason']}")
         for name, s in res["sets"].items():
             t = pd.DataFrame(s["table"])
-            print(f"\n[{name}] {s['n_prompts']} prompts, count model (mean: per-prompt mean; count: ratio of totals):")
-            print(t[t["domain"] == "(all)"].set_index("policy")[["mean_count", "count"]].sort_values("mean_count", ascending=False).to_string())
-            print(f"\n[{name}] mean count speed-up per domain:")
-            print(t.pivot(index="policy", columns="domain", values="mean_count").to_string())
+            print(f"\n[{name}] {s['n_prompts']} prompts, count model (count: whole set, total tokens / total cost; "
+                  f"mean_count: per-prompt mean; reward: the log's reward, mean per prompt):")
+            print(t[t["domain"] == "(all)"].set_index("policy")[["count", "mean_count", "reward"]].sort_values("count", ascending=False).to_string())
+            print(f"\n[{name}] count speed-up per domain (whole group):")
+            print(t.pivot(index="policy", columns="domain", values="count").to_string())
             v = s["selected_vs_best_arm"]
-            d = v["diff"]
-            print(f"\n[{name}] selected {res['selected']} {v['value']:.4f} vs best single arm {v['best_arm']} {v['best_arm_value']:.4f}: "
-                  f"{d['diff']:+.4f}, paired 95% [{d['low']:+.4f}, {d['high']:+.4f}] ({'above zero' if v['beats_best_arm'] else 'NOT above zero'}); "
-                  f"{v['of_oracle']:.3f} of the oracle {v['oracle']:.4f} (target 0.95: {'met' if v['meets_095_of_oracle'] else 'NOT met'}); "
-                  f"gap closed {v['gap_closed']:.2f}")
+            r, c = v["reward"], v["count_total"]
+            print(f"\n[{name}] selected {res['selected']} against the best single arm of this set (hindsight):")
+            print(f"  reward (mean per prompt) {r['value']:.4f} vs {r['best_arm']} {r['best_arm_value']:.4f}: {r['diff']['diff']:+.4f}, "
+                  f"paired 95% [{r['diff']['low']:+.4f}, {r['diff']['high']:+.4f}] ({'above zero' if r['above_best_arm'] else 'NOT above zero'}); "
+                  f"oracle {r['oracle']:.4f}")
+            print(f"  count speed-up of the set {c['value']:.4f} vs {c['best_arm']} {c['best_arm_value']:.4f}: {c['diff']['diff']:+.4f}, "
+                  f"paired bootstrap 95% [{c['diff']['low']:+.4f}, {c['diff']['high']:+.4f}] "
+                  f"({'above zero' if c['above_best_arm'] else 'NOT above zero'}); {c['of_oracle']:.3f} of the oracle {c['oracle']:.4f} "
+                  f"(target 0.95: {'met' if c['meets_095_of_oracle'] else 'NOT met'}); gap closed {c['gap_closed']:.2f}")
         for name, lv in res["live"].items():
             t = pd.DataFrame(lv["table"])
             print(f"\n[{name}, live] {lv['n_prompts']} prompts, wall clock and count (threads={res['threads']}, "

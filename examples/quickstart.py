@@ -192,7 +192,7 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     _say("3/4 test split: every policy, every single arm and the oracle on the log's outcomes")
     test_outcomes = outcomes[outcomes["split"].astype(object) == "test"]
     offline = offline_table(runs, test_outcomes, arm_names)
-    test_check = test_against_best_arm(runs[winner], test_outcomes, arm_names)
+    test_check = check_on_test(runs[winner], test_outcomes, arm_names)
 
     _say(f"4/4 live: decoding {live_per_domain} held-out prompt(s) per domain with {winner} (plain decoding timed beside)")
     live_prompts = held_out_slice(outcomes, live_per_domain)
@@ -228,22 +228,13 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     return result
 
 
-def test_against_best_arm(run: Any, outcomes: pd.DataFrame, arm_names: Sequence[str], level: float = 0.95) -> dict:
-    """The chosen policy's mean per-prompt reward on ``outcomes`` (the test split) against the best
-    single arm *on that split* (hindsight, the stricter comparison) and the oracle, with a paired interval."""
-    from bandit.data import outcomes_reward_matrix
-    from bandit.selection import exact_values, paired_difference
+def check_on_test(run: Any, outcomes: pd.DataFrame, arm_names: Sequence[str]) -> dict:
+    """The chosen policy on ``outcomes`` (the test split) against the best single arm *of that split*
+    (hindsight: the stricter comparison) and the oracle (``bandit.suite.against_best_arm``)."""
+    from bandit.suite import against_best_arm, matrices
 
-    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
-    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str))
-    frame = first.loc[qids].reset_index(drop=True)[["query_id", "prompt", "domain"]]
-    values = exact_values(run.probabilities(frame), rewards)
-    best = int(rewards.mean(axis=0).argmax())
-    oracle = float(rewards.max(axis=1).mean())
-    diff = paired_difference(values, rewards[:, best], level)
-    return {"n_prompts": len(qids), "value": float(values.mean()), "best_arm": arm_names[best],
-            "best_arm_value": float(rewards[:, best].mean()), "oracle": oracle,
-            "of_oracle": float(values.mean() / oracle), "diff": diff.to_json()}
+    frame, rewards, speedups, n_new = matrices(outcomes, arm_names)
+    return against_best_arm(run.probabilities(frame), rewards, speedups, n_new, arm_names)
 
 
 def print_tables(result: dict) -> None:
@@ -262,10 +253,13 @@ def print_tables(result: dict) -> None:
         print(f"\nSelected on the validation split ({sel['n']} prompts, exact values): {result['winner']}")
         print(f"  because {sel['reason']}")
         t = result["test_against_best_arm"]
-        d = t["diff"]
-        print(f"On the test split ({t['n_prompts']} prompts): {result['winner']} {t['value']:.4f} vs the best single arm "
-              f"{t['best_arm']} {t['best_arm_value']:.4f}: {d['diff']:+.4f}, paired 95% interval [{d['low']:+.4f}, {d['high']:+.4f}]; "
-              f"{t['of_oracle']:.3f} of the oracle ({t['oracle']:.4f})")
+        r, c = t["reward"], t["count_total"]
+        print(f"On the test split ({t['n_prompts']} prompts), against the best single arm of that split (hindsight):")
+        print(f"  reward (mean per prompt): {result['winner']} {r['value']:.4f} vs {r['best_arm']} {r['best_arm_value']:.4f}: "
+              f"{r['diff']['diff']:+.4f}, paired 95% interval [{r['diff']['low']:+.4f}, {r['diff']['high']:+.4f}]; oracle {r['oracle']:.4f}")
+        print(f"  count speed-up of the whole split: {c['value']:.4f} vs {c['best_arm']} {c['best_arm_value']:.4f}: "
+              f"{c['diff']['diff']:+.4f}, paired bootstrap 95% [{c['diff']['low']:+.4f}, {c['diff']['high']:+.4f}]; "
+              f"{c['of_oracle']:.3f} of the oracle ({c['oracle']:.4f})")
         live = pd.DataFrame(result["live"]).set_index("domain")
         print(f"\nLive: {result['winner']} driving real assisted decoding on held-out prompts (plain decoding timed beside it)")
         print(live[["n_prompts", "wall", "count", "tokens_per_s", "identical_to_greedy", "choose_share"]].to_string())

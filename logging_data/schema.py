@@ -196,6 +196,8 @@ class Arm:
 
 REWARD_KINDS = ("alignment", "speedup_wall", "speedup_count", "custom")
 ALIGNMENT_METRICS = ("align_prefix", "align_position", "align_lcs", "align_accept")
+#: how a speed-up reward is scaled: "" = the speed-up itself; "time_saved" = 1 - 1 / speed-up
+SPEEDUP_SCALES = ("", "time_saved")
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,12 @@ class RewardDefinition:
     - ``speedup_wall``: measured wall-clock speed-up over plain decoding of the same prompt.
     - ``speedup_count``: speed-up modelled from deterministic counts and calibrated call costs.
     - ``custom``: anything else; ``description`` must say what.
+
+    For the two speed-up kinds ``metric`` is the scale: ``""`` (the speed-up ``s`` itself) or
+    ``"time_saved"`` (``1 - 1/s``: the share of plain decoding time the arm saves, negative where
+    it is slower). A mean of speed-ups over prompts is dominated by the few prompts an arm makes
+    several times faster; a mean of time saved is the share of total decoding time saved (for
+    outputs of equal length), which is what a wall clock over many prompts measures.
     """
 
     kind: str = "alignment"
@@ -220,6 +228,9 @@ class RewardDefinition:
             raise ValueError(f"reward kind must be one of {', '.join(REWARD_KINDS)}; got {self.kind!r}")
         if self.kind == "alignment" and self.metric not in ALIGNMENT_METRICS:
             raise ValueError(f"alignment reward metric must be one of {', '.join(ALIGNMENT_METRICS)}; got {self.metric!r}")
+        if self.kind in ("speedup_wall", "speedup_count") and self.metric not in SPEEDUP_SCALES:
+            raise ValueError(f"{self.kind} reward metric (its scale) must be '' (the speed-up) or 'time_saved' "
+                             f"(1 - 1/speed-up); got {self.metric!r}")
         if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"reward alpha must be a finite number >= 0; got {self.alpha!r}")
 

@@ -13,7 +13,8 @@ import click
 
 from ._common import emit_json, say
 
-REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speedup_count", "speedup_wall")
+REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speedup_count", "speedup_wall",
+           "time_saved_count", "time_saved_wall")
 
 
 def _command_line() -> str:
@@ -93,6 +94,40 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
             f"({summary.n_rows_skipped} already there) in {summary.seconds:.1f} s; lossless failures: {summary.n_lossless_failures}")
     if summary.n_lossless_failures:
         sys.exit(2)
+
+
+@click.command("reprice")
+@click.argument("log", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The new log (must not exist).")
+@click.option("--reward", type=click.Choice(REWARDS), default=None, help="Reward of the new log (default: the source's).")
+@click.option("--alpha", type=float, default=0.0, show_default=True, help="Cost weight of alignment rewards.")
+@click.option("--calibration", "calibration_path", type=click.Path(), default=None,
+              help="Step costs to price the counts with: a log directory or a JSON cost profile (default: the source's).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def reprice(log, out, reward, alpha, calibration_path, as_json):
+    """Re-price LOG's outcomes into a new log: another reward and/or another machine's step costs.
+
+    Greedy counts do not depend on the machine, only their prices do: the count speed-up is
+    recomputed from each row's counts under --calibration (e.g. a GPU's cost profile), and the
+    reward column under --reward (time_saved_count = 1 - 1/speedup_count: the share of decoding
+    time saved). Nothing is decoded; the source log is not touched.
+
+    \b
+    Examples:
+      bandit-log reprice LOG --out LOG-saved --reward time_saved_count
+      bandit-log reprice LOG --out LOG-h200 --calibration ../shared/profiles/h200-smollm2-135m-fp32.json
+    """
+    from decoding.build import reward_definition
+    from decoding.calibrate import load_calibration
+    from decoding.reprice import reprice_log
+
+    summary = reprice_log(log, out, reward=reward_definition(reward, alpha) if reward else None,
+                          calibration=load_calibration(calibration_path) if calibration_path else None, command=_command_line())
+    if as_json:
+        emit_json(dict(summary.__dict__))
+    else:
+        say(f"{summary.out}: {summary.n_rows} outcome rows re-priced (reward {summary.reward['kind']}"
+            f"{' / ' + summary.reward['metric'] if summary.reward['metric'] else ''}) in {summary.seconds:.1f} s")
 
 
 @click.command("decode")

@@ -25,6 +25,7 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
     extra = log.metadata.extra
     assert extra["command"].startswith("bandit-log build") and "--alignment-only" in extra["command"]
     assert extra["build"]["measure"] is False and log.metadata.reward.kind == "speedup_count"
+    assert log.metadata.reward.metric == "time_saved" and extra["reprice"]["command"].startswith("bandit-log reprice")
     ref = open_log(REFERENCE).metadata.extra["calibration"]
     for key in ("plain_step_s", "verify_token_s", "round_overhead_s"):  # priced with the measured log's calibration
         assert extra["calibration"][key] == ref[key]
@@ -34,7 +35,9 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
     assert outcomes.groupby("query_id")["arm"].nunique().eq(13).all()
     assert log.metadata.arm_names == ("plain",) + tuple(f"lookup-n{n}-k{k}" for n in (1, 2, 3) for k in (2, 3, 5, 10))
     plain = outcomes[outcomes["arm"] == "plain"]
-    assert (plain["reward"] == 1.0).all() and (plain["target_calls"] == plain["n_new_tokens"]).all()
+    assert (plain["reward"] == 0.0).all() and (plain["speedup_count"] == 1.0).all()
+    assert (plain["target_calls"] == plain["n_new_tokens"]).all()
+    assert ((outcomes["reward"] - (1 - 1 / outcomes["speedup_count"])).abs() < 1e-12).all()
     assert outcomes["wall_time_s"].isna().all()  # nothing timed: counts only
 
 

@@ -31,7 +31,9 @@ def test_quickstart_tiny(tiny_log, tiny_models_file, tmp_path, capsys):
     best_fixed = next(c for c in sel["candidates"] if c["name"] == sel["best_fixed"])
     assert chosen["value"] >= best_fixed["value"]  # never below the best fixed arm on validation
     assert res["winner"] == sel["best_fixed"] or chosen["diff_low"] > 0
-    assert res["test_against_best_arm"]["diff"]["n"] == res["test_against_best_arm"]["n_prompts"]
+    t = res["test_against_best_arm"]
+    assert t["reward"]["diff"]["n"] == t["n_prompts"] and t["count_total"]["oracle"] >= t["count_total"]["value"] - 1e-12
+    assert t["count_total"]["diff"]["low"] <= t["count_total"]["diff"]["diff"] <= t["count_total"]["diff"]["high"]
     offline = pd.DataFrame(res["test_offline"])
     overall = offline[offline["domain"] == "(all)"].set_index("policy")
     assert {"oracle", "uniform", "fixed:plain", "fixed:lookup", "fixed:draft"} <= set(overall.index)
@@ -64,11 +66,13 @@ def test_bench_tiny(tiny_joint_log, tiny_joint_models_file, tiny_heldout, tmp_pa
         t = pd.DataFrame(s["table"])
         overall = t[t["domain"] == "(all)"].set_index("policy")
         assert {"regression", "classifier", "uniform", "oracle", f"selected ({res['selected']})"} | {f"fixed:{a}" for a in arms} == set(overall.index)
-        assert overall.loc["fixed:plain", "mean_count"] == pytest.approx(1.0)
+        assert overall.loc["fixed:plain", "mean_count"] == pytest.approx(1.0) == overall.loc["fixed:plain", "count"]
         assert overall.loc["oracle", "mean_count"] >= overall["mean_count"].max() - 1e-9
+        assert overall.loc["oracle", "count"] >= overall["count"].max() - 1e-9
         v = s["selected_vs_best_arm"]
-        assert v["best_arm_value"] <= v["oracle"] + 1e-12 and v["diff"]["n"] == s["n_prompts"]
-        assert overall.loc[f"selected ({res['selected']})", "mean_count"] == pytest.approx(v["value"])
+        assert v["count_total"]["best_arm_value"] <= v["count_total"]["oracle"] + 1e-12 and v["reward"]["diff"]["n"] == s["n_prompts"]
+        assert overall.loc[f"selected ({res['selected']})", "count"] == pytest.approx(v["count_total"]["value"])
+        assert overall.loc[f"selected ({res['selected']})", "reward"] == pytest.approx(v["reward"]["value"])
     assert res["sets"]["heldout"]["n_prompts"] == 4
     for name, lv in res["live"].items():
         assert lv["identical_to_greedy"] == 1.0

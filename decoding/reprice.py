@@ -1,0 +1,107 @@
+"""Re-price a log's outcomes: another reward definition and/or another machine's step costs.
+
+Under exact greedy decoding the counts of an outcome (target calls, drafted and accepted tokens,
+draft calls) do not depend on the machine; only their prices do (``decoding.calibrate``). So a
+log built once can be priced under another calibration (a cost profile of another machine, e.g.
+a GPU's) and scored under another reward (``speedup_count`` or ``time_saved_count``, or an
+alignment reward with the new ``arm_cost``) without decoding anything again.
+
+``reprice_log(src, out, reward=..., calibration=...)`` writes a *new* log at ``out`` (never in
+place): the source's outcomes with ``arm_cost``, ``speedup_count`` (recomputed from the counts
+when a calibration is given) and ``reward`` rewritten; the metadata keeps the source's build
+record and adds ``extra.reprice`` (source, command, what changed). Measured wall-clock columns
+are copied as they are (they belong to the machine that measured them); a ``*_wall`` reward
+keeps using them. The decisions table is not carried over (its rewards were observed by a
+deployed policy; re-pricing them would change what was logged).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from logging_data import LogMetadata, RewardDefinition, create_log, open_log
+from logging_data.schema import Arm
+
+from .calibrate import Calibration, for_arms, speedup_count
+
+COUNT_COLUMNS = ("n_new_tokens", "target_calls", "draft_calls", "draft_tokens")
+
+
+@dataclass(frozen=True)
+class RepriceSummary:
+    out: str
+    n_rows: int
+    reward: dict
+    calibration: dict
+    seconds: float
+
+
+def _reward(reward: RewardDefinition, kind: str, row: dict[str, Any]) -> float:
+    from .build import reward_value
+
+    class _ArmKind:  # reward_value needs only the arm's kind
+        def __init__(self, k: str) -> None:
+            self.kind = k
+
+    return reward_value(reward, _ArmKind(kind), row)
+
+
+def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: RewardDefinition | None = None,
+                calibration: Calibration | None = None, command: str | None = None) -> RepriceSummary:
+    """Write ``out``: ``src``'s outcomes under ``reward`` (default: the source's) priced with
+    ``calibration`` (default: the source's). See the module docstring."""
+    t0 = time.perf_counter()
+    src, out = Path(src), Path(out)
+    if out.exists():
+        raise FileExistsError(f"--out {out} already exists; reprice writes a new log (choose another path)")
+    log = open_log(src)
+    if not log.has("outcomes") or log.n_rows("outcomes") == 0:
+        raise ValueError(f"{src}: the log has no outcomes to re-price")
+    meta = log.metadata
+    reward = reward or meta.reward
+    if reward.kind == "custom":
+        raise ValueError("reward kind 'custom' cannot be computed from a log's columns; choose an alignment, speed-up or time-saved reward")
+    recorded = meta.extra.get("calibration")
+    if calibration is None and recorded is None:
+        raise ValueError(f"{src}: the log records no calibration; give one (--calibration)")
+    cal = for_arms(calibration if calibration is not None else Calibration.from_json(recorded), meta.arms)
+    costs = cal.relative_costs()
+    kinds = {a.name: a.kind for a in meta.arms}
+    frame = log.read("outcomes")
+    if calibration is not None or reward.kind == "speedup_count":
+        needed = list(COUNT_COLUMNS)
+        missing = frame[needed].isna().any(axis=1).to_numpy()
+        if missing.any():
+            first = frame.iloc[int(np.flatnonzero(missing)[0])]
+            raise ValueError(f"{src}: {int(missing.sum())} outcome row(s) have no counts ({', '.join(needed)}), so their "
+                             f"count speed-up cannot be priced (first: query_id={first['query_id']}, arm={first['arm']}); "
+                             f"drafting arms of an alignment-only log have none")
+    frame = frame.copy()
+    frame["arm_cost"] = frame["arm"].astype(str).map(costs).astype(float)
+    if calibration is not None:
+        v, r = cal.relative_verify_cost(), cal.relative_round_cost()
+        frame["speedup_count"] = [
+            speedup_count(int(n), int(t), int(d), c, int(dt), v, 0.0 if kinds[a] == "none" else r) if n else 1.0
+            for n, t, d, dt, c, a in zip(frame["n_new_tokens"], frame["target_calls"], frame["draft_calls"],
+                                         frame["draft_tokens"], frame["arm_cost"], frame["arm"].astype(str))]
+    rows = frame.to_dict(orient="records")
+    try:
+        frame["reward"] = [_reward(reward, kinds[str(row["arm"])], row) for row in rows]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{src}: reward {reward.to_json()} cannot be computed from the log's columns ({exc})") from None
+    arms = tuple(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=a.attrs) for a in meta.arms)
+    extra = dict(meta.extra)
+    extra["calibration"] = cal.to_json()
+    extra["reprice"] = {"from": str(src), "command": command, "reward_from": meta.reward.to_json(),
+                        "calibration_changed": calibration is not None,
+                        "note": "outcomes re-priced from their counts; measured wall-clock columns copied unchanged"}
+    new = create_log(out, LogMetadata(arms=arms, reward=reward, extra=extra))
+    new.append("outcomes", frame)
+    return RepriceSummary(str(out), len(frame), reward.to_json(), cal.to_json(), time.perf_counter() - t0)

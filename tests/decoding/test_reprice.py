@@ -1,0 +1,90 @@
+"""Re-pricing a log: another reward (time saved) and another machine's step costs, from the counts alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from logging_data import open_log, validate_log
+
+
+@pytest.fixture()
+def source(tmp_path, toml_for):
+    """A measured tiny log over plain and two prompt-lookup arms, priced with a made-up calibration."""
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.calibrate import Calibration
+    from decoding.models import parse_models_config
+
+    arms = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "k2"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 2\n'
+            '\n[[arms]]\nname = "k5"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 5\n')
+    prompts = tmp_path / "p.parquet"
+    pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["the cat sat on the mat the cat sat on the", "def add ( a , b ) : return a + b def add (",
+                                                          "the lazy dog"], "split": ["train", "validation", "test"]}).to_parquet(prompts)
+    cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
+    out = tmp_path / "src"
+    build_log(prompts, parse_models_config(toml_for(arms, max_new_tokens=10)), out, BuildConfig(reward=reward_definition("speedup_count")),
+              threads=1, progress=False, calibration=cal)
+    return out
+
+
+def test_time_saved_reward_is_one_minus_inverse_speedup(source, tmp_path):
+    from decoding.build import reward_definition
+    from decoding.reprice import reprice_log
+
+    before = open_log(source).read("outcomes").sort_values(["query_id", "arm"]).reset_index(drop=True)
+    reprice_log(source, tmp_path / "saved", reward=reward_definition("time_saved_count"))
+    after = open_log(tmp_path / "saved").read("outcomes").sort_values(["query_id", "arm"]).reset_index(drop=True)
+    assert validate_log(tmp_path / "saved").ok
+    np.testing.assert_allclose(after["reward"], 1 - 1 / before["speedup_count"], rtol=1e-12)
+    np.testing.assert_allclose(after["speedup_count"], before["speedup_count"], rtol=1e-12)
+    assert (after.loc[after["arm"] == "plain", "reward"] == 0.0).all()
+    meta = open_log(tmp_path / "saved").metadata
+    assert meta.reward.metric == "time_saved" and meta.extra["reprice"]["from"] == str(source)
+    assert meta.extra["command"] == open_log(source).metadata.extra["command"]  # the build record is kept
+
+
+def test_another_calibration_reprices_the_counts_exactly(source, tmp_path):
+    from decoding.calibrate import Calibration, speedup_count
+    from decoding.reprice import reprice_log
+
+    gpu = Calibration(target_step_s=0.02, arm_step_s={}, verify_token_s=0.0002, round_overhead_s=0.001, plain_step_s=0.02, device="cuda")
+    reprice_log(source, tmp_path / "gpu", calibration=gpu)
+    rows = open_log(tmp_path / "gpu").read("outcomes")
+    for _, r in rows.iterrows():
+        expect = speedup_count(r["n_new_tokens"], r["target_calls"], r["draft_calls"], 0.0, r["draft_tokens"], 0.01,
+                               0.0 if r["arm"] == "plain" else 0.05)
+        assert r["speedup_count"] == pytest.approx(expect) and r["reward"] == pytest.approx(expect)
+    assert open_log(tmp_path / "gpu").metadata.extra["calibration"]["device"] == "cuda"
+    # wall-clock columns are the measuring machine's: copied unchanged
+    src = open_log(source).read("outcomes").set_index(["query_id", "arm"]).sort_index()
+    np.testing.assert_allclose(rows.set_index(["query_id", "arm"]).sort_index()["wall_time_s"], src["wall_time_s"])
+
+
+def test_bad_reprice_requests_fail_and_touch_nothing(source, tmp_path):
+    from bandit.cli.main import cli
+
+    before = open_log(source).read("outcomes")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["reprice", str(source), "--out", str(source)])
+    assert r.exit_code == 1 and "already exists" in r.output
+    (tmp_path / "bad.json").write_text("{nope")
+    r = runner.invoke(cli, ["reprice", str(source), "--out", str(tmp_path / "x"), "--calibration", str(tmp_path / "bad.json")])
+    assert r.exit_code == 1 and "not a JSON document" in r.output and not (tmp_path / "x").exists()
+    pd.testing.assert_frame_equal(before, open_log(source).read("outcomes"))
+    r = runner.invoke(cli, ["reprice", str(source), "--out", str(tmp_path / "ok"), "--reward", "time_saved_count", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["reward"]["metric"] == "time_saved"
+    assert "bandit-log reprice LOG --out LOG-saved --reward time_saved_count" in runner.invoke(cli, ["reprice", "--help"]).output
+
+
+def test_reward_definitions_round_trip():
+    from decoding.build import REWARD_CHOICES, reward_definition, reward_name
+    from logging_data import RewardDefinition
+
+    for name in REWARD_CHOICES:
+        assert reward_name(reward_definition(name)) == name
+    with pytest.raises(ValueError, match="scale\\) must be '' \\(the speed-up\\) or 'time_saved'"):
+        RewardDefinition(kind="speedup_count", metric="log")
