@@ -261,6 +261,21 @@ def _checkpoint_dir(out: Path, tag: str) -> Path:
     return ckpt
 
 
+def check_replaceable_run(out: Path, log_path: str | os.PathLike | None = None) -> None:
+    """``overwrite`` replaces a run folder and nothing else: not the log being read, not a log, not
+    a file, not a folder that holds other things (FileExistsError naming what was found)."""
+    if log_path is not None and out.resolve() == Path(log_path).resolve():
+        raise FileExistsError(f"--out {out} is the log being trained on; overwrite replaces a run folder, never the log")
+    if not out.is_dir():
+        raise FileExistsError(f"--out {out}: exists and is not a run folder (a file); overwrite replaces run folders only")
+    if (out / "_log.json").exists():
+        raise FileExistsError(f"--out {out}: is a log (it has _log.json); overwrite replaces run folders only")
+    entries = [p.name for p in out.iterdir()]
+    if entries and "config.json" not in entries:
+        raise FileExistsError(f"--out {out}: exists and is not a run folder (no config.json; it holds "
+                              f"{', '.join(sorted(entries)[:3])}{'...' if len(entries) > 3 else ''}); overwrite replaces run folders only")
+
+
 def _commit(staging: Path, out: Path, overwrite: bool) -> None:
     """Rename the complete ``staging`` folder to ``out`` (replacing an old run only with ``overwrite``)."""
     trash = None
@@ -303,6 +318,8 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists; choose another --out or pass overwrite")
+    if out.exists():
+        check_replaceable_run(out, log_path)
     log = open_log(log_path)
     meta = log.metadata
     settings = dict(featurizer_settings or {})

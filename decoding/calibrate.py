@@ -105,13 +105,60 @@ def for_arms(calibration: Calibration, arms: Any) -> Calibration:
     return replace(calibration, arm_step_s=steps)
 
 
+def fit_calibration(outcomes: Any, base: Calibration, kinds: Mapping[str, str]) -> tuple[Calibration, dict[str, Any]]:
+    """Fit the round overhead ``c_r`` and the verified-token cost ``c_v`` to measured wall times.
+
+    ``outcomes``: rows of a *measured* log (wall times and counts); ``kinds``: arm name -> kind.
+    On every prompt-lookup row, in units of that prompt's plain step (``plain_wall_time_s /
+    n_new_tokens``), the count model says ``wall / step - target_calls = target_calls * r +
+    draft_tokens * v``; ``r`` and ``v`` are its non-negative least-squares fit (scipy's
+    ``nnls``) over all rows. The calibration's own ``c_r`` comes from one copying prompt timed
+    once, which is noisy and load-sensitive; the fit uses every measured assisted run. Returns
+    ``base`` with ``round_overhead_s = r * step_s`` and ``verify_token_s = v * step_s``, and a
+    record of the fit (rows used, r, v, median relative error before and after).
+    """
+    import numpy as np
+    from dataclasses import replace
+    from scipy.optimize import nnls
+
+    rows = outcomes[[kinds.get(str(a)) == "prompt_lookup" for a in outcomes["arm"]]]
+    cols = ["wall_time_s", "plain_wall_time_s", "n_new_tokens", "target_calls", "draft_tokens"]
+    rows = rows.dropna(subset=cols)
+    rows = rows[(rows["n_new_tokens"] > 0) & (rows["wall_time_s"] > 0)]
+    if len(rows) < 2:
+        raise ValueError(f"fitting a calibration needs measured prompt-lookup rows (wall times and counts); found {len(rows)}")
+    step = rows["plain_wall_time_s"].to_numpy(float) / rows["n_new_tokens"].to_numpy(float)
+    calls, drafted = rows["target_calls"].to_numpy(float), rows["draft_tokens"].to_numpy(float)
+    y = rows["wall_time_s"].to_numpy(float) / step - calls
+    (r, v), _ = nnls(np.column_stack([calls, drafted]), y)
+    wall = rows["wall_time_s"].to_numpy(float)
+
+    def err(rr: float, vv: float) -> float:
+        return float(np.median(np.abs((calls * (1 + rr) + drafted * vv) * step / wall - 1)))
+
+    fitted = replace(base, round_overhead_s=float(r) * base.step_s, verify_token_s=float(v) * base.step_s)
+    record = {"n_rows": int(len(rows)), "round_cost": float(r), "verify_cost": float(v),
+              "median_rel_error_before": err(base.relative_round_cost(), base.relative_verify_cost()),
+              "median_rel_error_after": err(float(r), float(v))}
+    return fitted, record
+
+
 def load_calibration(path: str | "os.PathLike[str]") -> Calibration:
     """The calibration (cost profile) stored at ``path``: a log directory (its metadata's
     ``extra.calibration``), a JSON calibration record, or a JSON cost profile with a
-    ``calibration`` key (``../shared/profiles/*.json``). Errors name the file and what was found."""
+    ``calibration`` key (``../shared/profiles/*.json``); ``fit:LOG``: the calibration of the
+    measured log LOG with ``c_r`` and ``c_v`` fitted to its wall times (``fit_calibration``).
+    Errors name the file and what was found."""
     import json
     from pathlib import Path
 
+    if str(path).startswith("fit:"):
+        from logging_data import open_log
+
+        src = Path(str(path)[4:])
+        base = load_calibration(src)
+        log = open_log(src)
+        return fit_calibration(log.read("outcomes"), base, {a.name: a.kind for a in log.metadata.arms})[0]
     p = Path(path)
     if p.is_dir():
         meta = p / "_log.json"

@@ -54,7 +54,8 @@ def _reward(reward: RewardDefinition, kind: str, row: dict[str, Any]) -> float:
 
 
 def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: RewardDefinition | None = None,
-                calibration: Calibration | None = None, command: str | None = None) -> RepriceSummary:
+                calibration: Calibration | None = None, command: str | None = None,
+                calibration_source: Any = None) -> RepriceSummary:
     """Write ``out``: ``src``'s outcomes under ``reward`` (default: the source's) priced with
     ``calibration`` (default: the source's). See the module docstring."""
     t0 = time.perf_counter()
@@ -100,8 +101,10 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
     extra = dict(meta.extra)
     extra["calibration"] = cal.to_json()
     extra["reprice"] = {"from": str(src), "command": command, "reward_from": meta.reward.to_json(),
-                        "calibration_changed": calibration is not None,
+                        "calibration_changed": calibration is not None, "calibration_source": calibration_source,
                         "note": "outcomes re-priced from their counts; measured wall-clock columns copied unchanged"}
+    if "reprice" in meta.extra:  # keep the history of earlier re-pricings
+        extra["reprice"]["previous"] = meta.extra["reprice"]
     new = create_log(out, LogMetadata(arms=arms, reward=reward, extra=extra))
     new.append("outcomes", frame)
     return RepriceSummary(str(out), len(frame), reward.to_json(), cal.to_json(), time.perf_counter() - t0)

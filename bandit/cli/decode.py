@@ -102,7 +102,8 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
 @click.option("--reward", type=click.Choice(REWARDS), default=None, help="Reward of the new log (default: the source's).")
 @click.option("--alpha", type=float, default=0.0, show_default=True, help="Cost weight of alignment rewards.")
 @click.option("--calibration", "calibration_path", type=click.Path(), default=None,
-              help="Step costs to price the counts with: a log directory or a JSON cost profile (default: the source's).")
+              help="Step costs to price the counts with: a log directory, a JSON cost profile, or fit:MEASURED_LOG "
+                   "(that log's costs with the round and verified-token costs fitted to its wall times). Default: the source's.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def reprice(log, out, reward, alpha, calibration_path, as_json):
     """Re-price LOG's outcomes into a new log: another reward and/or another machine's step costs.
@@ -116,13 +117,24 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
     Examples:
       bandit-log reprice LOG --out LOG-saved --reward time_saved_count
       bandit-log reprice LOG --out LOG-h200 --calibration ../shared/profiles/h200-smollm2-135m-fp32.json
+      bandit-log reprice LOG --out LOG-fit --calibration fit:examples/data/smollm2-log
     """
     from decoding.build import reward_definition
     from decoding.calibrate import load_calibration
     from decoding.reprice import reprice_log
 
-    summary = reprice_log(log, out, reward=reward_definition(reward, alpha) if reward else None,
-                          calibration=load_calibration(calibration_path) if calibration_path else None, command=_command_line())
+    calibration, source = None, None
+    if calibration_path:
+        calibration, source = load_calibration(calibration_path), {"path": calibration_path}
+        if calibration_path.startswith("fit:"):
+            from decoding.calibrate import fit_calibration
+            from logging_data import open_log
+
+            measured = open_log(calibration_path[4:])
+            source.update(fit_calibration(measured.read("outcomes"), load_calibration(calibration_path[4:]),
+                                          {a.name: a.kind for a in measured.metadata.arms})[1])
+    summary = reprice_log(log, out, reward=reward_definition(reward, alpha) if reward else None, calibration=calibration,
+                          command=_command_line(), calibration_source=source)
     if as_json:
         emit_json(dict(summary.__dict__))
     else:

@@ -88,3 +88,23 @@ def test_reward_definitions_round_trip():
         assert reward_name(reward_definition(name)) == name
     with pytest.raises(ValueError, match="scale\\) must be '' \\(the speed-up\\) or 'time_saved'"):
         RewardDefinition(kind="speedup_count", metric="log")
+
+
+def test_fit_calibration_recovers_known_costs():
+    from decoding.calibrate import Calibration, fit_calibration
+
+    rng = np.random.default_rng(0)
+    n = 200
+    calls = rng.integers(10, 48, n)
+    drafted = rng.integers(0, 100, n)
+    step = 0.05
+    wall = (calls * (1 + 0.2) + drafted * 0.1) * step * rng.normal(1, 0.01, n)
+    rows = pd.DataFrame({"arm": "lookup", "wall_time_s": wall, "plain_wall_time_s": 48 * step, "n_new_tokens": 48,
+                         "target_calls": calls, "draft_tokens": drafted})
+    base = Calibration(target_step_s=0.04, arm_step_s={}, verify_token_s=0.0, round_overhead_s=0.1, plain_step_s=step)
+    fitted, record = fit_calibration(rows, base, {"lookup": "prompt_lookup"})
+    assert record["round_cost"] == pytest.approx(0.2, rel=0.05) and record["verify_cost"] == pytest.approx(0.1, rel=0.05)
+    assert fitted.relative_round_cost() == pytest.approx(0.2, rel=0.05)
+    assert record["median_rel_error_after"] < 0.02 < record["median_rel_error_before"]
+    with pytest.raises(ValueError, match="needs measured prompt-lookup rows"):
+        fit_calibration(rows.assign(wall_time_s=np.nan), base, {"lookup": "prompt_lookup"})

@@ -26,9 +26,14 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
     assert extra["command"].startswith("bandit-log build") and "--alignment-only" in extra["command"]
     assert extra["build"]["measure"] is False and log.metadata.reward.kind == "speedup_count"
     assert log.metadata.reward.metric == "time_saved" and extra["reprice"]["command"].startswith("bandit-log reprice")
+    assert extra["reprice"]["previous"]["command"].startswith("bandit-log reprice")
     ref = open_log(REFERENCE).metadata.extra["calibration"]
-    for key in ("plain_step_s", "verify_token_s", "round_overhead_s"):  # priced with the measured log's calibration
-        assert extra["calibration"][key] == ref[key]
+    # priced with the measured log's calibration, its round and verified-token costs fitted to its wall times
+    assert extra["calibration"]["plain_step_s"] == ref["plain_step_s"]
+    assert extra["reprice"]["calibration_source"]["path"] == "fit:examples/data/smollm2-log"
+    from decoding.calibrate import load_calibration
+
+    assert extra["calibration"]["round_overhead_s"] == pytest.approx(load_calibration("fit:" + str(REFERENCE)).round_overhead_s)
     outcomes = pd.read_parquet(LOG / "outcomes")
     prompts = pd.read_parquet(PROMPTS)
     assert set(outcomes["query_id"]) == set(prompts["query_id"])

@@ -184,6 +184,8 @@ BAD_INPUTS = [
     ("every problem at once", lambda log, h: log.append("outcomes", _out(h, reward=(0, np.nan), arm=(1, "huge"), split=(2, "dev"))), LogValidationError, r"4 problem\(s\): outcomes\.reward: .*; outcomes\.arm: .*; outcomes\.split: .*; outcomes\.split: 3 row\(s\) disagree"),
     ("create over a log", lambda log, h: create_log(log.root, h.make_metadata()), LogError, r"a log already exists here"),
     ("create with other metadata", lambda log, h: create_log(log.root, h.make_metadata(alpha=0.3), exist_ok=True), LogError, r"metadata differs from the requested one"),
+    ("create inside a non-empty folder", lambda log, h: create_log(log.root / "outcomes", h.make_metadata()), LogError,
+     r"a directory that is not empty and is not a log \(it holds part-"),
 ]
 
 
