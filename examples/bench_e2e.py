@@ -133,13 +133,14 @@ def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, be
             "live_counts_equal_replayed": count_match, "n_measurements": int(len(measured))}
 
 
-def replay_heldout(prompts: Path, models: Any, out: Path, calibration: Any, session: Any, batch_size: int,
+def replay_heldout(prompts: Path, models: Any, out: Path, calibration: Any, reward: Any, session: Any, batch_size: int,
                    progress: bool) -> pd.DataFrame:
-    """The held-out prompts' outcomes: batched greedy target outputs, every arm's counts replayed."""
-    from decoding.build import BuildConfig, build_log, reward_definition
+    """The held-out prompts' outcomes: batched greedy target outputs, every arm's counts replayed,
+    priced and rewarded as the training log is."""
+    from decoding.build import BuildConfig, build_log
     from logging_data import open_log
 
-    build_log(prompts, models, out, BuildConfig(reward=reward_definition("speedup_count"), measure=False, batch_size=batch_size),
+    build_log(prompts, models, out, BuildConfig(reward=reward, measure=False, batch_size=batch_size),
               session=session, progress=progress, calibration=calibration, command="examples/bench_e2e.py (held-out replay)")
     return open_log(out).read("outcomes")
 
@@ -213,7 +214,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
             import shutil
 
             shutil.rmtree(held_log)
-        held = replay_heldout(Path(heldout), cfg, held_log, calibration, session, batch_size, progress)
+        held = replay_heldout(Path(heldout), cfg, held_log, calibration, opened.metadata.reward, session, batch_size, progress)
         sets["heldout"] = evaluate_set("heldout", held, runs, arm_names, selected)
 
     _say("4/4 live: plain decoding beside the selected policy's arms, the best fixed arm and the oracle's arms")

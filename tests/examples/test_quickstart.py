@@ -74,6 +74,11 @@ def test_bench_tiny(tiny_joint_log, tiny_joint_models_file, tiny_heldout, tmp_pa
         assert overall.loc[f"selected ({res['selected']})", "count"] == pytest.approx(v["count_total"]["value"])
         assert overall.loc[f"selected ({res['selected']})", "reward"] == pytest.approx(v["reward"]["value"])
     assert res["sets"]["heldout"]["n_prompts"] == 4
+    from logging_data import open_log
+
+    held = open_log(tmp_path / "bench" / "heldout_log").metadata
+    assert held.reward == open_log(tiny_joint_log).metadata.reward  # rewarded and priced as the training log
+    assert held.extra["calibration"] == open_log(tiny_joint_log).metadata.extra["calibration"]
     for name, lv in res["live"].items():
         assert lv["identical_to_greedy"] == 1.0
         assert lv["live_counts_equal_replayed"] == 1.0  # live assisted decoding gave exactly the replayed counts
