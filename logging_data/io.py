@@ -78,6 +78,10 @@ def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = 
         return log
     if root.exists() and not root.is_dir():
         raise LogError(f"{root}: exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()):
+        found = sorted(p.name for p in root.iterdir())
+        raise LogError(f"{root}: a directory that is not empty and is not a log (it holds {', '.join(found[:3])}"
+                       f"{'...' if len(found) > 3 else ''}); a log is created in a new or empty directory")
     root.mkdir(parents=True, exist_ok=True)
     _write_text_atomic(meta_path, json.dumps(metadata.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return Log(root, metadata)

@@ -211,7 +211,8 @@ class RewardDefinition:
     - ``speedup_count``: speed-up modelled from deterministic counts and calibrated call costs.
     - ``custom``: anything else; ``description`` must say what.
 
-    For the two speed-up kinds ``metric`` is the scale: ``""`` (the speed-up ``s`` itself) or
+    For the two speed-up kinds ``metric`` is the scale: ``""`` (the speed-up ``s`` itself; an
+    alignment metric name, the field's default, which speed-ups used to ignore, reads as ``""``) or
     ``"time_saved"`` (``1 - 1/s``: the share of plain decoding time the arm saves, negative where
     it is slower). A mean of speed-ups over prompts is dominated by the few prompts an arm makes
     several times faster; a mean of time saved is the share of total decoding time saved (for
@@ -228,9 +229,12 @@ class RewardDefinition:
             raise ValueError(f"reward kind must be one of {', '.join(REWARD_KINDS)}; got {self.kind!r}")
         if self.kind == "alignment" and self.metric not in ALIGNMENT_METRICS:
             raise ValueError(f"alignment reward metric must be one of {', '.join(ALIGNMENT_METRICS)}; got {self.metric!r}")
-        if self.kind in ("speedup_wall", "speedup_count") and self.metric not in SPEEDUP_SCALES:
-            raise ValueError(f"{self.kind} reward metric (its scale) must be '' (the speed-up) or 'time_saved' "
-                             f"(1 - 1/speed-up); got {self.metric!r}")
+        if self.kind in ("speedup_wall", "speedup_count"):
+            if self.metric in ALIGNMENT_METRICS:  # the field's default, which speed-ups always ignored: the speed-up itself
+                object.__setattr__(self, "metric", "")
+            if self.metric not in SPEEDUP_SCALES:
+                raise ValueError(f"{self.kind} reward metric (its scale) must be '' (the speed-up) or 'time_saved' "
+                                 f"(1 - 1/speed-up); got {self.metric!r}")
         if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"reward alpha must be a finite number >= 0; got {self.alpha!r}")
 

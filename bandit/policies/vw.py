@@ -11,7 +11,7 @@ functions (the *adapter*) owns every convention that differs between the two:
   written 0-based (VW's ADF reductions ignore it and use the line position; only non-ADF ``--cb``
   reads 1-based action ids from it, which this package never uses).
 - Features: the shared line is ``shared |s 0:0.12 3:-1.5`` (feature ``i`` is column ``i`` of the
-  prompt features; zeros, and values under 1e-30 in magnitude that VW's parser would read as 0,
+  prompt features; zeros, and values under 1e-28 in magnitude that VW's parser would read as 0,
   are left out); each arm line is
   ``|a arm=NAME kind=KIND cost:C`` plus the arm's attrs (``key=value`` for strings, ``key:v`` for
   numbers, ``key`` for true booleans). Without an interaction between ``s`` and ``a``
@@ -54,7 +54,7 @@ ACTION_NAMESPACE = "a"
 CB_TYPES = ("ips", "dr", "mtr")
 EXPLORATIONS = ("epsilon", "softmax", "bag", "cover")
 FULL_INFORMATION_MODES = ("all_arms", "sample_uniform")
-TINY_FEATURE = 1e-30  # |feature values| below this are written as absent (zero)
+TINY_FEATURE = 1e-28  # |feature values| below this are written as absent (zero)
 MODEL_FILE = "model.vw"
 META_FILE = "policy.json"
 
