@@ -35,3 +35,7 @@ def say(message: str) -> None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+#: exit status of build/decode when some assisted output differed from plain greedy (2 is click's usage error)
+EXIT_LOSSLESS_FAILED = 3

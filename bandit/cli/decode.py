@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ._common import emit_json, say
+from ._common import EXIT_LOSSLESS_FAILED, emit_json, say, stderr_is_tty
 
 REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speedup_count", "speedup_wall",
            "time_saved_count", "time_saved_wall")
@@ -62,6 +62,7 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     For each prompt: the target's greedy output, each arm's own greedy output and its
     alignment, and measured assisted decoding (wall time, target/draft passes, accepted tokens,
     speed-ups, lossless check). Re-running the same command resumes an interrupted build.
+    Exit status 3: some assisted output differed from plain greedy (rows with lossless = false).
 
     With --alignment-only, the research's cheap log: the target's and each arm's own greedy
     output (batched), the alignment columns, arm_cost from the calibration and the reward
@@ -85,7 +86,7 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only)
     calibration = load_calibration(calibration_path) if calibration_path else None
-    summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=True, device=device, threads=threads,
+    summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device, threads=threads,
                         calibration=calibration)
     if as_json:
         emit_json(dict(summary.__dict__))
@@ -93,7 +94,7 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
         say(f"{summary.out}: {summary.n_rows_written} rows written for {summary.n_prompts_decoded} prompts "
             f"({summary.n_rows_skipped} already there) in {summary.seconds:.1f} s; lossless failures: {summary.n_lossless_failures}")
     if summary.n_lossless_failures:
-        sys.exit(2)
+        sys.exit(EXIT_LOSSLESS_FAILED)
 
 
 @click.command("reprice")
@@ -163,7 +164,8 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
 
     Each prompt is featurized through the run, the policy picks an arm, assisted decoding runs
     with it and its output is checked token for token against the target's plain greedy output
-    (a mismatch is counted, flagged in the row, printed on stderr, and exits with status 2).
+    (a mismatch is counted, flagged in the row, printed on stderr, and exits with status 3; 2 is a
+    usage error).
 
     \b
     Example:
@@ -176,11 +178,12 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
     models = load_models_config(models_path)
     cfg = DecodeConfig(greedy=greedy, seed=seed, learn=learn, split=split, limit=limit,
                        reward=reward_definition(reward, alpha), policy_id=policy_id)
-    summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads)
+    summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads,
+                             progress=stderr_is_tty())
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
         say(f"{summary.out}: {summary.n_decisions} decisions by {summary.policy_id}; mean reward {summary.mean_reward:.4f}; "
             f"arms chosen {summary.arm_counts}; lossless failures: {summary.n_lossless_failures}")
     if summary.n_lossless_failures:
-        sys.exit(2)
+        sys.exit(EXIT_LOSSLESS_FAILED)

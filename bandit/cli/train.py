@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bandit.cli._common import emit_json, say
+from bandit.cli._common import emit_json, say, stderr_is_tty
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
 
@@ -86,7 +86,7 @@ def train(log: str, policy_name: str | None, config_file: str | None, assignment
             featurizer_settings[key] = value
     say(f"training {name} on {log} ({feedback} feedback, split {split}) -> {out_dir}")
     run = train_run(log, config, out_dir, feedback=feedback, split=split, policy_id=policy_id,
-                    featurizer_settings=featurizer_settings, overwrite=overwrite, progress=not no_progress)
+                    featurizer_settings=featurizer_settings, overwrite=overwrite, progress=not no_progress and stderr_is_tty())
     summary = {"run": str(run.path), "policy": name, "config": run.record, "metrics": run.metrics,
                "fingerprint": {k: run.fingerprint[k] for k in ("log_path", "table", "rows", "n_prompts", "split", "sha256")}}
     if as_json:

@@ -164,3 +164,23 @@ def test_overwrite_never_replaces_the_log_or_anything_but_a_run(log_path, tmp_pa
     assert (other / "keep.txt").read_text() == "mine"
     assert _run("train", log_path, "--policy", "uniform", "--out", tmp_path / "run", "--no-progress").exit_code == 0
     assert _run("train", log_path, "--policy", "uniform", "--out", tmp_path / "run", "--overwrite", "--no-progress").exit_code == 0
+
+
+def test_no_progress_bars_when_stderr_is_not_a_terminal(log_path, tmp_path):
+    r = _run("train", log_path, "--policy", "regression", "--out", tmp_path / "r")
+    assert r.exit_code == 0 and "it/s" not in r.stderr and "training:" not in r.stderr
+
+
+def test_a_lossless_failure_has_its_own_exit_status(tmp_path, monkeypatch):
+    import decoding.build as build_mod
+    from bandit.cli._common import EXIT_LOSSLESS_FAILED
+
+    def failing(*args, **kwargs):
+        return build_mod.BuildSummary(str(tmp_path / "log"), 1, 1, 3, 0, 1, 0.1, {})
+
+    monkeypatch.setattr(build_mod, "build_log", failing)
+    models = tmp_path / "m.toml"
+    models.write_text('[target]\npath = "x"\n[[arms]]\nname = "plain"\nkind = "none"\n')
+    (tmp_path / "p.parquet").write_bytes(b"")
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "p.parquet"), "--models", str(models), "--out", str(tmp_path / "log")])
+    assert r.exit_code == EXIT_LOSSLESS_FAILED == 3 and "lossless failures: 1" in r.stderr
