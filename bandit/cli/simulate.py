@@ -34,7 +34,7 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
     \b
     Example:
       bandit-log simulate runs/log --policy uniform --seed 0
-      bandit-log simulate runs/log --policy epsilon-greedy --arm small --epsilon 0.2
+      bandit-log simulate runs/log --policy epsilon-greedy --arm plain --epsilon 0.2   # an arm of the log
       bandit-log simulate runs/log --policy softmax --temperature 0.05 --policy-id soft-a --json
     """
     import numpy as np

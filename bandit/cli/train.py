@@ -65,7 +65,7 @@ def train(log: str, policy_name: str | None, config_file: str | None, assignment
     Examples:
       bandit-log train LOG --policy regression --out runs/ridge
       bandit-log train LOG --policy classifier --set featurizer=tfidf-svd --featurizer-set n_components=32 --out runs/clf
-      bandit-log train LOG --policy regression --feedback bandit --policy-id uniform --out runs/ridge-bandit
+      bandit-log train LOG --policy regression --feedback bandit --policy-id sim-uniform-seed0 --out runs/ridge-bandit
       bandit-log train LOG --config runs/ridge/config.json --set alpha=3 --out runs/ridge3
     """
     from bandit.configs import make_config, parse_assignments
