@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -161,7 +162,7 @@ class SavedStatePolicy:
             raise ValueError(f"{path}: holds a {record.get('policy')!r} policy, not {self.config.name!r}")
         if tuple(record["arm_names"]) != self.arm_names:
             raise ValueError(f"{path}: the policy was saved for arms {record['arm_names']}; asked to load it for {list(self.arm_names)}")
-        arrays = {key: np.load(path / f"{key}.npy", allow_pickle=False) for key in record["arrays"]}
+        arrays = {key: np.load(_array_path(path, key), allow_pickle=False) for key in record["arrays"]}
         self._restore(record["state"], arrays)
         self.training_metrics_ = dict(record.get("training_metrics", {}))
         self.n_features_ = int(record["n_features"])
@@ -215,3 +216,15 @@ def one_hot(index: np.ndarray, n_arms: int) -> np.ndarray:
     out = np.zeros((idx.shape[0], n_arms), dtype=np.float64)
     out[np.arange(idx.shape[0]), idx] = 1.0
     return out
+
+
+_ARRAY_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _array_path(folder: Path, key: Any) -> Path:
+    """``folder/<key>.npy`` for an array name of ``policy.json``; a name that is not plain letters,
+    digits and underscores (a path such as ``../x``) is refused, so nothing outside the run folder is read."""
+    if not isinstance(key, str) or not _ARRAY_NAME.fullmatch(key):
+        raise ValueError(f"{folder / STATE_FILE}: array name {key!r} is not a plain name (letters, digits, _); "
+                         f"refusing to read outside the run folder")
+    return folder / f"{key}.npy"

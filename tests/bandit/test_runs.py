@@ -240,3 +240,16 @@ def test_a_run_refuses_other_arms_and_frames_without_prompts(log_path, tmp_path)
     (tmp_path / "u" / "metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="not a complete run folder \\(missing metrics.json"):
         load_run(tmp_path / "u")
+
+
+def test_array_names_in_policy_json_cannot_leave_the_run_folder(tmp_path):
+    """A crafted policy.json naming ``../x`` as an array is refused before any file outside is read."""
+    write_simulated_log(tmp_path / "log", n_prompts=30, n_arms=2, n_domains=2, seed=0, decisions=False)
+    train_run(tmp_path / "log", make_config("regression", {}), tmp_path / "run", progress=False)
+    state = next((tmp_path / "run").rglob("policy.json"))
+    record = json.loads(state.read_text())
+    record["arrays"] = ["../../outside"]
+    state.write_text(json.dumps(record))
+    np.save(tmp_path / "outside.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"array name '\.\./\.\./outside' is not a plain name"):
+        load_run(tmp_path / "run")
