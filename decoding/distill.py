@@ -730,18 +730,14 @@ def save_draft(draft: Any, tokenizer: Any, out: str | os.PathLike, metadata: dic
 
 
 def load_target(model: str, dtype: str = "float32") -> tuple[Any, Any, str]:
-    """Load a target by local folder or ``packaged:NAME``: (model in eval mode, tokenizer, resolved path)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load a target by local folder or ``packaged:NAME``: (model in eval mode, tokenizer, resolved path).
 
-    if model.startswith("packaged:"):
-        from decoding.packaged import packaged_hf_dir
+    Through ``decoding.loading.load_model``: offline, no remote code, safetensors weights only
+    (a folder holding only ``pytorch_model.bin`` is refused, never unpickled)."""
+    from .loading import _source, load_model
 
-        path = packaged_hf_dir(model.split(":", 1)[1])
-    else:
-        path = Path(model)
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"target {model!r}: expected a Hugging Face folder with config.json, or packaged:NAME")
-    m = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
-    tok = AutoTokenizer.from_pretrained(path)
-    return m, tok, str(path)
+    if not (model.startswith("packaged:") or Path(model).is_dir()):
+        raise FileNotFoundError(f"target {model!r}: expected a Hugging Face folder with config.json, or packaged:NAME")
+    directory, _ = _source(model)
+    loaded = load_model(model, device="cpu", dtype=dtype)
+    return loaded.model, loaded.tokenizer, str(directory)

@@ -270,3 +270,21 @@ def test_sample_prompts_is_seeded_and_keeps_order():
     a, b = D.sample_prompts(texts, 10, 7), D.sample_prompts(texts, 10, 7)
     assert a == b and len(a) == 10 and a == sorted(a, key=texts.index)
     assert D.sample_prompts(texts, None, 0) == texts
+
+
+def test_load_target_never_unpickles_weights(tmp_path, tiny_models):
+    """A target folder whose weights are only pytorch_model.bin is refused before torch.load runs."""
+    import shutil
+
+    from decoding.distill import load_target
+    from decoding.loading import ModelLoadError
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_models["target"], folder)
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelLoadError, match="no \\*.safetensors weights \\(pickled weights are never loaded\\)"):
+        load_target(str(folder))
+    m, tok, path = load_target(tiny_models["target"])
+    assert path == str(tiny_models["target"]) and not m.training
