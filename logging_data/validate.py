@@ -106,6 +106,20 @@ def check_types(table: str, schema: pa.Schema) -> list[Problem]:
     return problems
 
 
+def reward_bound(metadata: LogMetadata):
+    """(test, description) of the values the log's reward definition allows, or None (custom).
+
+    A speed-up is > 0; time saved (1 - 1/speed-up) is < 1. Alignment and custom rewards are
+    left unbounded here (tests and users scale them freely).
+    """
+    reward = metadata.reward
+    if reward.kind in ("speedup_count", "speedup_wall"):
+        if reward.metric == "time_saved":
+            return (lambda r: r < 1.0), "time-saved reward (1 - 1/speed-up, < 1)"
+        return (lambda r: r > 0.0), f"{reward.kind} reward (a speed-up, > 0)"
+    return None
+
+
 def check_frame(table: str, frame: pd.DataFrame, metadata: LogMetadata, types: pa.Schema | None = None) -> list[Problem]:
     """Every broken invariant of ``frame`` as a ``table`` of a log with ``metadata``.
 
@@ -133,6 +147,14 @@ def check_frame(table: str, frame: pd.DataFrame, metadata: LogMetadata, types: p
             mask = ~np.isfinite(values) & frame[name].notna().to_numpy()
             if mask.any():
                 problems.append(_bad(table, name, "are NaN or infinite; must be finite", frame, mask))
+    if "reward" in present:
+        bound = reward_bound(metadata)
+        if bound is not None:
+            test, what = bound
+            r = pd.to_numeric(frame["reward"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            mask = np.isfinite(r) & ~test(r)
+            if mask.any():
+                problems.append(_bad(table, "reward", f"are outside the range of a {what}", frame, mask))
     if "propensity" in present:
         p = pd.to_numeric(frame["propensity"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         mask = np.isfinite(p) & ((p <= 0) | (p > 1))

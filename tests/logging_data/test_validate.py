@@ -178,3 +178,21 @@ def test_query_agreement_treats_every_null_alike():
         "decisions.prompt: 1 row(s) disagree with outcomes rows of the same query_id (first: row 2 query_id=c)",
         "decisions.domain: 1 row(s) disagree with outcomes rows of the same query_id (first: row 3 query_id=d)",
     ]
+
+
+@pytest.mark.parametrize("kind, metric, rewards, n_bad, pattern", [
+    ("speedup_count", "", [1.2, -5.0, -1.0], 2, r"2 row\(s\) are outside the range of a speedup_count reward \(a speed-up, > 0\).*row 1 query_id=b"),
+    ("speedup_wall", "", [0.0, 1.0, 2.0], 1, r"speedup_wall reward \(a speed-up, > 0\).*row 0 query_id=a"),
+    ("speedup_count", "time_saved", [0.5, 1.0, -3.0], 1, r"time-saved reward \(1 - 1/speed-up, < 1\).*row 1 query_id=b"),
+    ("speedup_count", "time_saved", [0.5, 0.0, -3.0], 0, None),
+    ("alignment", "align_accept", [5.0, -5.0, 0.0], 0, None),
+])
+def test_speedup_rewards_have_a_range(kind, metric, rewards, n_bad, pattern):
+    from logging_data import Arm, RewardDefinition
+
+    meta = LogMetadata(arms=(Arm("none", "none"),), reward=RewardDefinition(kind=kind, metric=metric))
+    frame = pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["p"] * 3, "arm": ["none"] * 3, "reward": rewards})
+    problems = check_frame("outcomes", frame, meta)
+    assert len(problems) == (1 if n_bad else 0)
+    if n_bad:
+        assert pd.Series([str(problems[0])]).str.contains(pattern).all(), str(problems[0])
