@@ -44,7 +44,7 @@ import pandas as pd
 from bandit.configs import config_from_json, config_to_json
 from bandit.data import TrainingData, outcomes_reward_matrix
 from bandit.policy import policy_act, policy_probabilities
-from logging_data import Arm, Log, LogMetadata, open_log
+from logging_data import Arm, Log, LogMetadata, open_log, require_valid_log
 from logging_data.features import get_featurizer, load_featurizer, save_featurizer, timed_transform
 
 FILES = ("config.json", "metrics.json", "fingerprint.json")
@@ -292,7 +292,7 @@ def _commit(staging: Path, out: Path, overwrite: bool) -> None:
 def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLike, *, feedback: str = "full",
               split: str | None = "train", policy_id: str | None = None,
               featurizer_settings: Mapping[str, Any] | None = None, overwrite: bool = False,
-              progress: bool = True) -> Run:
+              progress: bool = True, validate: bool = True) -> Run:
     """Train ``config``'s policy on the log at ``log_path`` and write the run folder ``out_dir``.
 
     - ``feedback``: ``"full"`` trains on the outcomes table (every arm's reward per prompt),
@@ -303,6 +303,8 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
       outcomes, they do not generalise.
     - ``featurizer_settings``: keyword settings for the featurizer named by ``config.featurizer``.
     - ``overwrite``: replace an existing run at ``out_dir`` (only once the new one is complete).
+    - ``validate``: check the log against its contract first (``require_valid_log``); a caller
+      that trains many runs on one log checks it once and passes False.
 
     Returns the ``Run`` as written. Progress goes to stderr (tqdm) when ``progress``.
     """
@@ -320,6 +322,8 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
         raise FileExistsError(f"{out}: already exists; choose another --out or pass overwrite")
     if out.exists():
         check_replaceable_run(out, log_path)
+    if validate:
+        require_valid_log(log_path)
     log = open_log(log_path)
     meta = log.metadata
     settings = dict(featurizer_settings or {})

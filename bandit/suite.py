@@ -102,6 +102,9 @@ def train_policies(
     from bandit.runs import train_run
 
     check_plan(learners, budget)
+    from logging_data import require_valid_log
+
+    require_valid_log(log_path)  # once, not per run
     out = Path(out_dir)
     arms = open_log(log_path).metadata.arm_names
     plan: list[tuple[str, str, dict[str, Any]]] = []
@@ -117,7 +120,7 @@ def train_policies(
         path = out / label.replace(":", "-")
         if progress:
             print(f"train {label}", file=sys.stderr)
-        train_run(log_path, config, path, feedback="full", split=split, overwrite=True, progress=progress)
+        train_run(log_path, config, path, feedback="full", split=split, overwrite=True, progress=progress, validate=False)
         runs[label] = path
     return TrainedPolicies(runs, featurizer, split)
 

@@ -3,7 +3,7 @@
 Needs numpy, pandas and pyarrow only. See ``logging_data.schema`` for the contract itself.
 """
 
-from .io import Log, LogError, create_log, open_log, read_table, to_arrow, validate_log
+from .io import Log, LogError, create_log, open_log, read_table, require_valid_log, to_arrow, validate_log
 from .schema import (
     ALIGNMENT_METRICS,
     ARM_KINDS,
@@ -24,5 +24,5 @@ __all__ = [
     "ALIGNMENT_METRICS", "ARM_KINDS", "SCHEMA_VERSION", "SPLITS", "TABLES",
     "Arm", "Column", "Log", "LogError", "LogMetadata", "LogValidationError", "Problem",
     "RewardDefinition", "ValidationReport", "arrow_schema", "check_frame", "check_query_agreement",
-    "columns", "create_log", "describe_log", "open_log", "read_table", "to_arrow", "validate_log",
+    "columns", "create_log", "describe_log", "open_log", "read_table", "require_valid_log", "to_arrow", "validate_log",
 ]

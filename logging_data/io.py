@@ -410,6 +410,15 @@ def validate_log(path: str | os.PathLike) -> ValidationReport:
     return report
 
 
+def require_valid_log(path: str | os.PathLike) -> None:
+    """``validate_log``, raising ``LogValidationError`` (the first problems, the log named) when the
+    log breaks its contract: readers call it first, so bad rows are never silently dropped."""
+    report = validate_log(path)
+    if not report.ok:
+        raise LogValidationError(report.problems[:5], context=f"{path} breaks the log contract "
+                                 f"(`bandit-log validate {path}` lists all {len(report.problems)})")
+
+
 def _validate_table(log: Log, table: str, report: ValidationReport) -> pd.DataFrame | None:
     """Check one table's parts into ``report``; return its rows (None when it has none readable)."""
     parts = log.parts(table)

@@ -88,6 +88,9 @@ def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estima
 
     from bandit.report import baseline_probs, evaluate_policies, write_html_report
 
+    from logging_data import require_valid_log
+
+    require_valid_log(log)
     opened = open_log(log)
     arms = opened.metadata.arm_names
     if not opened.has("decisions"):

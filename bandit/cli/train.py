@@ -178,6 +178,9 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
 
     from bandit.runs import load_run
 
+    from logging_data import require_valid_log
+
+    require_valid_log(log)
     opened = open_log(log)
     arms = opened.metadata.arm_names
     loaded = [load_run(p) for p in runs]

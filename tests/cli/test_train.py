@@ -184,3 +184,21 @@ def test_a_lossless_failure_has_its_own_exit_status(tmp_path, monkeypatch):
     (tmp_path / "p.parquet").write_bytes(b"")
     r = CliRunner().invoke(cli, ["build", str(tmp_path / "p.parquet"), "--models", str(models), "--out", str(tmp_path / "log")])
     assert r.exit_code == EXIT_LOSSLESS_FAILED == 3 and "lossless failures: 1" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "compare"])
+def test_readers_refuse_a_log_that_breaks_its_contract(tmp_path, command):
+    """A part copied in by hand duplicates every key: train, evaluate and compare say so instead of
+    reading duplicated rows (nothing is written)."""
+    import shutil
+
+    path = tmp_path / "log"
+    write_simulated_log(path, n_prompts=30, n_arms=2, n_domains=2, seed=0)
+    assert _run("train", path, "--policy", "uniform", "--out", tmp_path / "u", "--no-progress").exit_code == 0
+    part = sorted((path / "outcomes").glob("part-*.parquet"))[0]
+    shutil.copy(part, part.with_name("part-copied-by-hand.parquet"))
+    args = {"train": ["train", path, "--policy", "uniform", "--out", tmp_path / "x", "--no-progress"],
+            "evaluate": ["evaluate", path], "compare": ["compare", path, tmp_path / "u"]}[command]
+    r = _run(*args)
+    assert r.exit_code == 1 and "breaks the log contract" in r.stderr and "repeat a (query_id, arm) key" in r.stderr
+    assert r.stdout == "" and not (tmp_path / "x").exists()
