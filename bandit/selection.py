@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
+
+from estimators.intervals import normal_interval
 
 #: policies that use outcomes in hindsight: shown as references, never selected
 HINDSIGHT = ("oracle",)
@@ -136,18 +137,15 @@ def select_from_rows(per_row: Mapping[str, np.ndarray], method: str = "exact", l
     best_fixed = max(fixed, key=lambda k: rows[k].mean())  # the first of equals
     others = [k for k in rows if candidate_kind(k) != "fixed"]
     adjusted = 1 - (1 - level) / max(len(others), 1)
-    z = NormalDist().inv_cdf(0.5 + adjusted / 2)
     base = rows[best_fixed]
     candidates = []
     for name, v in rows.items():
-        se = float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        d = v - base
-        diff = float(d.mean())
+        se = normal_interval(v, level).std_err
         if candidate_kind(name) == "fixed":
-            lo = hi = math.nan
+            diff, lo, hi = float(v.mean() - base.mean()), math.nan, math.nan
         else:
-            dse = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-            lo, hi = (diff - z * dse, diff + z * dse) if not math.isnan(dse) else (math.nan, math.nan)
+            d = paired_difference(v, base, adjusted)
+            diff, lo, hi = d.diff, d.low, d.high
         candidates.append(Candidate(name, candidate_kind(name), float(v.mean()), se, diff, lo, hi))
     winners = [c for c in candidates if c.kind != "fixed" and c.beats_best_fixed]
     if winners:
@@ -211,8 +209,5 @@ def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Pair
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"paired values must be two float (n,) arrays of the same prompts, n >= 1; got {a.shape} and {b.shape}")
-    d = a - b
-    n = d.size
-    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    return PairedDifference(float(d.mean()), float(d.mean() - z * se), float(d.mean() + z * se), level, n)
+    iv = normal_interval(a - b, level)
+    return PairedDifference(float((a - b).mean()), iv.low, iv.high, level, a.size)
