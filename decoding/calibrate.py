@@ -143,6 +143,14 @@ def fit_calibration(outcomes: Any, base: Calibration, kinds: Mapping[str, str]) 
     return fitted, record
 
 
+def fit_calibration_from_log(path: str | "os.PathLike[str]") -> tuple[Calibration, dict[str, Any]]:
+    """``fit_calibration`` on the measured log at ``path``, from its own calibration: (fitted, record)."""
+    from logging_data import open_log
+
+    log = open_log(path)
+    return fit_calibration(log.read("outcomes"), load_calibration(path), {a.name: a.kind for a in log.metadata.arms})
+
+
 def load_calibration(path: str | "os.PathLike[str]") -> Calibration:
     """The calibration (cost profile) stored at ``path``: a log directory (its metadata's
     ``extra.calibration``), a JSON calibration record, or a JSON cost profile with a
@@ -153,12 +161,7 @@ def load_calibration(path: str | "os.PathLike[str]") -> Calibration:
     from pathlib import Path
 
     if str(path).startswith("fit:"):
-        from logging_data import open_log
-
-        src = Path(str(path)[4:])
-        base = load_calibration(src)
-        log = open_log(src)
-        return fit_calibration(log.read("outcomes"), base, {a.name: a.kind for a in log.metadata.arms})[0]
+        return fit_calibration_from_log(str(path)[4:])[0]
     p = Path(path)
     if p.is_dir():
         meta = p / "_log.json"

@@ -29,6 +29,7 @@ import pandas as pd
 from logging_data import LogMetadata, RewardDefinition, create_log, open_log
 from logging_data.schema import Arm
 
+from .build import reward_value
 from .calibrate import Calibration, for_arms, speedup_count
 
 COUNT_COLUMNS = ("n_new_tokens", "target_calls", "draft_calls", "draft_tokens")
@@ -41,16 +42,6 @@ class RepriceSummary:
     reward: dict
     calibration: dict
     seconds: float
-
-
-def _reward(reward: RewardDefinition, kind: str, row: dict[str, Any]) -> float:
-    from .build import reward_value
-
-    class _ArmKind:  # reward_value needs only the arm's kind
-        def __init__(self, k: str) -> None:
-            self.kind = k
-
-    return reward_value(reward, _ArmKind(kind), row)
 
 
 def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: RewardDefinition | None = None,
@@ -75,6 +66,7 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
     cal = for_arms(calibration if calibration is not None else Calibration.from_json(recorded), meta.arms)
     costs = cal.relative_costs()
     kinds = {a.name: a.kind for a in meta.arms}
+    arms_by_name = {a.name: a for a in meta.arms}
     frame = log.read("outcomes")
     if calibration is not None or reward.kind == "speedup_count":
         needed = list(COUNT_COLUMNS)
@@ -94,7 +86,7 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
                                          frame["draft_tokens"], frame["arm_cost"], frame["arm"].astype(str))]
     rows = frame.to_dict(orient="records")
     try:
-        frame["reward"] = [_reward(reward, kinds[str(row["arm"])], row) for row in rows]
+        frame["reward"] = [reward_value(reward, arms_by_name[str(row["arm"])], row) for row in rows]
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{src}: reward {reward.to_json()} cannot be computed from the log's columns ({exc})") from None
     arms = tuple(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=a.attrs) for a in meta.arms)

@@ -121,19 +121,15 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
       bandit-log reprice LOG --out LOG-fit --calibration fit:examples/data/smollm2-log
     """
     from decoding.build import reward_definition
-    from decoding.calibrate import load_calibration
+    from decoding.calibrate import fit_calibration_from_log, load_calibration
     from decoding.reprice import reprice_log
 
     calibration, source = None, None
-    if calibration_path:
+    if calibration_path and calibration_path.startswith("fit:"):  # fitted once; the fit's record goes in the metadata
+        calibration, record = fit_calibration_from_log(calibration_path[4:])
+        source = {"path": calibration_path, **record}
+    elif calibration_path:
         calibration, source = load_calibration(calibration_path), {"path": calibration_path}
-        if calibration_path.startswith("fit:"):
-            from decoding.calibrate import fit_calibration
-            from logging_data import open_log
-
-            measured = open_log(calibration_path[4:])
-            source.update(fit_calibration(measured.read("outcomes"), load_calibration(calibration_path[4:]),
-                                          {a.name: a.kind for a in measured.metadata.arms})[1])
     summary = reprice_log(log, out, reward=reward_definition(reward, alpha) if reward else None, calibration=calibration,
                           command=_command_line(), calibration_source=source)
     if as_json:
