@@ -174,8 +174,7 @@ def select_on_outcomes(runs: Mapping[str, Any], outcomes: pd.DataFrame, arm_name
     if missing.any():
         raise ValueError(f"{int(missing.sum())} prompt(s) of the selection split lack some arm's reward "
                          f"(first: query_id={qids[int(np.flatnonzero(missing)[0])]}); the selection needs every arm per prompt")
-    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str))
-    frame = first.loc[qids].reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain") if c in first.columns]]
+    frame = prompt_frame(outcomes, qids)
     probs = {name: np.asarray(run.probabilities(frame), dtype=np.float64)
              for name, run in runs.items() if candidate_kind(name) != "hindsight"}
     return select_exact(_with_baselines(probs, len(qids), arm_names), rewards, level)
@@ -318,6 +317,13 @@ def matrices(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[pd.DataF
     if bad.any():
         raise ValueError(f"{int(bad.sum())} prompt(s) lack some arm's reward or speedup_count "
                          f"(first: query_id={qids[int(np.flatnonzero(bad)[0])]}); every arm is needed per prompt")
-    first = outcomes.drop_duplicates("query_id").set_index(outcomes.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
-    frame = first.reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain") if c in first.columns]]
-    return frame, rewards, speedups, first["n_new_tokens"].to_numpy(dtype=np.float64)
+    frame = prompt_frame(outcomes, qids, extra=("n_new_tokens",))
+    return frame.drop(columns="n_new_tokens"), rewards, speedups, frame["n_new_tokens"].to_numpy(dtype=np.float64)
+
+
+def prompt_frame(outcomes: pd.DataFrame, qids: Sequence[str], extra: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per prompt in ``qids`` order (query_id, prompt, domain where present, and ``extra``
+    columns), from the first outcomes row of each prompt: what a policy's ``probabilities`` takes."""
+    first = outcomes.drop_duplicates("query_id")
+    first = first.set_index(first["query_id"].astype(str)).loc[list(qids)]
+    return first.reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain", *extra) if c in first.columns]]

@@ -175,7 +175,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
          featurizer: str = FEATURIZER, batch_size: int = 16, seed: int = 0, progress: bool = True) -> dict:
     """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
     from bandit.suite import LEARNERS, select_on_outcomes, train_policies
-    from decoding.calibrate import Calibration
+    from decoding.calibrate import load_calibration
     from decoding.loading import DecodingSession
     from decoding.models import load_models_config
     from logging_data import open_log
@@ -188,10 +188,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     cfg = load_models_config(models)
     if cfg.arm_names != arm_names:
         raise ValueError(f"models file {models} has arms {', '.join(cfg.arm_names)}; log {log} has {', '.join(arm_names)}")
-    recorded = opened.metadata.extra.get("calibration")
-    if recorded is None:
-        raise ValueError(f"{log} records no calibration; the count model needs one")
-    calibration = Calibration.from_json(recorded)
+    calibration = load_calibration(log)  # the count model is priced as the training log was
     learners = tuple(learners or LEARNERS)
     _say(f"1/4 training {', '.join(learners)} and the baselines on the train split of {log} (featurizer {featurizer})")
     trained = train_policies(log, out / "runs", learners=learners, budget=budget, featurizer=featurizer, seed=seed,

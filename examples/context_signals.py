@@ -58,6 +58,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals",
     from bandit.configs import make_config
     from bandit.data import outcomes_reward_matrix
     from bandit.runs import load_run, train_run
+    from bandit.suite import prompt_frame
     from logging_data import create_log, open_log
     from logging_data.features import get_featurizer, timed_transform
 
@@ -70,8 +71,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals",
     train_ids = sorted(outcomes.loc[split == "train", "query_id"].astype(str).unique())
     val = outcomes[split == "validation"]
     qids, rewards = outcomes_reward_matrix(val, arms)
-    first = val.drop_duplicates("query_id").set_index(val.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
-    frame = first.reset_index(drop=True)[["query_id", "prompt", "domain"]]
+    frame = prompt_frame(val, qids, extra=("n_new_tokens",))
     references = {"oracle": float(rewards.max(axis=1).mean()),
                   **{f"fixed:{a}": float(rewards[:, i].mean()) for i, a in enumerate(arms)}}
     best_fixed = max((k for k in references if k.startswith("fixed:")), key=references.get)
@@ -81,7 +81,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals",
 
     cal = opened.metadata.extra.get("calibration") or {}
     step_s = float(cal.get("plain_step_s") or cal.get("target_step_s") or 0.0)
-    n_new = float(first["n_new_tokens"].mean()) if "n_new_tokens" in first else 0.0
+    n_new = float(frame["n_new_tokens"].mean()) if "n_new_tokens" in frame else 0.0
     plain_s = step_s * n_new  # plain decoding of one prompt under the log's calibration
 
     curves: list[dict] = []
