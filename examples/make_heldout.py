@@ -65,6 +65,7 @@ from logging_data.prompts import (
     _translate_candidates,
     _walk_py,
     _with_debian_origin,
+    domain_frame,
     domain_rng,
     query_id,
     read_prompt_set,
@@ -328,14 +329,7 @@ def build_heldout(per_domain: int = 12, seed: int = 0, *, dist_dir: Path = DIST_
             say(f"heldout: {domain}: only {len(chosen)} prompts available (asked for {per_domain})")
         counts[domain] = len(chosen)
         sources.extend({"domain": domain, **r} for r in found.reports)
-        frames.append(pd.DataFrame({
-            "query_id": [query_id(domain, c.key, c.prompt) for c in chosen],
-            "prompt": [c.prompt for c in chosen],
-            "domain": domain,
-            "split": "test",
-            "x_source": [c.source for c in chosen],
-            "x_reference": [c.reference for c in chosen],
-        }))
+        frames.append(domain_frame(domain, chosen, "test"))
     if not frames:
         raise FileNotFoundError(f"no held-out prompt source found: searched {dist_dir}, {locale_dir} "
                                 f"[{', '.join(languages)}], {Path(man_dir) / man_section}")

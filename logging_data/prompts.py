@@ -45,7 +45,7 @@ import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -836,6 +836,18 @@ class PromptSet:
     metadata: dict
 
 
+def domain_frame(domain: str, chosen: Sequence["Candidate"], split: Any) -> pd.DataFrame:
+    """The prompts-table rows of one domain's chosen candidates; ``split``: one name or one per row."""
+    return pd.DataFrame({
+        "query_id": [query_id(domain, c.key, c.prompt) for c in chosen],
+        "prompt": [c.prompt for c in chosen],
+        "domain": domain,
+        "split": split,
+        "x_source": [c.source for c in chosen],
+        "x_reference": [c.reference for c in chosen],
+    })
+
+
 def build_prompt_set(config: PromptSetConfig = PromptSetConfig(), roots: SourceRoots | None = None,
                      log: Callable[[str], None] | None = None) -> PromptSet:
     """Build the prompt set that ``config`` asks for from the sources under ``roots``.
@@ -865,14 +877,7 @@ def build_prompt_set(config: PromptSetConfig = PromptSetConfig(), roots: SourceR
             say(f"prompts: {domain}: only {len(chosen)} prompts available (asked for {config.per_domain})")
         counts[domain] = len(chosen)
         sources.extend({"domain": domain, **r} for r in found.reports)
-        frames.append(pd.DataFrame({
-            "query_id": [query_id(domain, c.key, c.prompt) for c in chosen],
-            "prompt": [c.prompt for c in chosen],
-            "domain": domain,
-            "split": assign_splits(len(chosen), config.split, domain_rng(config.seed, domain, "split")),
-            "x_source": [c.source for c in chosen],
-            "x_reference": [c.reference for c in chosen],
-        }))
+        frames.append(domain_frame(domain, chosen, assign_splits(len(chosen), config.split, domain_rng(config.seed, domain, "split"))))
     if not frames:
         raise FileNotFoundError(
             f"no prompt source found for {', '.join(config.domains)}: searched stdlib {roots.stdlib_dir}, "
