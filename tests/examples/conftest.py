@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pandas as pd
 import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="session")
+def load_example():
+    """``load_example(name)``: the module ``examples/<name>.py`` (examples are scripts, not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """Skip unless transformers and the packaged SmolLM2-135M are installed."""
+    pytest.importorskip("transformers")
+    from decoding.packaged import PackagedModelNotFound, packaged_model_path
+
+    try:
+        packaged_model_path("smollm2-135m")
+    except PackagedModelNotFound as exc:
+        pytest.skip(str(exc))
 
 #: prompts over the tiny tokenizer's words, two "domains" that differ in how much they repeat
 _PROMPTS = {

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("context_signals", ROOT / "examples" / "context_signals.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_context_signals_tiny(tiny_joint_log, tmp_path, capsys):
-    cs = _load()
+def test_context_signals_tiny(tiny_joint_log, tmp_path, capsys, load_example):
+    cs = load_example("context_signals")
     res = cs.main(tiny_joint_log, tmp_path / "cs", featurizers=("hashed", "prompt-stats"), learners=("regression",),
                   sizes=(4, 100), repeats=2, progress=False)
     assert res["n_train"] == 10 and res["n_validation"] == 8
@@ -38,6 +27,7 @@ def test_context_signals_tiny(tiny_joint_log, tmp_path, capsys):
     assert "featurizer cost per prompt" in capsys.readouterr().out
 
 
-def test_sizes_for():
-    assert _load().sizes_for(300, start=64) == [64, 128, 256, 300]
-    assert _load().sizes_for(10, start=64) == [10]
+def test_sizes_for(load_example):
+    cs = load_example("context_signals")
+    assert cs.sizes_for(300, start=64) == [64, 128, 256, 300]
+    assert cs.sizes_for(10, start=64) == [10]

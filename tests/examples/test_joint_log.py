@@ -47,18 +47,11 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
 
 
 @pytest.mark.slow
-def test_replayed_counts_equal_live_assisted_decoding_for_every_joint_arm():
-    pytest.importorskip("transformers")
+def test_replayed_counts_equal_live_assisted_decoding_for_every_joint_arm(smollm2):
     from decoding.build import measure_pairs
-    from decoding.calibrate import Calibration
+    from decoding.calibrate import load_calibration
     from decoding.loading import DecodingSession
     from decoding.models import load_models_config
-    from decoding.packaged import PackagedModelNotFound, packaged_model_path
-
-    try:
-        packaged_model_path("smollm2-135m")
-    except PackagedModelNotFound as exc:
-        pytest.skip(str(exc))
     log = open_log(LOG)
     outcomes = log.read("outcomes")
     # two short prompts on which prompt lookup proposes something (code and summarize copy from their input)
@@ -69,7 +62,7 @@ def test_replayed_counts_equal_live_assisted_decoding_for_every_joint_arm():
     arms = log.metadata.arm_names
     session = DecodingSession(load_models_config(MODELS), threads=1)
     measured = measure_pairs(session, frame, {q: arms for q in frame["query_id"]},
-                             Calibration.from_json(log.metadata.extra["calibration"]))
+                             load_calibration(LOG))
     assert measured["lossless"].all()
     a = outcomes.set_index(["query_id", "arm"]).loc[list(zip(measured["query_id"], measured["arm"]))][COUNTS + ["speedup_count"]]
     b = measured.set_index(["query_id", "arm"])[COUNTS + ["speedup_count"]]
