@@ -56,7 +56,7 @@ import pandas as pd
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
 
 from .alignment import alignment_metrics, simulate_prompt_lookup
-from .calibrate import Calibration, for_arms, speedup_count
+from .calibrate import MODEL_FREE, Calibration, for_arms, speedup_count
 from .models import ArmConfig, ModelsConfig
 
 REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall", "time_saved_count", "time_saved_wall")
@@ -402,9 +402,6 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
             fails += outcome.lossless is False
             rows.append(row)
     return rows, fails
-
-
-MODEL_FREE = ("none", "prompt_lookup")
 
 
 def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -> None:

@@ -38,6 +38,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+#: arm kinds that run no drafting model: their drafting step costs nothing, their counts replay exactly
+MODEL_FREE = ("none", "prompt_lookup")
+
 #: transformers' default number of draft tokens per block (``num_assistant_tokens``) when an arm fixes none
 DEFAULT_DRAFT_TOKENS = 20
 
@@ -95,7 +98,7 @@ def for_arms(calibration: Calibration, arms: Any) -> Calibration:
 
     steps: dict[str, float] = {}
     for arm in arms:
-        if arm.kind in ("none", "prompt_lookup"):
+        if arm.kind in MODEL_FREE:
             steps[arm.name] = 0.0
         elif arm.name in calibration.arm_step_s:
             steps[arm.name] = float(calibration.arm_step_s[arm.name])

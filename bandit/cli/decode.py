@@ -120,7 +120,7 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
       bandit-log reprice LOG --out LOG-h200 --calibration ../shared/profiles/h200-smollm2-135m-fp32.json
       bandit-log reprice LOG --out LOG-fit --calibration fit:examples/data/smollm2-log
     """
-    from decoding.build import reward_definition
+    from decoding.build import reward_definition, reward_name
     from decoding.calibrate import fit_calibration_from_log, load_calibration
     from decoding.reprice import reprice_log
 
@@ -135,8 +135,10 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
-        say(f"{summary.out}: {summary.n_rows} outcome rows re-priced (reward {summary.reward['kind']}"
-            f"{' / ' + summary.reward['metric'] if summary.reward['metric'] else ''}) in {summary.seconds:.1f} s")
+        from logging_data import RewardDefinition
+
+        say(f"{summary.out}: {summary.n_rows} outcome rows re-priced (reward {reward_name(RewardDefinition.from_json(summary.reward))}) "
+            f"in {summary.seconds:.1f} s")
 
 
 @click.command("decode")
