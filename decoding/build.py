@@ -268,7 +268,7 @@ def _metadata(models: ModelsConfig, session: Any, calibration: Calibration, rewa
         "models_file": models.source_path, "models_toml": models.source_text,
         "build": {"measure": cfg.measure, "repeats": cfg.repeats if cfg.measure else None,
                   "warmup": cfg.warmup if cfg.measure else None, "max_new_tokens": cfg.max_new_tokens or models.target.max_new_tokens,
-                  "batch_size": cfg.batch_size, "device": session.device, "n_target_params_m": session.target.n_params / 1e6},
+                  "batch_size": cfg.batch_size, "device": session.device, "linear": getattr(session, "linear", "default"), "n_target_params_m": session.target.n_params / 1e6},
     }
     return LogMetadata(arms=arms, reward=reward, extra=extra)
 

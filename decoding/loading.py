@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from . import cpu_linear
 from .models import ArmConfig, ModelsConfig, TargetConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -309,6 +310,10 @@ class DecodingSession:
                 self._universal[arm.name] = not same
             elif arm.kind == "early_exit":
                 check_early_exit(self.target, arm.assistant_early_exit, arm.name)
+        self.linear, self.linear_reason = cpu_linear.resolve(config.target.linear, self.device, self.target.model.dtype)
+        if self.linear == "onednn":
+            for m in {id(x.model): x.model for x in [self.target, *self._drafts.values()]}.values():
+                cpu_linear.pack_linears(m)
         self.n_threads = int(torch.get_num_threads())
         tok = self.target.tokenizer
         self.use_chat_template = bool(getattr(tok, "chat_template", None)) if config.target.chat_template == "auto" else bool(config.target.chat_template)

@@ -8,6 +8,7 @@ A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
     dtype = "auto"                   # auto (fp32 on CPU, bf16/fp16 on CUDA) | float32 | bfloat16 | float16
     max_new_tokens = 64
     chat_template = "auto"           # auto (use the tokenizer's template when it has one) | true | false
+    linear = "auto"                  # auto (oneDNN-packed on CPU float32, see decoding.cpu_linear) | onednn | default
 
     [[arms]]
     name = "plain"
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from logging_data import ARM_KINDS, Arm
+from .cpu_linear import LINEAR_KERNELS
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -54,7 +56,7 @@ SCHEDULES = ("constant", "heuristic", "heuristic_transient")
 #: arm kinds a models file may use (``unknown`` is for logs of foreign origin only)
 MODEL_ARM_KINDS = tuple(k for k in ARM_KINDS if k != "unknown")
 
-_TARGET_KEYS = ("path", "device", "dtype", "max_new_tokens", "chat_template")
+_TARGET_KEYS = ("path", "device", "dtype", "max_new_tokens", "chat_template", "linear")
 _ARM_COMMON = ("name", "kind", "family")
 _ASSISTANT_KEYS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 _ARM_KEYS_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -79,6 +81,7 @@ class TargetConfig:
     dtype: str = "auto"
     max_new_tokens: int = 64
     chat_template: str | bool = "auto"  # "auto", True or False
+    linear: str = "auto"  # "auto", "onednn" or "default" (decoding.cpu_linear)
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,10 @@ def _parse_target(t: Mapping[str, Any], source: str) -> TargetConfig:
     chat = t.get("chat_template", "auto")
     if chat not in ("auto", True, False):
         raise ModelsConfigError(f"{where}: `chat_template` must be \"auto\", true or false; got {chat!r}")
-    return TargetConfig(path=path, device=device, dtype=dtype, max_new_tokens=max_new, chat_template=chat)
+    linear = _typed(t, "linear", str, where, "auto")
+    if linear not in LINEAR_KERNELS:
+        raise ModelsConfigError(f"{where}: `linear` must be one of {', '.join(LINEAR_KERNELS)}; got {linear!r}")
+    return TargetConfig(path=path, device=device, dtype=dtype, max_new_tokens=max_new, chat_template=chat, linear=linear)
 
 
 def _parse_arm(a: Any, i: int, source: str) -> ArmConfig:
