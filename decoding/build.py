@@ -47,6 +47,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -314,62 +315,67 @@ def build_log(
     frame = read_prompts(prompts, config.split, config.limit)
     arm_names = models.arm_names
     out = Path(out)
-    existing = None
-    if (out / "_log.json").exists():
-        existing = open_log(out)
-        _check_existing(existing, models, config.reward, config.measure)
-    done = existing.keys("outcomes") if existing is not None else set()
-    pending = [i for i, q in enumerate(frame["query_id"].astype(str)) if any((q, a) not in done for a in arm_names)]
-    n_skipped = sum(1 for q in frame["query_id"].astype(str) for a in arm_names if (q, a) in done)
-    if not pending:
-        cal = existing.metadata.extra.get("calibration", {}) if existing is not None else {}
-        return BuildSummary(str(out), len(frame), 0, 0, n_skipped, 0, time.perf_counter() - t0, dict(cal))
+    who = command or "build_log"
+    with ExitStack() as held:
+        existing = None
+        if (out / "_log.json").exists():
+            existing = open_log(out)
+            _check_existing(existing, models, config.reward, config.measure)
+            held.enter_context(existing.writer(who))  # a second writer is refused before any work
+        done = existing.keys("outcomes") if existing is not None else set()
+        pending = [i for i, q in enumerate(frame["query_id"].astype(str)) if any((q, a) not in done for a in arm_names)]
+        n_skipped = sum(1 for q in frame["query_id"].astype(str) for a in arm_names if (q, a) in done)
+        if not pending:
+            cal = existing.metadata.extra.get("calibration", {}) if existing is not None else {}
+            return BuildSummary(str(out), len(frame), 0, 0, n_skipped, 0, time.perf_counter() - t0, dict(cal))
 
-    if session is None:
-        from .loading import DecodingSession
+        if session is None:
+            from .loading import DecodingSession
 
-        session = DecodingSession(models, device=device, threads=threads)
-    max_new = config.max_new_tokens or models.target.max_new_tokens
-    # encode everything first: a bad prompt stops the build before anything is decoded or written
-    encoded = {i: session.encode(frame.at[i, "prompt"], max_new) for i in pending}
-    if not config.measure:  # batches of similar lengths waste little on left padding (nothing is timed here)
-        pending = sorted(pending, key=lambda i: (len(encoded[i]), i))
+            session = DecodingSession(models, device=device, threads=threads)
+        max_new = config.max_new_tokens or models.target.max_new_tokens
+        # encode everything first: a bad prompt stops the build before anything is decoded or written
+        encoded = {i: session.encode(frame.at[i, "prompt"], max_new) for i in pending}
+        if not config.measure:  # batches of similar lengths waste little on left padding (nothing is timed here)
+            pending = sorted(pending, key=lambda i: (len(encoded[i]), i))
 
-    if existing is None:
-        from .calibrate import calibrate
+        if existing is None:
+            from .calibrate import calibrate
 
-        if calibration is None:
-            calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
-        else:
-            calibration = for_arms(calibration, models.arms)
-        log = create_log(out, _metadata(models, session, calibration, config.reward, command, config))
-    else:
-        log = existing
-        calibration = Calibration.from_json(log.metadata.extra["calibration"])
-    costs = calibration.relative_costs()
-
-    from tqdm import tqdm
-
-    n_rows = n_fail = 0
-    bar = tqdm(total=len(pending), desc="build", unit="prompt", file=sys.stderr, disable=not progress)
-    try:
-        for start in range(0, len(pending), config.batch_size):
-            batch = pending[start:start + config.batch_size]
-            if config.measure:
-                rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new)
+            if calibration is None:
+                calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
             else:
-                rows, fails = _alignment_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new), 0
-            if rows:
-                log.append("outcomes", pd.DataFrame(rows))
-            n_rows += len(rows)
-            n_fail += fails
-            bar.update(len(batch))
-    finally:
-        bar.close()
-    if n_fail:
-        print(f"LOSSLESS CHECK FAILED: {n_fail} (prompt, arm) outcome(s) differ from the target's plain greedy output; "
-              f"see rows with lossless = false in {out}/outcomes", file=sys.stderr)
-    return BuildSummary(str(out), len(frame), len(pending), n_rows, n_skipped, n_fail, time.perf_counter() - t0, calibration.to_json())
+                calibration = for_arms(calibration, models.arms)
+            log = create_log(out, _metadata(models, session, calibration, config.reward, command, config))
+            held.enter_context(log.writer(who))
+            done = log.keys("outcomes")  # another build may have created it and written since
+        else:
+            log = existing
+            calibration = Calibration.from_json(log.metadata.extra["calibration"])
+        costs = calibration.relative_costs()
+
+        from tqdm import tqdm
+
+        n_rows = n_fail = 0
+        bar = tqdm(total=len(pending), desc="build", unit="prompt", file=sys.stderr, disable=not progress)
+        try:
+            for start in range(0, len(pending), config.batch_size):
+                batch = pending[start:start + config.batch_size]
+                if config.measure:
+                    rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new)
+                else:
+                    rows, fails = _alignment_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new), 0
+                if rows:
+                    log.append("outcomes", pd.DataFrame(rows))
+                n_rows += len(rows)
+                n_fail += fails
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        if n_fail:
+            print(f"LOSSLESS CHECK FAILED: {n_fail} (prompt, arm) outcome(s) differ from the target's plain greedy output; "
+                  f"see rows with lossless = false in {out}/outcomes", file=sys.stderr)
+        return BuildSummary(str(out), len(frame), len(pending), n_rows, n_skipped, n_fail, time.perf_counter() - t0, calibration.to_json())
 
 
 def _build_batch(session, models, frame, batch, encoded, done, costs, calibration: Calibration, cfg: BuildConfig, max_new: int):

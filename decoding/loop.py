@@ -30,6 +30,7 @@ import hashlib
 import os
 import sys
 import time
+from contextlib import ExitStack
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -139,81 +140,85 @@ def decode_prompts(
     policy_id = config.policy_id or Path(getattr(run, "path", "policy")).name
     frame = read_prompts(prompts, config.split, config.limit)
     out = Path(out)
-    existing = open_log(out) if (out / "_log.json").exists() else None
-    if existing is not None:
-        have = [(a.name, a.kind) for a in existing.metadata.arms]
-        want = [(a.name, a.kind) for a in models.arms]
-        if have != want:
-            raise ValueError(f"{out}: the existing log's arms {have} differ from the models file's {want}")
-        reward = existing.metadata.reward
-    else:
-        reward = config.reward
-    check_reward_supported(reward, models)
-    done = existing.keys("decisions") if existing is not None else set()
-    qids = frame["query_id"].astype(str).tolist()
-    pending = [i for i, q in enumerate(qids) if (q, policy_id) not in done]
-    n_skipped = len(qids) - len(pending)
-    if session is None and pending:
-        from .loading import DecodingSession
+    who = command or "decode_with_policy"
+    with ExitStack() as held:
+        existing = open_log(out) if (out / "_log.json").exists() else None
+        if existing is not None:
+            have = [(a.name, a.kind) for a in existing.metadata.arms]
+            want = [(a.name, a.kind) for a in models.arms]
+            if have != want:
+                raise ValueError(f"{out}: the existing log's arms {have} differ from the models file's {want}")
+            held.enter_context(existing.writer(who))  # a second writer is refused before any work
+            reward = existing.metadata.reward
+        else:
+            reward = config.reward
+        check_reward_supported(reward, models)
+        done = existing.keys("decisions") if existing is not None else set()
+        qids = frame["query_id"].astype(str).tolist()
+        pending = [i for i, q in enumerate(qids) if (q, policy_id) not in done]
+        n_skipped = len(qids) - len(pending)
+        if session is None and pending:
+            from .loading import DecodingSession
 
-        session = DecodingSession(models, device=device, threads=threads)
-    encoded = {i: session.encode(frame.at[i, "prompt"]) for i in pending}
-    if existing is None and pending:
-        from .calibrate import calibrate
+            session = DecodingSession(models, device=device, threads=threads)
+        encoded = {i: session.encode(frame.at[i, "prompt"]) for i in pending}
+        if existing is None and pending:
+            from .calibrate import calibrate
 
-        if calibration is None:
-            calibration = calibrate(session)
-        log = create_log(out, _metadata(models, session, calibration, reward, command, BuildConfig(reward=reward, repeats=config.repeats, warmup=config.warmup)))
-    else:
-        log = existing
-        calibration = Calibration.from_json(log.metadata.extra["calibration"]) if log is not None else None
-    costs = calibration.relative_costs() if calibration is not None else {}
+            if calibration is None:
+                calibration = calibrate(session)
+            log = create_log(out, _metadata(models, session, calibration, reward, command, BuildConfig(reward=reward, repeats=config.repeats, warmup=config.warmup)))
+            held.enter_context(log.writer(who))
+        else:
+            log = existing
+            calibration = Calibration.from_json(log.metadata.extra["calibration"]) if log is not None else None
+        costs = calibration.relative_costs() if calibration is not None else {}
 
-    from tqdm import tqdm
+        from tqdm import tqdm
 
-    rewards, chooses, walls, counts = [], [], [], Counter()
-    n_fail = n_learned = 0
-    try:
-        for i in tqdm(pending, desc="decode", unit="prompt", file=sys.stderr, disable=not progress):
-            q = query_fields(frame.loc[i])
-            action, propensity, x, choose_s = choose_arm(run, q["prompt"], q["query_id"], config.greedy, config.seed)
-            arm = models.arms[action]
-            ids = encoded[i]
-            plain = session.plain(ids, repeats=config.repeats, warmup=config.warmup)
-            if arm.kind == "none":
-                outcome = replace(plain, arm=arm.name, lossless=True)
-            else:
-                outcome = session.assisted(ids, arm, repeats=config.repeats, warmup=config.warmup, reference=plain.tokens)
-            row = measured_row(arm, outcome, plain, costs.get(arm.name, 0.0),
-                               calibration.relative_verify_cost() if calibration is not None else 0.0,
-                               calibration.relative_round_cost() if calibration is not None else 0.0)
-            if reward.kind == "alignment":  # the chosen arm's own output is needed only for this reward
-                own = session.arm_greedy([q["prompt"]], arm)[0] if arm.kind in ("draft", "early_exit") else None
-                row.update(alignment_for(session, arm, ids, plain.tokens, own, session.max_new_tokens))
-            r = reward_value(reward, arm, row)
-            if outcome.lossless is False:
-                n_fail += 1
-                print(f"LOSSLESS CHECK FAILED: query_id={q['query_id']} arm={arm.name}: output differs from the target's plain "
-                      f"greedy output at new token {outcome.first_mismatch}", file=sys.stderr)
-            decision = {
-                **q, "arm": arm.name, "propensity": propensity, "reward": r, "policy_id": policy_id,
-                "decided_at": pd.Timestamp(datetime.now(timezone.utc)), "choose_time_s": choose_s,
-                "wall_time_s": outcome.wall_time_s, "n_new_tokens": outcome.n_new_tokens, "target_calls": outcome.target_calls,
-                "accepted_tokens": outcome.accepted_tokens, "lossless": outcome.lossless,
-                "x_draft_calls": int(outcome.draft_calls), "x_plain_wall_time_s": float(plain.wall_time_s),
-                "x_speedup_wall": float(row["speedup_wall"]), "x_speedup_count": float(row["speedup_count"]),
-            }
-            log.append("decisions", pd.DataFrame([decision]))
-            if config.learn:
-                run.policy.learn_one(x, action, r, propensity)
-                n_learned += 1
-            rewards.append(r)
-            chooses.append(choose_s)
-            walls.append(outcome.wall_time_s)
-            counts[arm.name] += 1
-    finally:
-        if n_learned:
-            run.policy.save(Path(run.path) / "model")
+        rewards, chooses, walls, counts = [], [], [], Counter()
+        n_fail = n_learned = 0
+        try:
+            for i in tqdm(pending, desc="decode", unit="prompt", file=sys.stderr, disable=not progress):
+                q = query_fields(frame.loc[i])
+                action, propensity, x, choose_s = choose_arm(run, q["prompt"], q["query_id"], config.greedy, config.seed)
+                arm = models.arms[action]
+                ids = encoded[i]
+                plain = session.plain(ids, repeats=config.repeats, warmup=config.warmup)
+                if arm.kind == "none":
+                    outcome = replace(plain, arm=arm.name, lossless=True)
+                else:
+                    outcome = session.assisted(ids, arm, repeats=config.repeats, warmup=config.warmup, reference=plain.tokens)
+                row = measured_row(arm, outcome, plain, costs.get(arm.name, 0.0),
+                                   calibration.relative_verify_cost() if calibration is not None else 0.0,
+                                   calibration.relative_round_cost() if calibration is not None else 0.0)
+                if reward.kind == "alignment":  # the chosen arm's own output is needed only for this reward
+                    own = session.arm_greedy([q["prompt"]], arm)[0] if arm.kind in ("draft", "early_exit") else None
+                    row.update(alignment_for(session, arm, ids, plain.tokens, own, session.max_new_tokens))
+                r = reward_value(reward, arm, row)
+                if outcome.lossless is False:
+                    n_fail += 1
+                    print(f"LOSSLESS CHECK FAILED: query_id={q['query_id']} arm={arm.name}: output differs from the target's plain "
+                          f"greedy output at new token {outcome.first_mismatch}", file=sys.stderr)
+                decision = {
+                    **q, "arm": arm.name, "propensity": propensity, "reward": r, "policy_id": policy_id,
+                    "decided_at": pd.Timestamp(datetime.now(timezone.utc)), "choose_time_s": choose_s,
+                    "wall_time_s": outcome.wall_time_s, "n_new_tokens": outcome.n_new_tokens, "target_calls": outcome.target_calls,
+                    "accepted_tokens": outcome.accepted_tokens, "lossless": outcome.lossless,
+                    "x_draft_calls": int(outcome.draft_calls), "x_plain_wall_time_s": float(plain.wall_time_s),
+                    "x_speedup_wall": float(row["speedup_wall"]), "x_speedup_count": float(row["speedup_count"]),
+                }
+                log.append("decisions", pd.DataFrame([decision]))
+                if config.learn:
+                    run.policy.learn_one(x, action, r, propensity)
+                    n_learned += 1
+                rewards.append(r)
+                chooses.append(choose_s)
+                walls.append(outcome.wall_time_s)
+                counts[arm.name] += 1
+        finally:
+            if n_learned:
+                run.policy.save(Path(run.path) / "model")
     return DecodeSummary(
         out=str(out), policy_id=policy_id, n_decisions=len(rewards), n_skipped=n_skipped, n_lossless_failures=n_fail,
         mean_reward=float(np.mean(rewards)) if rewards else float("nan"),

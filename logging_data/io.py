@@ -14,8 +14,14 @@ import json
 import os
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: appends are not serialized across processes
+    fcntl = None
 
 import numpy as np
 import pandas as pd
@@ -29,11 +35,36 @@ from .validate import QUERY_LEVEL, LogValidationError, Problem, ValidationReport
 METADATA_FILE = "_log.json"
 TABLE_KEY = b"draftpick_table"
 TMP_PREFIX = ".part-"
+APPEND_LOCK = ".append.lock"  # held (blocking) by every append while it checks keys and writes its part
+WRITER_LOCK = ".writer.lock"  # held (non-blocking) by a command writing the log for its whole run
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 class LogError(ValueError):
     """A log cannot be opened, created or appended to; the message says why."""
+
+
+class LogBusyError(LogError):
+    """Another process is writing the log (``Log.writer``); the message names it."""
+
+
+@contextmanager
+def _flock(path: Path, blocking: bool) -> Iterator[int | None]:
+    """An exclusive ``flock`` on ``path`` (created); yields the fd, or None when non-blocking and held.
+
+    The kernel drops the lock when the holder exits, ``kill -9`` included: no stale locks.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield None
+                return
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -258,6 +289,29 @@ class Log:
             p.unlink(missing_ok=True)
         return len(stale)
 
+    @contextmanager
+    def writer(self, command: str) -> Iterator["Log"]:
+        """Hold the log for one writing command, or raise ``LogBusyError`` naming the one holding it.
+
+        ``build``, ``simulate`` and ``decode --log-to`` take it for their whole run, so a second
+        writer is refused at once with the first's pid and command instead of racing it. The
+        lock (``.writer.lock``, an ``flock``) dies with its process, ``kill -9`` included.
+        """
+        path = self.root / WRITER_LOCK
+        with _flock(path, blocking=False) as fd:
+            if fd is None:
+                try:
+                    holder = json.loads(path.read_text(encoding="utf-8") or "{}")
+                except (OSError, ValueError):
+                    holder = {}
+                who = f"pid {holder.get('pid', '?')}, `{holder.get('command', '?')}`, since {holder.get('since', '?')}"
+                raise LogBusyError(f"{self.root}: another process is writing this log ({who}); wait for it to "
+                                   f"finish, or write to another log")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command,
+                                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
+            yield self
+
     def has(self, table: str) -> bool:
         return bool(self.parts(table))
 
@@ -346,9 +400,10 @@ class Log:
         """Check ``frame`` and add it to ``table`` as one new part, atomically.
 
         Raises ``LogValidationError`` listing every problem (nothing is written then). Returns
-        the new part's path, or None for an empty frame. The checks against rows already written
-        and the write are not one transaction: processes appending to the same table at the same
-        time must write disjoint keys (shards of prompts), and ``validate_log`` checks the result.
+        the new part's path, or None for an empty frame. The check against the keys already
+        written and the write of the part happen under one lock on the log (``.append.lock``), so
+        processes appending at the same time are serialized and a key is never written twice: the
+        later append of a duplicate key raises.
         """
         self.table_dir(table)  # an unknown table name: LogError before anything else
         if not isinstance(frame, pd.DataFrame):
@@ -356,12 +411,17 @@ class Log:
         arrow, problems = _to_arrow(table, frame)
         if not frame.columns.duplicated().any():  # value checks need one column per name
             problems += check_frame(table, frame.reset_index(drop=True), self.metadata)
-        if arrow is not None and not problems and arrow.num_rows:
-            problems += self._check_against_log(table, arrow)
         if problems:
             raise LogValidationError(problems, context=f"cannot append to {self.root}/{table}")
         if arrow.num_rows == 0:
             return None
+        with _flock(self.root / APPEND_LOCK, blocking=True):  # keys checked and part written as one step
+            problems = self._check_against_log(table, arrow)
+            if problems:
+                raise LogValidationError(problems, context=f"cannot append to {self.root}/{table}")
+            return self._write_part(table, arrow)
+
+    def _write_part(self, table: str, arrow: pa.Table) -> Path:
         arrow = arrow.replace_schema_metadata(_part_metadata(table, self.metadata))
         d = self.table_dir(table)
         d.mkdir(parents=True, exist_ok=True)

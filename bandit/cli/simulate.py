@@ -39,10 +39,13 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
     """
     import numpy as np
 
-    from logging_data import open_log
+    from logging_data import open_log, require_valid_log
     from logging_data.simulate import EpsilonGreedyLogging, SoftmaxLogging, UniformLogging, simulate_decisions
 
     opened = open_log(log)
+    writing = opened.writer(f"bandit-log simulate {log} --policy {policy}")
+    writing.__enter__()  # held until the process exits: a second writer is refused before any work
+    require_valid_log(log)  # never add decisions to a log that breaks its contract
     arms = opened.metadata.arm_names
     if not opened.has("outcomes"):
         raise ValueError(f"{log}: the log has no outcomes table to simulate from (build one with `bandit-log build`)")
