@@ -55,13 +55,13 @@ from typing import Any, Sequence
 import pandas as pd
 
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
+from logging_data.prompt_table import PromptColumns, read_prompt_table
 
 from .alignment import alignment_metrics, simulate_prompt_lookup
 from .calibrate import MODEL_FREE, Calibration, for_arms, speedup_count
 from .models import ArmConfig, ModelsConfig
 
 REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall", "time_saved_count", "time_saved_wall")
-PROMPT_COLUMNS = ("query_id", "prompt")
 
 
 def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> RewardDefinition:
@@ -111,6 +111,8 @@ class BuildConfig:
     calibration_context: int = 64
     calibration_repeats: int = 5
     measure: bool = True
+    prompt_columns: PromptColumns = PromptColumns()
+    prompts_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,28 +128,19 @@ class BuildSummary:
 
 
 # -- prompts ------------------------------------------------------------------------------------
-def read_prompts(path: str | os.PathLike, split: str | None = None, limit: int | None = None) -> pd.DataFrame:
-    """The prompts table (query_id, prompt, domain?, split?, x_* extras), filtered and limited."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"prompts file {p}: no such file")
-    frame = pd.read_parquet(p)
-    missing = [c for c in PROMPT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"prompts file {p}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}")
-    dupes = frame["query_id"][frame["query_id"].duplicated()]
-    if len(dupes):
-        raise ValueError(f"prompts file {p}: query_id must be unique; {len(dupes)} repeated (first: {dupes.iloc[0]})")
+def read_prompts(path: str | os.PathLike, split: str | None = None, limit: int | None = None,
+                 columns: PromptColumns = PromptColumns(), fmt: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """The prompt table of ``path`` (Parquet, CSV, JSON Lines or text: ``logging_data.prompt_table``),
+    filtered to ``split`` and cut to the first ``limit`` rows. A file without a split column gets
+    seeded 60/20/20 splits from its ids."""
+    frame = read_prompt_table(path, columns=columns, fmt=fmt, make_splits=True, seed=seed)
     if split is not None:
-        if "split" not in frame.columns:
-            raise ValueError(f"prompts file {p}: --split {split} asked for, but the file has no split column")
         frame = frame[frame["split"] == split]
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1; got {limit}")
         frame = frame.head(limit)
-    keep = [c for c in frame.columns if c in ("query_id", "prompt", "domain", "split") or str(c).startswith("x_")]
-    return frame[keep].reset_index(drop=True)
+    return frame.reset_index(drop=True)
 
 
 def query_fields(row: pd.Series) -> dict[str, Any]:
@@ -312,7 +305,7 @@ def build_log(
     check_reward_supported(config.reward, models)
     if not config.measure:
         check_alignment_only(config, models)
-    frame = read_prompts(prompts, config.split, config.limit)
+    frame = read_prompts(prompts, config.split, config.limit, config.prompt_columns, config.prompts_format)
     arm_names = models.arm_names
     out = Path(out)
     who = command or "build_log"

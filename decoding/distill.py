@@ -138,10 +138,10 @@ def read_domain_prompts(path: str | os.PathLike, domain: str, split: str | None 
     """
     import pandas as pd
 
+    from logging_data.prompt_table import read_prompt_table
+
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"prompts file {p} does not exist")
-    frame = pd.read_parquet(p)
+    frame = read_prompt_table(p)
     need = ["prompt", "domain"] + (["split"] if split is not None else [])
     missing = [c for c in need if c not in frame.columns]
     if missing:

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from logging_data import RewardDefinition, create_log, open_log
+from logging_data.prompt_table import PromptColumns
 
 from .build import (
     BuildConfig,
@@ -69,6 +70,8 @@ class DecodeConfig:
     policy_id: str | None = None
     repeats: int = 1
     warmup: int = 0
+    prompt_columns: PromptColumns = PromptColumns()
+    prompts_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def decode_prompts(
         raise ValueError(f"--learn needs a policy that learns online (learn_one, e.g. vw); run {getattr(run, 'path', '?')} "
                          f"holds a {type(run.policy).__name__}")
     policy_id = config.policy_id or Path(getattr(run, "path", "policy")).name
-    frame = read_prompts(prompts, config.split, config.limit)
+    frame = read_prompts(prompts, config.split, config.limit, config.prompt_columns, config.prompts_format)
     out = Path(out)
     who = command or "decode_with_policy"
     with ExitStack() as held:

@@ -88,6 +88,44 @@ def _write_text_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def _unreadable(path: Path, e: Exception) -> LogError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return LogError(f"{path}: not a readable Parquet part ({first}); a part is only ever written whole, so this file was "
+                    f"changed or truncated outside draftpick: move it out of the log (the other parts stay valid)")
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise _unreadable(path, e) from None
+
+
+def _read_part(path: Path, cols: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=cols)
+    except (pa.ArrowException, OSError) as e:
+        raise _unreadable(path, e) from None
+
+
+def _read_part_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as e:
+        raise _unreadable(path, e) from None
+
+
+def _first_clash(parts: list[Path], tables: list[pa.Table]) -> str:
+    """The first column whose type differs between two parts, named with both files."""
+    seen: dict[str, tuple[pa.DataType, Path]] = {}
+    for p, t in zip(parts, tables):
+        for f in t.schema:
+            if f.name in seen and seen[f.name][0] != f.type and not pa.types.is_null(f.type) and not pa.types.is_null(seen[f.name][0]):
+                return f"column {f.name!r} is {seen[f.name][0]} in {seen[f.name][1].name} but {f.type} in {p.name}"
+            seen.setdefault(f.name, (f.type, p))
+    return "their schemas differ"
+
+
 def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = False) -> "Log":
     """Create an empty log at ``path`` with ``metadata``.
 
@@ -323,14 +361,18 @@ class Log:
             schema = pa.schema([c.field() for c in columns(table) if cols is None or c.name in cols])
             return schema.empty_table()
         if cols is None:
-            tables = [pq.read_table(p) for p in parts]
+            tables = [_read_part(p) for p in parts]
         else:  # an x_ extra may be in some parts only: read what each part has, nulls elsewhere
-            schemas = [pq.read_schema(p) for p in parts]
+            schemas = [_read_part_schema(p) for p in parts]
             missing = [c for c in cols if not any(c in sc.names for sc in schemas)]
             if missing:
                 raise LogError(f"{self.root}/{table}: no column {', '.join(map(repr, missing))}; the table has {', '.join(schemas[0].names)}")
-            tables = [pq.read_table(p, columns=[c for c in cols if c in sc.names]) for p, sc in zip(parts, schemas)]
-        merged = pa.concat_tables(tables, promote_options="permissive")
+            tables = [_read_part(p, [c for c in cols if c in sc.names]) for p, sc in zip(parts, schemas)]
+        try:
+            merged = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise LogError(f"{self.root}/{table}: its parts cannot be read as one table: {_first_clash(parts, tables)} "
+                           f"({str(e).splitlines()[0]}); `bandit-log validate {self.root}` lists every problem") from None
         return (merged.select(cols) if cols is not None else merged).replace_schema_metadata(None)
 
     def read(self, table: str, columns_: Iterable[str] | None = None) -> pd.DataFrame:
@@ -344,7 +386,7 @@ class Log:
         return set(zip(t.column(key[0]).to_pylist(), t.column(key[1]).to_pylist()))
 
     def n_rows(self, table: str) -> int:
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts(table))
+        return sum(_parquet_file(p).metadata.num_rows for p in self.parts(table))
 
     def query_rows(self, table: str, query_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """One row per query_id of ``table`` with its query-level columns (first row wins).
@@ -361,7 +403,7 @@ class Log:
         """The Arrow type of every ``x_`` extra column in the parts of ``table`` (and the first part with it)."""
         found: dict[str, tuple[pa.DataType, str]] = {}
         for part in self.parts(table):
-            for f in pq.read_schema(part):
+            for f in _read_part_schema(part):
                 if f.name.startswith(EXTRA_PREFIX) and not pa.types.is_null(f.type):
                     found.setdefault(f.name, (f.type, part.name))
         return found

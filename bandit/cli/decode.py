@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ._common import EXIT_LOSSLESS_FAILED, emit_json, say, stderr_is_tty
+from ._common import EXIT_LOSSLESS_FAILED, emit_json, prompt_file_options, say, stderr_is_tty
 
 REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speedup_count", "speedup_wall",
            "time_saved_count", "time_saved_wall")
@@ -37,6 +37,7 @@ def _command_line() -> str:
 
 @click.command("build")
 @click.argument("prompts", type=click.Path(dir_okay=False))
+@prompt_file_options
 @click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Log directory (created, or resumed).")
 @click.option("--limit", type=int, default=None, help="Use only the first N prompts (after --split).")
@@ -56,13 +57,17 @@ def _command_line() -> str:
               help="Price the count model with these step costs (a log directory or a JSON cost profile) instead of calibrating now.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, reward, max_new_tokens, batch_size, device, threads,
-          alignment_only, calibration_path, as_json):
+          alignment_only, calibration_path, as_json, prompt_columns, prompts_format):
     """Build a full-information log: every arm's outcome for every prompt.
 
     For each prompt: the target's greedy output, each arm's own greedy output and its
     alignment, and measured assisted decoding (wall time, target/draft passes, accepted tokens,
     speed-ups, lossless check). Re-running the same command resumes an interrupted build.
     Exit status 3: some assisted output differed from plain greedy (rows with lossless = false).
+
+    PROMPTS: Parquet, CSV, JSON Lines or a text file with one prompt per line (by suffix, or
+    --prompts-format); --id-col/--prompt-col/--domain-col/--split-col name its columns. Ids are
+    made from the prompt text when the file has none, splits (60/20/20, seeded) when it has none.
 
     With --alignment-only, the research's cheap log: the target's and each arm's own greedy
     output (batched), the alignment columns, arm_cost from the calibration and the reward
@@ -75,6 +80,7 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     Examples:
       bandit-log build prompts.parquet --models models.toml --out LOG --limit 50 --repeats 3 --warmup 1
       bandit-log build prompts.parquet --models models.toml --out ALIGN --alignment-only --alpha 0.1
+      bandit-log build my-prompts.csv --prompt-col text --id-col id --models models.toml --out LOG
       bandit-log build prompts.parquet --models examples/models/smollm2-joint.toml --out REPLAY \\
           --alignment-only --reward speedup_count --batch-size 32 --calibration examples/data/smollm2-log
     """
@@ -84,7 +90,8 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
 
     models = load_models_config(models_path)
     cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
-                      max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only)
+                      max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only,
+                      prompt_columns=prompt_columns, prompts_format=prompts_format)
     calibration = load_calibration(calibration_path) if calibration_path else None
     summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device, threads=threads,
                         calibration=calibration)
@@ -143,6 +150,7 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
 
 @click.command("decode")
 @click.argument("prompts", type=click.Path(dir_okay=False))
+@prompt_file_options
 @click.option("--policy", "run_path", required=True, type=click.Path(file_okay=False), help="A trained run folder.")
 @click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Log directory to append decisions to (created when missing).")
@@ -157,7 +165,8 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limit, reward, alpha, policy_id, device, threads, as_json):
+def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limit, reward, alpha, policy_id, device, threads, as_json,
+           prompt_columns, prompts_format):
     """Decode prompts with the arm a policy picks; append one decisions row per prompt.
 
     Each prompt is featurized through the run, the policy picks an arm, assisted decoding runs
@@ -175,7 +184,8 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
 
     models = load_models_config(models_path)
     cfg = DecodeConfig(greedy=greedy, seed=seed, learn=learn, split=split, limit=limit,
-                       reward=reward_definition(reward, alpha), policy_id=policy_id)
+                       reward=reward_definition(reward, alpha), policy_id=policy_id, prompt_columns=prompt_columns,
+                       prompts_format=prompts_format)
     summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads,
                              progress=stderr_is_tty())
     if as_json:

@@ -128,10 +128,11 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json) -> 
     import pandas as pd
 
     from decoding.cluster import cluster_prompts, write_clustered
+    from logging_data.prompt_table import read_prompt_table
 
     if out_path.resolve() == prompts_path.resolve():
         raise click.BadParameter("must differ from --prompts (the input is never overwritten)", param_hint="--out")
-    frame = pd.read_parquet(prompts_path)
+    frame = read_prompt_table(prompts_path)
     result = cluster_prompts(frame, k, featurizer=featurizer, seed=seed, fit_split=fit_split)
     write_clustered(result.frame, out_path)
     say(f"wrote {out_path}: {len(result.frame)} prompts in {k} clusters ({', '.join(f'{c}={n}' for c, n in result.sizes.items())})")
@@ -175,6 +176,8 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
     """
     import pandas as pd
 
+    from logging_data.prompt_table import read_prompt_table
+
     from decoding.draft_eval import DraftEvalConfig, evaluate_drafts, format_table
 
     names = [d.name for d in draft_dirs]
@@ -186,7 +189,7 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
                              max_new_tokens=max_new_tokens, num_assistant_tokens=num_assistant_tokens, schedule=schedule,
                              repeats=repeats, seed=seed)
     config.validate()
-    frame = pd.read_parquet(prompts_path)
+    frame = read_prompt_table(prompts_path)
     report = evaluate_drafts(target, {d.name: str(d) for d in draft_dirs}, frame, config, threads=threads)
     if rows_path is not None:
         from decoding.cluster import write_clustered
