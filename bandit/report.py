@@ -246,6 +246,12 @@ def evaluate_policies(
         for w in record:
             caught.append(f"{name}: {w.message}")
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for e in estimates:
+            if len(decisions) > 1 and np.isfinite(e.ci_low) and e.ci_low == e.ci_high:
+                message = (f"{name}: {e.estimator}'s interval [{e.ci_low:.4g}, {e.ci_high:.4g}] has zero width: every "
+                           f"row contributes the same value, so it shows no uncertainty (too few distinct rewards or weights)")
+                caught.append(message)
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
         truth = None
         if truth_rewards is not None:
             try:

@@ -92,6 +92,16 @@ class Run:
             raise ValueError(f"run {self.path}: trained on arms {', '.join(self.arm_names)}; {where} has arms "
                              f"{', '.join(arm_names)} (same names in the same order are needed)")
 
+    def check_log(self, metadata: Any, where: str = "the log") -> list[str]:
+        """``check_arms`` against a log's metadata, and the warnings of using the run on that log
+        (one: the run was trained under another reward definition). Every command that applies a
+        run to a log calls this, so they refuse and warn alike."""
+        self.check_arms(metadata.arm_names, where)
+        log_reward = metadata.reward.to_json()
+        if self.record.get("reward") != log_reward:
+            return [f"{self.name} was trained under reward {self.record.get('reward')}; {where}'s reward is {log_reward}"]
+        return []
+
     def features(self, prompts: Sequence[str]) -> np.ndarray:
         """The run's featurizer on ``prompts``: float32 (n, d)."""
         return self.featurizer.transform(list(prompts))

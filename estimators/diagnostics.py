@@ -21,7 +21,7 @@ import numpy as np
 from .batch import LoggedBatch
 
 # Warn when fewer than this share of the rows effectively carry the estimate.
-LOW_ESS_FRACTION = 0.01
+LOW_ESS_FRACTION = 0.10
 
 
 class SupportWarning(UserWarning):
@@ -97,7 +97,7 @@ def _warn(diag: Diagnostics, arm_names: tuple[str, ...] | None) -> None:
             SupportWarning,
             stacklevel=3,
         )
-    if diag.n >= 100 and diag.effective_sample_size < LOW_ESS_FRACTION * diag.n:
+    if diag.effective_sample_size < LOW_ESS_FRACTION * diag.n:
         warnings.warn(
             f"effective sample size is {diag.effective_sample_size:.1f} of {diag.n} rows "
             f"(max weight {diag.max_weight:.3g}); the estimate rests on a few rows",

@@ -124,7 +124,7 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
     \b
     Examples:
       bandit-log reprice LOG --out LOG-saved --reward time_saved_count
-      bandit-log reprice LOG --out LOG-h200 --calibration ../shared/profiles/h200-smollm2-135m-fp32.json
+      bandit-log reprice LOG --out LOG-h200 --calibration examples/profiles/h200-smollm2-135m-fp32.json
       bandit-log reprice LOG --out LOG-fit --calibration fit:examples/data/smollm2-log
     """
     from decoding.build import reward_definition, reward_name

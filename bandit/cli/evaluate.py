@@ -34,7 +34,7 @@ def _table(rows: list[dict]) -> list[str]:
     return ["  ".join(c[0].ljust(widths[0]) if i == 0 else c[i].ljust(widths[i]) if i == 1 else c[i].rjust(widths[i]) for i in range(len(header))).rstrip() for c in cells]
 
 
-def _run_probs(path: str, decisions: Any, arm_names: tuple[str, ...]) -> tuple[str, Any]:
+def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
     import numpy as np
 
     try:
@@ -42,13 +42,10 @@ def _run_probs(path: str, decisions: Any, arm_names: tuple[str, ...]) -> tuple[s
     except ImportError as exc:
         raise ValueError(f"--run {path}: trained runs cannot be loaded here (bandit.runs is unavailable: {exc})") from None
     run = load_run(path)
+    for message in run.check_log(metadata, "this log"):  # refuses other arms, as compare and decode do
+        say(f"warning: {message}")
     frame = decisions[[c for c in ("query_id", "prompt", "domain") if c in decisions.columns]]
     probs = np.asarray(run.probabilities(frame), dtype=np.float64)
-    run_arms = tuple(run.arm_names)
-    if run_arms != arm_names:
-        if sorted(run_arms) != sorted(arm_names):
-            raise ValueError(f"--run {path}: the run's arms ({', '.join(run_arms)}) differ from the log's ({', '.join(arm_names)})")
-        probs = probs[:, [run_arms.index(a) for a in arm_names]]
     return str(run.name), probs
 
 
@@ -110,7 +107,7 @@ def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estima
     for spec in specs:
         targets[spec] = baseline_probs(spec, decisions, arms, outcomes)
     for path in runs:
-        name, probs = _run_probs(path, decisions, arms)
+        name, probs = _run_probs(path, decisions, opened.metadata)
         if name in targets:
             name = f"{name} ({path})"
         targets[name] = probs

@@ -185,19 +185,16 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
     arms = opened.metadata.arm_names
     loaded = [load_run(p) for p in runs]
     names: list[str] = []
+    warnings: list[str] = []
     for path, run in zip(runs, loaded):
-        run.check_arms(arms, f"log {log}")
+        warnings += run.check_log(opened.metadata, f"log {log}")
         names.append(run.name if run.name not in names else f"{run.name} ({path})")
     has_outcomes, has_decisions = opened.has("outcomes"), opened.has("decisions")
     if not has_outcomes and not has_decisions:
         raise ValueError(f"{log}: the log has neither outcomes nor decisions; nothing to compare on")
-    result: dict[str, Any] = {"log": log, "runs": dict(zip(names, runs)), "warnings": []}
-    log_reward = opened.metadata.reward.to_json()
-    for name, run in zip(names, loaded):
-        if run.record.get("reward") != log_reward:
-            message = f"{name} was trained under reward {run.record.get('reward')}; this log's reward is {log_reward}"
-            result["warnings"].append(message)
-            say(f"warning: {message}")
+    result: dict[str, Any] = {"log": log, "runs": dict(zip(names, runs)), "warnings": warnings}
+    for message in warnings:
+        say(f"warning: {message}")
     outcomes = opened.read("outcomes") if has_outcomes else None
     result["selection"] = _selection(opened, loaded, names, outcomes, select_split, policy_ids, seed)
     if has_decisions:

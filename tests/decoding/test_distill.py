@@ -248,10 +248,10 @@ def test_heads_must_divide_the_width(target):
 
 
 @pytest.mark.parametrize("frame, domain, split, pattern", [
-    (pd.DataFrame({"prompt": ["a"]}), "d", "train", r"need column\(s\) domain, split; found prompt"),
+    (pd.DataFrame({"prompt": ["a"]}), "d", "train", r"need column\(s\) domain, split; found query_id, prompt"),
     (pd.DataFrame({"prompt": ["a"], "domain": ["x"], "split": ["train"]}), "d", "train", r"no prompt has domain 'd' and split 'train'; domains present: x"),
     (pd.DataFrame({"prompt": ["a"], "domain": ["d"], "split": ["test"]}), "d", "train", r"no prompt has domain 'd' and split 'train'"),
-    (pd.DataFrame({"prompt": ["  "], "domain": ["d"], "split": ["train"]}), "d", "train", r"1 prompt\(s\) of domain 'd' are empty"),
+    (pd.DataFrame({"prompt": ["  "], "domain": ["d"], "split": ["train"]}), "d", "train", r"p\.parquet: 1 prompt\(s\) empty or not text; first at row 1"),
 ])
 def test_bad_prompt_files(tmp_path, frame, domain, split, pattern):
     p = tmp_path / "p.parquet"
@@ -261,7 +261,7 @@ def test_bad_prompt_files(tmp_path, frame, domain, split, pattern):
 
 
 def test_missing_prompt_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="no such file"):
         D.read_domain_prompts(tmp_path / "nope.parquet", "d")
 
 

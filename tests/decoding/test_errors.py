@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from decoding.loading import ArmNotSupportedError, ModelLoadError, PromptError
+from logging_data.prompt_table import PromptTableError
 
 ARMS = """
 [[arms]]
@@ -33,7 +34,8 @@ GOOD_PROMPTS = [("q1", "the quick brown fox jumps over the lazy dog"), ("q2", "d
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The log's files (its lock files hold who wrote last, not data)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
 
 
 def _prompts(path: Path, rows) -> Path:
@@ -67,7 +69,7 @@ CASES = [
     ("target", 1, "no-such-draft", None, ModelLoadError, r"model path .*no-such-draft: no such file or directory"),
     ("gpt2", 1, "draft", None, ArmNotSupportedError, r"arm 'exit1': GPT2LMHeadModel .* ignores config.num_hidden_layers"),
     ("target", 4, "draft", None, ArmNotSupportedError, r"arm 'exit1': assistant_early_exit must be in \[1, 3\] for LlamaForCausalLM \(4 layers\); got 4"),
-    ("target", 1, "draft", "   ", PromptError, r"prompt must be a non-empty string; got '   '"),
+    ("target", 1, "draft", "   ", PromptTableError, r"p\.parquet: 1 prompt\(s\) empty or not text; first at row \d+ \(query_id '\w+'\): '   '"),
     ("target", 1, "draft", LONG, PromptError, r"prompt is \d+ tokens; with max_new_tokens=6 that exceeds the context of .* \(64 tokens\)"),
 ]
 

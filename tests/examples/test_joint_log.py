@@ -13,7 +13,7 @@ from logging_data import open_log, validate_log
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "examples" / "data" / "smollm2-joint-log"
 MODELS = ROOT / "examples" / "models" / "smollm2-joint.toml"
-REFERENCE = ROOT / "examples" / "data" / "smollm2-log"
+REFERENCE = ROOT / "examples" / "data" / "smollm2-cal-log"
 PROMPTS = ROOT / "examples" / "data" / "prompts-large.parquet"
 COUNTS = ["n_new_tokens", "target_calls", "draft_tokens", "accepted_tokens"]
 
@@ -28,9 +28,11 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
     assert log.metadata.reward.metric == "time_saved" and extra["reprice"]["command"].startswith("bandit-log reprice")
     assert extra["reprice"]["previous"]["command"].startswith("bandit-log reprice")
     ref = open_log(REFERENCE).metadata.extra["calibration"]
-    # priced with the measured log's calibration, its round and verified-token costs fitted to its wall times
+    # priced with the calibration log's costs (measured with the oneDNN kernels the decoding uses by
+    # default), its round and verified-token costs fitted to its wall times
     assert extra["calibration"]["plain_step_s"] == ref["plain_step_s"]
-    assert extra["reprice"]["calibration_source"]["path"] == "fit:examples/data/smollm2-log"
+    assert extra["reprice"]["calibration_source"]["path"] == "fit:examples/data/smollm2-cal-log"
+    assert open_log(REFERENCE).metadata.extra["build"]["linear"] == "onednn"
     from decoding.calibrate import load_calibration
 
     assert extra["calibration"]["round_overhead_s"] == pytest.approx(load_calibration("fit:" + str(REFERENCE)).round_overhead_s)
