@@ -55,6 +55,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
+from logging_data.io import check_new_log_path
 from logging_data.prompt_table import PromptColumns, read_prompt_table
 
 from .alignment import alignment_metrics, simulate_prompt_lookup
@@ -135,7 +136,11 @@ def read_prompts(path: str | os.PathLike, split: str | None = None, limit: int |
     seeded 60/20/20 splits from its ids."""
     frame = read_prompt_table(path, columns=columns, fmt=fmt, make_splits=True, seed=seed)
     if split is not None:
+        counts = frame["split"].value_counts()
         frame = frame[frame["split"] == split]
+        if frame.empty:
+            raise ValueError(f"prompts file {path}: no prompt of split {split!r} (it has "
+                             f"{', '.join(f'{k}: {v}' for k, v in counts.items()) or 'no split values'})")
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1; got {limit}")
@@ -315,6 +320,8 @@ def build_log(
             existing = open_log(out)
             _check_existing(existing, models, config.reward, config.measure)
             held.enter_context(existing.writer(who))  # a second writer is refused before any work
+        else:
+            check_new_log_path(out)  # before any model loads
         done = existing.keys("outcomes") if existing is not None else set()
         pending = [i for i, q in enumerate(frame["query_id"].astype(str)) if any((q, a) not in done for a in arm_names)]
         n_skipped = sum(1 for q in frame["query_id"].astype(str) for a in arm_names if (q, a) in done)

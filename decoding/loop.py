@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from logging_data import RewardDefinition, create_log, open_log
+from logging_data.io import check_new_log_path
 from logging_data.prompt_table import PromptColumns
 
 from .build import (
@@ -154,6 +155,7 @@ def decode_prompts(
             held.enter_context(existing.writer(who))  # a second writer is refused before any work
             reward = existing.metadata.reward
         else:
+            check_new_log_path(out)  # before any model loads
             reward = config.reward
         check_reward_supported(reward, models)
         done = existing.keys("decisions") if existing is not None else set()

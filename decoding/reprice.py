@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from logging_data import LogMetadata, RewardDefinition, create_log, open_log
+from logging_data import LogMetadata, RewardDefinition, create_log, open_log, require_valid_log
 from logging_data.schema import Arm
 
 from .build import reward_value
@@ -54,12 +54,14 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
     if out.exists():
         raise FileExistsError(f"--out {out} already exists; reprice writes a new log (choose another path)")
     log = open_log(src)
+    require_valid_log(src)  # never re-price rows that break the contract
     if not log.has("outcomes") or log.n_rows("outcomes") == 0:
         raise ValueError(f"{src}: the log has no outcomes to re-price")
     meta = log.metadata
     reward = reward or meta.reward
     if reward.kind == "custom":
-        raise ValueError("reward kind 'custom' cannot be computed from a log's columns; choose an alignment, speed-up or time-saved reward")
+        raise ValueError(f"{src}: reward kind 'custom' cannot be computed from a log's columns; choose an alignment, speed-up or "
+                         f"time-saved reward (--reward)")
     recorded = meta.extra.get("calibration")
     if calibration is None and recorded is None:
         raise ValueError(f"{src}: the log records no calibration; give one (--calibration)")

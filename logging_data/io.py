@@ -126,6 +126,21 @@ def _first_clash(parts: list[Path], tables: list[pa.Table]) -> str:
     return "their schemas differ"
 
 
+def check_new_log_path(path: str | os.PathLike) -> None:
+    """``LogError`` unless a log can be created at ``path``: absent, or an empty directory.
+
+    Writers call it before any expensive work when their output is not a log yet."""
+    root = Path(path)
+    if (root / METADATA_FILE).exists():
+        return
+    if root.exists() and not root.is_dir():
+        raise LogError(f"{root}: exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()):
+        found = sorted(p.name for p in root.iterdir())
+        raise LogError(f"{root}: a directory that is not empty and is not a log (it holds {', '.join(found[:3])}"
+                       f"{'...' if len(found) > 3 else ''}); a log is created in a new or empty directory")
+
+
 def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = False) -> "Log":
     """Create an empty log at ``path`` with ``metadata``.
 
@@ -145,12 +160,7 @@ def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = 
                 f"requested arms: {', '.join(metadata.arm_names)}; reward: {metadata.reward.to_json()})"
             )
         return log
-    if root.exists() and not root.is_dir():
-        raise LogError(f"{root}: exists and is not a directory")
-    if root.is_dir() and any(root.iterdir()):
-        found = sorted(p.name for p in root.iterdir())
-        raise LogError(f"{root}: a directory that is not empty and is not a log (it holds {', '.join(found[:3])}"
-                       f"{'...' if len(found) > 3 else ''}); a log is created in a new or empty directory")
+    check_new_log_path(root)
     root.mkdir(parents=True, exist_ok=True)
     _write_text_atomic(meta_path, json.dumps(metadata.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return Log(root, metadata)

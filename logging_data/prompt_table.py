@@ -130,6 +130,8 @@ def read_prompt_table(path: str | os.PathLike, *, columns: PromptColumns = Promp
     fmt = format_of(p, fmt)
     raw = _read_raw(p, fmt)
     line0 = 2 if fmt == "csv" else 1  # the file line of row 0
+    if len(raw) == 0:
+        raise PromptTableError(f"prompts file {p}: holds no prompts (read as {fmt})")
 
     def where(i: int) -> str:
         return f"{'line' if fmt in ('csv', 'jsonl', 'txt') else 'row'} {i + line0}"

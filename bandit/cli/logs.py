@@ -84,15 +84,19 @@ def describe(log: str, as_json: bool) -> None:
     """Summarise LOG: rows, arms, reward definition, reward statistics per arm and per domain,
     queries per split, and for decisions the propensity range and rows per policy.
 
-    It does not validate; run `bandit-log validate` for that.
+    A log that breaks the contract is refused with its first problems (`bandit-log validate`
+    lists them all), as every command that reads a log does.
 
     \b
     Example:
       bandit-log describe runs/log
       bandit-log describe runs/log --json > summary.json
     """
+    from logging_data import open_log, require_valid_log
     from logging_data.describe import describe_log
 
+    open_log(log)  # not a log at all: a one-line error naming it
+    require_valid_log(log)
     summary = describe_log(log)
     if as_json:
         emit_json(summary)

@@ -37,15 +37,25 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
       bandit-log simulate runs/log --policy epsilon-greedy --arm plain --epsilon 0.2   # an arm of the log
       bandit-log simulate runs/log --policy softmax --temperature 0.05 --policy-id soft-a --json
     """
-    import numpy as np
-
     from logging_data import open_log, require_valid_log
-    from logging_data.simulate import EpsilonGreedyLogging, SoftmaxLogging, UniformLogging, simulate_decisions
 
     opened = open_log(log)
-    writing = opened.writer(f"bandit-log simulate {log} --policy {policy}")
-    writing.__enter__()  # held until the process exits: a second writer is refused before any work
-    require_valid_log(log)  # never add decisions to a log that breaks its contract
+    with opened.writer(f"bandit-log simulate {log} --policy {policy}"):  # a second writer is refused before any work
+        require_valid_log(log)  # never add decisions to a log that breaks its contract
+        summary = _simulate(opened, log, policy, arm, epsilon, temperature, seed, policy_id)
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"appended {summary['n_decisions']} decisions by {summary['policy_id']} to {log}/decisions")
+        click.echo("arm counts: " + ", ".join(f"{a}={c}" for a, c in summary["arm_counts"].items()))
+        click.echo(f"mean logged reward {summary['mean_reward']:.4g}; smallest propensity {summary['min_propensity']:.4g}")
+
+
+def _simulate(opened, log: str, policy: str, arm, epsilon: float, temperature: float, seed: int, policy_id) -> dict:
+    import numpy as np
+
+    from logging_data.simulate import EpsilonGreedyLogging, SoftmaxLogging, UniformLogging, simulate_decisions
+
     arms = opened.metadata.arm_names
     if not opened.has("outcomes"):
         raise ValueError(f"{log}: the log has no outcomes table to simulate from (build one with `bandit-log build`)")
@@ -64,11 +74,17 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
         default_id = f"sim-uniform-seed{seed}"
     if arm is not None and policy != "epsilon-greedy":
         say(f"note: --arm is ignored by --policy {policy}")
+    pid = policy_id or default_id
+    if opened.has("decisions"):
+        have = int((opened.read("decisions", ["policy_id"])["policy_id"] == pid).sum())
+        if have:
+            raise ValueError(f"{log}: policy_id {pid!r} already has {have} decisions in this log; choose another --policy-id "
+                             f"(or --seed)")
     outcomes = opened.read("outcomes")
     frame = simulate_decisions(outcomes, arms, logging_policy, np.random.default_rng(seed), policy_id=policy_id or default_id)
     part = opened.append("decisions", frame)
     counts = frame["arm"].value_counts().reindex(list(arms), fill_value=0)
-    summary = {
+    return {
         "log": log,
         "policy_id": str(frame["policy_id"].iloc[0]),
         "policy": policy,
@@ -78,9 +94,3 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
         "min_propensity": float(frame["propensity"].min()),
         "part": str(part) if part else None,
     }
-    if as_json:
-        emit_json(summary)
-    else:
-        click.echo(f"appended {summary['n_decisions']} decisions by {summary['policy_id']} to {log}/decisions")
-        click.echo("arm counts: " + ", ".join(f"{a}={c}" for a, c in summary["arm_counts"].items()))
-        click.echo(f"mean logged reward {summary['mean_reward']:.4g}; smallest propensity {summary['min_propensity']:.4g}")

@@ -56,7 +56,7 @@ def test_same_policy_id_twice_is_refused_and_nothing_is_written(log_path):
     parts = open_log(log_path).parts("decisions")
     res = run("simulate", log_path)
     assert res.exit_code == 1
-    assert res.stderr.startswith("error: cannot append to") and "repeat a (query_id, policy_id) key" in res.stderr
+    assert res.stderr.startswith(f"error: {log_path}: policy_id 'sim-uniform-seed0' already has") and "choose another --policy-id" in res.stderr
     assert open_log(log_path).parts("decisions") == parts
 
 
