@@ -20,9 +20,9 @@ def drafts() -> None:
     \b
     Example (one draft per domain, then compare them on every domain):
       bandit-log drafts distill --target packaged:smollm2-135m --prompts prompts.parquet \\
-          --domain code --out drafts/code --layers 2 --hidden 256 --steps 150
+          --domain code --out drafts/code --layers 2 --hidden 256 --steps 50
       bandit-log drafts distill --target packaged:smollm2-135m --prompts prompts.parquet \\
-          --domain translate --out drafts/translate --layers 2 --hidden 256 --steps 150
+          --domain translate --out drafts/translate --layers 2 --hidden 256 --steps 50
       bandit-log drafts eval --target packaged:smollm2-135m --draft drafts/code \\
           --draft drafts/translate --prompts prompts.parquet --per-domain 10 --json
     """
@@ -67,7 +67,7 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
     \b
     Example:
       bandit-log drafts distill --target packaged:smollm2-135m --prompts prompts.parquet \\
-          --domain code --out drafts/code --layers 2 --hidden 256 --steps 150
+          --domain code --out drafts/code --layers 2 --hidden 256 --steps 50
     """
     import torch
 

@@ -76,9 +76,9 @@ def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estima
 
     \b
     Example:
-      bandit-log evaluate runs/log --baseline uniform --baseline oracle --estimator ips --estimator dr
-      bandit-log evaluate runs/log --run runs/reinforce --ci bootstrap --json
-      bandit-log evaluate runs/log --estimator ips:clip=20 --estimator sndr --report out/report
+      bandit-log evaluate LOG --baseline uniform --baseline oracle --estimator ips --estimator dr
+      bandit-log evaluate LOG --run runs/reinforce --ci bootstrap --json
+      bandit-log evaluate LOG --estimator ips:clip=20 --estimator sndr --report out/report
     """
     from estimators import CrossFitRewardModel, parse_estimator
     from logging_data import open_log

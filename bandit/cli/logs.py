@@ -48,8 +48,8 @@ def validate(log: str, as_json: bool, clean: bool) -> None:
 
     \b
     Example:
-      bandit-log validate runs/log
-      bandit-log validate runs/log --json --clean
+      bandit-log validate LOG
+      bandit-log validate LOG --json --clean
     """
     from logging_data import open_log, validate_log
 
@@ -89,8 +89,8 @@ def describe(log: str, as_json: bool) -> None:
 
     \b
     Example:
-      bandit-log describe runs/log
-      bandit-log describe runs/log --json > summary.json
+      bandit-log describe LOG
+      bandit-log describe LOG --json > summary.json
     """
     from logging_data import open_log, require_valid_log
     from logging_data.describe import describe_log

@@ -33,9 +33,9 @@ def simulate(log: str, policy: str, arm: str | None, epsilon: float, temperature
 
     \b
     Example:
-      bandit-log simulate runs/log --policy uniform --seed 0
-      bandit-log simulate runs/log --policy epsilon-greedy --arm plain --epsilon 0.2   # an arm of the log
-      bandit-log simulate runs/log --policy softmax --temperature 0.05 --policy-id soft-a --json
+      bandit-log simulate LOG --policy uniform --seed 1
+      bandit-log simulate LOG --policy epsilon-greedy --arm plain --epsilon 0.2   # an arm of the log
+      bandit-log simulate LOG --policy softmax --temperature 0.05 --policy-id soft-a --json
     """
     from logging_data import open_log, require_valid_log
 

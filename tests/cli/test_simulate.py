@@ -85,4 +85,4 @@ def test_log_without_outcomes(tmp_path):
 
 def test_help_has_an_example():
     res = run("simulate", "--help")
-    assert res.exit_code == 0 and "Example:" in res.stdout and "bandit-log simulate runs/log" in res.stdout
+    assert res.exit_code == 0 and "Example:" in res.stdout and "bandit-log simulate LOG" in res.stdout
