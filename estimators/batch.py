@@ -127,6 +127,34 @@ class LoggedBatch:
         object.__setattr__(self, "target_probs", pi)
         object.__setattr__(self, "reward_hat", q)
 
+    #: Open Bandit Pipeline's argument names -> this class's fields
+    OBP_NAMES = {"action": "actions", "reward": "rewards", "pscore": "propensities", "action_dist": "target_probs",
+                 "estimated_rewards_by_reg_model": "reward_hat"}
+
+    @classmethod
+    def from_obp(cls, *, action, reward, pscore, action_dist, estimated_rewards_by_reg_model=None, position=None,
+                 **unknown) -> "LoggedBatch":
+        """A batch from Open Bandit Pipeline's arrays and names (``action_dist`` and the reward model's
+        predictions may be OBP's (n, n_actions, 1)). More than one ``position`` is refused: evaluate
+        one position at a time. Other names raise ``TypeError`` naming this project's."""
+        if unknown:
+            raise TypeError(f"LoggedBatch.from_obp: unknown argument(s) {', '.join(sorted(unknown))}; it takes OBP's "
+                            f"{', '.join(cls.OBP_NAMES)} and position")
+
+        def squeeze(name, arr):
+            arr = np.asarray(arr)
+            if arr.ndim == 3:
+                if arr.shape[2] != 1:
+                    raise BatchError(f"`{name}` has {arr.shape[2]} positions (shape {arr.shape}); evaluate one position at a "
+                                     f"time: pass {name}[:, :, k] with the rows of position k")
+                arr = arr[:, :, 0]
+            return arr
+
+        if position is not None and len(np.unique(np.asarray(position))) > 1:
+            raise BatchError(f"`position` holds {len(np.unique(np.asarray(position)))} positions; evaluate one position at a time")
+        hat = None if estimated_rewards_by_reg_model is None else squeeze("estimated_rewards_by_reg_model", estimated_rewards_by_reg_model)
+        return cls(actions=action, rewards=reward, propensities=pscore, target_probs=squeeze("action_dist", action_dist), reward_hat=hat)
+
     @property
     def n(self) -> int:
         return int(self.actions.shape[0])

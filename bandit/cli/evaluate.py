@@ -52,6 +52,12 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.command()
 @click.argument("log", type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=str))
 @click.option("--run", "runs", multiple=True, type=click.Path(exists=True, path_type=str), help="A trained run folder (repeatable).")
+@click.option("--policy-table", "tables", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="A target policy as a table of action probabilities: .npy (n, arms), or .csv/.parquet with one column "
+                   "per arm and a query_id column (repeatable; OBP's action_dist).")
+@click.option("--features", type=click.Choice(["prompt", "context"]), default="prompt", show_default=True,
+              help="What the DM/DR reward model reads: hashed prompt text, or the log's numeric x_* context columns "
+                   "(bandit-log import --context).")
 @click.option("--baseline", "baselines", multiple=True,
               help="A baseline policy: uniform, fixed:ARM or oracle (repeatable). Default with no --run: uniform, fixed:ARM for every arm, and oracle when the log has outcomes.")
 @click.option("--estimator", "estimator_specs", multiple=True,
@@ -65,8 +71,9 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Also write report.html (self-contained, with plots) and report.json into this folder.")
-def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estimator_specs: tuple[str, ...], ci: str, level: float,
-             n_bootstrap: int, folds: int, policy_ids: tuple[str, ...], seed: int, as_json: bool, report_dir: str | None) -> None:
+def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str, baselines: tuple[str, ...],
+             estimator_specs: tuple[str, ...], ci: str, level: float, n_bootstrap: int, folds: int, policy_ids: tuple[str, ...],
+             seed: int, as_json: bool, report_dir: str | None) -> None:
     """Estimate the value of trained runs and baselines from LOG's logged decisions.
 
     Each target policy is evaluated with each estimator on the decisions table; the reward
@@ -101,7 +108,7 @@ def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estima
         decisions = decisions[decisions["policy_id"].astype(str).isin(policy_ids)].reset_index(drop=True)
     outcomes = opened.read("outcomes") if opened.has("outcomes") else None
     specs = list(baselines)
-    if not specs and not runs:
+    if not specs and not runs and not tables:
         specs = ["uniform"] + [f"fixed:{a}" for a in arms] + (["oracle"] if outcomes is not None else [])
     targets = {}
     for spec in specs:
@@ -111,9 +118,26 @@ def evaluate(log: str, runs: tuple[str, ...], baselines: tuple[str, ...], estima
         if name in targets:
             name = f"{name} ({path})"
         targets[name] = probs
+    for path in tables:
+        from bandit.policy_table import load_policy_table
+
+        name, probs = load_policy_table(path, decisions, arms)
+        targets[name if name not in targets else f"{name} ({path})"] = probs
+    x = None
+    if features == "context":
+        xcols = [c for c in decisions.columns if str(c).startswith("x_") and c != "x_position"
+                 and decisions[c].dtype.kind in "fiu"]
+        if not xcols:
+            raise ValueError(f"{log}: --features context needs numeric x_* columns in the decisions table "
+                             f"(bandit-log import --context COL); it has none")
+        import numpy as np
+
+        x = decisions[xcols].to_numpy(dtype=np.float64)
+        x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+        say(f"reward model features: {', '.join(xcols)}")
     say(f"evaluating {len(targets)} policies x {len(estimators)} estimators on {len(decisions)} decisions")
     result = evaluate_policies(
-        decisions, arms, targets, estimators, outcomes=outcomes,
+        decisions, arms, targets, estimators, outcomes=outcomes, features=x,
         reward_model=CrossFitRewardModel(n_folds=folds, seed=seed), ci=ci, level=level, n_bootstrap=n_bootstrap, seed=seed,
     )
     if report_dir:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("bandit.cli.logs", "validate", "Check a log against the contract; report every problem."),
     "describe": ("bandit.cli.logs", "describe", "Rows, arms, reward statistics per arm and domain, propensities."),
     "simulate": ("bandit.cli.simulate", "simulate", "Simulate a logging policy on a full-information log."),
+    "import": ("bandit.cli.importer", "import_", "Import logged bandit feedback (CSV, Parquet, JSON Lines) as a decisions log."),
     "evaluate": ("bandit.cli.evaluate", "evaluate", "Off-policy evaluation of policies on a decisions log."),
     "train": ("bandit.cli.train", "train", "Train a policy on a log into a run folder."),
     "compare": ("bandit.cli.train", "compare", "Off-policy report across trained runs."),

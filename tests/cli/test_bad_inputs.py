@@ -123,6 +123,12 @@ def world(tmp_path_factory):
         f'[[arms]]\nname = "arm{i}"\nkind = "{k}"\n' + ("prompt_lookup_num_tokens = 3\n" if k == "prompt_lookup" else "")
         for i, k in enumerate(("none", "prompt_lookup", "prompt_lookup"))))
     W["models_runarms"] = root / "models_runarms.toml"
+    (root / "logged.csv").write_text("a,r,p,x\n0,1,0.5,u\n1,0,0.5,v\n")
+    W["logged"] = root / "logged.csv"
+    (root / "badp.csv").write_text("a,r,p\n0,1,0.5\n1,0,2\n")
+    W["logged_badp"] = root / "badp.csv"
+    (root / "badarms.csv").write_text("query_id,x,y\na,0.5,0.5\n")
+    W["table_badarms"] = root / "badarms.csv"
     (root / "cal.json").write_text("{\"target_step_s\": -1}")
     W["cal_bad"] = root / "cal.json"
     (root / "config_bad.json").write_text("[1, 2]")
@@ -284,6 +290,18 @@ CASES += [
     ("drafts-cluster-k-zero", lambda w: ["drafts", "cluster", "--prompts", w["prompts_good"], "--k", "0", "--out", w["root"] / "c.parquet"], 1, r"k.*0", ()),
     ("drafts-cluster-out-is-input", lambda w: ["drafts", "cluster", "--prompts", w["prompts_good"], "--k", "2", "--out", w["prompts_good"]], 2, r"--out", ()),
     ("drafts-distill-target-missing", lambda w: ["drafts", "distill", "--target", w["root"] / "nomodel", "--prompts", w["prompts_domains"], "--domain", "code", "--out", w["root"] / "dr"], 1, r"nomodel", ()),
+    # import
+    ("import-missing-file", lambda w: ["import", w["root"] / "nope.csv", "--out", w["root"] / "i1", "--action", "a", "--reward", "r", "--propensity", "p"], 2, r"nope\.csv.*does not exist", ()),
+    ("import-no-action-flag", lambda w: ["import", w["logged"], "--out", w["root"] / "i2", "--reward", "r", "--propensity", "p"], 2, r"--action", ()),
+    ("import-action-not-column", lambda w: ["import", w["logged"], "--out", w["root"] / "i3", "--action", "arm", "--reward", "r", "--propensity", "p"], 1, r"logged\.csv: --action 'arm' is not a column; the file has a, r, p, x", ()),
+    ("import-propensity-range", lambda w: ["import", w["logged_badp"], "--out", w["root"] / "i4", "--action", "a", "--reward", "r", "--propensity", "p"], 1, r"badp\.csv: --propensity 'p' must be in \(0, 1\]", ()),
+    ("import-context-text", lambda w: ["import", w["logged"], "--out", w["root"] / "i5", "--action", "a", "--reward", "r", "--propensity", "p", "--context", "x"], 1, r"--context 'x' must hold finite numbers", ()),
+    ("import-out-is-log", lambda w: ["import", w["logged"], "--out", w[G], "--action", "a", "--reward", "r", "--propensity", "p"], 1, r"good: a log already exists here", (G,)),
+    ("import-arms-missing-value", lambda w: ["import", w["logged"], "--out", w["root"] / "i6", "--action", "a", "--reward", "r", "--propensity", "p", "--arms", "0"], 1, r"--action 'a' has values not in --arms: 1", ()),
+    ("import-txt", lambda w: ["import", w["prompts_empty"], "--out", w["root"] / "i7", "--action", "a", "--reward", "r", "--propensity", "p"], 1, r"empty\.txt: a text file holds prompts only", ()),
+    ("evaluate-policy-table-missing", lambda w: ["evaluate", w[G], "--policy-table", w["root"] / "nope.csv"], 2, r"nope\.csv.*does not exist", (G,)),
+    ("evaluate-policy-table-bad-arms", lambda w: ["evaluate", w[G], "--policy-table", w["table_badarms"]], 1, r"badarms\.csv: no column for arm 'arm0'", (G,)),
+    ("evaluate-features-context-none", lambda w: ["evaluate", w[G], "--features", "context"], 1, r"good: --features context needs numeric x_\* columns", (G,)),
     ("drafts-eval-no-draft", lambda w: ["drafts", "eval", "--target", w["root"] / "nomodel", "--prompts", w["prompts_good"]], 2, r"--draft", ()),
 ]
 

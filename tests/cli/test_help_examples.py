@@ -4,7 +4,8 @@ Each help page's examples run in order in a fresh copy of one sandbox: ``prompts
 few prompts in two domains), ``my-prompts.csv``, ``models.toml`` (a tiny random target with
 plain decoding and two prompt-lookup arms), ``LOG`` (a measured log of them with uniform decisions,
 ``sim-uniform-seed0``), trained runs ``runs/ridge``, ``runs/clf``,
-``runs/oracle``, ``runs/reinforce``, ``runs/vw``, and ``examples`` (a link to the repository's).
+``runs/oracle``, ``runs/reinforce``, ``runs/vw``, ``logged.csv`` and ``target.csv`` (bandit feedback with
+OBP's column names and a target policy's probabilities), and ``examples`` (a link to the repository's).
 An example's own ``--out`` is removed before it runs, as on a machine where it never ran; the drafts pages
 share one folder (the group's flow distils the drafts `drafts eval` reads). The
 examples that load the real SmolLM2-135M or mine this machine's text are the slow ones.
@@ -110,6 +111,17 @@ def sandbox(tmp_path_factory):
                   "split": [("train", "train", "validation", "test")[i % 4] for i in range(n)]}).to_parquet(root / "prompts.parquet")
     pd.DataFrame({"id": [f"c{i}" for i in range(4)], "text": texts[:4]}).to_csv(root / "my-prompts.csv", index=False)
     (root / "examples").symlink_to(REPO / "examples")
+    # logged bandit feedback with OBP's column names, and a target policy's probability table (one row per decision)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=(n, 2))
+    action = rng.integers(0, 3, size=n)
+    pd.DataFrame({"action": action, "reward": rng.binomial(1, 0.3 + 0.2 * (action == (x[:, 0] > 0))).astype(float),
+                  "pscore": 1 / 3, "x0": x[:, 0], "x1": x[:, 1]}).to_csv(root / "logged.csv", index=False)
+    pi = np.where(x[:, :1] > 0, [[0.1, 0.8, 0.1]], [[0.8, 0.1, 0.1]])
+    pd.DataFrame({"0": pi[:, 0], "1": pi[:, 1], "2": pi[:, 2]}).to_csv(root / "target.csv", index=False)
     setup = [
         "bandit-log build prompts.parquet --models models.toml --out LOG --reward speedup_count --threads 1",
         "bandit-log simulate LOG --policy uniform --seed 0",

@@ -1,0 +1,95 @@
+"""A target policy given as a table of action probabilities (``bandit-log evaluate --policy-table``).
+
+Open Bandit Pipeline users hold their evaluation policy as ``action_dist``: one row of action
+probabilities per logged decision. This reads it from
+
+- ``.npy``: a float array (n, n_arms) or OBP's (n, n_arms, 1), rows in the decisions' order;
+- ``.csv`` / ``.parquet``: one column per arm, named as the arm (or ``p_<arm>``), and either a
+  ``query_id`` column (rows matched to the decisions by id, any order) or exactly one row per
+  decision in the decisions' order.
+
+Each row must be non-negative and sum to 1 (within 1e-6). Problems name the file, the row and
+what was found. ``.npy`` files are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+class PolicyTableError(ValueError):
+    """A policy table that cannot be used; the message names the file and the problem."""
+
+
+def _check(p: Path, probs: np.ndarray, ids: Sequence[str] | None = None) -> np.ndarray:
+    if not np.all(np.isfinite(probs)):
+        i = int(np.flatnonzero(~np.isfinite(probs).all(axis=1))[0])
+        raise PolicyTableError(f"{p}: row {i}{f' (query_id {ids[i]})' if ids is not None else ''} has a non-finite probability")
+    if (probs < 0).any():
+        i = int(np.flatnonzero((probs < 0).any(axis=1))[0])
+        raise PolicyTableError(f"{p}: row {i}{f' (query_id {ids[i]})' if ids is not None else ''} has a negative probability")
+    sums = probs.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
+    if bad.size:
+        i = int(bad[0])
+        raise PolicyTableError(f"{p}: each row's probabilities must sum to 1; {bad.size} row(s) do not, first row {i}"
+                               f"{f' (query_id {ids[i]})' if ids is not None else ''} sums to {sums[i]:.6g}")
+    return probs.astype(np.float64)
+
+
+def load_policy_table(path: str | os.PathLike, decisions: pd.DataFrame, arm_names: Sequence[str]) -> tuple[str, np.ndarray]:
+    """(name, probabilities (n_decisions, n_arms) aligned with ``decisions`` rows); name = the file's stem."""
+    p = Path(path)
+    if not p.is_file():
+        raise PolicyTableError(f"{p}: no such file (a policy table is a .npy, .csv or .parquet file)")
+    arms = [str(a) for a in arm_names]
+    n = len(decisions)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise PolicyTableError(f"{p}: not a plain numeric .npy array ({e})") from None
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim == 3:
+            raise PolicyTableError(f"{p}: shape {arr.shape} has {arr.shape[2]} positions; evaluate one position at a time "
+                                   f"(slice [:, :, k]) or save it as (n, n_arms)")
+        if arr.ndim != 2 or arr.shape != (n, len(arms)):
+            raise PolicyTableError(f"{p}: expected shape ({n}, {len(arms)}) = (decisions, arms {', '.join(arms)}); found {arr.shape}")
+        return p.stem, _check(p, np.asarray(arr, dtype=np.float64))
+    if suffix == ".csv":
+        frame = pd.read_csv(p)
+    elif suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(p)
+    else:
+        raise PolicyTableError(f"{p}: a policy table is a .npy, .csv or .parquet file; got {suffix or 'no suffix'}")
+    cols = []
+    for a in arms:
+        if a in frame.columns:
+            cols.append(a)
+        elif f"p_{a}" in frame.columns:
+            cols.append(f"p_{a}")
+        else:
+            raise PolicyTableError(f"{p}: no column for arm {a!r} (expected {a!r} or 'p_{a}'); the file has "
+                                   f"{', '.join(map(str, frame.columns))}")
+    if "query_id" in frame.columns:
+        ids = frame["query_id"].astype(str)
+        if ids.duplicated().any():
+            raise PolicyTableError(f"{p}: query_id {ids[ids.duplicated()].iloc[0]!r} repeats; one row per query_id")
+        table = frame.set_index(ids)[cols]
+        want = decisions["query_id"].astype(str)
+        missing = want[~want.isin(table.index)]
+        if len(missing):
+            raise PolicyTableError(f"{p}: no row for {len(missing)} logged query_id(s) (first: {missing.iloc[0]!r})")
+        probs = table.loc[want.to_numpy()].to_numpy(dtype=np.float64)
+        return p.stem, _check(p, probs, list(want))
+    if len(frame) != n:
+        raise PolicyTableError(f"{p}: {len(frame)} rows and no query_id column; expected one row per decision ({n}) in "
+                               f"the decisions' order, or a query_id column")
+    return p.stem, _check(p, frame[cols].to_numpy(dtype=np.float64))
