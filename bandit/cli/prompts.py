@@ -61,7 +61,7 @@ def prompts(out: Path, per_domain: int, seed: int, domains: str, split: str, lan
       bandit-log prompts --out prompts.parquet --per-domain 100 --seed 0
       bandit-log prompts --out small.parquet --per-domain 5 --domains code,translate --json
     """
-    from logging_data.prompts import PromptSetConfig, SourceRoots, build_prompt_set, write_prompt_set
+    from logging_data.prompts import PromptSetConfig, SourceRoots, build_prompt_set, check_prompt_set_path, write_prompt_set
 
     config = PromptSetConfig(per_domain=per_domain, seed=seed, domains=_csv(domains, "--domains"), split=_split(split),
                              languages=_csv(languages, "--languages"), per_source=per_source)
@@ -76,6 +76,7 @@ def prompts(out: Path, per_domain: int, seed: int, domains: str, split: str, lan
     )
     if out.exists() and not overwrite:  # fail before the (slow) build, not after it
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_prompt_set_path(out, overwrite)  # the suffix, the sidecar and the folder too, before mining any text
     built = build_prompt_set(config, roots, log=say)
     parquet, sidecar = write_prompt_set(built, out, overwrite=overwrite)
     say(f"prompts: wrote {len(built.frame)} prompts to {parquet} (sources: {sidecar})")
