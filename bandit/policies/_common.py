@@ -162,7 +162,7 @@ class SavedStatePolicy:
             raise ValueError(f"{path}: holds a {record.get('policy')!r} policy, not {self.config.name!r}")
         if tuple(record["arm_names"]) != self.arm_names:
             raise ValueError(f"{path}: the policy was saved for arms {record['arm_names']}; asked to load it for {list(self.arm_names)}")
-        arrays = {key: np.load(_array_path(path, key), allow_pickle=False) for key in record["arrays"]}
+        arrays = {key: _load_array(_array_path(path, key)) for key in record["arrays"]}
         self._restore(record["state"], arrays)
         self.training_metrics_ = dict(record.get("training_metrics", {}))
         self.n_features_ = int(record["n_features"])
@@ -228,3 +228,20 @@ def _array_path(folder: Path, key: Any) -> Path:
         raise ValueError(f"{folder / STATE_FILE}: array name {key!r} is not a plain name (letters, digits, _); "
                          f"refusing to read outside the run folder")
     return folder / f"{key}.npy"
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """One saved array, never unpickled; a missing, crafted or corrupt file is named."""
+    if not path.is_file():
+        raise ValueError(f"{path}: missing (policy.json lists it); the run folder is incomplete")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        first = str(e).splitlines()[0]
+        what = "holds pickled (object) data, which is never loaded" if "pickle" in first.lower() else f"is not a numeric .npy array ({first})"
+        raise ValueError(f"{path}: {what}; the run folder was changed outside draftpick (retrain it)") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: holds {arr.dtype} data, expected numbers; the run folder was changed outside draftpick")
+    return arr

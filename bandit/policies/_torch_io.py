@@ -70,9 +70,17 @@ def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
 
 
 def read_tensors(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file; a missing, crafted or corrupt file is named."""
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: missing; the run folder is incomplete")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # SafetensorError and friends: whatever the parser raises, name the file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a readable safetensors file ({first}); the run folder was changed outside "
+                         f"draftpick (retrain it)") from None
 
 
 def write_json(path: Path, obj: Any) -> None:

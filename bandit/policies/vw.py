@@ -429,6 +429,14 @@ class VWPolicy:
         cfg = dict(meta["config"])
         cfg["interactions"] = tuple(cfg.get("interactions", ()))
         policy = cls(VWConfig(**cfg), arms)
-        policy.workspace_ = vowpalwabbit.Workspace(arg_list=["--quiet", "-i", str(path / MODEL_FILE)])
+        model = path / MODEL_FILE
+        if not model.is_file():
+            raise ValueError(f"{model}: missing; the run folder is incomplete")
+        try:
+            policy.workspace_ = vowpalwabbit.Workspace(arg_list=["--quiet", "-i", str(model)])
+        except Exception as e:  # VW says only "Bad model format." for a crafted or truncated file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{model}: not a readable Vowpal Wabbit model ({first}); the run folder was changed outside "
+                             f"draftpick (retrain it)") from None
         policy.n_features_ = int(meta["n_features"])
         return policy

@@ -93,6 +93,21 @@ def world(tmp_path_factory):
     r = CliRunner().invoke(cli, ["train", str(good), "--policy", "regression", "--out", str(root / "runs" / "ridge"), "--no-progress"])
     assert r.exit_code == 0, r.output
     W["run"] = root / "runs" / "ridge"
+    # crafted artifacts: a pickled array and a garbage .npy in a regression run, a garbage VW model, a garbage safetensors
+    import shutil as _sh
+
+    _sh.copytree(root / "runs" / "ridge", root / "runs" / "pickled")
+    np.save(root / "runs" / "pickled" / "model" / "coef.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    W["run_pickled"] = root / "runs" / "pickled"
+    _sh.copytree(root / "runs" / "ridge", root / "runs" / "garbage")
+    (root / "runs" / "garbage" / "model" / "coef.npy").write_bytes(b"\x93NUMPY garbage")
+    W["run_garbage"] = root / "runs" / "garbage"
+    for policy, name, artifact in (("vw", "vwrun", "model.vw"), ("reinforce", "rfrun", "model.safetensors")):
+        extra = ["--set", "n_epochs=1"] if policy == "reinforce" else []
+        r = CliRunner().invoke(cli, ["train", str(good), "--policy", policy, *extra, "--out", str(root / "runs" / name), "--no-progress"])
+        assert r.exit_code == 0, r.output
+        (root / "runs" / name / "model" / artifact).write_bytes(b"\xff" * 64)
+        W[f"run_{name}"] = root / "runs" / name
     (root / "runs" / "halfrun").mkdir()
     W["halfrun"] = root / "runs" / "halfrun"
     (root / "prompts.csv").write_text("text\nhello\n")
@@ -290,6 +305,13 @@ CASES += [
     ("drafts-cluster-k-zero", lambda w: ["drafts", "cluster", "--prompts", w["prompts_good"], "--k", "0", "--out", w["root"] / "c.parquet"], 1, r"k.*0", ()),
     ("drafts-cluster-out-is-input", lambda w: ["drafts", "cluster", "--prompts", w["prompts_good"], "--k", "2", "--out", w["prompts_good"]], 2, r"--out", ()),
     ("drafts-distill-target-missing", lambda w: ["drafts", "distill", "--target", w["root"] / "nomodel", "--prompts", w["prompts_domains"], "--domain", "code", "--out", w["root"] / "dr"], 1, r"nomodel", ()),
+    # crafted artifacts in run folders: named, never unpickled
+    ("evaluate-run-pickled-array", lambda w: ["evaluate", w[G], "--run", w["run_pickled"]], 1, r"pickled/model/coef\.npy: holds pickled \(object\) data, which is never loaded", (G,)),
+    ("evaluate-run-garbage-array", lambda w: ["evaluate", w[G], "--run", w["run_garbage"]], 1, r"garbage/model/coef\.npy: (holds pickled|is not a numeric)", (G,)),
+    ("evaluate-run-crafted-vw", lambda w: ["evaluate", w[G], "--run", w["run_vwrun"]], 1, r"vwrun/model/model\.vw: not a readable Vowpal Wabbit model", (G,)),
+    ("evaluate-run-crafted-safetensors", lambda w: ["evaluate", w[G], "--run", w["run_rfrun"]], 1, r"rfrun/model/model\.safetensors: not a readable safetensors file", (G,)),
+    ("compare-run-crafted-vw", lambda w: ["compare", w[G], w["run_vwrun"]], 1, r"model\.vw: not a readable Vowpal Wabbit model", (G,)),
+    ("compare-run-pickled-array", lambda w: ["compare", w[G], w["run_pickled"]], 1, r"coef\.npy: holds pickled", (G,)),
     # import
     ("import-missing-file", lambda w: ["import", w["root"] / "nope.csv", "--out", w["root"] / "i1", "--action", "a", "--reward", "r", "--propensity", "p"], 2, r"nope\.csv.*does not exist", ()),
     ("import-no-action-flag", lambda w: ["import", w["logged"], "--out", w["root"] / "i2", "--reward", "r", "--propensity", "p"], 2, r"--action", ()),
