@@ -21,7 +21,7 @@ import json
 import os
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -147,6 +147,7 @@ class EvaluationResult:
     level: float
     reward_model: str | None
     warnings: tuple[str, ...]
+    reward_range: tuple[float, float] | None = None  # intervals were clipped to it
 
     def rows(self) -> list[dict]:
         """One flat dict per (policy, estimator): the table ``bandit-log evaluate`` prints."""
@@ -178,6 +179,7 @@ class EvaluationResult:
             "level": self.level,
             "reward_model": self.reward_model,
             "warnings": list(self.warnings),
+            "reward_range": list(self.reward_range) if self.reward_range is not None else None,
             "rows": self.rows(),
             "policies": [p.to_json() for p in self.policies],
         }
@@ -197,6 +199,7 @@ def evaluate_policies(
     level: float = 0.95,
     n_bootstrap: int = 200,
     seed: int = 0,
+    reward_range: tuple[float, float] | None = None,
 ) -> EvaluationResult:
     """Estimate the value of every target policy with every estimator on ``decisions``.
 
@@ -208,6 +211,9 @@ def evaluate_policies(
     - ``features``: float (n, d) dense or sparse for the reward model; default ``hashed_features``.
     - ``reward_model``: default ``CrossFitRewardModel(seed=seed)``; fitted once, out-of-fold.
     - ``seed``: seeds the reward model's folds and each bootstrap (one Generator per pair).
+    - ``reward_range``: (low, high) bounds every reward obeys; each interval is clipped to it (a
+      policy's value lies within them). None: (0, 1) when every logged reward is 0 or 1, else no
+      clipping.
     """
     if len(decisions) == 0:
         raise ValueError("the decisions table is empty: nothing to evaluate (simulate a logging policy with `bandit-log simulate`)")
@@ -227,6 +233,18 @@ def evaluate_policies(
         x = hashed_features(decisions) if features is None else features
         reward_hat = model.fit_predict(x, actions, rewards, len(arm_names))
         model_desc = f"{type(model.regressor).__name__ if model.regressor is not None else 'Ridge'} per arm, {model.n_folds}-fold cross-fitted"
+    if reward_range is None and len(rewards) and np.isin(rewards, (0.0, 1.0)).all():
+        reward_range = (0.0, 1.0)
+    if reward_range is not None:
+        lo, hi = (float(v) for v in reward_range)
+        if not lo < hi:
+            raise ValueError(f"reward_range must be (low, high) with low < high; got {reward_range!r}")
+        outside = (rewards < lo) | (rewards > hi)
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise ValueError(f"reward_range ({lo:g}, {hi:g}): {int(outside.sum())} logged reward(s) lie outside it "
+                             f"(first: row {i}, {rewards[i]!r})")
+        reward_range = (lo, hi)
     truth_rewards = None
     if outcomes is not None and not outcomes.empty:
         truth_rewards, covered = outcome_rewards_for(decisions, outcomes, arm_names)
@@ -243,6 +261,10 @@ def evaluate_policies(
                 _estimate_or_nan(est, batch, diag, ci, level, n_bootstrap, np.random.default_rng([seed, i, j]))
                 for j, est in enumerate(estimators)
             )
+            if reward_range is not None:  # a policy's value lies within the rewards' bounds
+                estimates = tuple(replace(e, ci_low=min(max(e.ci_low, reward_range[0]), reward_range[1]),
+                                          ci_high=max(min(e.ci_high, reward_range[1]), reward_range[0]))
+                                  if np.isfinite(e.ci_low) else e for e in estimates)
         for w in record:
             caught.append(f"{name}: {w.message}")
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -260,7 +282,7 @@ def evaluate_policies(
                 truth = None
         results.append(PolicyEvaluation(name, estimates, truth, diag, np.array(batch.weights)))
     ids = tuple(dict.fromkeys(decisions["policy_id"].astype(str))) if "policy_id" in decisions else ()
-    return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught))
+    return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught), reward_range)
 
 
 def _estimate_or_nan(est: EstimatorBase, batch: LoggedBatch, diag: Diagnostics, ci: str, level: float, n_bootstrap: int,

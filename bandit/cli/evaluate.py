@@ -58,6 +58,8 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--features", type=click.Choice(["prompt", "context"]), default="prompt", show_default=True,
               help="What the DM/DR reward model reads: hashed prompt text, or the log's numeric x_* context columns "
                    "(bandit-log import --context).")
+@click.option("--reward-range", default=None, metavar="LOW,HIGH",
+              help="Bounds every reward obeys; intervals are clipped to them (default: 0,1 when every logged reward is 0 or 1).")
 @click.option("--baseline", "baselines", multiple=True,
               help="A baseline policy: uniform, fixed:ARM or oracle (repeatable). Default with no --run: uniform, fixed:ARM for every arm, and oracle when the log has outcomes.")
 @click.option("--estimator", "estimator_specs", multiple=True,
@@ -71,7 +73,7 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Also write report.html (self-contained, with plots) and report.json into this folder.")
-def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str, baselines: tuple[str, ...],
+def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str, reward_range: str | None, baselines: tuple[str, ...],
              estimator_specs: tuple[str, ...], ci: str, level: float, n_bootstrap: int, folds: int, policy_ids: tuple[str, ...],
              seed: int, as_json: bool, report_dir: str | None) -> None:
     """Estimate the value of trained runs and baselines from LOG's logged decisions.
@@ -135,9 +137,16 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
         x = decisions[xcols].to_numpy(dtype=np.float64)
         x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
         say(f"reward model features: {', '.join(xcols)}")
+    bounds = None
+    if reward_range is not None:
+        try:
+            lo, hi = (float(v) for v in reward_range.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected LOW,HIGH (two numbers); got {reward_range!r}", param_hint="--reward-range") from None
+        bounds = (lo, hi)
     say(f"evaluating {len(targets)} policies x {len(estimators)} estimators on {len(decisions)} decisions")
     result = evaluate_policies(
-        decisions, arms, targets, estimators, outcomes=outcomes, features=x,
+        decisions, arms, targets, estimators, outcomes=outcomes, features=x, reward_range=bounds,
         reward_model=CrossFitRewardModel(n_folds=folds, seed=seed), ci=ci, level=level, n_bootstrap=n_bootstrap, seed=seed,
     )
     if report_dir:

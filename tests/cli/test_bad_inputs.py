@@ -323,6 +323,8 @@ CASES += [
     ("import-txt", lambda w: ["import", w["prompts_empty"], "--out", w["root"] / "i7", "--action", "a", "--reward", "r", "--propensity", "p"], 1, r"empty\.txt: a text file holds prompts only", ()),
     ("evaluate-policy-table-missing", lambda w: ["evaluate", w[G], "--policy-table", w["root"] / "nope.csv"], 2, r"nope\.csv.*does not exist", (G,)),
     ("evaluate-policy-table-bad-arms", lambda w: ["evaluate", w[G], "--policy-table", w["table_badarms"]], 1, r"badarms\.csv: no column for arm 'arm0'", (G,)),
+    ("evaluate-reward-range-text", lambda w: ["evaluate", w[G], "--reward-range", "abc"], 2, r"--reward-range.*expected LOW,HIGH \(two numbers\); got 'abc'", (G,)),
+    ("evaluate-reward-range-narrow", lambda w: ["evaluate", w[G], "--reward-range", "100,101"], 1, r"reward_range \(100, 101\): \d+ logged reward\(s\) lie outside it", (G,)),
     ("evaluate-features-context-none", lambda w: ["evaluate", w[G], "--features", "context"], 1, r"good: --features context needs numeric x_\* columns", (G,)),
     ("drafts-eval-no-draft", lambda w: ["drafts", "eval", "--target", w["root"] / "nomodel", "--prompts", w["prompts_good"]], 2, r"--draft", ()),
 ]

@@ -145,3 +145,21 @@ def test_obp_names_build_a_batch_or_say_which_name_to_use():
         LoggedBatch.from_obp(action=[0], reward=[1.0], pscore=[1.0], action_dist=[[1.0]], context=[[0.0]])
     with pytest.raises(BatchError, match="has 3 positions"):
         LoggedBatch.from_obp(action=[0], reward=[1.0], pscore=[1.0], action_dist=np.full((1, 2, 3), 0.5))
+
+
+def test_intervals_of_binary_rewards_stay_in_zero_one_and_a_given_range_is_checked():
+    from bandit.report import evaluate_policies
+    from estimators import parse_estimator
+
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame({"query_id": [f"q{i}" for i in range(n)], "prompt": "", "arm": rng.choice(["a", "b"], size=n),
+                          "propensity": 0.5, "reward": (rng.random(n) < 0.02).astype(float), "policy_id": "logged"})
+    probs = np.tile([1.0, 0.0], (n, 1))
+    raw = evaluate_policies(frame, ["a", "b"], {"t": probs}, [parse_estimator("ips")], reward_range=(-10.0, 10.0))
+    assert raw.rows()[0]["ci_low"] < 0  # the normal interval of a rare 0/1 reward reaches below 0 ...
+    auto = evaluate_policies(frame, ["a", "b"], {"t": probs}, [parse_estimator("ips")])
+    assert auto.reward_range == (0.0, 1.0) and auto.rows()[0]["ci_low"] == 0.0  # ... clipped for 0/1 rewards
+    assert auto.rows()[0]["ci_high"] == raw.rows()[0]["ci_high"]
+    with pytest.raises(ValueError, match=r"reward_range \(0, 0\.5\): \d+ logged reward\(s\) lie outside it"):
+        evaluate_policies(frame, ["a", "b"], {"t": probs}, [parse_estimator("ips")], reward_range=(0.0, 0.5))
