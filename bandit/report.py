@@ -186,6 +186,18 @@ class EvaluationResult:
 
 
 # -- evaluation ----------------------------------------------------------------------------------
+def context_features(decisions: pd.DataFrame) -> tuple[np.ndarray | None, list[str]]:
+    """The reward model's features from a decisions table's numeric ``x_*`` context columns
+    (``bandit-log import --context``; ``x_position`` left out), each standardized; (None, []) when
+    it has none."""
+    cols = [c for c in decisions.columns if str(c).startswith("x_") and c != "x_position" and decisions[c].dtype.kind in "fiu"]
+    if not cols:
+        return None, []
+    x = decisions[cols].to_numpy(dtype=np.float64)
+    std = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0), cols
+
+
 def evaluate_policies(
     decisions: pd.DataFrame,
     arm_names: Sequence[str],

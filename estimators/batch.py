@@ -150,8 +150,9 @@ class LoggedBatch:
                 arr = arr[:, :, 0]
             return arr
 
-        if position is not None and len(np.unique(np.asarray(position))) > 1:
-            raise BatchError(f"`position` holds {len(np.unique(np.asarray(position)))} positions; evaluate one position at a time")
+        n_positions = 1 if position is None else len(np.unique(np.asarray(position)))
+        if n_positions > 1:
+            raise BatchError(f"`position` holds {n_positions} positions; evaluate one position at a time")
         hat = None if estimated_rewards_by_reg_model is None else squeeze("estimated_rewards_by_reg_model", estimated_rewards_by_reg_model)
         return cls(actions=action, rewards=reward, propensities=pscore, target_probs=squeeze("action_dist", action_dist), reward_hat=hat)
 

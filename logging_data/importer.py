@@ -20,15 +20,15 @@ column). Every mapping mistake names the option, the column and what the file ha
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .io import Log, create_log
-from .prompt_table import PromptTableError, _read_raw, format_of, split_for
+from .prompt_table import format_of, missing, read_rows, row_label, split_for
 from .schema import Arm, LogMetadata, RewardDefinition
 
 
@@ -67,10 +67,10 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
-    fmt = format_of(p, fmt)
+    fmt = format_of(p, fmt, what="")
     if fmt == "txt":
         raise ImportError_(f"{p}: a text file holds prompts only; logged decisions come as csv, parquet or jsonl")
-    raw = _read_raw(p, fmt)
+    raw = read_rows(p, fmt, what="")
     if raw.empty:
         raise ImportError_(f"{p}: holds no rows")
     found = ", ".join(map(str, raw.columns))
@@ -80,10 +80,9 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
     for flag, col in roles:
         if col is not None and col not in raw.columns:
             raise ImportError_(f"{p}: {flag} {col!r} is not a column; the file has {found}")
-    line0 = 2 if fmt == "csv" else 1
 
     def where(i: int) -> str:
-        return f"{'line' if fmt in ('csv', 'jsonl') else 'row'} {i + line0}"
+        return row_label(fmt, i)
 
     def numeric(flag: str, col: str) -> np.ndarray:
         values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=np.float64)
@@ -93,11 +92,11 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
                                f"{where(int(bad[0]))}: {raw[col].iloc[int(bad[0])]!r}")
         return values
 
-    actions = raw[mapping.action].map(lambda v: None if v is None or v == "" or (not isinstance(v, str) and pd.isna(v)) else
+    actions = raw[mapping.action].map(lambda v: None if missing(v) else
                                       (str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v)))
-    missing = np.flatnonzero(actions.isna().to_numpy())
-    if missing.size:
-        raise ImportError_(f"{p}: --action {mapping.action!r} is empty in {missing.size} row(s), first at {where(int(missing[0]))}")
+    empty = np.flatnonzero(actions.isna().to_numpy())
+    if empty.size:
+        raise ImportError_(f"{p}: --action {mapping.action!r} is empty in {empty.size} row(s), first at {where(int(empty[0]))}")
     order = _arm_order(actions.tolist())
     if arms is not None:
         arms = [str(a) for a in arms]
@@ -138,13 +137,10 @@ def import_decisions(path: str | os.PathLike, out: str | os.PathLike, mapping: I
                      policy_id: str = "logged", arms: Sequence[str] | None = None, description: str | None = None,
                      seed: int = 0, command: str | None = None) -> Log:
     """Write the decisions log ``out`` from ``path`` (see the module docstring); returns it."""
-    try:
-        frame, order = read_decisions(path, mapping, fmt=fmt, policy_id=policy_id, arms=arms, seed=seed)
-    except PromptTableError as e:
-        raise ImportError_(str(e).replace("prompts file ", "")) from None
+    frame, order = read_decisions(path, mapping, fmt=fmt, policy_id=policy_id, arms=arms, seed=seed)
     desc = description or f"imported from {Path(path).name}: column {mapping.reward!r}"
     meta = LogMetadata(arms=tuple(Arm(name=a) for a in order), reward=RewardDefinition(kind="custom", metric="", description=desc),
-                       extra={"import": {"file": str(path), "mapping": {k: v for k, v in mapping.__dict__.items()},
+                       extra={"import": {"file": str(path), "mapping": asdict(mapping),
                                          "n_rows": len(frame), "command": command}})
     log = create_log(out, meta)
     with log.writer(command or "import_decisions"):

@@ -30,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .schema import EXTRA_PREFIX, KEYS, METADATA_KEY, TABLES, LogMetadata, columns
-from .validate import QUERY_LEVEL, LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement, check_types
+from .validate import (QUERY_LEVEL, LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement, check_types,
+                       first_line)
 
 METADATA_FILE = "_log.json"
 TABLE_KEY = b"draftpick_table"
@@ -88,31 +89,15 @@ def _write_text_atomic(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _unreadable(path: Path, e: Exception) -> LogError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return LogError(f"{path}: not a readable Parquet part ({first}); a part is only ever written whole, so this file was "
-                    f"changed or truncated outside draftpick: move it out of the log (the other parts stay valid)")
-
-
-def _parquet_file(path: Path) -> pq.ParquetFile:
+def _part(path: Path, read, *args, **kwargs):
+    """``read(path, ...)`` of one Parquet part (``pq.read_table``, ``pq.read_schema``, ``pq.ParquetFile``);
+    an unreadable part raises ``LogError`` naming the file and what to do."""
     try:
-        return pq.ParquetFile(path)
+        return read(path, *args, **kwargs)
     except (pa.ArrowException, OSError) as e:
-        raise _unreadable(path, e) from None
-
-
-def _read_part(path: Path, cols: list[str] | None = None) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=cols)
-    except (pa.ArrowException, OSError) as e:
-        raise _unreadable(path, e) from None
-
-
-def _read_part_schema(path: Path) -> pa.Schema:
-    try:
-        return pq.read_schema(path)
-    except (pa.ArrowException, OSError) as e:
-        raise _unreadable(path, e) from None
+        raise LogError(f"{path}: not a readable Parquet part ({first_line(e)}); a part is only ever written whole, so this "
+                       f"file was changed or truncated outside draftpick: move it out of the log (the other parts stay "
+                       f"valid)") from None
 
 
 def _first_clash(parts: list[Path], tables: list[pa.Table]) -> str:
@@ -341,7 +326,7 @@ class Log:
     def writer(self, command: str) -> Iterator["Log"]:
         """Hold the log for one writing command, or raise ``LogBusyError`` naming the one holding it.
 
-        ``build``, ``simulate`` and ``decode --log-to`` take it for their whole run, so a second
+        ``build``, ``simulate``, ``decode`` and ``import`` take it for their whole run, so a second
         writer is refused at once with the first's pid and command instead of racing it. The
         lock (``.writer.lock``, an ``flock``) dies with its process, ``kill -9`` included.
         """
@@ -371,13 +356,13 @@ class Log:
             schema = pa.schema([c.field() for c in columns(table) if cols is None or c.name in cols])
             return schema.empty_table()
         if cols is None:
-            tables = [_read_part(p) for p in parts]
+            tables = [_part(p, pq.read_table) for p in parts]
         else:  # an x_ extra may be in some parts only: read what each part has, nulls elsewhere
-            schemas = [_read_part_schema(p) for p in parts]
+            schemas = [_part(p, pq.read_schema) for p in parts]
             missing = [c for c in cols if not any(c in sc.names for sc in schemas)]
             if missing:
                 raise LogError(f"{self.root}/{table}: no column {', '.join(map(repr, missing))}; the table has {', '.join(schemas[0].names)}")
-            tables = [_read_part(p, [c for c in cols if c in sc.names]) for p, sc in zip(parts, schemas)]
+            tables = [_part(p, pq.read_table, columns=[c for c in cols if c in sc.names]) for p, sc in zip(parts, schemas)]
         try:
             merged = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
@@ -396,7 +381,7 @@ class Log:
         return set(zip(t.column(key[0]).to_pylist(), t.column(key[1]).to_pylist()))
 
     def n_rows(self, table: str) -> int:
-        return sum(_parquet_file(p).metadata.num_rows for p in self.parts(table))
+        return sum(_part(p, pq.ParquetFile).metadata.num_rows for p in self.parts(table))
 
     def query_rows(self, table: str, query_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """One row per query_id of ``table`` with its query-level columns (first row wins).
@@ -413,7 +398,7 @@ class Log:
         """The Arrow type of every ``x_`` extra column in the parts of ``table`` (and the first part with it)."""
         found: dict[str, tuple[pa.DataType, str]] = {}
         for part in self.parts(table):
-            for f in _read_part_schema(part):
+            for f in _part(part, pq.read_schema):
                 if f.name.startswith(EXTRA_PREFIX) and not pa.types.is_null(f.type):
                     found.setdefault(f.name, (f.type, part.name))
         return found

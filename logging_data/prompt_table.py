@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .schema import SPLITS
+from .validate import first_line
 
 #: file suffix -> format name
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
@@ -76,19 +77,36 @@ def _show(value) -> str:
     return repr(value)
 
 
-def format_of(path: Path, fmt: str | None = None) -> str:
+def missing(value) -> bool:
+    """A cell with nothing in it: None, NaN/NA, or the empty string (what a CSV's empty field reads as)."""
+    return value is None or value == "" or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def row_label(fmt: str, i: int) -> str:
+    """Row ``i`` (0-based) of a file as an editor shows it: the line of a text format (a CSV's header
+    is line 1), else the 1-based row."""
+    return f"{'line' if fmt in ('csv', 'jsonl', 'txt') else 'row'} {i + (2 if fmt == 'csv' else 1)}"
+
+
+def format_of(path: Path, fmt: str | None = None, what: str = "prompts file") -> str:
+    """The format of ``path``: ``fmt`` when given (checked), else from its suffix."""
     if fmt is not None:
         if fmt not in set(FORMATS.values()):
-            raise PromptTableError(f"prompts format must be one of {', '.join(sorted(set(FORMATS.values())))}; got {fmt!r}")
+            noun = "prompts" if what == "prompts file" else "file"
+            raise PromptTableError(f"{noun} format must be one of {', '.join(sorted(set(FORMATS.values())))}; got {fmt!r}")
         return fmt
     found = FORMATS.get(path.suffix.lower())
     if found is None:
-        raise PromptTableError(f"prompts file {path}: cannot tell its format from the suffix {path.suffix or '(none)'!r}; "
-                               f"use one of {', '.join(FORMATS)} (or pass the format: --prompts-format)")
+        raise PromptTableError(f"{what + ' ' if what else ''}{path}: cannot tell its format from the suffix "
+                               f"{path.suffix or '(none)'!r}; use one of {', '.join(FORMATS)} (or pass the format: --prompts-format)")
     return found
 
 
-def _read_raw(path: Path, fmt: str) -> pd.DataFrame:
+def read_rows(path: Path, fmt: str, what: str = "prompts file") -> pd.DataFrame:
+    """The rows of a Parquet, CSV (every cell as text), JSON Lines or text (one ``prompt`` per
+    non-blank line) file; a file that cannot be read raises ``PromptTableError`` naming it
+    (``what`` goes before the path in the message)."""
+    label = f"{what} {path}" if what else str(path)
     try:
         if fmt == "parquet":
             return pd.read_parquet(path)
@@ -103,9 +121,9 @@ def _read_raw(path: Path, fmt: str) -> pd.DataFrame:
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as e:
-                        raise PromptTableError(f"prompts file {path}, line {n}: not JSON ({e.msg} at column {e.colno})") from None
+                        raise PromptTableError(f"{label}, line {n}: not JSON ({e.msg} at column {e.colno})") from None
                     if not isinstance(obj, dict):
-                        raise PromptTableError(f"prompts file {path}, line {n}: expected a JSON object, found {type(obj).__name__}")
+                        raise PromptTableError(f"{label}, line {n}: expected a JSON object, found {type(obj).__name__}")
                     rows.append(obj)
             return pd.DataFrame(rows)
         text = path.read_text(encoding="utf-8")
@@ -113,10 +131,9 @@ def _read_raw(path: Path, fmt: str) -> pd.DataFrame:
     except PromptTableError:
         raise
     except UnicodeDecodeError as e:
-        raise PromptTableError(f"prompts file {path}: not UTF-8 text (byte {e.start}); read as {fmt}") from None
+        raise PromptTableError(f"{label}: not UTF-8 text (byte {e.start}); read as {fmt}") from None
     except Exception as e:  # pyarrow / pandas parser errors: name the file and the format tried
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PromptTableError(f"prompts file {path}: cannot be read as {fmt} ({first})") from None
+        raise PromptTableError(f"{label}: cannot be read as {fmt} ({first_line(e)})") from None
 
 
 def read_prompt_table(path: str | os.PathLike, *, columns: PromptColumns = PromptColumns(), fmt: str | None = None,
@@ -128,13 +145,12 @@ def read_prompt_table(path: str | os.PathLike, *, columns: PromptColumns = Promp
     if p.is_dir():
         raise PromptTableError(f"prompts file {p}: is a directory; expected a {', '.join(FORMATS)} file")
     fmt = format_of(p, fmt)
-    raw = _read_raw(p, fmt)
-    line0 = 2 if fmt == "csv" else 1  # the file line of row 0
+    raw = read_rows(p, fmt)
     if len(raw) == 0:
         raise PromptTableError(f"prompts file {p}: holds no prompts (read as {fmt})")
 
     def where(i: int) -> str:
-        return f"{'line' if fmt in ('csv', 'jsonl', 'txt') else 'row'} {i + line0}"
+        return row_label(fmt, i)
 
     found = ", ".join(map(str, raw.columns)) or "none"
     if columns.prompt not in raw.columns:
@@ -155,7 +171,7 @@ def read_prompt_table(path: str | os.PathLike, *, columns: PromptColumns = Promp
                                f"{_show(prompts.iloc[i])}")
     out["query_id"] = (raw[columns.query_id] if columns.query_id in raw.columns else prompts.map(prompt_id))
     ids = out["query_id"]
-    blank = [i for i, v in enumerate(ids) if v is None or (not isinstance(v, str) and pd.isna(v)) or not str(v).strip()]
+    blank = [i for i, v in enumerate(ids) if missing(v) or not str(v).strip()]
     if blank:
         raise PromptTableError(f"prompts file {p}: {len(blank)} empty query_id(s); first at {where(blank[0])}")
     out["query_id"] = ids.astype(str)
@@ -169,9 +185,9 @@ def read_prompt_table(path: str | os.PathLike, *, columns: PromptColumns = Promp
                                f"{' ...' if len(same) > 4 else ''} ({int(out['query_id'].duplicated().sum())} repeated in all)")
     out["prompt"] = prompts.astype(str)
     if columns.domain in raw.columns:
-        out["domain"] = raw[columns.domain].map(lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "" else str(v))
+        out["domain"] = raw[columns.domain].map(lambda v: None if missing(v) else str(v))
     if columns.split in raw.columns:
-        split = raw[columns.split].map(lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "" else str(v))
+        split = raw[columns.split].map(lambda v: None if missing(v) else str(v))
         wrong = [i for i, v in enumerate(split) if v is not None and v not in SPLITS]
         if wrong:
             raise PromptTableError(f"prompts file {p}: split must be one of {', '.join(SPLITS)} or empty; {len(wrong)} row(s) "

@@ -18,6 +18,12 @@ from .schema import EXTRA_PREFIX, KEYS, SPLITS, LogMetadata, columns
 MAX_ROWS_NAMED = 3
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Problem:
     """One broken invariant: where (table, column), what, how many rows, and the first ones."""

@@ -92,7 +92,7 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     from estimators import CrossFitRewardModel, parse_estimator
     from logging_data import open_log
 
-    from bandit.report import baseline_probs, evaluate_policies, write_html_report
+    from bandit.report import baseline_probs, context_features, evaluate_policies, write_html_report
 
     from logging_data import require_valid_log
 
@@ -127,15 +127,10 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
         targets[name if name not in targets else f"{name} ({path})"] = probs
     x = None
     if features == "context":
-        xcols = [c for c in decisions.columns if str(c).startswith("x_") and c != "x_position"
-                 and decisions[c].dtype.kind in "fiu"]
+        x, xcols = context_features(decisions)
         if not xcols:
             raise ValueError(f"{log}: --features context needs numeric x_* columns in the decisions table "
                              f"(bandit-log import --context COL); it has none")
-        import numpy as np
-
-        x = decisions[xcols].to_numpy(dtype=np.float64)
-        x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
         say(f"reward model features: {', '.join(xcols)}")
     bounds = None
     if reward_range is not None:

@@ -51,10 +51,10 @@ def import_(file, out, action, reward, propensity, context, position, id_col, pr
     log = import_decisions(file, out, mapping, fmt=fmt, policy_id=policy_id,
                            arms=[a.strip() for a in arms.split(",")] if arms else None, description=reward_description,
                            seed=seed, command=shlex.join(["bandit-log"] + sys.argv[1:]))
-    d = log.read("decisions")
-    summary = {"out": out, "n_rows": len(d), "arms": list(log.metadata.arm_names),
-               "context": [c for c in d.columns if str(c).startswith("x_")], "policy_id": policy_id}
+    summary = {"out": out, "n_rows": log.n_rows("decisions"), "arms": list(log.metadata.arm_names),
+               "context": list(log.extra_types("decisions")), "policy_id": policy_id}
     if as_json:
         emit_json(summary)
     else:
-        say(f"{out}: {len(d)} decisions over arms {', '.join(summary['arms'])}; context {', '.join(summary['context']) or 'none'}")
+        say(f"{out}: {summary['n_rows']} decisions over arms {', '.join(summary['arms'])}; "
+            f"context {', '.join(summary['context']) or 'none'}")

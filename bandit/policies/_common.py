@@ -18,6 +18,7 @@ import numpy as np
 
 from bandit.data import TrainingData
 from bandit.policy import NotFittedError, sample_actions
+from logging_data.validate import first_line
 
 STATE_FILE = "policy.json"
 
@@ -237,7 +238,7 @@ def _load_array(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:
-        first = str(e).splitlines()[0]
+        first = first_line(e)
         what = "holds pickled (object) data, which is never loaded" if "pickle" in first.lower() else f"is not a numeric .npy array ({first})"
         raise ValueError(f"{path}: {what}; the run folder was changed outside draftpick (retrain it)") from None
     except OSError as e:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from logging_data.validate import first_line
+
 _CKPT = re.compile(r"^ckpt-(\d{9})\.json$")
 
 
@@ -78,8 +80,7 @@ def read_tensors(path: Path) -> dict[str, Any]:
     try:
         return load_file(str(path))
     except Exception as e:  # SafetensorError and friends: whatever the parser raises, name the file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: not a readable safetensors file ({first}); the run folder was changed outside "
+        raise ValueError(f"{path}: not a readable safetensors file ({first_line(e)}); the run folder was changed outside "
                          f"draftpick (retrain it)") from None
 
 

@@ -48,6 +48,7 @@ import numpy as np
 
 from bandit.policy import NotFittedError, sample_actions
 from logging_data.schema import Arm
+from logging_data.validate import first_line
 
 SHARED_NAMESPACE = "s"
 ACTION_NAMESPACE = "a"
@@ -435,8 +436,7 @@ class VWPolicy:
         try:
             policy.workspace_ = vowpalwabbit.Workspace(arg_list=["--quiet", "-i", str(model)])
         except Exception as e:  # VW says only "Bad model format." for a crafted or truncated file
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{model}: not a readable Vowpal Wabbit model ({first}); the run folder was changed outside "
+            raise ValueError(f"{model}: not a readable Vowpal Wabbit model ({first_line(e)}); the run folder was changed outside "
                              f"draftpick (retrain it)") from None
         policy.n_features_ = int(meta["n_features"])
         return policy
