@@ -33,6 +33,7 @@ to it in the log. Each step is timed as the median of ``repeats`` runs after ``w
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -146,7 +147,7 @@ def fit_calibration(outcomes: Any, base: Calibration, kinds: Mapping[str, str]) 
     return fitted, record
 
 
-def fit_calibration_from_log(path: str | "os.PathLike[str]") -> tuple[Calibration, dict[str, Any]]:
+def fit_calibration_from_log(path: str | os.PathLike[str]) -> tuple[Calibration, dict[str, Any]]:
     """``fit_calibration`` on the measured log at ``path``, from its own calibration: (fitted, record)."""
     from logging_data import open_log
 
@@ -154,7 +155,7 @@ def fit_calibration_from_log(path: str | "os.PathLike[str]") -> tuple[Calibratio
     return fit_calibration(log.read("outcomes"), load_calibration(path), {a.name: a.kind for a in log.metadata.arms})
 
 
-def load_calibration(path: str | "os.PathLike[str]") -> Calibration:
+def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     """The calibration (cost profile) stored at ``path``: a log directory (its metadata's
     ``extra.calibration``), a JSON calibration record, or a JSON cost profile with a
     ``calibration`` key (``../shared/profiles/*.json``); ``fit:LOG``: the calibration of the

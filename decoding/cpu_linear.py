@@ -3,22 +3,24 @@
 Why: on a CPU a decoding step of a small model is bound by reading its weights, so a target pass
 over the few tokens that assisted decoding verifies should cost about what one plain step costs.
 PyTorch's default CPU ``linear`` (MKL) does not get there for small batches: on the 2-core EPYC
-this project measures on, a SmolLM2-135M pass over 2, 3 and 4 tokens cost 1.6x, 1.9x and 1.5x a
+this project measures on, a SmolLM2-135M pass over 2, 3 and 4 tokens cost 1.7x, 2.1x and 1.8x a
 one-token pass, because MKL handles 2-3 rows as one matrix-vector product per row and re-packs
 the weight for every larger product. oneDNN's ``linear`` with the weight reordered into its
 blocked layout ahead of time (what ``torch.compile``'s CPU freezing pass does) reads each weight
-once per pass: the same model's passes over 1, 3, 4, 6 and 11 tokens cost 50, 48, 47, 48 and 62
-ms, against 57, 111, 84, 95 and 120 ms with the default (BENCHMARKS.md, "oneDNN linear").
+once per pass: the same model's passes over 1, 2, 3, 4, 6 and 11 tokens cost 58, 67, 58, 64, 56
+and 79 ms, against 60, 103, 124, 111, 113 and 157 ms with the default (``examples/bench_linear.py``;
+BENCHMARKS.md, "oneDNN linear").
 
 Two-row inputs take a slower oneDNN path than three rows, so a two-row input gets one zero row
 appended (rows are computed independently; the extra row is dropped).
 
+``resolve(setting, device, dtype)`` says which kernel applies and why: the default one on a
+device other than CPU, a dtype other than float32, or a PyTorch without oneDNN.
 ``pack_linears(model)`` swaps the forward of every ``nn.Linear`` in the model for the packed one;
-the original weights stay (tied embeddings and early-exit arms read them). It refuses (returns 0
-with the reason) where it cannot apply: a device other than CPU, a dtype other than float32,
-a PyTorch without oneDNN. ``probe_error`` is checked on every packed layer against the default
-``linear`` before it is used; the results differ only in float rounding (the lossless check of
-every decode compares against plain greedy decoding run with the same kernels).
+the original weights stay (tied embeddings and early-exit arms read them). ``probe_error`` is
+checked on every packed layer against the default ``linear`` before it is used; the results
+differ only in float rounding (the lossless check of every decode compares against plain greedy
+decoding run with the same kernels).
 
 torch is imported inside the functions (this module is imported by torch-free code paths).
 """

@@ -136,8 +136,6 @@ def read_domain_prompts(path: str | os.PathLike, domain: str, split: str | None 
 
     The file needs ``prompt`` and ``domain`` columns (and ``split`` when ``split`` is given).
     """
-    import pandas as pd
-
     from logging_data.prompt_table import read_prompt_table
 
     p = Path(path)

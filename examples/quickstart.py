@@ -148,7 +148,6 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
          featurizer: str = FEATURIZER, seed: int = 0, threads: int | None = None, progress: bool = True) -> dict:
     """Run the quickstart; returns (and writes to ``OUT/quickstart.json``) every number it prints."""
     from bandit.report import write_html_report
-    from bandit.selection import paired_difference
     from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_on_outcomes, train_policies
     from decoding.loop import DecodeConfig, decode_prompts
     from decoding.models import load_models_config

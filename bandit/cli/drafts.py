@@ -127,8 +127,6 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json) -> 
     Example:
       bandit-log drafts cluster --prompts prompts.parquet --k 4 --out prompts-clustered.parquet
     """
-    import pandas as pd
-
     from decoding.cluster import cluster_prompts, write_clustered
     from logging_data.prompt_table import read_prompt_table
 
@@ -176,8 +174,6 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
       bandit-log drafts eval --target packaged:smollm2-135m --draft drafts/code \\
           --draft drafts/translate --prompts prompts.parquet --per-domain 10 --json
     """
-    import pandas as pd
-
     from logging_data.prompt_table import read_prompt_table
 
     from decoding.draft_eval import DraftEvalConfig, evaluate_drafts, format_table

@@ -94,12 +94,10 @@ def world(tmp_path_factory):
     assert r.exit_code == 0, r.output
     W["run"] = root / "runs" / "ridge"
     # crafted artifacts: a pickled array and a garbage .npy in a regression run, a garbage VW model, a garbage safetensors
-    import shutil as _sh
-
-    _sh.copytree(root / "runs" / "ridge", root / "runs" / "pickled")
+    shutil.copytree(root / "runs" / "ridge", root / "runs" / "pickled")
     np.save(root / "runs" / "pickled" / "model" / "coef.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     W["run_pickled"] = root / "runs" / "pickled"
-    _sh.copytree(root / "runs" / "ridge", root / "runs" / "garbage")
+    shutil.copytree(root / "runs" / "ridge", root / "runs" / "garbage")
     (root / "runs" / "garbage" / "model" / "coef.npy").write_bytes(b"\x93NUMPY garbage")
     W["run_garbage"] = root / "runs" / "garbage"
     for policy, name, artifact in (("vw", "vwrun", "model.vw"), ("reinforce", "rfrun", "model.safetensors")):
