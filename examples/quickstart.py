@@ -106,10 +106,14 @@ def plot_speedups(offline: pd.DataFrame, live: pd.DataFrame, winner: str, path: 
     ax1.axvline(1.0, color="grey", lw=0.8)
     ax1.set_xlabel("speed-up over plain decoding (test split, from the log)")
     ax1.set_title("Every policy, single arm and the oracle")
-    live.set_index("domain")[["count", "wall"]].plot.bar(ax=ax2)
-    ax2.axhline(1.0, color="grey", lw=0.8)
-    ax2.set_ylabel("speed-up over plain decoding")
-    ax2.set_title(f"Live: {winner} on held-out prompts")
+    if live.empty:
+        ax2.set_axis_off()
+        ax2.set_title("Live: skipped")
+    else:
+        live.set_index("domain")[["count", "wall"]].plot.bar(ax=ax2)
+        ax2.axhline(1.0, color="grey", lw=0.8)
+        ax2.set_ylabel("speed-up over plain decoding")
+        ax2.set_title(f"Live: {winner} on held-out prompts")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -149,8 +153,6 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     """Run the quickstart; returns (and writes to ``OUT/quickstart.json``) every number it prints."""
     from bandit.report import write_html_report
     from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_on_outcomes, train_policies
-    from decoding.loop import DecodeConfig, decode_prompts
-    from decoding.models import load_models_config
     from logging_data import open_log
 
     if size not in SIZES:
@@ -194,22 +196,12 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     offline = offline_table(runs, test_outcomes, arm_names)
     test_check = check_on_test(runs[winner], test_outcomes, arm_names)
 
-    _say(f"4/4 live: decoding {live_per_domain} held-out prompt(s) per domain with {winner} (plain decoding timed beside)")
-    live_prompts = held_out_slice(outcomes, live_per_domain)
-    prompts_file = out / "live_prompts.parquet"
-    live_prompts.to_parquet(prompts_file, index=False)
-    live_log = out / "live"
-    if live_log.exists():
-        import shutil
-
-        shutil.rmtree(live_log)
-    from decoding.calibrate import Calibration
-
-    recorded = opened.metadata.extra.get("calibration")  # price the count model as the log did
-    summary = decode_prompts(trained.runs[winner], load_models_config(models_path), prompts_file, live_log,
-                             DecodeConfig(greedy=True, seed=seed, reward=opened.metadata.reward), threads=threads,
-                             progress=progress, calibration=Calibration.from_json(recorded) if recorded else None)
-    live = live_table(open_log(live_log).read("decisions"))
+    if live_per_domain > 0:
+        live, n_failures = run_live(trained.runs[winner], winner, outcomes, live_per_domain, models_path, out, opened,
+                                    seed, threads, progress)
+    else:
+        _say("4/4 live: skipped (--live-per-domain 0)")
+        live, n_failures = pd.DataFrame(), 0
 
     figure = plot_speedups(offline, live, winner, out / "speedups.png")
     result = {
@@ -220,12 +212,36 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
         "test_offline": offline.to_dict(orient="records"),
         "test_against_best_arm": test_check,
         "live": live.to_dict(orient="records"),
-        "live_lossless_failures": summary.n_lossless_failures,
+        "live_lossless_failures": n_failures,
         "seconds": {"train": t_train, "total": time.perf_counter() - t0},
         "report": str(report),
     }
     (out / "quickstart.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+def run_live(run_dir: Path, winner: str, outcomes: pd.DataFrame, live_per_domain: int, models_path: Path, out: Path,
+             opened: Any, seed: int, threads: int | None, progress: bool) -> tuple[pd.DataFrame, int]:
+    """Decode ``live_per_domain`` held-out prompts per domain with the chosen policy, plain decoding timed beside."""
+    import shutil
+
+    from decoding.calibrate import Calibration
+    from decoding.loop import DecodeConfig, decode_prompts
+    from decoding.models import load_models_config
+    from logging_data import open_log
+
+    _say(f"4/4 live: decoding {live_per_domain} held-out prompt(s) per domain with {winner} (plain decoding timed beside)")
+    live_prompts = held_out_slice(outcomes, live_per_domain)
+    prompts_file = out / "live_prompts.parquet"
+    live_prompts.to_parquet(prompts_file, index=False)
+    live_log = out / "live"
+    if live_log.exists():
+        shutil.rmtree(live_log)
+    recorded = opened.metadata.extra.get("calibration")  # price the count model as the log did
+    summary = decode_prompts(run_dir, load_models_config(models_path), prompts_file, live_log,
+                             DecodeConfig(greedy=True, seed=seed, reward=opened.metadata.reward), threads=threads,
+                             progress=progress, calibration=Calibration.from_json(recorded) if recorded else None)
+    return live_table(open_log(live_log).read("decisions")), summary.n_lossless_failures
 
 
 def check_on_test(run: Any, outcomes: pd.DataFrame, arm_names: Sequence[str]) -> dict:
@@ -260,9 +276,12 @@ def print_tables(result: dict) -> None:
         print(f"  count speed-up of the whole split: {c['value']:.4f} vs {c['best_arm']} {c['best_arm_value']:.4f}: "
               f"{c['diff']['diff']:+.4f}, paired bootstrap 95% [{c['diff']['low']:+.4f}, {c['diff']['high']:+.4f}]; "
               f"{c['of_oracle']:.3f} of the oracle ({c['oracle']:.4f})")
-        live = pd.DataFrame(result["live"]).set_index("domain")
-        print(f"\nLive: {result['winner']} driving real assisted decoding on held-out prompts (plain decoding timed beside it)")
-        print(live[["n_prompts", "wall", "count", "tokens_per_s", "identical_to_greedy", "choose_share"]].to_string())
+        if not result["live"]:
+            print("\nLive: skipped (--live-per-domain 0)")
+        else:
+            live = pd.DataFrame(result["live"]).set_index("domain")
+            print(f"\nLive: {result['winner']} driving real assisted decoding on held-out prompts (plain decoding timed beside it)")
+            print(live[["n_prompts", "wall", "count", "tokens_per_s", "identical_to_greedy", "choose_share"]].to_string())
         print(f"\nreport: {result['report']}   numbers: quickstart.json   total {result['seconds']['total']:.0f} s")
 
 
@@ -272,13 +291,17 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="out/quickstart")
     parser.add_argument("--log", default=None, help="use this full-information log instead of the shipped one")
     parser.add_argument("--models", default=None, help="models TOML matching the log's arms (default: the shipped one)")
-    parser.add_argument("--live-per-domain", type=int, default=None)
+    parser.add_argument("--live-per-domain", type=int, default=None,
+                        help="held-out prompts per domain to decode live with the choice (0: skip the live step)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--featurizer", default=FEATURIZER, help="featurizer of every policy (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
     args = parser.parse_args()
+    if args.live_per_domain is not None and args.live_per_domain < 0:
+        parser.error(f"--live-per-domain must be >= 0 (0 skips the live step); got {args.live_per_domain}")
     res = main("full" if args.full else "default", args.out, log=args.log, models=args.models,
-               live_per_domain=args.live_per_domain, threads=args.threads, featurizer=args.featurizer)
+               live_per_domain=args.live_per_domain, threads=args.threads, featurizer=args.featurizer,
+               progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:

@@ -49,6 +49,18 @@ def test_quickstart_tiny(tiny_log, tiny_models_file, tmp_path, capsys):
     assert "Live:" in capsys.readouterr().out
 
 
+def test_quickstart_without_the_live_step(tiny_log, tiny_models_file, tmp_path, capsys):
+    """``--live-per-domain 0`` selects and scores the test split, decodes nothing, and says so."""
+    qs = _load("quickstart")
+    res = qs.main(out=tmp_path / "qs", log=tiny_log, models=tiny_models_file, live_per_domain=0, budget="tiny",
+                  learners=("regression",), threads=1, progress=False)
+    assert res["live"] == [] and res["live_lossless_failures"] == 0 and res["winner"]
+    assert not (tmp_path / "qs" / "live").exists()
+    assert (tmp_path / "qs" / "speedups.png").stat().st_size > 1000
+    qs.print_tables(res)
+    assert "Live: skipped" in capsys.readouterr().out
+
+
 def test_quickstart_refuses_an_unknown_size(tmp_path):
     with pytest.raises(ValueError, match="size must be one of"):
         _load("quickstart").main("huge", tmp_path)
