@@ -55,7 +55,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
-from logging_data.io import check_new_log_path
+from logging_data.io import check_new_log_path, creating
+from logging_data.shards import Shard
 from logging_data.prompt_table import PromptColumns, read_prompt_table
 
 from .alignment import alignment_metrics, simulate_prompt_lookup
@@ -114,6 +115,7 @@ class BuildConfig:
     measure: bool = True
     prompt_columns: PromptColumns = PromptColumns()
     prompts_format: str | None = None
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -259,17 +261,51 @@ def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float,
 
 
 # -- the build ----------------------------------------------------------------------------------
-def _metadata(models: ModelsConfig, session: Any, calibration: Calibration, reward: RewardDefinition,
-              command: str | None, cfg: BuildConfig) -> LogMetadata:
+def log_metadata(models: ModelsConfig, session: Any, calibration: Calibration, reward: RewardDefinition,
+                 command: str | None, build: dict[str, Any]) -> LogMetadata:
+    """The metadata a new log records: arms (with their relative costs), reward, calibration, the
+    command, the models file, this machine (``environment``) and ``build`` (how the rows were made)."""
     arms = models.to_log_arms(costs=calibration.relative_costs(), n_params_m=session.n_params_m())
     extra = {
         **environment(), "calibration": calibration.to_json(), "command": command,
         "models_file": models.source_path, "models_toml": models.source_text,
-        "build": {"measure": cfg.measure, "repeats": cfg.repeats if cfg.measure else None,
-                  "warmup": cfg.warmup if cfg.measure else None, "max_new_tokens": cfg.max_new_tokens or models.target.max_new_tokens,
-                  "batch_size": cfg.batch_size, "device": session.device, "linear": getattr(session, "linear", "default"), "n_target_params_m": session.target.n_params / 1e6},
+        "build": {**build, "device": session.device, "linear": getattr(session, "linear", "default"),
+                  "n_target_params_m": session.target.n_params / 1e6},
     }
     return LogMetadata(arms=arms, reward=reward, extra=extra)
+
+
+def build_settings(cfg: BuildConfig, models: ModelsConfig) -> dict[str, Any]:
+    """``extra["build"]`` of a log made by ``build_log`` with ``cfg``."""
+    return {"measure": cfg.measure, "repeats": cfg.repeats if cfg.measure else None,
+            "warmup": cfg.warmup if cfg.measure else None, "max_new_tokens": cfg.max_new_tokens or models.target.max_new_tokens,
+            "batch_size": cfg.batch_size, **({"shards": cfg.shard.count} if cfg.shard is not None else {})}
+
+
+def prepare_log(out: str | os.PathLike, models: ModelsConfig, session: Any, config: BuildConfig, command: str | None = None,
+                calibration: Calibration | None = None, extra_build: dict[str, Any] | None = None) -> Any:
+    """The one-time step of a build: calibrate on this machine and create the log at ``out``.
+
+    Safe to call from many processes at once (shard writers, Ray workers): creation is serialized
+    by a lock in ``out``; the first caller calibrates and creates, the others open what it made
+    (and check that its arms, reward and mode match). ``calibration``: use these step costs
+    instead of calibrating now. ``extra_build``: recorded under ``extra["build"]`` beside the
+    settings (e.g. how a distributed build was run).
+    """
+    out = Path(out)
+    with creating(out):
+        if (out / "_log.json").exists():
+            log = open_log(out)
+            _check_existing(log, models, config.reward, config.measure)
+            return log
+        if calibration is None:
+            from .calibrate import calibrate
+
+            calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
+        else:
+            calibration = for_arms(calibration, models.arms)
+        build = {**build_settings(config, models), **(extra_build or {})}
+        return create_log(out, log_metadata(models, session, calibration, config.reward, command, build))
 
 
 def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, measure: bool = True) -> None:
@@ -288,7 +324,7 @@ def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, me
 
 
 def build_log(
-    prompts: str | os.PathLike,
+    prompts: str | os.PathLike | pd.DataFrame,
     models: ModelsConfig,
     out: str | os.PathLike,
     config: BuildConfig = BuildConfig(),
@@ -298,11 +334,15 @@ def build_log(
     device: str | None = None,
     threads: int | None = None,
     calibration: Calibration | None = None,
+    extra_build: dict[str, Any] | None = None,
 ) -> BuildSummary:
     """Build (or resume) the full-information log at ``out``; see the module docstring.
 
     ``calibration``: the step costs of the count model for a new log (default: calibrate now).
     Pass another log's calibration to compare count-based speed-ups with it on the same costs.
+    ``config.shard``: build only the prompts of that shard (``logging_data.shards``); processes
+    building different shards of one count into the same ``out`` run side by side, and the
+    first of them to start calibrates and creates the log (``prepare_log``).
     """
     t0 = time.perf_counter()
     if config.repeats < 1 or config.warmup < 0 or config.batch_size < 1:
@@ -310,7 +350,12 @@ def build_log(
     check_reward_supported(config.reward, models)
     if not config.measure:
         check_alignment_only(config, models)
-    frame = read_prompts(prompts, config.split, config.limit, config.prompt_columns, config.prompts_format)
+    if isinstance(prompts, pd.DataFrame):  # rows already read (a Ray worker's shard)
+        frame = prompts.reset_index(drop=True)
+    else:
+        frame = read_prompts(prompts, config.split, config.limit, config.prompt_columns, config.prompts_format)
+    if config.shard is not None:
+        frame = frame[config.shard.mask(frame["query_id"].astype(str))].reset_index(drop=True)
     arm_names = models.arm_names
     out = Path(out)
     who = command or "build_log"
@@ -319,7 +364,7 @@ def build_log(
         if (out / "_log.json").exists():
             existing = open_log(out)
             _check_existing(existing, models, config.reward, config.measure)
-            held.enter_context(existing.writer(who))  # a second writer is refused before any work
+            held.enter_context(existing.writer(who, config.shard))  # a second writer is refused before any work
         else:
             check_new_log_path(out)  # before any model loads
         done = existing.keys("outcomes") if existing is not None else set()
@@ -340,18 +385,12 @@ def build_log(
             pending = sorted(pending, key=lambda i: (len(encoded[i]), i))
 
         if existing is None:
-            from .calibrate import calibrate
-
-            if calibration is None:
-                calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
-            else:
-                calibration = for_arms(calibration, models.arms)
-            log = create_log(out, _metadata(models, session, calibration, config.reward, command, config))
-            held.enter_context(log.writer(who))
+            log = prepare_log(out, models, session, config, command, calibration, extra_build)
+            held.enter_context(log.writer(who, config.shard))
             done = log.keys("outcomes")  # another build may have created it and written since
         else:
             log = existing
-            calibration = Calibration.from_json(log.metadata.extra["calibration"])
+        calibration = Calibration.from_json(log.metadata.extra["calibration"])
         costs = calibration.relative_costs()
 
         from tqdm import tqdm

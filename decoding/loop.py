@@ -45,10 +45,9 @@ from logging_data.io import check_new_log_path
 from logging_data.prompt_table import PromptColumns
 
 from .build import (
-    BuildConfig,
-    _metadata,
     alignment_for,
     check_reward_supported,
+    log_metadata,
     measured_row,
     query_fields,
     read_prompts,
@@ -172,7 +171,9 @@ def decode_prompts(
 
             if calibration is None:
                 calibration = calibrate(session)
-            log = create_log(out, _metadata(models, session, calibration, reward, command, BuildConfig(reward=reward, repeats=config.repeats, warmup=config.warmup)))
+            build = {"measure": True, "repeats": config.repeats, "warmup": config.warmup,
+                     "max_new_tokens": models.target.max_new_tokens, "batch_size": 1}
+            log = create_log(out, log_metadata(models, session, calibration, reward, command, build))
             held.enter_context(log.writer(who))
         else:
             log = existing

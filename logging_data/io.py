@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .shards import Shard
 from .schema import EXTRA_PREFIX, KEYS, METADATA_KEY, TABLES, LogMetadata, columns
 from .validate import (QUERY_LEVEL, LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement, check_types,
                        first_line)
@@ -38,6 +39,9 @@ TABLE_KEY = b"draftpick_table"
 TMP_PREFIX = ".part-"
 APPEND_LOCK = ".append.lock"  # held (blocking) by every append while it checks keys and writes its part
 WRITER_LOCK = ".writer.lock"  # held (non-blocking) by a command writing the log for its whole run
+CREATE_LOCK = ".create.lock"  # held (blocking) by shard writers while one of them creates the log
+SHARD_LOCK = ".writer.shard-{index}-of-{count}.lock"  # held by the writer of one shard (with WRITER_LOCK shared)
+LOCK_FILES = (APPEND_LOCK, WRITER_LOCK, CREATE_LOCK)
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
@@ -50,8 +54,9 @@ class LogBusyError(LogError):
 
 
 @contextmanager
-def _flock(path: Path, blocking: bool) -> Iterator[int | None]:
-    """An exclusive ``flock`` on ``path`` (created); yields the fd, or None when non-blocking and held.
+def _flock(path: Path, blocking: bool, shared: bool = False) -> Iterator[int | None]:
+    """An exclusive (or ``shared``) ``flock`` on ``path`` (created); yields the fd, or None when
+    non-blocking and held by another process in a conflicting mode.
 
     The kernel drops the lock when the holder exits, ``kill -9`` included: no stale locks.
     """
@@ -59,13 +64,25 @@ def _flock(path: Path, blocking: bool) -> Iterator[int | None]:
     try:
         if fcntl is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
                 yield None
                 return
         yield fd
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _flock_patiently(path: Path, attempts: int = 20, wait_s: float = 0.05) -> Iterator[int | None]:
+    """A non-blocking exclusive ``flock`` tried ``attempts`` times: another writer's probe of the
+    lock (``_held_shard_locks``) holds it for microseconds, which must not read as a live holder."""
+    for attempt in range(attempts):
+        with _flock(path, blocking=False) as fd:
+            if fd is not None or attempt == attempts - 1:
+                yield fd
+                return
+        time.sleep(wait_s)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -120,10 +137,52 @@ def check_new_log_path(path: str | os.PathLike) -> None:
         return
     if root.exists() and not root.is_dir():
         raise LogError(f"{root}: exists and is not a directory")
-    if root.is_dir() and any(root.iterdir()):
-        found = sorted(p.name for p in root.iterdir())
+    found = sorted(p.name for p in root.iterdir() if not _is_lock_file(p.name)) if root.is_dir() else []
+    if found:
         raise LogError(f"{root}: a directory that is not empty and is not a log (it holds {', '.join(found[:3])}"
                        f"{'...' if len(found) > 3 else ''}); a log is created in a new or empty directory")
+
+
+def _is_lock_file(name: str) -> bool:
+    return name in LOCK_FILES or (name.startswith(".writer.shard-") and name.endswith(".lock"))
+
+
+def _holder(path: Path) -> str:
+    """Who holds a writer lock, from the JSON its holder wrote into the lock file."""
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    return f"pid {holder.get('pid', '?')}, `{holder.get('command', '?')}`, since {holder.get('since', '?')}"
+
+
+def _sign(fd: int, command: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
+
+
+def _held_shard_locks(root: Path) -> list[tuple[str, Path]]:
+    """The shard writer locks under ``root`` that some process holds now (probed without waiting)."""
+    held = []
+    for path in sorted(root.glob(".writer.shard-*-of-*.lock")):
+        with _flock(path, blocking=False) as fd:
+            if fd is None:
+                held.append((path.name[len(".writer.shard-"):-len(".lock")].replace("-of-", "/"), path))
+    return held
+
+
+@contextmanager
+def creating(path: str | os.PathLike) -> Iterator[None]:
+    """Serialize the creation of a log at ``path`` between processes (shard writers starting together).
+
+    Makes the directory and holds ``.create.lock`` in it: the first process creates the log, the
+    others wait and then find it (open it instead of creating a second one).
+    """
+    root = Path(path)
+    check_new_log_path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _flock(root / CREATE_LOCK, blocking=True):
+        yield
 
 
 def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = False) -> "Log":
@@ -323,27 +382,45 @@ class Log:
         return len(stale)
 
     @contextmanager
-    def writer(self, command: str) -> Iterator["Log"]:
+    def writer(self, command: str, shard: "Shard | None" = None) -> Iterator["Log"]:
         """Hold the log for one writing command, or raise ``LogBusyError`` naming the one holding it.
 
         ``build``, ``simulate``, ``decode`` and ``import`` take it for their whole run, so a second
         writer is refused at once with the first's pid and command instead of racing it. The
         lock (``.writer.lock``, an ``flock``) dies with its process, ``kill -9`` included.
+
+        With ``shard`` (``logging_data.shards.Shard``) writers of *different* shards of the same
+        count share the log: each holds ``.writer.lock`` shared and its own shard's lock
+        exclusively. A second writer of the same shard, a writer of another shard count (its keys
+        would overlap) and an unsharded writer are refused while it runs, and it is refused
+        while an unsharded writer runs.
         """
         path = self.root / WRITER_LOCK
-        with _flock(path, blocking=False) as fd:
+        with _flock(path, blocking=False, shared=shard is not None) as fd:
             if fd is None:
-                try:
-                    holder = json.loads(path.read_text(encoding="utf-8") or "{}")
-                except (OSError, ValueError):
-                    holder = {}
-                who = f"pid {holder.get('pid', '?')}, `{holder.get('command', '?')}`, since {holder.get('since', '?')}"
-                raise LogBusyError(f"{self.root}: another process is writing this log ({who}); wait for it to "
+                if shard is None and _held_shard_locks(self.root):
+                    shards = ", ".join(f"shard {name} ({_holder(p)})" for name, p in _held_shard_locks(self.root))
+                    raise LogBusyError(f"{self.root}: shard writers are writing this log ({shards}); wait for them to "
+                                       f"finish, or write to another log")
+                raise LogBusyError(f"{self.root}: another process is writing this log ({_holder(path)}); wait for it to "
                                    f"finish, or write to another log")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command,
-                                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
-            yield self
+            if shard is None:
+                _sign(fd, command)
+                yield self
+                return
+            own = self.root / SHARD_LOCK.format(index=shard.index, count=shard.count)
+            with _flock_patiently(own) as sfd:
+                if sfd is None:
+                    raise LogBusyError(f"{self.root}: another process is writing shard {shard} of this log ({_holder(own)}); "
+                                       f"wait for it to finish")
+                others = [(name, p) for name, p in _held_shard_locks(self.root)
+                          if int(name.split("/")[1]) != shard.count]
+                if others:
+                    name, p = others[0]
+                    raise LogBusyError(f"{self.root}: a writer of shard {name} is writing this log ({_holder(p)}); shards "
+                                       f"of {shard.count} would overlap its keys: use the same shard count")
+                _sign(sfd, command)
+                yield self
 
     def has(self, table: str) -> bool:
         return bool(self.parts(table))

@@ -55,9 +55,17 @@ def _command_line() -> str:
                    "reward, or speedup_count when every arm is plain or prompt lookup: exact replayed counts).")
 @click.option("--calibration", "calibration_path", type=click.Path(), default=None,
               help="Price the count model with these step costs (a log directory or a JSON cost profile) instead of calibrating now.")
+@click.option("--shard", "shard_spec", default=None, metavar="I/N",
+              help="Build only shard I of N (0 <= I < N; prompts split by a stable hash of their id). Run N processes "
+                   "with I = 0..N-1 into the same --out: they share the log, the first one calibrates and creates it.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Build on a Ray pool: a local one (bare --ray) or the cluster at ADDRESS (e.g. auto, ray://host:10001). "
+                   "--out must be writable by every worker.")
+@click.option("--workers", type=int, default=2, show_default=True, help="With --ray: actors, each loading the models once.")
+@click.option("--shards", "n_shards", type=int, default=None, help="With --ray: shards to split the prompts into (default 4 per worker).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, reward, max_new_tokens, batch_size, device, threads,
-          alignment_only, calibration_path, as_json, prompt_columns, prompts_format):
+          alignment_only, calibration_path, shard_spec, ray_address, workers, n_shards, as_json, prompt_columns, prompts_format):
     """Build a full-information log: every arm's outcome for every prompt.
 
     For each prompt: the target's greedy output, each arm's own greedy output and its
@@ -83,18 +91,38 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
       bandit-log build my-prompts.csv --prompt-col text --id-col id --models models.toml --out LOG
       bandit-log build prompts.parquet --models examples/models/smollm2-joint.toml --out REPLAY \\
           --alignment-only --reward speedup_count --batch-size 32 --calibration examples/data/smollm2-log
+      bandit-log build prompts.parquet --models models.toml --out LOG --shard 0/2 & \\
+          bandit-log build prompts.parquet --models models.toml --out LOG --shard 1/2 && wait $!
+      bandit-log build prompts.parquet --models models.toml --out LOG --ray --workers 2
     """
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.calibrate import load_calibration
     from decoding.models import load_models_config
+    from logging_data.shards import parse_shard
 
+    if ray_address is not None and shard_spec is not None:
+        raise click.UsageError("--ray makes its own shards; use either --ray or --shard I/N")
+    try:
+        shard = parse_shard(shard_spec) if shard_spec is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
     models = load_models_config(models_path)
     cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only,
-                      prompt_columns=prompt_columns, prompts_format=prompts_format)
+                      prompt_columns=prompt_columns, prompts_format=prompts_format, shard=shard)
     calibration = load_calibration(calibration_path) if calibration_path else None
-    summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device, threads=threads,
-                        calibration=calibration)
+    if ray_address is not None:
+        from decoding.ray_build import RaySettings, build_log_ray
+
+        try:
+            settings = RaySettings(address=None if ray_address == "local" else ray_address, workers=workers, shards=n_shards)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        summary = build_log_ray(prompts, models, out, cfg, settings, command=_command_line(), progress=stderr_is_tty(),
+                                device=device, threads=threads if threads is not None else 1, calibration=calibration)
+    else:
+        summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device,
+                            threads=threads, calibration=calibration)
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
