@@ -4,8 +4,8 @@
 
 On the same prompts (a seeded draw from the prompts file, every domain), it builds the replay log
 (``--alignment-only --reward speedup_count``, the build that scales to 100k prompts) once per
-mode, in this order: one process (``build_log``, 1 torch thread), a Ray pool of 1 worker, a Ray
-pool of 2 workers. Every build prices its counts with the same calibration (``--calibration``,
+mode, in this order: one process (``build_log``, 1 torch thread), 2 processes of ``bandit-log build
+--shard I/2`` side by side, a Ray pool of 1 worker, a Ray pool of 2 workers. Every build prices its counts with the same calibration (``--calibration``,
 default the shipped joint log's), and the logs must be equal key for key and count for count. Each
 worker uses one torch thread and reserves one CPU, so on 2 cores the best case is 2x.
 
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,7 +63,7 @@ def measured_cost_per_prompt(log: str | Path, n_arms: int = 5) -> dict[str, floa
 def main(prompts: str | Path = PROMPTS, models: str | Path = MODELS, *, n_prompts: int = 96, batch_size: int = 16,
          workers: Sequence[int] = (1, 2), calibration: str | Path = CALIBRATION, measured: str | Path | None = MEASURED,
          seed: int = 0, out: str | Path = "out/bench_scale", progress: bool = True, projected_prompts: int = 100_000,
-         projected_arms: int = 5) -> dict:
+         projected_arms: int = 5, shard_processes: int = 2) -> dict:
     import ray
 
     from decoding.build import BuildConfig, build_log, environment, reward_definition
@@ -89,6 +91,22 @@ def main(prompts: str | Path = PROMPTS, models: str | Path = MODELS, *, n_prompt
     summary = build_log(sample, config, out / "single", cfg, progress=progress, threads=1, calibration=cal)
     rows.append({"mode": "one process", "workers": 1, "seconds": time.perf_counter() - t, "rows": summary.n_rows_written})
     reference = _rows(out / "single")
+
+    if shard_processes > 1:
+        n = shard_processes
+        _say(f"{n} processes with --shard I/{n}, 1 thread each (model loads included)")
+        t = time.perf_counter()
+        cmd = [sys.executable, "-m", "bandit.cli.main", "build", str(sample), "--models", str(models), "--out",
+               str(out / f"shards{n}"), "--alignment-only", "--reward", "speedup_count", "--calibration", str(calibration),
+               "--threads", "1", "--batch-size", str(batch_size)]
+        env = {**os.environ, "PYTHONPATH": f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        procs = [subprocess.Popen(cmd + ["--shard", f"{i}/{n}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for i in range(n)]
+        errors = [p.communicate()[1] for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError(f"a shard process failed: {[e[-500:] for e in errors]}")
+        rows.append({"mode": f"{n} processes (--shard)", "workers": n, "seconds": time.perf_counter() - t,
+                     "rows": len(_rows(out / f"shards{n}")), "equal_to_one_process": bool(_rows(out / f"shards{n}").equals(reference))})
 
     for w in workers:
         _say(f"Ray pool, {w} worker(s) (1 thread each; Ray start and model loads included)")

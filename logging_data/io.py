@@ -42,6 +42,12 @@ WRITER_LOCK = ".writer.lock"  # held (non-blocking) by a command writing the log
 CREATE_LOCK = ".create.lock"  # held (blocking) by shard writers while one of them creates the log
 SHARD_LOCK = ".writer.shard-{index}-of-{count}.lock"  # held by the writer of one shard (with WRITER_LOCK shared)
 LOCK_FILES = (APPEND_LOCK, WRITER_LOCK, CREATE_LOCK)
+# Not Parquet, and not hidden: a reader pointed at the log's root (``pd.read_parquet("LOG")``, Spark)
+# fails on it, naming it, instead of silently mixing the outcomes and decisions tables.
+SIGNPOST_FILE = "README-read-LOG-outcomes-or-LOG-decisions.txt"
+SIGNPOST_TEXT = ("This folder is a draftpick log. It holds two tables; read one of them:\n"
+                 "  pd.read_parquet('LOG/outcomes')   or   pd.read_parquet('LOG/decisions')\n"
+                 "Reading the folder itself would mix their rows. Metadata: _log.json. Contract: logging_data/schema.py.\n")
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
@@ -137,14 +143,15 @@ def check_new_log_path(path: str | os.PathLike) -> None:
         return
     if root.exists() and not root.is_dir():
         raise LogError(f"{root}: exists and is not a directory")
-    found = sorted(p.name for p in root.iterdir() if not _is_lock_file(p.name)) if root.is_dir() else []
+    found = sorted(p.name for p in root.iterdir() if not _is_ours(p.name)) if root.is_dir() else []
     if found:
         raise LogError(f"{root}: a directory that is not empty and is not a log (it holds {', '.join(found[:3])}"
                        f"{'...' if len(found) > 3 else ''}); a log is created in a new or empty directory")
 
 
-def _is_lock_file(name: str) -> bool:
-    return name in LOCK_FILES or (name.startswith(".writer.shard-") and name.endswith(".lock"))
+def _is_ours(name: str) -> bool:
+    """A lock file or the signpost: what a log's directory may hold before its ``_log.json`` exists."""
+    return name in LOCK_FILES or name == SIGNPOST_FILE or (name.startswith(".writer.shard-") and name.endswith(".lock"))
 
 
 def _holder(path: Path) -> str:
@@ -206,6 +213,7 @@ def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = 
         return log
     check_new_log_path(root)
     root.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(root / SIGNPOST_FILE, SIGNPOST_TEXT)
     _write_text_atomic(meta_path, json.dumps(metadata.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return Log(root, metadata)
 
@@ -396,6 +404,8 @@ class Log:
         while an unsharded writer runs.
         """
         path = self.root / WRITER_LOCK
+        if not (self.root / SIGNPOST_FILE).exists():  # a log made before the signpost existed
+            _write_text_atomic(self.root / SIGNPOST_FILE, SIGNPOST_TEXT)
         with _flock(path, blocking=False, shared=shard is not None) as fd:
             if fd is None:
                 if shard is None and _held_shard_locks(self.root):

@@ -53,3 +53,22 @@ def test_polars_scans_lazily_with_the_filter_pushed_down(log):
     want = _expected(log)
     assert got["count"].tolist() == want["count"].tolist()
     assert got["mean"].to_numpy() == pytest.approx(want["mean"].to_numpy())
+
+
+def test_reading_the_log_root_fails_naming_the_signpost_instead_of_mixing_tables(log):
+    from logging_data.io import SIGNPOST_FILE
+
+    with pytest.raises(Exception, match=SIGNPOST_FILE.replace(".", r"\.")):
+        pd.read_parquet(log.root)
+    text = (log.root / SIGNPOST_FILE).read_text()
+    assert "LOG/outcomes" in text and "LOG/decisions" in text
+    assert len(pd.read_parquet(log.root / "outcomes")) == log.n_rows("outcomes")
+
+
+def test_a_writer_puts_the_signpost_into_a_log_made_before_it(log):
+    from logging_data.io import SIGNPOST_FILE
+
+    (log.root / SIGNPOST_FILE).unlink()
+    with log.writer("test"):
+        pass
+    assert (log.root / SIGNPOST_FILE).exists()
