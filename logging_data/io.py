@@ -442,11 +442,12 @@ class Log:
         if not parts:
             schema = pa.schema([c.field() for c in columns(table) if cols is None or c.name in cols])
             return schema.empty_table()
+        declared = {c.name: c for c in columns(table)}
         if cols is None:
             tables = [_part(p, pq.read_table) for p in parts]
-        else:  # an x_ extra may be in some parts only: read what each part has, nulls elsewhere
+        else:  # an x_ extra (or a column newer than the log) may be in some parts only: nulls elsewhere
             schemas = [_part(p, pq.read_schema) for p in parts]
-            missing = [c for c in cols if not any(c in sc.names for sc in schemas)]
+            missing = [c for c in cols if not any(c in sc.names for sc in schemas) and c not in declared]
             if missing:
                 raise LogError(f"{self.root}/{table}: no column {', '.join(map(repr, missing))}; the table has {', '.join(schemas[0].names)}")
             tables = [_part(p, pq.read_table, columns=[c for c in cols if c in sc.names]) for p, sc in zip(parts, schemas)]
@@ -455,6 +456,9 @@ class Log:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise LogError(f"{self.root}/{table}: its parts cannot be read as one table: {_first_clash(parts, tables)} "
                            f"({str(e).splitlines()[0]}); `bandit-log validate {self.root}` lists every problem") from None
+        for name, col in declared.items():  # columns added after the log's schema version: nulls
+            if name not in merged.column_names and (cols is None or name in cols):
+                merged = merged.append_column(col.field(), pa.nulls(merged.num_rows, type=col.type))
         return (merged.select(cols) if cols is not None else merged).replace_schema_metadata(None)
 
     def read(self, table: str, columns_: Iterable[str] | None = None) -> pd.DataFrame:
@@ -657,7 +661,7 @@ def _validate_part(log: Log, table: str, part: Path, report: ValidationReport) -
     if TABLE_KEY in kv and kv[TABLE_KEY] != table.encode("utf-8"):
         found = kv[TABLE_KEY].decode("utf-8", errors="replace")
         report.problems.append(Problem(table, "", f"{part.name}: footer says it is a part of {found!r}, found in {table}/"))
-    for p in check_types(table, pf.schema_arrow):
+    for p in check_types(table, pf.schema_arrow, log.metadata.schema_version):
         report.problems.append(Problem(p.table, p.column, f"{part.name}: {p.message}"))
     return _conform(table, data.replace_schema_metadata(None))
 

@@ -81,12 +81,23 @@ EXTRA_PREFIX = "x_"
 
 @dataclass(frozen=True)
 class Column:
-    """One declared column: its name, Arrow type, whether it may hold nulls, and its meaning."""
+    """One declared column: its name, Arrow type, whether it may hold nulls, its meaning, and the
+    schema version that added it (``since``).
+
+    Schema evolution: a column added after ``1.0`` gets ``since`` = the new ``SCHEMA_VERSION``
+    (a minor bump) and must be nullable. A log made under an older version stays valid without
+    it, and reading that log fills it with nulls (``Log.read``).
+    """
 
     name: str
     type: pa.DataType
     nullable: bool
     doc: str
+    since: str = "1.0"
+
+    def required_in(self, version: str | None) -> bool:
+        """Whether a log of schema ``version`` (default: this package's) must have this column."""
+        return version_key(self.since) <= version_key(version or SCHEMA_VERSION)
 
     def field(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable)
@@ -143,6 +154,14 @@ DECISION_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
 
 COLUMNS: dict[str, tuple[Column, ...]] = {"outcomes": OUTCOME_COLUMNS, "decisions": DECISION_COLUMNS}
 KEYS: dict[str, tuple[str, str]] = {"outcomes": ("query_id", "arm"), "decisions": ("query_id", "policy_id")}
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``"1.10"`` -> ``(1, 10)``: schema versions compare numerically, part by part."""
+    try:
+        return tuple(int(x) for x in str(version).split("."))
+    except ValueError:
+        raise ValueError(f"a schema version is numbers separated by dots (e.g. 1.0); got {version!r}") from None
 
 
 def arrow_schema(table: str) -> pa.Schema:

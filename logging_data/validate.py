@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .schema import EXTRA_PREFIX, KEYS, SPLITS, LogMetadata, columns
+from .schema import EXTRA_PREFIX, KEYS, SCHEMA_VERSION, SPLITS, LogMetadata, columns, version_key
 
 MAX_ROWS_NAMED = 3
 
@@ -89,13 +89,20 @@ def _bad(table: str, column: str, message: str, frame: pd.DataFrame, mask: np.nd
     return Problem(table, column, f"{n} row(s) {message}", n, _row_names(frame, mask))
 
 
-def check_types(table: str, schema: pa.Schema) -> list[Problem]:
-    """Declared columns present with the declared Arrow type; no undeclared, unprefixed column."""
+def check_types(table: str, schema: pa.Schema, version: str | None = None) -> list[Problem]:
+    """Declared columns present with the declared Arrow type; no undeclared, unprefixed column.
+
+    ``version``: the schema version of the log the columns belong to (default: this package's).
+    A column added after it (``Column.since``) may be absent. A log of a newer minor version may
+    carry columns this package does not know; they are not an error (and not checked).
+    """
     problems: list[Problem] = []
     declared = {c.name: c for c in columns(table)}
+    newer_log = version is not None and version_key(version) > version_key(SCHEMA_VERSION)
     for name, col in declared.items():
         if name not in schema.names:
-            problems.append(Problem(table, name, f"missing column (expected {col.type})"))
+            if col.required_in(version):
+                problems.append(Problem(table, name, f"missing column (expected {col.type})"))
             continue
         found = schema.field(name).type
         if pa.types.is_dictionary(found):
@@ -105,7 +112,7 @@ def check_types(table: str, schema: pa.Schema) -> list[Problem]:
         if found != col.type:
             problems.append(Problem(table, name, f"expected type {col.type}, found {found}"))
     for name in schema.names:
-        if name not in declared and not name.startswith(EXTRA_PREFIX) and not name.startswith("__index_level_"):
+        if name not in declared and not name.startswith(EXTRA_PREFIX) and not name.startswith("__index_level_") and not newer_log:
             problems.append(
                 Problem(table, name, f"undeclared column (declared columns are fixed; user extras must start with {EXTRA_PREFIX!r})")
             )

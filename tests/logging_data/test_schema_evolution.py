@@ -1,0 +1,87 @@
+"""Schema evolution: a log written by today's version stays valid and readable when a later version
+adds a column, and reading it fills the new column with nulls.
+
+``tests/data/logs/v1.0`` was written by this package at schema 1.0 and is kept as it is: it must
+validate and read under every later version of the package.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import logging_data.schema as schema
+import logging_data.validate as validate
+from bandit.testing import simulated_outcomes
+from logging_data import columns, open_log, validate_log
+from logging_data.schema import Column, version_key
+
+FROZEN = Path(__file__).resolve().parents[1] / "data" / "logs" / "v1.0"
+
+
+def test_the_frozen_log_of_schema_1_0_is_valid_and_reads_every_declared_column():
+    report = validate_log(FROZEN)
+    assert report.ok, report
+    log = open_log(FROZEN)
+    assert log.metadata.schema_version == "1.0"
+    for table in ("outcomes", "decisions"):
+        frame = log.read(table)
+        assert len(frame) > 0
+        assert [c.name for c in columns(table)] == [c for c in frame.columns if not c.startswith("x_")]
+
+
+def test_every_column_added_after_1_0_is_nullable():
+    for table in ("outcomes", "decisions"):
+        for col in columns(table):
+            assert version_key(col.since) <= version_key(schema.SCHEMA_VERSION), col
+            if col.since != "1.0":
+                assert col.nullable, f"{table}.{col.name} was added in {col.since}: a new column must be nullable"
+
+
+def test_version_keys_compare_numerically():
+    assert version_key("1.10") > version_key("1.9") > version_key("1.0")
+    with pytest.raises(ValueError, match="numbers separated by dots"):
+        version_key("one")
+
+
+@pytest.fixture
+def next_version(monkeypatch):
+    """The package as it would be after adding a nullable outcomes column at schema 1.1."""
+    added = Column("draft_entropy", pa.float64(), True, "A column added in 1.1 (test).", since="1.1")
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", "1.1")
+    monkeypatch.setattr(validate, "SCHEMA_VERSION", "1.1")
+    monkeypatch.setitem(schema.COLUMNS, "outcomes", schema.OUTCOME_COLUMNS + (added,))
+    return added
+
+
+def test_an_older_log_stays_valid_and_reads_the_new_column_as_nulls(next_version, tmp_path):
+    log_dir = tmp_path / "log"
+    shutil.copytree(FROZEN, log_dir)
+    assert validate_log(log_dir).ok, validate_log(log_dir)
+    log = open_log(log_dir)
+    frame = log.read("outcomes")
+    assert next_version.name in frame.columns and frame[next_version.name].isna().all()
+    assert log.read("outcomes", ["query_id", next_version.name])[next_version.name].isna().all()
+    # rows written now carry the new column; the log stays valid and reads both kinds of part
+    more = simulated_outcomes(4, 3, 3, seed=9).assign(query_id=lambda f: "new-" + f["query_id"].astype(str), draft_entropy=0.5)
+    log.append("outcomes", more)
+    assert validate_log(log_dir).ok, validate_log(log_dir)
+    values = open_log(log_dir).read("outcomes")[next_version.name]
+    assert values.notna().sum() == len(more) and values.isna().sum() == len(frame)
+
+
+def test_a_log_made_at_the_new_version_must_have_the_new_column(next_version):
+    rows = open_log(FROZEN).read("outcomes").drop(columns=[next_version.name], errors="ignore")
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    problems = validate.check_types("outcomes", table.schema, "1.1")
+    assert [p.column for p in problems] == [next_version.name]
+    assert validate.check_types("outcomes", table.schema, "1.0") == []
+
+
+def test_an_older_package_reads_a_newer_minor_log_with_columns_it_does_not_know():
+    data = pa.Table.from_pandas(open_log(FROZEN).read("outcomes").assign(from_the_future=1.0), preserve_index=False)
+    assert [p.column for p in validate.check_types("outcomes", data.schema, "1.0")] == ["from_the_future"]
+    assert validate.check_types("outcomes", data.schema, "1.7") == []
