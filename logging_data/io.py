@@ -598,13 +598,50 @@ def validate_log(path: str | os.PathLike) -> ValidationReport:
     return report
 
 
+VALIDATED_FILE = ".validated.json"  # the fingerprint of the log as last found valid (require_valid_log's fast path)
+
+
+def fingerprint(path: str | os.PathLike) -> dict | None:
+    """What identifies a log's contents on disk: this package's schema version, ``_log.json`` and
+    every file of the table directories, each by name, size and modification time (ns). None when
+    the log cannot be listed. Appends add a part and ``--clean`` removes files, so both change it."""
+    root = Path(path)
+    try:
+        files = [root / METADATA_FILE] + sorted(e for t in TABLES if (root / t).is_dir() for e in (root / t).iterdir()
+                                                 if not e.name.startswith(TMP_PREFIX))
+        stats = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    except OSError:
+        return None
+    from .schema import SCHEMA_VERSION
+
+    return {"schema_version": SCHEMA_VERSION, "files": stats}
+
+
 def require_valid_log(path: str | os.PathLike) -> None:
     """``validate_log``, raising ``LogValidationError`` (the first problems, the log named) when the
-    log breaks its contract: readers call it first, so bad rows are never silently dropped."""
+    log breaks its contract: readers call it first, so bad rows are never silently dropped.
+
+    Fast path for big logs: a log found valid records its ``fingerprint`` in ``.validated.json``;
+    while nothing in it has changed since (no part added, removed, resized or touched), the check
+    is skipped. A log on a read-only path is simply validated every time.
+    """
+    root = Path(path)
+    before = fingerprint(root)
+    try:
+        recorded = json.loads((root / VALIDATED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if before is not None and recorded == json.loads(json.dumps(before)):
+        return
     report = validate_log(path)
     if not report.ok:
         raise LogValidationError(report.problems[:5], context=f"{path} breaks the log contract "
                                  f"(`bandit-log validate {path}` lists all {len(report.problems)})")
+    if before is not None and fingerprint(root) == before:  # nothing was appended while it was checked
+        try:
+            _write_text_atomic(root / VALIDATED_FILE, json.dumps(before) + "\n")
+        except OSError:
+            pass
 
 
 def _validate_table(log: Log, table: str, report: ValidationReport) -> pd.DataFrame | None:

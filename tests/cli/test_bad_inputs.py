@@ -30,7 +30,7 @@ def _checksum(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     h = hashlib.sha256()
     for p in sorted(path.rglob("*")):
-        if p.is_file() and not p.name.endswith(".lock"):
+        if p.is_file() and not p.name.endswith(".lock") and p.name != ".validated.json":  # locks and the validation cache
             h.update(str(p.relative_to(path)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
