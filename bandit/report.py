@@ -34,6 +34,10 @@ from logging_data.simulate import reward_matrix, true_policy_value
 BASELINES = ("uniform", "fixed:ARM", "oracle")
 HASH_FEATURES = 2**14
 
+# Said wherever DM is reported: its interval is not a full account of its uncertainty.
+DM_INTERVAL_NOTE = ("dm: its interval covers only how the reward model's predictions vary across rows, not the "
+                    "model's own error, so it understates DM's uncertainty (DR's interval includes the logged residuals)")
+
 
 # -- inputs --------------------------------------------------------------------------------------
 def decision_actions(decisions: pd.DataFrame, arm_names: Sequence[str]) -> np.ndarray:
@@ -293,6 +297,8 @@ def evaluate_policies(
             except ValueError:
                 truth = None
         results.append(PolicyEvaluation(name, estimates, truth, diag, np.array(batch.weights)))
+    if any(e.name == "dm" for e in estimators):
+        caught.append(DM_INTERVAL_NOTE)
     ids = tuple(dict.fromkeys(decisions["policy_id"].astype(str))) if "policy_id" in decisions else ()
     return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught), reward_range)
 

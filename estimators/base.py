@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -114,12 +114,19 @@ class EstimatorBase:
         rng: np.random.Generator | None = None,
         warn: bool = True,
         arm_names: tuple[str, ...] | None = None,
+        **unknown: Any,
     ) -> Estimate:
         """The estimate of the target policy's value on ``batch`` with a ``level`` interval.
 
         ``ci`` is 'normal' or 'bootstrap' (the latter needs ``rng``). With ``warn``, support and
         effective-sample-size problems are reported as warnings (``estimators.diagnostics``).
         """
+        if unknown:
+            obp = sorted(set(unknown) & (set(LoggedBatch.OBP_NAMES) | {"position", "alpha", "n_bootstrap_samples", "random_state"}))
+            hint = (f"; {', '.join(obp)} {'is' if len(obp) == 1 else 'are'} Open Bandit Pipeline's: build the batch with "
+                    f"LoggedBatch.from_obp(...), or call estimate_policy_value(...) / estimate_interval(...) with OBP's "
+                    f"arguments") if obp else ""
+            raise TypeError(f"estimate() got unknown argument(s) {', '.join(sorted(unknown))}{hint}")
         if not isinstance(batch, LoggedBatch):
             raise TypeError(f"estimate() takes a LoggedBatch; got {type(batch).__name__}")
         if ci not in CI_METHODS:
@@ -134,6 +141,38 @@ class EstimatorBase:
         if not math.isfinite(value):  # pragma: no cover - guarded by batch validation
             raise ValueError(f"estimator {self.name!r} produced a non-finite estimate ({value})")
         return Estimate(self.name, value, interval.low, interval.high, interval.std_err, batch.n, ci, float(level), diag)
+
+
+    # -- Open Bandit Pipeline's interface, for code ported from it -----------------------------
+    def estimate_policy_value(self, *, reward, action, pscore=None, action_dist, estimated_rewards_by_reg_model=None,
+                              position=None, **unknown) -> float:
+        """OBP's ``estimate_policy_value``: the estimate from OBP's arrays and names (``LoggedBatch.from_obp``).
+
+        ``pscore`` is required here (DM ignores it in OBP; pass the logging propensities anyway)."""
+        return float(self.contributions(_obp_batch(self, reward, action, pscore, action_dist, estimated_rewards_by_reg_model,
+                                                   position, unknown)).mean())
+
+    def estimate_interval(self, *, reward, action, pscore=None, action_dist, estimated_rewards_by_reg_model=None,
+                          position=None, alpha: float = 0.05, n_bootstrap_samples: int = 10000,
+                          random_state: int | None = None, **unknown) -> dict[str, float]:
+        """OBP's ``estimate_interval``: a bootstrap interval at level ``1 - alpha``, returned under OBP's keys
+        (``mean``, ``95.0% CI (lower)``, ``95.0% CI (upper)``)."""
+        batch = _obp_batch(self, reward, action, pscore, action_dist, estimated_rewards_by_reg_model, position, unknown)
+        est = self.estimate(batch, ci="bootstrap", level=1 - alpha, n_bootstrap=n_bootstrap_samples,
+                            rng=np.random.default_rng(random_state))
+        pct = f"{100 * (1 - alpha)}%"
+        return {"mean": est.value, f"{pct} CI (lower)": est.ci_low, f"{pct} CI (upper)": est.ci_high}
+
+
+def _obp_batch(est: EstimatorBase, reward, action, pscore, action_dist, reward_hat, position, unknown) -> LoggedBatch:
+    if unknown:
+        raise TypeError(f"{type(est).__name__}: unknown argument(s) {', '.join(sorted(unknown))}; OBP's interface takes "
+                        f"reward, action, pscore, action_dist, estimated_rewards_by_reg_model, position")
+    if pscore is None:
+        raise TypeError(f"{type(est).__name__}: pass pscore (the logging policy's propensities); this project's batches "
+                        f"always carry them, DM included")
+    return LoggedBatch.from_obp(action=action, reward=reward, pscore=pscore, action_dist=action_dist,
+                                estimated_rewards_by_reg_model=reward_hat, position=position)
 
 
 def dm_term(batch: LoggedBatch, reward_hat: np.ndarray) -> np.ndarray:

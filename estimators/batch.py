@@ -12,6 +12,7 @@ offending row.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -191,3 +192,21 @@ class LoggedBatch:
         idx = np.asarray(index)
         q = None if self.reward_hat is None else self.reward_hat[idx]
         return LoggedBatch(self.actions[idx], self.rewards[idx], self.propensities[idx], self.target_probs[idx], q)
+
+
+def _init_naming_obp(init):
+    """``LoggedBatch(action=..., pscore=...)`` (OBP's names): a ``TypeError`` that names the fields to use."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        obp = [k for k in kwargs if k in LoggedBatch.OBP_NAMES or k == "position"]
+        if obp:
+            names = ", ".join(f"{k} -> {LoggedBatch.OBP_NAMES[k]}" for k in obp if k in LoggedBatch.OBP_NAMES)
+            raise TypeError(f"LoggedBatch got Open Bandit Pipeline's argument name(s) {', '.join(obp)}: "
+                            f"{'use ' + names + ', or ' if names else ''}call LoggedBatch.from_obp(...), which takes OBP's names")
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+LoggedBatch.__init__ = _init_naming_obp(LoggedBatch.__init__)  # type: ignore[method-assign]

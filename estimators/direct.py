@@ -16,6 +16,8 @@ class DM(EstimatorBase):
     """``V = mean_i sum_a target_probs[i, a] * reward_hat[i, a]``.
 
     Low variance, no weights; biased wherever the reward model is wrong. Needs ``reward_hat``.
+    Its interval (normal or bootstrap over rows) covers only how the predictions vary across rows,
+    not the reward model's own error: it understates DM's uncertainty. Reports say so.
     """
 
     name: ClassVar[str] = "dm"

@@ -151,3 +151,7 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
         emit_json(result.to_json())
     else:
         click.echo("\n".join(_table(result.rows())))
+    if any(e.name == "dm" for e in estimators):
+        from bandit.report import DM_INTERVAL_NOTE
+
+        say(f"note: {DM_INTERVAL_NOTE}")

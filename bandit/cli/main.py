@@ -91,6 +91,14 @@ def cli() -> None:
       bandit-log evaluate LOG --run runs/reinforce
       bandit-log decode --policy runs/reinforce --models models.toml prompts.parquet --out LOG2
     """
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on stderr as one line each (``warning: ...``), not Python's source-line format."""
+    return f"warning: {message}\n"
 
 
 def main() -> None:  # pragma: no cover
