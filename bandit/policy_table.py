@@ -5,8 +5,10 @@ probabilities per logged decision. This reads it from
 
 - ``.npy``: a float array (n, n_arms) or OBP's (n, n_arms, 1), rows in the decisions' order;
 - ``.csv`` / ``.parquet``: one column per arm, named as the arm (or ``p_<arm>``), and either a
-  ``query_id`` column (rows matched to the decisions by id, any order) or exactly one row per
-  decision in the decisions' order.
+  ``query_id`` column (rows matched to the decisions by id, any order), or context key columns
+  (one row per context: a policy that depends only on, say, ``domain`` or an imported context
+  column ``segment``, matched to the decisions' ``domain`` or ``x_segment``), or exactly one row
+  per decision in the decisions' order.
 
 Each row must be non-negative and sum to 1 (within 1e-6). Problems name the file, the row and
 what was found. ``.npy`` files are read with ``allow_pickle=False``.
@@ -89,7 +91,53 @@ def load_policy_table(path: str | os.PathLike, decisions: pd.DataFrame, arm_name
             raise PolicyTableError(f"{p}: no row for {len(missing)} logged query_id(s) (first: {missing.iloc[0]!r})")
         probs = table.loc[want.to_numpy()].to_numpy(dtype=np.float64)
         return p.stem, _check(p, probs, list(want))
+    keys = [c for c in frame.columns if c not in cols]
+    if keys:
+        return p.stem, _by_context(p, frame, keys, cols, decisions)
     if len(frame) != n:
         raise PolicyTableError(f"{p}: {len(frame)} rows and no query_id column; expected one row per decision ({n}) in "
-                               f"the decisions' order, or a query_id column")
+                               f"the decisions' order, a query_id column, or context key columns")
     return p.stem, _check(p, frame[cols].to_numpy(dtype=np.float64))
+
+
+def _by_context(p: Path, frame: pd.DataFrame, keys: list, cols: list[str], decisions: pd.DataFrame) -> np.ndarray:
+    """Probabilities per context key (``keys``: columns of the table that name decision columns), one row per decision."""
+    matched = {}
+    for k in keys:
+        for name in (str(k), f"x_{k}"):
+            if name in decisions.columns:
+                matched[k] = name
+                break
+        else:
+            have = [c for c in decisions.columns if c.startswith("x_") or c in ("domain", "split")]
+            raise PolicyTableError(f"{p}: column {k!r} is neither an arm nor query_id, and the decisions have no column "
+                                   f"{str(k)!r} or 'x_{k}' to match it as a context key (context columns: "
+                                   f"{', '.join(have) or 'none'})")
+
+    def normal(left: pd.Series, right: pd.Series) -> tuple[pd.Series, pd.Series]:
+        if pd.api.types.is_numeric_dtype(left) and pd.api.types.is_numeric_dtype(right):
+            return left.astype(np.float64), right.astype(np.float64)
+        return left.astype(str), right.astype(str)
+
+    table = pd.DataFrame(index=frame.index)
+    wanted = pd.DataFrame(index=decisions.index)
+    for k, name in matched.items():
+        table[str(k)], wanted[str(k)] = normal(frame[k], decisions[name])
+    names = [str(k) for k in keys]
+    repeated = table.duplicated(names)
+    if repeated.any():
+        i = int(np.flatnonzero(repeated.to_numpy())[0])
+        raise PolicyTableError(f"{p}: context key {_key_text(table.iloc[i])} repeats (row {i}); one row per context")
+    table = pd.concat([table, frame[cols].rename(columns=str)], axis=1)
+    joined = wanted.reset_index(drop=True).merge(table, on=names, how="left", validate="many_to_one")
+    missing = joined[cols].isna().all(axis=1).to_numpy()
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise PolicyTableError(f"{p}: no row for the context of {int(missing.sum())} decision(s) (first: row {i}, "
+                               f"{_key_text(wanted.iloc[i])})")
+    return _check(p, joined[cols].to_numpy(dtype=np.float64))
+
+
+def _key_text(row: pd.Series) -> str:
+    """``segment=2, domain='code'``: a context key as a person reads it."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in row.items())

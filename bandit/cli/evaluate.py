@@ -54,7 +54,8 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--run", "runs", multiple=True, type=click.Path(exists=True, path_type=str), help="A trained run folder (repeatable).")
 @click.option("--policy-table", "tables", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="A target policy as a table of action probabilities: .npy (n, arms), or .csv/.parquet with one column "
-                   "per arm and a query_id column (repeatable; OBP's action_dist).")
+                   "per arm and a query_id column, or context key columns (one row per context, e.g. segment), or one row "
+                   "per decision in order (repeatable; OBP's action_dist).")
 @click.option("--features", type=click.Choice(["prompt", "context"]), default="prompt", show_default=True,
               help="What the DM/DR reward model reads: hashed prompt text, or the log's numeric x_* context columns "
                    "(bandit-log import --context).")

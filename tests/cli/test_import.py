@@ -163,3 +163,54 @@ def test_intervals_of_binary_rewards_stay_in_zero_one_and_a_given_range_is_check
     assert auto.rows()[0]["ci_high"] == raw.rows()[0]["ci_high"]
     with pytest.raises(ValueError, match=r"reward_range \(0, 0\.5\): \d+ logged reward\(s\) lie outside it"):
         evaluate_policies(frame, ["a", "b"], {"t": probs}, [parse_estimator("ips")], reward_range=(0.0, 0.5))
+
+
+def test_a_policy_table_keyed_by_context_is_matched_to_every_decision(tmp_path):
+    """A policy that depends only on a discrete context (a user segment, or the domain) is one row per context."""
+    rng = np.random.default_rng(7)
+    n = 6000
+    seg = rng.integers(0, 3, n)
+    a = rng.integers(0, K, n)  # uniform logging
+    means = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.2], [0.3, 0.3, 0.7]])  # expected reward per (segment, action)
+    r = rng.binomial(1, means[seg, a]).astype(float)
+    logged = tmp_path / "logged.csv"
+    pd.DataFrame({"action": a, "reward": r, "pscore": 1 / K, "segment": seg,
+                  "domain": np.array(["code", "text", "text"])[seg]}).to_csv(logged, index=False)
+    policy = np.array([[0.0, 1.0, 0.0], [0.8, 0.1, 0.1], [0.0, 0.0, 1.0]])
+    table = tmp_path / "by_segment.csv"
+    pd.DataFrame({"segment": [2, 0, 1], **{str(k): policy[[2, 0, 1], k] for k in range(K)}}).to_csv(table, index=False)
+    frame, arms = read_decisions(logged, ImportMapping("action", "reward", "pscore", ("segment",)))
+    name, probs = load_policy_table(table, frame, arms)
+    assert name == "by_segment"
+    np.testing.assert_array_equal(probs, policy[frame["x_segment"].to_numpy(dtype=int)])
+    true = float(np.mean([(policy[s] * means[s]).sum() for s in range(3)]))  # segments are equally likely
+    log = tmp_path / "log"
+    r = CliRunner().invoke(cli, ["import", str(logged), "--out", str(log), "--action", "action", "--reward", "reward",
+                                 "--propensity", "pscore", "--context", "segment"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["evaluate", str(log), "--policy-table", str(table), "--estimator", "ips", "--json"])
+    assert r.exit_code == 0, r.output
+    row = next(row for row in json.loads(r.stdout)["rows"] if row["policy"] == "by_segment")
+    assert row["ci_low"] <= true <= row["ci_high"], (row, true)
+
+
+def test_policy_table_context_key_mistakes_are_named(tmp_path):
+    frame = pd.DataFrame({"query_id": ["a", "b", "c"], "domain": ["code", "text", "code"], "x_segment": [0, 1, 2]})
+    cases = [
+        (pd.DataFrame({"tier": [1], "p": [1.0], "q": [0.0]}),
+         r"column 'tier' is neither an arm nor query_id.*no column 'tier' or 'x_tier'.*context columns: domain, x_segment"),
+        (pd.DataFrame({"segment": [0, 0, 1, 2], "p": [1.0, 0.5, 0.5, 0.5], "q": [0.0, 0.5, 0.5, 0.5]}),
+         r"context key segment=0 repeats \(row 1\); one row per context"),
+        (pd.DataFrame({"segment": [0, 1], "p": [1.0, 0.5], "q": [0.0, 0.5]}),
+         r"no row for the context of 1 decision\(s\) \(first: row 2, segment=2\)"),
+        (pd.DataFrame({"domain": ["code"], "p": [1.0], "q": [0.0]}), r"no row for the context of 1 decision\(s\) \(first: row 1, domain='text'\)"),
+    ]
+    for table, pattern in cases:
+        path = tmp_path / "t.csv"
+        table.to_csv(path, index=False)
+        with pytest.raises(PolicyTableError, match=pattern):
+            load_policy_table(path, frame, ["p", "q"])
+    path = tmp_path / "by_domain.csv"
+    pd.DataFrame({"domain": ["text", "code"], "p": [0.25, 1.0], "q": [0.75, 0.0]}).to_csv(path, index=False)
+    _, probs = load_policy_table(path, frame, ["p", "q"])
+    np.testing.assert_array_equal(probs, [[1.0, 0.0], [0.25, 0.75], [1.0, 0.0]])
