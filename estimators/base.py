@@ -177,6 +177,8 @@ def _obp_batch(est: EstimatorBase, reward, action, pscore, action_dist, reward_h
 
 def dm_term(batch: LoggedBatch, reward_hat: np.ndarray) -> np.ndarray:
     """float64 (n,): sum over arms of target_probs * reward_hat, row by row."""
+    if reward_hat is batch.reward_hat:
+        return batch.dm_values  # computed once per batch, shared by DM and the DR family
     return np.einsum("ij,ij->i", batch.target_probs, reward_hat)
 
 

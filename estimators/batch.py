@@ -168,7 +168,8 @@ class LoggedBatch:
     @cached_property
     def target_prob_logged(self) -> np.ndarray:
         """float64 (n,): the target policy's probability of the logged action."""
-        out = self.target_probs[np.arange(self.n), self.actions]
+        k = self.target_probs.shape[1]  # flat indices into the C-ordered (n, k) array: faster than 2-d fancy indexing
+        out = np.take(np.ascontiguousarray(self.target_probs).ravel(), np.arange(self.n) * k + self.actions)
         out.flags.writeable = False
         return out
 
@@ -176,6 +177,44 @@ class LoggedBatch:
     def weights(self) -> np.ndarray:
         """float64 (n,): importance weights target_probs[i, actions[i]] / propensities[i]."""
         out = self.target_prob_logged / self.propensities
+        out.flags.writeable = False
+        return out
+
+    # Per-batch work that several estimators share. The batch is immutable (frozen, arrays
+    # read-only), so each is computed once, by the first estimator that needs it.
+    @cached_property
+    def weight_stats(self) -> tuple[float, float, float, float]:
+        """(sum w, sum w^2, max w, mean w) of the importance weights."""
+        w = self.weights
+        total = float(w.sum())
+        return total, float(np.dot(w, w)), float(w.max()), total / self.n
+
+    @cached_property
+    def unsupported(self) -> tuple[tuple[int, ...], float]:
+        """(arms the target gives probability but no row logged, the target's mean probability on them)."""
+        chosen = np.bincount(self.actions, minlength=self.n_arms) > 0
+        if chosen.all():  # the common case: no need to average the target's probabilities
+            return (), 0.0
+        never = np.flatnonzero(~chosen)
+        mass = self.target_probs[:, never].mean(axis=0)
+        arms = tuple(int(a) for a, m in zip(never, mass) if m > 0)
+        return arms, float(mass[mass > 0].sum())
+
+    @cached_property
+    def dm_values(self) -> np.ndarray:
+        """float64 (n,): sum over arms of target_probs * reward_hat per row (needs ``reward_hat``)."""
+        if self.reward_hat is None:
+            raise ValueError("dm_values needs reward_hat")
+        out = np.einsum("ij,ij->i", self.target_probs, self.reward_hat)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def residuals(self) -> np.ndarray:
+        """float64 (n,): rewards - reward_hat[i, actions[i]] (needs ``reward_hat``)."""
+        if self.reward_hat is None:
+            raise ValueError("residuals needs reward_hat")
+        out = self.rewards - self.reward_hat[np.arange(self.n), self.actions]
         out.flags.writeable = False
         return out
 

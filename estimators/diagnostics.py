@@ -70,17 +70,15 @@ def diagnose(batch: LoggedBatch, warn: bool = True, arm_names: tuple[str, ...] |
 
     ``arm_names`` (optional, length n_arms) only makes the warning messages readable.
     """
-    w = batch.weights
-    chosen = np.bincount(batch.actions, minlength=batch.n_arms) > 0
-    target_mass = batch.target_probs.mean(axis=0)
-    unsupported = np.flatnonzero(~chosen & (target_mass > 0))
+    total, squares, max_w, mean_w = batch.weight_stats
+    unsupported, mass = batch.unsupported
     diag = Diagnostics(
         n=batch.n,
-        effective_sample_size=effective_sample_size(w),
-        max_weight=float(w.max()),
-        mean_weight=float(w.mean()),
-        unsupported_arms=tuple(int(a) for a in unsupported),
-        unsupported_mass=float(target_mass[unsupported].sum()),
+        effective_sample_size=0.0 if squares == 0 else total ** 2 / squares,
+        max_weight=max_w,
+        mean_weight=mean_w,
+        unsupported_arms=unsupported,
+        unsupported_mass=mass,
     )
     if warn:
         _warn(diag, arm_names)

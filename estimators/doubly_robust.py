@@ -27,7 +27,7 @@ from .weighting import _check_positive
 def _parts(est: EstimatorBase, batch: LoggedBatch) -> tuple[np.ndarray, np.ndarray]:
     """(dm float64 (n,), residual of the logged action float64 (n,))."""
     q = est._reward_hat(batch)
-    return dm_term(batch, q), batch.rewards - q[np.arange(batch.n), batch.actions]
+    return dm_term(batch, q), batch.residuals
 
 
 @dataclass(frozen=True)

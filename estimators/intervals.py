@@ -53,7 +53,11 @@ def normal_interval(contributions: np.ndarray, level: float = 0.95) -> Interval:
     c = _check_contributions(contributions)
     n = c.shape[0]
     mean = float(c.mean())
-    se = float(c.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    if n > 1:
+        d = c - mean  # two passes (mean, then squared deviations): stable, and one BLAS dot
+        se = math.sqrt(float(np.dot(d, d)) / (n - 1)) / math.sqrt(n)
+    else:
+        se = math.nan
     z = NormalDist().inv_cdf(0.5 + level / 2)
     return Interval(mean - z * se, mean + z * se, se)
 

@@ -27,6 +27,12 @@ def test_main_times_every_registered_estimator():
         assert r["normal_rows_per_s"] > 0 and r["bootstrap_rows_per_s"] > 0, name
         assert r["normal_ci"][0] <= r["value"] <= r["normal_ci"][1], name
         assert abs(r["value"] - 0.5) < 0.1, name  # rewards are uniform(0, 1) + noise under any target
+    assert out["all_seven_one_batch_seconds"] > 0
+    obp = out["obp"]
+    if "skipped" in obp:  # Open Bandit Pipeline is not a dependency: the comparison says why it did not run
+        assert "Open Bandit Pipeline is not importable" in obp["skipped"]
+    else:
+        assert all(r["equal"] for r in obp["estimators"].values()), obp
     json.dumps(out)
 
 
