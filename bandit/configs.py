@@ -15,8 +15,6 @@ from bandit.policy import get_config_class
 
 
 def _policy_class(name: str) -> type:
-    import bandit.policies  # noqa: F401  (fills the registry)
-
     try:
         cls = get_config_class(name)
     except KeyError as exc:

@@ -77,25 +77,31 @@ def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 # -- registry ----------------------------------------------------------------------------------
-# name -> "module:ConfigClass"; modules are imported only when the policy is asked for, so heavy
-# backends (torch, vowpalwabbit, d3rlpy) stay out of start-up.
-POLICY_REGISTRY: dict[str, str] = {}
+# name -> "module:ConfigClass": one literal table. Modules are imported only when the policy is
+# asked for, so heavy backends (torch, vowpalwabbit, d3rlpy) stay out of start-up.
+POLICY_REGISTRY: dict[str, str] = {
+    "uniform": "bandit.policies.baselines:UniformConfig",
+    "fixed": "bandit.policies.baselines:FixedConfig",
+    "epsilon-greedy": "bandit.policies.baselines:EpsilonGreedyConfig",
+    "oracle": "bandit.policies.baselines:OracleConfig",
+    "regression": "bandit.policies.regression:RegressionConfig",
+    "classifier": "bandit.policies.regression:ClassifierConfig",
+    "taskspec": "bandit.policies.regression:TaskSpecConfig",
+    "reinforce": "bandit.policies.reinforce:ReinforceConfig",
+    "vw": "bandit.policies.vw:VWConfig",
+    "cql": "bandit.policies.offline_rl:DiscreteCQLConfig",
+    "bcq": "bandit.policies.offline_rl:DiscreteBCQConfig",
+}
 
 
 def register_policy(name: str, target: str) -> None:
+    """Add a policy at run time (``"module:ConfigClass"``)."""
     POLICY_REGISTRY[name] = target
-
-
-def _ensure_registered() -> None:
-    import importlib
-
-    importlib.import_module("bandit.policies")  # registers every policy name (imports nothing heavy)
 
 
 def get_config_class(name: str) -> Callable[..., Any]:
     import importlib
 
-    _ensure_registered()
     if name not in POLICY_REGISTRY:
         raise KeyError(f"unknown policy {name!r}; known policies: {', '.join(sorted(POLICY_REGISTRY))}")
     module, attr = POLICY_REGISTRY[name].split(":")
@@ -103,7 +109,6 @@ def get_config_class(name: str) -> Callable[..., Any]:
 
 
 def policy_names() -> Sequence[str]:
-    _ensure_registered()
     return sorted(POLICY_REGISTRY)
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from estimators import CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, UndefinedEstimateError, diagnose
+from logging_data.files import json_text, write_text_atomic
 from logging_data.simulate import reward_matrix, true_policy_value
 
 BASELINES = ("uniform", "fixed:ARM", "oracle")
@@ -405,28 +404,6 @@ reward model: {html.escape(result.reward_model or 'none')}.</p>
 """
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_html_report(result: EvaluationResult, directory: str | os.PathLike) -> Path:
     """Write ``report.html`` (self-contained) and ``report.json`` into ``directory``; returns the HTML path.
 
@@ -436,8 +413,8 @@ def write_html_report(result: EvaluationResult, directory: str | os.PathLike) ->
     if root.exists() and not root.is_dir():
         raise ValueError(f"report directory {root} exists and is not a directory")
     page = render_html(result)
-    numbers = json.dumps(_json_safe(result.to_json()), indent=2, allow_nan=False)
+    numbers = json_text(result.to_json(), sort_keys=False)
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomic(root / "report.json", numbers + "\n")
-    _write_atomic(root / "report.html", page)
+    write_text_atomic(root / "report.json", numbers)
+    write_text_atomic(root / "report.html", page)
     return root / "report.html"

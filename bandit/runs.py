@@ -46,6 +46,7 @@ from bandit.data import TrainingData, outcomes_reward_matrix
 from bandit.policy import policy_act, policy_probabilities
 from logging_data import Arm, Log, LogMetadata, open_log, require_valid_log
 from logging_data.features import get_featurizer, load_featurizer, save_featurizer, timed_transform
+from logging_data.files import write_json_atomic
 
 FILES = ("config.json", "metrics.json", "fingerprint.json")
 FEEDBACKS = ("full", "bandit")
@@ -53,9 +54,7 @@ TRANSFORM_BATCH = 256
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from bandit.cli._common import _clean
-
-    path.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    write_json_atomic(path, obj)
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -12,12 +12,12 @@ half-written or clobbered prompts file.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from logging_data.files import atomic_write
 
 ORIGINAL_DOMAIN = "x_domain_original"
 
@@ -95,12 +95,4 @@ def write_clustered(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     if p.exists() and p.is_dir():
         raise ValueError(f"output {p} is a directory; expected a .parquet file path")
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
+    return atomic_write(p, lambda tmp: frame.to_parquet(tmp, index=False))

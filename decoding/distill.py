@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from logging_data.files import atomic_write, write_text_atomic
 
 TEACHER_DIR = "teacher"
 CHECKPOINT_DIR = "checkpoint"
@@ -264,24 +265,14 @@ def _teacher_topk(model: Any, seqs: list[list[int]], k: int, pad_id: int) -> lis
     return [(idx[i, : len(s)].clone(), vals[i, : len(s)].clone()) for i, s in enumerate(seqs)]
 
 
+def _write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def _save_tensors_atomic(tensors: dict[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata))
 
 
 def build_teacher(model: Any, tokenizer: Any, prompts: Sequence[str], folder: str | os.PathLike, *,
@@ -616,7 +607,7 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
     settings = {"config": asdict(config), "arch": asdict(arch), "target": target_name,
                 "n_prompts": len(texts), "prompts_sha": _fingerprint({"p": texts})}
     _check_resumable(out, settings)
-    _write_json_atomic(out / ".settings.json", settings)
+    _write_json(out / ".settings.json", settings)
 
     teacher_fp = _fingerprint({"target": target_name, "prompts": settings["prompts_sha"], "n": config.max_new_tokens,
                                "k": config.top_k, "maxp": config.max_prompt_tokens, "vocab": int(target.config.vocab_size)})
@@ -723,7 +714,7 @@ def save_draft(draft: Any, tokenizer: Any, out: str | os.PathLike, metadata: dic
             os.replace(f, out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _write_json_atomic(out / METADATA_FILE, metadata)
+    _write_json(out / METADATA_FILE, metadata)
     return out
 
 

@@ -4,8 +4,9 @@ A featurizer is fitted on training prompts (some need no fitting), then maps any
 texts to float32 (n, d). It saves to and loads from a folder in plain formats (JSON, ``.npy``,
 safetensors), never pickles. Cheap featurizers (hashed n-grams, TF-IDF + SVD) live here with
 numpy and scikit-learn; model-based ones (a packaged sentence-embedding model, the target's own
-mean-pooled hidden states) live in ``decoding.features`` and register here by name, so that this
-package never imports torch or transformers.
+mean-pooled hidden states) live in ``decoding.features`` and are registered as entry points of the
+installed package (group ``draftpick.featurizers`` in ``pyproject.toml``), so that this package
+neither imports nor names a higher one.
 
 The contract a featurizer class meets (``Featurizer`` below):
 
@@ -23,6 +24,7 @@ loads without knowing what wrote it. ``timed_transform`` reports the cost per pr
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+from .files import write_text_atomic
 
 
 class NotFittedError(RuntimeError):
@@ -63,20 +66,45 @@ class Featurizer(Protocol):
         ...
 
 
-# name -> "module:Class"; imported on first use.
-FEATURIZER_REGISTRY: dict[str, str] = {}
+# This package's featurizers, name -> "module:Class" (imported on first use). Featurizers of higher
+# packages and of plugins come from entry points (ENTRY_POINT_GROUP), not from this table.
+FEATURIZER_REGISTRY: dict[str, str] = {
+    "hashed": "logging_data.features:HashedNgramFeaturizer",
+    "tfidf-svd": "logging_data.features:TfidfSvdFeaturizer",
+    "prompt-stats": "logging_data.prompt_stats:PromptStatsFeaturizer",
+}
+ENTRY_POINT_GROUP = "draftpick.featurizers"
 REGISTRY_FILE = "_featurizer.json"
 
 
 def register_featurizer(name: str, target: str) -> None:
+    """Add a featurizer at run time (``"module:Class"``); installed plugins use entry points instead."""
     FEATURIZER_REGISTRY[name] = target
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> tuple[tuple[str, str], ...]:
+    from importlib.metadata import entry_points
+
+    return tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def featurizer_targets() -> dict[str, str]:
+    """Every featurizer by name: this package's table, then the installed entry points."""
+    found = dict(FEATURIZER_REGISTRY)
+    for name, target in _entry_points():
+        found.setdefault(name, target)
+    return found
 
 
 def featurizer_class(name: str) -> type:
     """The class registered under ``name`` (its module imported now, not before)."""
-    if name not in FEATURIZER_REGISTRY:
-        raise UnknownFeaturizerError(f"unknown featurizer {name!r}; known featurizers: {', '.join(sorted(FEATURIZER_REGISTRY))}")
-    module, attr = FEATURIZER_REGISTRY[name].split(":")
+    targets = featurizer_targets()
+    if name not in targets:
+        raise UnknownFeaturizerError(f"unknown featurizer {name!r}; known featurizers: {', '.join(sorted(targets))} "
+                                     f"(model-based ones come from the installed package's {ENTRY_POINT_GROUP!r} "
+                                     f"entry points: pip install -e . to register them)")
+    module, attr = targets[name].split(":")
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:
@@ -105,8 +133,8 @@ def get_featurizer(name: str, **settings: Any) -> Featurizer:
 def save_featurizer(featurizer: Featurizer, path: str | Path, settings: dict[str, Any] | None = None) -> None:
     """Save a fitted featurizer into folder ``path`` plus ``_featurizer.json`` naming it."""
     path = Path(path)
-    if featurizer.name not in FEATURIZER_REGISTRY:
-        raise UnknownFeaturizerError(f"featurizer name {featurizer.name!r} is not registered; known: {', '.join(sorted(FEATURIZER_REGISTRY))}")
+    if featurizer.name not in featurizer_targets():
+        raise UnknownFeaturizerError(f"featurizer name {featurizer.name!r} is not registered; known: {', '.join(sorted(featurizer_targets()))}")
     path.mkdir(parents=True, exist_ok=True)
     featurizer.save(path)
     record = {"name": featurizer.name, "settings": dict(settings or {})}
@@ -149,7 +177,7 @@ def _l2_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _read_json(path: Path) -> Any:
@@ -329,8 +357,3 @@ class TfidfSvdFeaturizer:
         return f
 
 
-register_featurizer("hashed", "logging_data.features:HashedNgramFeaturizer")
-register_featurizer("tfidf-svd", "logging_data.features:TfidfSvdFeaturizer")
-register_featurizer("prompt-stats", "logging_data.prompt_stats:PromptStatsFeaturizer")
-register_featurizer("minilm", "decoding.features:MiniLMFeaturizer")
-register_featurizer("target-hidden", "decoding.features:TargetHiddenFeaturizer")

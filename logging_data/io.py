@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .files import _fsync_dir, write_text_atomic
 from .shards import Shard
 from .schema import EXTRA_PREFIX, KEYS, METADATA_KEY, TABLES, LogMetadata, columns
 from .validate import (QUERY_LEVEL, LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement, check_types,
@@ -89,27 +90,6 @@ def _flock_patiently(path: Path, attempts: int = 20, wait_s: float = 0.05) -> It
                 yield fd
                 return
         time.sleep(wait_s)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _part(path: Path, read, *args, **kwargs):
@@ -213,8 +193,8 @@ def create_log(path: str | os.PathLike, metadata: LogMetadata, exist_ok: bool = 
         return log
     check_new_log_path(root)
     root.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(root / SIGNPOST_FILE, SIGNPOST_TEXT)
-    _write_text_atomic(meta_path, json.dumps(metadata.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_text_atomic(root / SIGNPOST_FILE, SIGNPOST_TEXT)
+    write_text_atomic(meta_path, json.dumps(metadata.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return Log(root, metadata)
 
 
@@ -405,7 +385,7 @@ class Log:
         """
         path = self.root / WRITER_LOCK
         if not (self.root / SIGNPOST_FILE).exists():  # a log made before the signpost existed
-            _write_text_atomic(self.root / SIGNPOST_FILE, SIGNPOST_TEXT)
+            write_text_atomic(self.root / SIGNPOST_FILE, SIGNPOST_TEXT)
         with _flock(path, blocking=False, shared=shard is not None) as fd:
             if fd is None:
                 if shard is None and _held_shard_locks(self.root):
@@ -639,7 +619,7 @@ def require_valid_log(path: str | os.PathLike) -> None:
                                  f"(`bandit-log validate {path}` lists all {len(report.problems)})")
     if before is not None and fingerprint(root) == before:  # nothing was appended while it was checked
         try:
-            _write_text_atomic(root / VALIDATED_FILE, json.dumps(before) + "\n")
+            write_text_atomic(root / VALIDATED_FILE, json.dumps(before) + "\n")
         except OSError:
             pass
 

@@ -41,7 +41,6 @@ import platform
 import re
 import struct
 import sysconfig
-import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from .files import atomic_write
 
 DOMAINS: tuple[str, ...] = ("code", "translate", "summarize", "questions")
 LANGUAGES: dict[str, str] = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian"}
@@ -919,16 +919,6 @@ def sidecar_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.stem + ".sources.json")
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def check_prompt_set_path(out: str | os.PathLike, overwrite: bool = False) -> None:
     """Raise unless a prompt set can be written to ``out``; the CLI calls it before mining anything."""
     out = Path(out)
@@ -953,8 +943,8 @@ def write_prompt_set(prompt_set: PromptSet, out: str | os.PathLike, overwrite: b
     check_prompt_set_path(out, overwrite)
     table = pa.Table.from_pandas(prompt_set.frame, schema=_arrow_schema(prompt_set.metadata), preserve_index=False)
     text = json.dumps(prompt_set.metadata, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _atomic_write(out, lambda p: pq.write_table(table, p, compression="zstd"))
-    _atomic_write(side, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(out, lambda p: pq.write_table(table, p, compression="zstd"))
+    atomic_write(side, lambda p: p.write_text(text, encoding="utf-8"))
     return out, side
 
 

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from typing import Any
 
 import click
 
-
-def _clean(obj: Any) -> Any:
-    """Make ``obj`` strict-JSON safe: NaN/inf become null; numpy scalars and arrays become Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return _clean(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+from logging_data.files import json_text
 
 
 def emit_json(obj: Any) -> None:
     """Write one JSON document to stdout (the only thing ``--json`` prints there)."""
-    click.echo(json.dumps(_clean(obj), indent=2, ensure_ascii=False, allow_nan=False))
+    click.echo(json_text(obj, sort_keys=False).rstrip("\n"))
 
 
 def say(message: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from logging_data.validate import first_line
+from logging_data.files import atomic_write, write_text_atomic
 
 _CKPT = re.compile(r"^ckpt-(\d{9})\.json$")
 
@@ -66,9 +66,7 @@ def load_module(module: Any, tensors: dict[str, Any], prefix: str) -> None:
 def write_tensors(path: Path, tensors: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
 def read_tensors(path: Path) -> dict[str, Any]:
@@ -85,9 +83,7 @@ def read_tensors(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2))  # inf settings round-trip (Infinity)
 
 
 def write_checkpoint(directory: Path, step: int, tensors: dict[str, Any], meta: dict, keep: int) -> None:

@@ -49,6 +49,7 @@ import numpy as np
 from bandit.policy import NotFittedError, sample_actions
 from logging_data.schema import Arm
 from logging_data.validate import first_line
+from logging_data.files import atomic_write, write_text_atomic
 
 SHARED_NAMESPACE = "s"
 ACTION_NAMESPACE = "a"
@@ -220,14 +221,7 @@ def export_vw(frame: Any, arms: Sequence[Any], features: Any, path: str | os.Pat
     shared = {q: shared_line(x[row_of[q]]) for q in order}
     arm_lines = [action_features(a) for a in arms]
     blocks = ["\n".join(_assemble(shared[q], arm_lines, (int(a), c, p))) for q, a, c, p in zip(qids, actions, costs, props)]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text("\n\n".join(blocks) + ("\n" if blocks else ""), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(path, "\n\n".join(blocks) + ("\n" if blocks else ""))
     return len(blocks)
 
 
@@ -400,9 +394,7 @@ class VWPolicy:
         ws = self._workspace()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".{MODEL_FILE}.tmp"
-        ws.save(str(tmp))
-        os.replace(tmp, path / MODEL_FILE)
+        atomic_write(path / MODEL_FILE, lambda tmp: ws.save(str(tmp)))
         meta = {
             "policy": VWConfig.name,
             "config": self.config.to_json(),

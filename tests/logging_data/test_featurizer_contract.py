@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from logging_data.features import FEATURIZER_REGISTRY, Featurizer, get_featurizer, load_featurizer, save_featurizer
+from logging_data.features import Featurizer, featurizer_targets, get_featurizer, load_featurizer, save_featurizer
 
 TEXTS = ["def add(a, b):\n    return a + b\n", "Translate into French: the cat sat on the mat.",
          "Summarize: the quick brown fox jumps over the lazy dog. The dog sleeps.", "What does `ls` do?",
          "x = [1, 2, 3]\nprint(x)  # a list", "Ein deutscher Satz mit Umlauten: äöü."]
 
 
-@pytest.fixture(params=sorted(FEATURIZER_REGISTRY))
+@pytest.fixture(params=sorted(featurizer_targets()))
 def featurizer_settings(request, tiny_models):
     name = request.param
     if name == "minilm":
