@@ -55,6 +55,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
+from logging_data.schema import REWARD_CHOICES, SPEEDUP_KINDS
 from logging_data.io import check_new_log_path, creating
 from logging_data.shards import Shard
 from logging_data.prompt_table import PromptColumns, read_prompt_table
@@ -63,7 +64,6 @@ from .alignment import alignment_metrics, simulate_prompt_lookup
 from .calibrate import MODEL_FREE, Calibration, for_arms, speedup_count
 from .models import ArmConfig, ModelsConfig
 
-REWARD_CHOICES = ALIGNMENT_METRICS + ("speedup_count", "speedup_wall", "time_saved_count", "time_saved_wall")
 
 
 def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> RewardDefinition:
@@ -73,7 +73,7 @@ def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> Rewar
     if reward in ALIGNMENT_METRICS:
         return RewardDefinition(kind="alignment", metric=reward, alpha=alpha,
                                 description=f"{reward} - alpha * arm_cost (arm_cost: calibrated draft step / target step); none arm = 0")
-    if reward in ("speedup_count", "speedup_wall", "time_saved_count", "time_saved_wall"):
+    if reward in REWARD_CHOICES:
         if alpha:
             raise ValueError(f"--alpha applies to alignment rewards only; reward {reward!r} got alpha={alpha}")
         kind = reward.replace("time_saved", "speedup")
@@ -90,7 +90,7 @@ def reward_name(reward: RewardDefinition) -> str:
     """The ``--reward`` choice of a definition (the inverse of ``reward_definition``)."""
     if reward.kind == "alignment":
         return reward.metric
-    if reward.kind in ("speedup_count", "speedup_wall"):
+    if reward.kind in SPEEDUP_KINDS:
         return reward.kind.replace("speedup", "time_saved") if reward.metric == "time_saved" else reward.kind
     return reward.kind
 
@@ -375,7 +375,7 @@ def build_log(
             return BuildSummary(str(out), len(frame), 0, 0, n_skipped, 0, time.perf_counter() - t0, dict(cal))
 
         if session is None:
-            from .loading import DecodingSession
+            from .session import DecodingSession
 
             session = DecodingSession(models, device=device, threads=threads)
         max_new = config.max_new_tokens or models.target.max_new_tokens

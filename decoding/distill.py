@@ -51,6 +51,8 @@ from typing import Any, Sequence
 import numpy as np
 from logging_data.files import atomic_write, write_text_atomic
 
+from .models import DRAFT_MAX_NEW_TOKENS
+
 TEACHER_DIR = "teacher"
 CHECKPOINT_DIR = "checkpoint"
 METADATA_FILE = "distill.json"
@@ -87,7 +89,7 @@ class DistillConfig:
     domain: str  # the prompts' ``domain`` value to train on
     split: str | None = "train"  # the prompts' ``split`` to train on; None = every row of the domain
     max_prompts: int | None = 128  # at most this many prompts (a seeded sample); None = all
-    max_new_tokens: int = 48  # length of the target's greedy continuation of each prompt
+    max_new_tokens: int = DRAFT_MAX_NEW_TOKENS  # length of the target's greedy continuation of each prompt
     max_prompt_tokens: int = 512  # prompts longer than this (after the chat template) are skipped
     top_k: int = 64  # target log-probs kept per position
     steps: int = 150  # optimiser steps
@@ -161,7 +163,7 @@ def read_domain_prompts(path: str | os.PathLike, domain: str, split: str | None 
 
 
 def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids the target sees for ``prompt``, exactly as ``decoding.loading.DecodingSession``
+    """Token ids the target sees for ``prompt``, exactly as ``decoding.session.DecodingSession``
     encodes them with ``chat_template = "auto"``: the chat template's text (with the generation
     prompt) tokenized without extra special tokens when the tokenizer has a template, else the
     plain encoding. Distillation must train on the sequences assisted decoding will see."""

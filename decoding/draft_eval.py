@@ -2,7 +2,7 @@
 
 ``evaluate_drafts`` decodes held-out prompts of every domain with the target alone (plain greedy,
 the reference) and with each draft as the assistant (transformers assisted decoding, through
-``decoding.loading.DecodingSession``, which counts target and draft forward calls with hooks),
+``decoding.session.DecodingSession``, which counts target and draft forward calls with hooks),
 and aggregates per (draft, domain):
 
 - ``acceptance_rate`` = accepted draft tokens / proposed draft tokens;
@@ -28,6 +28,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .models import DRAFT_MAX_NEW_TOKENS
+
 PLAIN = "plain"
 
 
@@ -38,7 +40,7 @@ class DraftEvalConfig:
     split: str | None = "test"  # prompts of this split; None = all rows
     per_domain: int = 8  # prompts per domain (a seeded sample; all when fewer)
     domains: tuple[str, ...] | None = None  # domains to evaluate; None = every domain in the file
-    max_new_tokens: int = 48  # tokens generated per prompt
+    max_new_tokens: int = DRAFT_MAX_NEW_TOKENS  # tokens generated per prompt
     num_assistant_tokens: int = 5  # draft tokens proposed per block
     schedule: str = "constant"  # transformers' num_assistant_tokens_schedule
     repeats: int = 1  # timed runs per (prompt, arm); the median is kept
@@ -160,7 +162,7 @@ def evaluate_drafts(target: str, drafts: Mapping[str, str], prompts: pd.DataFram
     from tqdm.auto import tqdm
 
     from decoding.calibrate import calibrate
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
 
     config.validate()
     if not drafts:

@@ -162,7 +162,7 @@ def decode_prompts(
         pending = [i for i, q in enumerate(qids) if (q, policy_id) not in done]
         n_skipped = len(qids) - len(pending)
         if session is None and pending:
-            from .loading import DecodingSession
+            from .session import DecodingSession
 
             session = DecodingSession(models, device=device, threads=threads)
         encoded = {i: session.encode(frame.at[i, "prompt"]) for i in pending}

@@ -35,7 +35,7 @@ A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
 
 Unknown keys, wrong types, settings that do not belong to an arm's kind, and repeated arm names
 are errors that name the offending key and the valid ones. Nothing here loads a model:
-``decoding.loading.DecodingSession`` does.
+``decoding.session.DecodingSession`` does.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ SCHEDULES = ("constant", "heuristic", "heuristic_transient")
 MODEL_ARM_KINDS = tuple(k for k in ARM_KINDS if k != "unknown")
 
 _TARGET_KEYS = ("path", "device", "dtype", "max_new_tokens", "chat_template", "linear")
+DEFAULT_MAX_NEW_TOKENS = 64  # [target] max_new_tokens when the models file leaves it out
+# Tokens per prompt when drafts are distilled and evaluated (decoding.distill, decoding.draft_eval):
+# one value, so a draft is evaluated on continuations as long as those it was trained on.
+DRAFT_MAX_NEW_TOKENS = 48
 _ARM_COMMON = ("name", "kind", "family")
 _ASSISTANT_KEYS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 _ARM_KEYS_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -79,7 +83,7 @@ class TargetConfig:
     path: str
     device: str = "auto"
     dtype: str = "auto"
-    max_new_tokens: int = 64
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     chat_template: str | bool = "auto"  # "auto", True or False
     linear: str = "auto"  # "auto", "onednn" or "default" (decoding.cpu_linear)
 
@@ -250,7 +254,7 @@ def _parse_target(t: Mapping[str, Any], source: str) -> TargetConfig:
     dtype = _typed(t, "dtype", str, where, "auto")
     if dtype not in DTYPES:
         raise ModelsConfigError(f"{where}: `dtype` must be one of {', '.join(DTYPES)}; got {dtype!r}")
-    max_new = _positive_int(t, "max_new_tokens", where, 64)
+    max_new = _positive_int(t, "max_new_tokens", where, DEFAULT_MAX_NEW_TOKENS)
     chat = t.get("chat_template", "auto")
     if chat not in ("auto", True, False):
         raise ModelsConfigError(f"{where}: `chat_template` must be \"auto\", true or false; got {chat!r}")

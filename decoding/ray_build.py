@@ -84,7 +84,7 @@ class _BuildWorker:
     """One Ray actor: the models loaded once; builds the shards it is given."""
 
     def __init__(self, models: ModelsConfig, device: str | None, threads: int | None) -> None:
-        from .loading import DecodingSession
+        from .session import DecodingSession
 
         self.models = models
         self.session = DecodingSession(models, device=device, threads=threads)

@@ -176,7 +176,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
     from bandit.suite import LEARNERS, select_on_outcomes, train_policies
     from decoding.calibrate import load_calibration
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import load_models_config
     from logging_data import open_log
 

@@ -36,7 +36,7 @@ def main(prompts: str | Path = PROMPTS, models: str | Path = MODELS, *, n_prompt
          batch_sizes: Sequence[int] = (8, 16, 32), threads: int | None = 2, seed: int = 0, out: str | Path = "out/bench_greedy",
          progress: bool = True) -> dict:
     from decoding.build import environment
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import load_models_config
 
     out = Path(out)

@@ -68,7 +68,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -153,6 +153,8 @@ DECISION_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
 )
 
 COLUMNS: dict[str, tuple[Column, ...]] = {"outcomes": OUTCOME_COLUMNS, "decisions": DECISION_COLUMNS}
+# The query-level columns besides the key: one value per query_id, in both tables.
+QUERY_LEVEL: tuple[str, ...] = tuple(c.name for c in QUERY_COLUMNS if c.name != "query_id")
 KEYS: dict[str, tuple[str, str]] = {"outcomes": ("query_id", "arm"), "decisions": ("query_id", "policy_id")}
 
 
@@ -213,8 +215,17 @@ class Arm:
         return cls(name=d["name"], kind=d.get("kind", "unknown"), cost=float(d.get("cost", 0.0)), attrs=d.get("attrs", {}))
 
 
+def as_arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
+    """``Arm`` objects, in order; plain names become arms without attributes."""
+    return tuple(a if isinstance(a, Arm) else Arm(str(a)) for a in arms)
+
+
 REWARD_KINDS = ("alignment", "speedup_wall", "speedup_count", "custom")
 ALIGNMENT_METRICS = ("align_prefix", "align_position", "align_lcs", "align_accept")
+SPEEDUP_KINDS = ("speedup_count", "speedup_wall")  # reward kinds whose reward is a speed-up (or the time it saves)
+# Every reward a builder can write, by the name the command line takes: an alignment metric, a
+# speed-up, or the share of plain decoding time saved (``1 - 1/speed-up``).
+REWARD_CHOICES = ALIGNMENT_METRICS + SPEEDUP_KINDS + ("time_saved_count", "time_saved_wall")
 #: how a speed-up reward is scaled: "" = the speed-up itself; "time_saved" = 1 - 1 / speed-up
 SPEEDUP_SCALES = ("", "time_saved")
 

@@ -34,7 +34,8 @@ from typing import Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-QUERY_LEVEL = ("query_id", "prompt", "domain", "split")
+from .schema import QUERY_LEVEL
+
 LOGGING_POLICIES = ("uniform", "epsilon-greedy", "softmax")
 
 
@@ -62,7 +63,7 @@ def reward_matrix(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[lis
 
 def query_frame(outcomes: pd.DataFrame, query_ids: Sequence[str]) -> pd.DataFrame:
     """The query-level columns (query_id, prompt, domain, split) of ``query_ids``, in that order."""
-    cols = [c for c in QUERY_LEVEL if c in outcomes.columns]
+    cols = [c for c in ("query_id",) + QUERY_LEVEL if c in outcomes.columns]
     first = outcomes[cols].assign(query_id=outcomes["query_id"].astype(str)).drop_duplicates("query_id").set_index("query_id")
     return first.reindex(list(query_ids)).reset_index()
 

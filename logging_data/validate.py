@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .schema import EXTRA_PREFIX, KEYS, SCHEMA_VERSION, SPLITS, LogMetadata, columns, version_key
+from .schema import EXTRA_PREFIX, KEYS, QUERY_LEVEL, SCHEMA_VERSION, SPEEDUP_KINDS, SPLITS, LogMetadata, columns, version_key
 
 MAX_ROWS_NAMED = 3
 
@@ -126,7 +126,7 @@ def reward_bound(metadata: LogMetadata):
     left unbounded here (tests and users scale them freely).
     """
     reward = metadata.reward
-    if reward.kind in ("speedup_count", "speedup_wall"):
+    if reward.kind in SPEEDUP_KINDS:
         if reward.metric == "time_saved":
             return (lambda r: r < 1.0), "time-saved reward (1 - 1/speed-up, < 1)"
         return (lambda r: r > 0.0), f"{reward.kind} reward (a speed-up, > 0)"
@@ -194,7 +194,6 @@ def check_frame(table: str, frame: pd.DataFrame, metadata: LogMetadata, types: p
     return problems
 
 
-QUERY_LEVEL = ("prompt", "domain", "split")
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -77,6 +77,6 @@ def test_the_bottom_layers_import_no_heavy_backend(module, path):
 
 def test_the_rule_catches_an_upward_import(tmp_path):
     bad = tmp_path / "x.py"
-    bad.write_text("def f():\n    from decoding.loading import DecodingSession\nREG = 'bandit.runs:load_run'\n")
+    bad.write_text("def f():\n    from decoding.session import DecodingSession\nREG = 'bandit.runs:load_run'\n")
     found = [(name, how) for _, name, how in _imports("logging_data.x", bad)]
-    assert ("decoding.loading", "import") in found and ("bandit.runs", "string") in found
+    assert ("decoding.session", "import") in found and ("bandit.runs", "string") in found

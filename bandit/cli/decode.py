@@ -11,10 +11,11 @@ import sys
 
 import click
 
+from logging_data.schema import REWARD_CHOICES
+
 from ._common import EXIT_LOSSLESS_FAILED, emit_json, prompt_file_options, say, stderr_is_tty
 
-REWARDS = ("align_accept", "align_prefix", "align_position", "align_lcs", "speedup_count", "speedup_wall",
-           "time_saved_count", "time_saved_wall")
+REWARDS = REWARD_CHOICES
 
 
 def _command_line() -> str:

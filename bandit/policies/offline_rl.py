@@ -51,7 +51,7 @@ import numpy as np
 
 from bandit.policies import _torch_io
 from bandit.policy import NotFittedError, sample_actions, softmax
-from logging_data.schema import Arm
+from logging_data.schema import as_arms
 
 MODEL_FILE = "model.safetensors"
 D3RLPY_FILE = "d3rlpy_params.json"
@@ -59,11 +59,6 @@ META_FILE = "policy.json"
 DEVICE = "cpu:0"
 # settings that do not change the training trajectory
 _NOT_TRAINING = ("n_steps", "tau", "checkpoint_every", "keep_checkpoints")
-
-
-def _as_arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
-    """``logging_data.Arm`` objects, in order; plain names become arms without attributes."""
-    return tuple(a if isinstance(a, Arm) else Arm(str(a)) for a in arms)
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ class OfflineRLPolicy:
 
     def __init__(self, config: _OfflineRLConfig, arms: Sequence[Any]) -> None:
         self.config = config
-        self.arms = _as_arms(arms)
+        self.arms = as_arms(arms)
         self.arm_names = tuple(a.name for a in self.arms)
 
     # -- training ----------------------------------------------------------------------------
@@ -386,7 +381,7 @@ class OfflineRLPolicy:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         if meta.get("policy") != config_class.name:
             raise ValueError(f"{path} holds a {meta.get('policy')!r} policy; expected {config_class.name!r}")
-        arms = _as_arms(arms)
+        arms = as_arms(arms)
         saved = [a["name"] for a in meta["arms"]]
         if saved != [a.name for a in arms]:
             raise ValueError(f"saved {config_class.name} policy was trained on arms {saved}; got arms {[a.name for a in arms]}")

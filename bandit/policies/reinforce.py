@@ -48,17 +48,12 @@ import numpy as np
 
 from bandit.policies import _torch_io
 from bandit.policy import NotFittedError, greedy, sample_actions, softmax
-from logging_data.schema import Arm
+from logging_data.schema import as_arms
 
 MODEL_FILE = "model.safetensors"
 META_FILE = "policy.json"
 # settings that do not change the training trajectory, so a checkpoint stays valid across them
 _NOT_TRAINING = ("n_epochs", "greedy", "temperature", "checkpoint_every", "keep_checkpoints")
-
-
-def _as_arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
-    """``logging_data.Arm`` objects, in order; plain names become arms without attributes."""
-    return tuple(a if isinstance(a, Arm) else Arm(str(a)) for a in arms)
 
 
 @dataclass(frozen=True)
@@ -139,7 +134,7 @@ class ReinforcePolicy:
 
     def __init__(self, config: ReinforceConfig, arms: Sequence[Any]) -> None:
         self.config = config
-        self.arms = _as_arms(arms)
+        self.arms = as_arms(arms)
         self.arm_names = tuple(a.name for a in self.arms)
 
     # -- training ----------------------------------------------------------------------------
@@ -319,7 +314,7 @@ class ReinforcePolicy:
             if not (path / f).is_file():
                 raise FileNotFoundError(f"{path} is not a saved REINFORCE policy: {f} is missing")
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        arms = _as_arms(arms)
+        arms = as_arms(arms)
         saved = [a["name"] for a in meta["arms"]]
         if saved != [a.name for a in arms]:
             raise ValueError(f"saved REINFORCE policy was trained on arms {saved}; got arms {[a.name for a in arms]}")

@@ -47,9 +47,9 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bandit.policy import NotFittedError, sample_actions
-from logging_data.schema import Arm
-from logging_data.validate import first_line
 from logging_data.files import atomic_write, write_text_atomic
+from logging_data.schema import as_arms
+from logging_data.validate import first_line
 
 SHARED_NAMESPACE = "s"
 ACTION_NAMESPACE = "a"
@@ -61,11 +61,6 @@ MODEL_FILE = "model.vw"
 META_FILE = "policy.json"
 
 _UNSAFE = re.compile(r"[\s|:]+")
-
-
-def _as_arms(arms: Sequence[Any]) -> tuple[Arm, ...]:
-    """``logging_data.Arm`` objects, in order; plain names become arms without attributes."""
-    return tuple(a if isinstance(a, Arm) else Arm(str(a)) for a in arms)
 
 
 # -- the adapter: every VW text convention lives here --------------------------------------------
@@ -302,7 +297,7 @@ class VWPolicy:
 
     def __init__(self, config: VWConfig, arms: Sequence[Any]) -> None:
         self.config = config
-        self.arms = _as_arms(arms)
+        self.arms = as_arms(arms)
         self.arm_names = tuple(a.name for a in self.arms)
 
     # -- training --
@@ -415,7 +410,7 @@ class VWPolicy:
                 raise FileNotFoundError(f"{path} is not a saved VW policy: {f} is missing")
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         saved = [a["name"] for a in meta["arms"]]
-        arms = _as_arms(arms)
+        arms = as_arms(arms)
         names = [a.name for a in arms]
         if saved != names:
             raise ValueError(f"saved VW policy was trained on arms {saved}; got arms {names}")

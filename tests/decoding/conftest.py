@@ -53,7 +53,7 @@ def all_arms_config(tiny_models):
 
 @pytest.fixture(scope="session")
 def session(all_arms_config):
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
 
     return DecodingSession(all_arms_config, threads=1)
 

@@ -68,7 +68,7 @@ def test_models_and_configs_are_left_as_they_were(session):
 
 
 def test_universal_draft_with_another_tokenizer_is_lossless(tiny_models, toml_for):
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import parse_models_config
 
     cfg = parse_models_config(

@@ -227,7 +227,7 @@ def test_replay_log_of_model_free_arms_equals_the_measured_build(toml_for, promp
     draft tokens) gives the measured build's counts and count speed-ups exactly, with one calibration."""
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.calibrate import Calibration
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import parse_models_config
 
     arms = '[[arms]]\nname = "plain"\nkind = "none"\n' + "".join(

@@ -40,7 +40,7 @@ def test_packing_twice_is_a_no_op_and_the_weights_stay():
 
 
 def test_session_packs_by_default_and_decodes_the_same_tokens(all_arms_config, session):
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
 
     assert session.linear == "onednn"
     default = DecodingSession(dataclasses.replace(all_arms_config, target=dataclasses.replace(all_arms_config.target, linear="default")), threads=1)

@@ -184,7 +184,7 @@ def test_same_width_draft_copies_target_blocks(target):
 def test_encoding_matches_the_decoding_backend(tiny_models):
     from transformers import AutoTokenizer
 
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import ArmConfig, ModelsConfig, TargetConfig
 
     tok = AutoTokenizer.from_pretrained(tiny_models["target"])

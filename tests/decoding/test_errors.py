@@ -46,7 +46,7 @@ def _prompts(path: Path, rows) -> Path:
 @pytest.fixture(scope="module")
 def written_log(tiny_models, tmp_path_factory):
     from decoding.build import BuildConfig, build_log
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import parse_models_config
 
     root = tmp_path_factory.mktemp("errors")
@@ -94,7 +94,7 @@ def test_clear_error_and_log_intact(tiny_models, written_log, tmp_path, target, 
 
 
 def test_other_tokenizer_is_accepted_with_universal(tiny_models):
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import parse_models_config
 
     text = _toml(tiny_models, "target", 1, "other").replace('draft = "other"', 'draft = "other"\nuniversal = true')

@@ -52,7 +52,7 @@ def test_build_and_decode_on_smollm2(tmp_path):
     from bandit.policies.vw import VWConfig
     from bandit.runs import train_run
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.loop import DecodeConfig, decode_prompts
     from decoding.models import parse_models_config
 

@@ -52,7 +52,7 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
 def test_replayed_counts_equal_live_assisted_decoding_for_every_joint_arm(smollm2):
     from decoding.build import measure_pairs
     from decoding.calibrate import load_calibration
-    from decoding.loading import DecodingSession
+    from decoding.session import DecodingSession
     from decoding.models import load_models_config
     log = open_log(LOG)
     outcomes = log.read("outcomes")

@@ -1,0 +1,401 @@
+"""The decoding session: the target and the arms' models loaded once, greedy generation and
+measured assisted decoding.
+
+``DecodingSession(models_config)`` loads the target and every arm's draft once, checks every
+arm up front (tokenizers, early-exit support) and offers:
+
+- ``encode(prompt) -> list[int]``: token ids, through the chat template when configured;
+- ``greedy(batch, model="target") -> list[list[int]]``: batched greedy generation with left
+  padding (the target, a same-tokenizer draft, or an early-exit arm's truncated target);
+- ``arm_greedy(prompts, arm) -> list[list[int] | None]``: an arm's own greedy output in the
+  target's token space (None for arms that run no model of their own);
+- ``assisted(input_ids, arm, ...) -> DecodeOutcome``: one prompt decoded greedily with the arm
+  (batch size 1, ``do_sample=False``), with the counts below, median wall time over repeats
+  after warm-up, and the lossless check against a reference.
+
+How the counts are taken (forward pre-hooks, registered for the call and removed in
+``finally``):
+
+- ``target_calls``: forward passes of the full target. For an early-exit arm the target module
+  also runs the drafting passes (with ``config.num_hidden_layers`` lowered by transformers); a
+  pass that runs with fewer layers than the model has is counted as a draft call instead.
+- ``draft_calls``: forward passes of the draft model (or early-exit passes); 0 for prompt lookup
+  and plain decoding.
+- ``draft_tokens``: candidate tokens the target verified. Verification pass i feeds the target
+  the tokens it has not cached: the whole prompt plus the candidates on the first pass, the last
+  accepted token plus the candidates afterwards; so candidates_i = fed_i - prompt_len (i = 0)
+  and fed_i - 1 (i > 0).
+- ``accepted_tokens``: under greedy verification every target pass emits the accepted
+  candidates plus one token of its own, so ``accepted = n_new_tokens - target_calls`` exactly
+  (transformers recounts the matches after cutting at EOS or the length limit). It is derived,
+  not read from transformers' internals.
+
+Nothing here mutates a caller's model or config for longer than a call: assistant settings are
+written to the assistant's ``generation_config`` for the call and restored in ``finally``
+(transformers' "heuristic" schedule writes ``num_assistant_tokens`` back; that is undone too);
+early-exit probing and early-exit greedy generation restore ``config.num_hidden_layers``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from . import cpu_linear
+from .loading import (ArmNotSupportedError, LoadedModel, ModelLoadError, PromptError, _layers, check_early_exit,
+                      describe_tokenizer, load_model, resolve_device, same_tokenizer)
+from .models import ArmConfig, ModelsConfig
+
+
+@dataclass(frozen=True)
+class DecodeOutcome:
+    """One prompt decoded with one arm (batch size 1, greedy).
+
+    ``tokens``: the new token ids (prompt excluded). Counts are from the last timed run (they are
+    deterministic under greedy decoding); ``wall_time_s`` is the median of ``wall_times_s``.
+    ``lossless`` is None when no reference was given.
+    """
+
+    arm: str
+    tokens: tuple[int, ...]
+    n_new_tokens: int
+    target_calls: int
+    draft_calls: int
+    draft_tokens: int
+    accepted_tokens: int
+    wall_time_s: float
+    wall_times_s: tuple[float, ...]
+    n_repeats: int
+    n_threads: int
+    lossless: bool | None = None
+    first_mismatch: int | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.n_new_tokens / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+
+
+@dataclass
+class _Counter:
+    target_calls: int = 0
+    draft_calls: int = 0
+    fed: list[int] = field(default_factory=list)
+
+
+def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    for i, t in enumerate(tokens):
+        if t in eos:
+            return tokens[: i + 1]
+    return tokens
+
+
+# -- the session ----------------------------------------------------------------------------------
+PLAIN = ArmConfig(name="<plain>", kind="none")
+
+
+class DecodingSession:
+    """The target and every arm's draft, loaded once, with greedy and assisted decoding.
+
+    ``device`` overrides the models file's ``[target] device`` (drafts follow the target).
+    ``threads`` sets torch's intra-op thread count for the process (``torch.set_num_threads``;
+    None leaves it); the count in use is recorded in every outcome. Raises ``ModelLoadError`` / ``ArmNotSupportedError`` before anything is decoded when a path
+    is missing or an arm cannot run.
+    """
+
+    def __init__(self, config: ModelsConfig, device: str | None = None, threads: int | None = None) -> None:
+        import torch
+
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1; got {threads}")
+            torch.set_num_threads(threads)
+        self.config = config
+        self.device = resolve_device(device or config.target.device)
+        self.target = load_model(config.resolve(config.target.path), self.device, config.target.dtype)
+        self.max_new_tokens = config.target.max_new_tokens
+        self._drafts: dict[str, LoadedModel] = {}
+        self._universal: dict[str, bool] = {}
+        loaded: dict[str, LoadedModel] = {}
+        for arm in config.arms:
+            if arm.kind == "draft":
+                path = config.resolve(arm.draft)
+                if path not in loaded:
+                    loaded[path] = load_model(path, self.device, config.target.dtype)
+                d = loaded[path]
+                same = same_tokenizer(self.target, d)
+                if not same and not arm.universal:
+                    raise ArmNotSupportedError(
+                        f"arm {arm.name!r}: the draft's tokenizer differs from the target's "
+                        f"(target: {describe_tokenizer(self.target)}; draft: {describe_tokenizer(d)}); "
+                        f"set `universal = true` on the arm to use universal assisted decoding"
+                    )
+                self._drafts[arm.name] = d
+                self._universal[arm.name] = not same
+            elif arm.kind == "early_exit":
+                check_early_exit(self.target, arm.assistant_early_exit, arm.name)
+        self.linear, self.linear_reason = cpu_linear.resolve(config.target.linear, self.device, self.target.model.dtype)
+        if self.linear == "onednn":
+            for m in {id(x.model): x.model for x in [self.target, *self._drafts.values()]}.values():
+                cpu_linear.pack_linears(m)
+        self.n_threads = int(torch.get_num_threads())
+        tok = self.target.tokenizer
+        self.use_chat_template = bool(getattr(tok, "chat_template", None)) if config.target.chat_template == "auto" else bool(config.target.chat_template)
+        if self.use_chat_template and not getattr(tok, "chat_template", None):
+            raise ModelLoadError(f"[target] chat_template = true, but the tokenizer of {self.target.spec} has no chat template")
+        eos = self.target.model.generation_config.eos_token_id
+        if eos is None:
+            eos = tok.eos_token_id
+        self.eos_ids: set[int] = set(eos if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos]))
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (min(self.eos_ids) if self.eos_ids else 0)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def arm(self, arm: str | ArmConfig | None) -> ArmConfig:
+        if arm is None:
+            return PLAIN
+        if isinstance(arm, ArmConfig):
+            return arm
+        return self.config.arm(arm)
+
+    def draft(self, arm: str) -> LoadedModel:
+        """The loaded draft model of a ``draft`` arm."""
+        if arm not in self._drafts:
+            raise KeyError(f"arm {arm!r} has no draft model; draft arms: {', '.join(self._drafts) or 'none'}")
+        return self._drafts[arm]
+
+    def n_params_m(self) -> dict[str, float]:
+        """Arm name -> parameters (millions) of the model that drafts for it (draft and early-exit arms)."""
+        out = {}
+        for a in self.config.arms:
+            if a.kind == "draft":
+                out[a.name] = self._drafts[a.name].n_params / 1e6
+            elif a.kind == "early_exit":
+                out[a.name] = self.target.n_params / 1e6 * a.assistant_early_exit / self.target.n_layers
+        return out
+
+    def _sync(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+    # -- encoding ------------------------------------------------------------------------------
+    def encode(self, prompt: str, max_new_tokens: int | None = None) -> list[int]:
+        """Token ids of ``prompt`` for the target (chat template when configured).
+
+        Refuses an empty prompt and one that leaves no room for ``max_new_tokens`` in the
+        target's context, with ``PromptError``.
+        """
+        return self._encode(self.target, prompt, max_new_tokens)
+
+    def _encode(self, m: LoadedModel, prompt: str, max_new_tokens: int | None) -> list[int]:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptError(f"prompt must be a non-empty string; got {prompt!r}")
+        tok = m.tokenizer
+        if self.use_chat_template and getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+            ids = list(tok(text, add_special_tokens=False)["input_ids"])
+        else:
+            ids = list(tok(prompt)["input_ids"])
+        n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        ctx = m.context_length
+        if ctx is not None and len(ids) + n_new > ctx:
+            raise PromptError(
+                f"prompt is {len(ids)} tokens; with max_new_tokens={n_new} that exceeds the context of {m.spec} "
+                f"({ctx} tokens); shorten the prompt or lower max_new_tokens (prompt starts {prompt[:40]!r})"
+            )
+        return ids
+
+    # -- greedy ------------------------------------------------------------------------------
+    def greedy(self, batch: Sequence[Sequence[int]], model: str = "target", max_new_tokens: int | None = None) -> list[list[int]]:
+        """Greedy new tokens for each row of ``batch`` (lists of target token ids), batched with left padding.
+
+        ``model``: ``"target"``, the name of a draft arm whose draft shares the target's
+        tokenizer, or an early-exit arm (the target's first layers). Rows are cut after the
+        first EOS (inclusive).
+        """
+        if model == "target":
+            return self._greedy(self.target, batch, max_new_tokens)
+        arm = self.config.arm(model)
+        if arm.kind == "draft":
+            if self._universal[arm.name]:
+                raise ArmNotSupportedError(f"arm {arm.name!r} uses another tokenizer; use arm_greedy(prompts, arm) for its own output")
+            return self._greedy(self._drafts[arm.name], batch, max_new_tokens)
+        if arm.kind == "early_exit":
+            with _layers(self.target.model, arm.assistant_early_exit):
+                return self._greedy(self.target, batch, max_new_tokens)
+        raise ArmNotSupportedError(f"arm {arm.name!r} (kind {arm.kind}) runs no model of its own; greedy() takes the target, a draft arm or an early-exit arm")
+
+    def _greedy(self, m: LoadedModel, batch: Sequence[Sequence[int]], max_new_tokens: int | None) -> list[list[int]]:
+        import torch
+
+        if not batch:
+            return []
+        rows = [list(r) for r in batch]
+        if any(len(r) == 0 for r in rows):
+            raise PromptError("greedy(): every row of the batch needs at least one token")
+        width = max(len(r) for r in rows)
+        pad = self.pad_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+        n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        with torch.no_grad():
+            out = m.model.generate(
+                input_ids=ids.to(m.model.device), attention_mask=mask.to(m.model.device), max_new_tokens=n_new,
+                do_sample=False, num_beams=1, pad_token_id=pad, **self._eos_kwargs(),
+            )
+        return [_cut_at_eos(out[i, width:].tolist(), self.eos_ids) for i in range(len(rows))]
+
+    def _eos_kwargs(self) -> dict[str, Any]:
+        return {"eos_token_id": sorted(self.eos_ids)} if self.eos_ids else {}
+
+    def arm_greedy(self, prompts: Sequence[str], arm: str | ArmConfig, max_new_tokens: int | None = None) -> list[list[int] | None]:
+        """The arm's own greedy output per prompt, in the target's token space.
+
+        Draft arms: the draft decodes on its own (a draft with another tokenizer decodes its own
+        encoding of the prompt; its text is re-encoded with the target's tokenizer). Early-exit
+        arms: the target's first layers. ``none`` and ``prompt_lookup``: None per prompt.
+        """
+        a = self.arm(arm)
+        if a.kind in ("none", "prompt_lookup"):
+            return [None] * len(prompts)
+        if a.kind == "draft" and self._universal[a.name]:
+            d = self._drafts[a.name]
+            out = self._greedy(d, [self._encode(d, p, max_new_tokens) for p in prompts], max_new_tokens)
+            texts = d.tokenizer.batch_decode(out, skip_special_tokens=True)
+            return [list(self.target.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        return self.greedy([self.encode(p, max_new_tokens) for p in prompts], a.name, max_new_tokens)
+
+    # -- assisted ------------------------------------------------------------------------------
+    def assisted(
+        self,
+        input_ids: Sequence[int],
+        arm: str | ArmConfig | None,
+        *,
+        repeats: int = 1,
+        warmup: int = 0,
+        reference: Sequence[int] | None = None,
+        max_new_tokens: int | None = None,
+    ) -> DecodeOutcome:
+        """Decode one prompt greedily with ``arm`` (None or a ``none`` arm: plain decoding).
+
+        ``warmup`` untimed runs, then ``repeats`` timed runs; the counts come from the last run.
+        With ``reference`` (the target's plain greedy tokens) ``lossless`` says whether the
+        output equals it token for token, and ``first_mismatch`` where it first differs.
+        """
+        import torch
+
+        if repeats < 1 or warmup < 0:
+            raise ValueError(f"repeats must be >= 1 and warmup >= 0; got repeats={repeats}, warmup={warmup}")
+        a = self.arm(arm)
+        ids = list(input_ids)
+        if not ids:
+            raise PromptError("assisted(): input_ids is empty")
+        n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        kwargs: dict[str, Any] = dict(max_new_tokens=n_new, do_sample=False, num_beams=1, pad_token_id=self.pad_id, **self._eos_kwargs())
+        kwargs.update(a.generate_kwargs())
+        settings_model = None
+        draft_module = None
+        if a.kind == "draft":
+            d = self._drafts[a.name]
+            kwargs["assistant_model"] = d.model
+            settings_model = d.model
+            draft_module = d.model
+            if self._universal[a.name]:
+                kwargs["tokenizer"] = self.target.tokenizer
+                kwargs["assistant_tokenizer"] = d.tokenizer
+        elif a.kind == "early_exit":
+            settings_model = self.target.model
+        x = torch.tensor([ids], dtype=torch.long, device=self.target.model.device)
+        mask = torch.ones_like(x)
+        times: list[float] = []
+        counter = _Counter()
+        out = None
+        for i in range(warmup + repeats):
+            counter = _Counter()
+            with _assistant_settings(settings_model, a.assistant_settings()), _counting(self.target.model, draft_module, counter):
+                self._sync()
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    out = self.target.model.generate(input_ids=x, attention_mask=mask, **kwargs)
+                self._sync()
+                dt = time.perf_counter() - t0
+            if i >= warmup:
+                times.append(dt)
+        tokens = _cut_at_eos(out[0, len(ids):].tolist(), self.eos_ids)
+        fed = counter.fed
+        draft_tokens = sum(f - (len(ids) if j == 0 else 1) for j, f in enumerate(fed))
+        lossless, mismatch = None, None
+        if reference is not None:
+            ref = list(reference)
+            lossless = tokens == ref
+            if not lossless:
+                mismatch = next((j for j, (p, q) in enumerate(zip(tokens, ref)) if p != q), min(len(tokens), len(ref)))
+        return DecodeOutcome(
+            arm=a.name, tokens=tuple(tokens), n_new_tokens=len(tokens), target_calls=counter.target_calls,
+            draft_calls=counter.draft_calls, draft_tokens=int(draft_tokens),
+            accepted_tokens=len(tokens) - counter.target_calls, wall_time_s=float(statistics.median(times)),
+            wall_times_s=tuple(times), n_repeats=repeats, n_threads=int(torch.get_num_threads()),
+            lossless=lossless, first_mismatch=mismatch,
+        )
+
+    def plain(self, input_ids: Sequence[int], *, repeats: int = 1, warmup: int = 0, max_new_tokens: int | None = None) -> DecodeOutcome:
+        """Plain greedy decoding of one prompt (batch size 1), timed like ``assisted``."""
+        return self.assisted(input_ids, None, repeats=repeats, warmup=warmup, max_new_tokens=max_new_tokens)
+
+    def decode_text(self, tokens: Sequence[int]) -> str:
+        return self.target.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+
+@contextmanager
+def _assistant_settings(model: Any, settings: dict[str, Any]) -> Iterator[None]:
+    """Write ``settings`` (and keep ``num_assistant_tokens``) on ``model.generation_config``; restore in finally."""
+    if model is None:
+        yield
+        return
+    gc = model.generation_config
+    keys = set(settings) | {"num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold"}
+    saved = {k: getattr(gc, k, None) for k in keys}
+    try:
+        for k, v in settings.items():
+            setattr(gc, k, v)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(gc, k, v)
+
+
+@contextmanager
+def _counting(target: Any, draft: Any, counter: _Counter) -> Iterator[None]:
+    """Count target and draft forward passes with pre-hooks; the hooks are removed in finally."""
+    base = getattr(target, target.base_model_prefix, target)
+    full_layers = base.config.num_hidden_layers
+
+    def on_target(module, args, kwargs):
+        if base.config.num_hidden_layers < full_layers:  # an early-exit drafting pass
+            counter.draft_calls += 1
+            return None
+        x = kwargs.get("input_ids")
+        if x is None:
+            x = args[0] if args else kwargs.get("inputs_embeds")
+        counter.target_calls += 1
+        counter.fed.append(int(x.shape[1]))
+        return None
+
+    def on_draft(module, args, kwargs):
+        counter.draft_calls += 1
+        return None
+
+    handles = [target.register_forward_pre_hook(on_target, with_kwargs=True)]
+    try:
+        if draft is not None:
+            handles.append(draft.register_forward_pre_hook(on_draft, with_kwargs=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
