@@ -134,15 +134,18 @@ class DistillResult:
 # prompts and their encoding
 
 
-def read_domain_prompts(path: str | os.PathLike, domain: str, split: str | None = "train") -> list[str]:
-    """The prompt texts of ``domain`` (and ``split``) from a prompts Parquet, in file order.
+def read_domain_prompts(path: str | os.PathLike, domain: str, split: str | None = "train", columns: Any = None,
+                        fmt: str | None = None) -> list[str]:
+    """The prompt texts of ``domain`` (and ``split``) from a prompts file, in file order.
 
-    The file needs ``prompt`` and ``domain`` columns (and ``split`` when ``split`` is given).
+    Any format ``logging_data.prompt_table`` reads, with ``columns`` naming its columns (a
+    ``PromptColumns``). The file needs prompt and domain columns; splits are made (seeded
+    60/20/20) when it has none.
     """
-    from logging_data.prompt_table import read_prompt_table
+    from logging_data.prompt_table import PromptColumns, read_prompt_table
 
     p = Path(path)
-    frame = read_prompt_table(p)
+    frame = read_prompt_table(p, columns=columns or PromptColumns(), fmt=fmt, make_splits=True)
     need = ["prompt", "domain"] + (["split"] if split is not None else [])
     missing = [c for c in need if c not in frame.columns]
     if missing:

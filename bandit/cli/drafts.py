@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ._common import emit_json, say
+from ._common import emit_json, prompt_file_options, say
 
 
 @click.group()
@@ -31,7 +31,8 @@ def drafts() -> None:
 @drafts.command()
 @click.option("--target", required=True, help="Target model: a local Hugging Face folder or packaged:NAME.")
 @click.option("--prompts", "prompts_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Prompts Parquet with prompt, domain and split columns.")
+              help="Prompts file (Parquet, CSV, JSON Lines or text) with prompt and domain columns (splits made when absent).")
+@prompt_file_options
 @click.option("--domain", required=True, help="Train on the prompts of this domain.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (a Hugging Face model folder when done; rerun to resume).")
@@ -58,7 +59,7 @@ def drafts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the training metadata as JSON on stdout.")
 def distill(target, prompts_path, domain, out_dir, split, layers, hidden, intermediate, heads, kv_heads, reuse_embeddings,
             freeze_embeddings, steps, batch_size, lr, max_prompts, max_new_tokens, top_k, checkpoint_every, threads, seed,
-            as_json) -> None:
+            as_json, prompt_columns, prompts_format) -> None:
     """Distil a small draft from TARGET on one domain's prompts (KL to the target's next-token
     distributions on its own greedy continuations and on the prompts).
 
@@ -96,7 +97,7 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
                            checkpoint_every=checkpoint_every, seed=seed)
     config.validate()
     arch.validate()
-    texts = read_domain_prompts(prompts_path, domain, config.split)
+    texts = read_domain_prompts(prompts_path, domain, config.split, prompt_columns, prompts_format)
     say(f"distilling a draft for domain {domain!r} from {len(texts)} prompt(s) of {prompts_path}")
     model, tokenizer, path = load_target(target)
     result = distill_draft(model, tokenizer, texts, out_dir, config=config, arch=arch, target_name=path,
@@ -110,7 +111,8 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
 
 @drafts.command()
 @click.option("--prompts", "prompts_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Prompts Parquet with a prompt column.")
+              help="Prompts file (Parquet, CSV, JSON Lines or text) with a prompt column.")
+@prompt_file_options
 @click.option("--k", "k", required=True, type=int, help="Number of clusters.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output Parquet: the prompts with cluster labels as `domain`.")
@@ -119,7 +121,7 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
 @click.option("--fit-split", default=None, help="Fit the embedding and k-means on this split only (e.g. train).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print cluster sizes (and the crosstab with any original domains) as JSON.")
-def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json) -> None:
+def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json, prompt_columns, prompts_format) -> None:
     """Label prompts by k-means clusters of a prompt embedding, written back as `domain`
     (an existing domain column is kept as x_domain_original).
 
@@ -132,7 +134,7 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json) -> 
 
     if out_path.resolve() == prompts_path.resolve():
         raise click.BadParameter("must differ from --prompts (the input is never overwritten)", param_hint="--out")
-    frame = read_prompt_table(prompts_path)
+    frame = read_prompt_table(prompts_path, columns=prompt_columns, fmt=prompts_format)
     result = cluster_prompts(frame, k, featurizer=featurizer, seed=seed, fit_split=fit_split)
     write_clustered(result.frame, out_path)
     say(f"wrote {out_path}: {len(result.frame)} prompts in {k} clusters ({', '.join(f'{c}={n}' for c, n in result.sizes.items())})")
@@ -150,7 +152,8 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json) -> 
 @click.option("--draft", "draft_dirs", required=True, multiple=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="A draft folder (repeat for several); named by the folder name.")
 @click.option("--prompts", "prompts_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Prompts Parquet with prompt, domain and split columns.")
+              help="Prompts file (Parquet, CSV, JSON Lines or text) with prompt and domain columns (splits made when absent).")
+@prompt_file_options
 @click.option("--split", default="test", show_default=True, help="Prompt split to evaluate on ('all' for every row).")
 @click.option("--per-domain", default=8, show_default=True, type=int, help="Prompts per domain (a seeded sample).")
 @click.option("--domain", "domains", multiple=True, help="Evaluate only these domains (repeatable) [default: all].")
@@ -165,7 +168,7 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json) -> 
               help="Also write the per-prompt measurements to this Parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout instead of the table.")
 def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_tokens, num_assistant_tokens, schedule, repeats,
-          threads, seed, rows_path, as_json) -> None:
+          threads, seed, rows_path, as_json, prompt_columns, prompts_format) -> None:
     """Acceptance rate, tokens per target call and speed-up (wall and count-based) of each draft
     against plain decoding, per domain, with the lossless check (assisted == plain greedy).
 
@@ -187,7 +190,7 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
                              max_new_tokens=max_new_tokens, num_assistant_tokens=num_assistant_tokens, schedule=schedule,
                              repeats=repeats, seed=seed)
     config.validate()
-    frame = read_prompt_table(prompts_path)
+    frame = read_prompt_table(prompts_path, columns=prompt_columns, fmt=prompts_format, make_splits=True, seed=seed)
     report = evaluate_drafts(target, {d.name: str(d) for d in draft_dirs}, frame, config, threads=threads)
     if rows_path is not None:
         from decoding.cluster import write_clustered

@@ -248,7 +248,7 @@ def test_heads_must_divide_the_width(target):
 
 
 @pytest.mark.parametrize("frame, domain, split, pattern", [
-    (pd.DataFrame({"prompt": ["a"]}), "d", "train", r"need column\(s\) domain, split; found query_id, prompt"),
+    (pd.DataFrame({"prompt": ["a"]}), "d", "train", r"need column\(s\) domain; found query_id, prompt, split"),  # splits are made when absent
     (pd.DataFrame({"prompt": ["a"], "domain": ["x"], "split": ["train"]}), "d", "train", r"no prompt has domain 'd' and split 'train'; domains present: x"),
     (pd.DataFrame({"prompt": ["a"], "domain": ["d"], "split": ["test"]}), "d", "train", r"no prompt has domain 'd' and split 'train'"),
     (pd.DataFrame({"prompt": ["  "], "domain": ["d"], "split": ["train"]}), "d", "train", r"p\.parquet: 1 prompt\(s\) empty or not text; first at row 1"),
@@ -288,3 +288,13 @@ def test_load_target_never_unpickles_weights(tmp_path, tiny_models):
         load_target(str(folder))
     m, tok, path = load_target(tiny_models["target"])
     assert path == str(tiny_models["target"]) and not m.training
+
+
+def test_domain_prompts_come_from_a_csv_with_its_own_column_names(tmp_path):
+    from decoding.distill import read_domain_prompts
+    from logging_data.prompt_table import PromptColumns
+
+    p = tmp_path / "mine.csv"
+    pd.DataFrame({"text": ["def f(): pass", "hello", "class A: pass"], "topic": ["code", "chat", "code"]}).to_csv(p, index=False)
+    cols = PromptColumns(prompt="text", domain="topic")
+    assert read_domain_prompts(p, "code", None, cols) == ["def f(): pass", "class A: pass"]
