@@ -11,6 +11,7 @@ Running them is ``decoding.session.DecodingSession``.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,11 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedMod
     """Load a causal LM and its tokenizer from ``spec`` (dir, .gguf or packaged:NAME), in eval mode."""
     import torch  # noqa: F401  (transformers needs it; imported here so errors name torch)
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not sys.stderr.isatty():  # progress bars only on a terminal, as everywhere in this project
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
