@@ -1,6 +1,6 @@
 """``bandit-log drafts``: distil task-aligned drafts, cluster unlabelled prompts, evaluate drafts.
 
-Thin over ``decoding.distill``, ``decoding.cluster`` and ``decoding.draft_eval``; torch and
+Thin over ``decoding.distill``, ``logging_data.prompt_clusters`` and ``decoding.draft_eval``; torch and
 transformers are imported only when a command runs.
 """
 
@@ -129,7 +129,7 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json, pro
     Example:
       bandit-log drafts cluster --prompts prompts.parquet --k 4 --out prompts-clustered.parquet
     """
-    from decoding.cluster import cluster_prompts, write_clustered
+    from logging_data.prompt_clusters import cluster_prompts, write_clustered
     from logging_data.prompt_table import read_prompt_table
 
     if out_path.resolve() == prompts_path.resolve():
@@ -193,7 +193,7 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
     frame = read_prompt_table(prompts_path, columns=prompt_columns, fmt=prompts_format, make_splits=True, seed=seed)
     report = evaluate_drafts(target, {d.name: str(d) for d in draft_dirs}, frame, config, threads=threads)
     if rows_path is not None:
-        from decoding.cluster import write_clustered
+        from logging_data.prompt_clusters import write_clustered
 
         write_clustered(report.rows, rows_path)
     if as_json:

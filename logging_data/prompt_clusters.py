@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from logging_data.files import atomic_write
+
+from .files import atomic_write
 
 ORIGINAL_DOMAIN = "x_domain_original"
 
@@ -46,7 +47,7 @@ def cluster_prompts(frame: pd.DataFrame, k: int, *, featurizer: str = "tfidf-svd
     """
     from sklearn.cluster import KMeans
 
-    from logging_data.features import get_featurizer
+    from .features import get_featurizer
 
     if not isinstance(frame, pd.DataFrame) or "prompt" not in frame.columns:
         found = ", ".join(map(str, getattr(frame, "columns", []))) or "nothing"
