@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,4 @@ class TrainingData:
         return self.rewards is not None
 
 
-def outcomes_reward_matrix(outcomes: pd.DataFrame, arm_names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
-    """Pivot an outcomes table to (query_ids in first-seen order, rewards float64 (n, n_arms), NaN where missing)."""
-    qids = list(dict.fromkeys(outcomes["query_id"].astype(str)))
-    wide = outcomes.pivot(index="query_id", columns="arm", values="reward").reindex(index=qids, columns=list(arm_names))
-    return qids, wide.to_numpy(dtype=np.float64, na_value=np.nan)
+

@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from bandit.configs import config_from_json, config_to_json
-from bandit.data import TrainingData, outcomes_reward_matrix
+from bandit.data import TrainingData
+from logging_data.simulate import reward_matrix
 from bandit.policy import policy_act, policy_probabilities
 from logging_data import Arm, Log, LogMetadata, open_log, require_valid_log
 from logging_data.features import get_featurizer, load_featurizer, save_featurizer, timed_transform
@@ -203,7 +204,7 @@ def _read_training_rows(log: Log, feedback: str, split: str | None, policy_id: s
             frame = frame[frame["policy_id"].astype(str) == policy_id].reset_index(drop=True)
     queries = frame.drop_duplicates("query_id").set_index(frame.drop_duplicates("query_id")["query_id"].astype(str))
     if feedback == "full":
-        qids, rewards = outcomes_reward_matrix(frame, meta.arm_names)
+        qids, rewards = reward_matrix(frame, meta.arm_names)
         kwargs: dict[str, Any] = {"rewards": rewards}
     else:
         qids = frame["query_id"].astype(str).tolist()

@@ -166,10 +166,10 @@ def select_on_outcomes(runs: Mapping[str, Any], outcomes: pd.DataFrame, arm_name
     prompts; hindsight references (the oracle) are left out. Prompts missing an arm's outcome
     are an error (the values would not be comparable).
     """
-    from bandit.data import outcomes_reward_matrix
     from bandit.selection import candidate_kind, select_exact
+    from logging_data.simulate import reward_matrix
 
-    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
+    qids, rewards = reward_matrix(outcomes, arm_names)
     missing = ~np.isfinite(rewards).all(axis=1)
     if missing.any():
         raise ValueError(f"{int(missing.sum())} prompt(s) of the selection split lack some arm's reward "
@@ -308,11 +308,10 @@ def against_best_arm(probs: np.ndarray, rewards: np.ndarray, speedups: np.ndarra
 def matrices(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """(prompts frame, rewards, count speed-ups (n, n_arms), n_new (n,)) of an outcomes split;
     ValueError when a prompt lacks an arm's outcome."""
-    from bandit.data import outcomes_reward_matrix
+    from logging_data.simulate import reward_matrix
 
-    qids, rewards = outcomes_reward_matrix(outcomes, tuple(arm_names))
-    wide = outcomes.pivot(index="query_id", columns="arm", values="speedup_count").reindex(index=qids, columns=list(arm_names))
-    speedups = wide.to_numpy(dtype=np.float64, na_value=np.nan)
+    qids, rewards = reward_matrix(outcomes, arm_names)
+    _, speedups = reward_matrix(outcomes, arm_names, value="speedup_count")  # the same rows, in the same order
     bad = ~(np.isfinite(rewards).all(axis=1) & np.isfinite(speedups).all(axis=1))
     if bad.any():
         raise ValueError(f"{int(bad.sum())} prompt(s) lack some arm's reward or speedup_count "

@@ -56,7 +56,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals",
          featurizers: Sequence[str] = FEATURIZERS, learners: Sequence[str] = LEARNERS, sizes: Sequence[int] | None = None,
          repeats: int = 2, seed: int = 0, settings: dict[str, dict[str, Any]] | None = None, progress: bool = True) -> dict:
     from bandit.configs import make_config
-    from bandit.data import outcomes_reward_matrix
+    from logging_data.simulate import reward_matrix
     from bandit.runs import load_run, train_run
     from bandit.suite import prompt_frame
     from logging_data import create_log, open_log
@@ -70,7 +70,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals",
     split = outcomes["split"].astype(object)
     train_ids = sorted(outcomes.loc[split == "train", "query_id"].astype(str).unique())
     val = outcomes[split == "validation"]
-    qids, rewards = outcomes_reward_matrix(val, arms)
+    qids, rewards = reward_matrix(val, arms)
     frame = prompt_frame(val, qids, extra=("n_new_tokens",))
     references = {"oracle": float(rewards.max(axis=1).mean()),
                   **{f"fixed:{a}": float(rewards[:, i].mean()) for i, a in enumerate(arms)}}

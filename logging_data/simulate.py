@@ -40,12 +40,13 @@ LOGGING_POLICIES = ("uniform", "epsilon-greedy", "softmax")
 
 
 # -- the full-information reward matrix ------------------------------------------------------------
-def reward_matrix(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Pivot an outcomes table: (query_ids in first-seen order, rewards float64 (n, n_arms)).
+def reward_matrix(outcomes: pd.DataFrame, arm_names: Sequence[str], value: str = "reward") -> tuple[list[str], np.ndarray]:
+    """Pivot an outcomes table: (query_ids in first-seen order, ``value`` float64 (n, n_arms)).
 
-    Missing (query, arm) pairs are NaN. Arms the metadata does not list are an error.
+    ``value`` is the column to pivot (the reward by default; e.g. ``speedup_count``). Missing
+    (query, arm) pairs are NaN. Arms the metadata does not list are an error.
     """
-    for col in ("query_id", "arm", "reward"):
+    for col in ("query_id", "arm", value):
         if col not in outcomes.columns:
             raise ValueError(f"outcomes table is missing the {col!r} column; found {', '.join(map(str, outcomes.columns))}")
     arms = list(arm_names)
@@ -57,7 +58,7 @@ def reward_matrix(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[lis
     codes, uniques = pd.factorize(qid, sort=False)
     arm_idx = pd.Index(arms).get_indexer(arm)
     out = np.full((len(uniques), len(arms)), np.nan)
-    out[codes, arm_idx] = outcomes["reward"].to_numpy(dtype=np.float64, na_value=np.nan)
+    out[codes, arm_idx] = outcomes[value].to_numpy(dtype=np.float64, na_value=np.nan)
     return [str(q) for q in uniques], out
 
 

@@ -115,10 +115,10 @@ def _true_values(runs: list[Any], names: list[str], outcomes: Any, arm_names: tu
     """Each run's exact value on the held-out prompts of the outcomes table, with the references."""
     import numpy as np
 
-    from bandit.data import outcomes_reward_matrix
+    from logging_data.simulate import reward_matrix
 
     held, split = _held_out(outcomes, "outcomes")
-    qids, rewards = outcomes_reward_matrix(held, arm_names)
+    qids, rewards = reward_matrix(held, arm_names)
     complete = np.isfinite(rewards).all(axis=1)
     prompts = held.drop_duplicates("query_id").set_index(held.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
     frame = prompts.reset_index(drop=True)[["query_id", "prompt"]][complete]
