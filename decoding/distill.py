@@ -170,10 +170,9 @@ def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
     encodes them with ``chat_template = "auto"``: the chat template's text (with the generation
     prompt) tokenized without extra special tokens when the tokenizer has a template, else the
     plain encoding. Distillation must train on the sequences assisted decoding will see."""
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-        return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
-    return [int(i) for i in tokenizer(prompt)["input_ids"]]
+    from .loading import prompt_ids
+
+    return prompt_ids(tokenizer, prompt, chat_template=True)
 
 
 def sample_prompts(texts: Sequence[str], max_prompts: int | None, seed: int) -> list[str]:

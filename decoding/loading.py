@@ -193,3 +193,13 @@ def check_early_exit(loaded: LoadedModel, layer: int, arm_name: str = "?") -> No
 
 
 # -- outcomes -------------------------------------------------------------------------------------
+
+
+def prompt_ids(tokenizer: Any, prompt: str, chat_template: bool = True) -> list[int]:
+    """Token ids a target sees for ``prompt``: with ``chat_template`` and a tokenizer that has one,
+    the template's text (a user turn plus the generation prompt) tokenized without extra special
+    tokens; otherwise the plain encoding. The one encoder of decoding, distillation and features."""
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    return [int(i) for i in tokenizer(prompt)["input_ids"]]

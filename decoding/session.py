@@ -46,7 +46,7 @@ from typing import Any, Iterator, Sequence
 
 from . import cpu_linear
 from .loading import (ArmNotSupportedError, LoadedModel, ModelLoadError, PromptError, _layers, check_early_exit,
-                      describe_tokenizer, load_model, resolve_device, same_tokenizer)
+                      describe_tokenizer, load_model, prompt_ids, resolve_device, same_tokenizer)
 from .models import ArmConfig, ModelsConfig
 
 
@@ -193,12 +193,7 @@ class DecodingSession:
     def _encode(self, m: LoadedModel, prompt: str, max_new_tokens: int | None) -> list[int]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise PromptError(f"prompt must be a non-empty string; got {prompt!r}")
-        tok = m.tokenizer
-        if self.use_chat_template and getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-            ids = list(tok(text, add_special_tokens=False)["input_ids"])
-        else:
-            ids = list(tok(prompt)["input_ids"])
+        ids = prompt_ids(m.tokenizer, prompt, self.use_chat_template)
         n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         ctx = m.context_length
         if ctx is not None and len(ids) + n_new > ctx:
