@@ -130,8 +130,12 @@ def check_new_log_path(path: str | os.PathLike) -> None:
 
 
 def _is_ours(name: str) -> bool:
-    """A lock file or the signpost: what a log's directory may hold before its ``_log.json`` exists."""
-    return name in LOCK_FILES or name == SIGNPOST_FILE or (name.startswith(".writer.shard-") and name.endswith(".lock"))
+    """What a log's directory may hold before its ``_log.json`` exists: lock files, the signpost,
+    and the temporary files of another process that is writing those two right now (shard
+    writers starting together)."""
+    if name in LOCK_FILES or name == SIGNPOST_FILE or (name.startswith(".writer.shard-") and name.endswith(".lock")):
+        return True
+    return name.endswith(".tmp") and name.startswith((f".{METADATA_FILE}.", f".{SIGNPOST_FILE}."))
 
 
 def _holder(path: Path) -> str:

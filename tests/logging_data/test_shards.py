@@ -92,6 +92,9 @@ def test_lock_files_do_not_make_a_directory_unusable(tmp_path):
     with creating(target):
         pass
     check_new_log_path(target)  # only .create.lock there: still a place for a new log
+    (target / "._log.json.0123abcd.tmp").write_text("{")  # another shard writing the metadata right now
+    (target / ".README-read-LOG-outcomes-or-LOG-decisions.txt.89ab.tmp").write_text("")
+    check_new_log_path(target)
     (target / "stray.txt").write_text("x")
     with pytest.raises(ValueError, match="not empty and is not a log .*stray.txt"):
         check_new_log_path(target)
