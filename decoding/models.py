@@ -5,7 +5,7 @@ A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
     [target]
     path = "packaged:smollm2-135m"   # a local HF directory, a .gguf file, or packaged:NAME
     device = "auto"                  # auto (cuda when present, else cpu) | cpu | cuda
-    dtype = "auto"                   # auto (fp32 on CPU, bf16/fp16 on CUDA) | float32 | bfloat16 | float16
+    dtype = "auto"                   # auto (float32: exact everywhere) | float32 | bfloat16 | float16 (faster, inexact)
     max_new_tokens = 64
     chat_template = "auto"           # auto (use the tokenizer's template when it has one) | true | false
     linear = "auto"                  # auto (oneDNN-packed on CPU float32, see decoding.cpu_linear) | onednn | default

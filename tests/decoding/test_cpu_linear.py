@@ -89,3 +89,26 @@ def test_models_file_linear_key():
     assert parse_models_config(base.format(extra='linear = "default"')).target.linear == "default"
     with pytest.raises(ModelsConfigError, match=r"\[target\]: `linear` must be one of auto, onednn, default; got 'fast'"):
         parse_models_config(base.format(extra='linear = "fast"'))
+
+
+@pytest.mark.parametrize("dtype, device, want", [
+    ("auto", "cpu", "float32"), ("auto", "cuda", "float32"),  # exact by default everywhere
+    ("float32", "cuda", "float32"), ("bfloat16", "cuda", "bfloat16"), ("float16", "cuda", "float16"),
+])
+def test_dtype_rules(dtype, device, want):
+    from decoding.loading import resolve_dtype
+
+    assert resolve_dtype(dtype, device) == getattr(torch, want)  # no CUDA needed to resolve
+
+
+def test_a_half_precision_target_warns_that_it_is_inexact(tiny_models):
+    from decoding.loading import InexactDtypeWarning
+    from decoding.models import parse_models_config
+    from decoding.session import DecodingSession
+
+    from .conftest import models_toml
+
+    text = models_toml(tiny_models, '[[arms]]\nname = "plain"\nkind = "none"\n').replace('chat_template = false', 'chat_template = false\ndtype = "bfloat16"')
+    with pytest.warns(InexactDtypeWarning, match="inexact mode.*8 of 16 runs differed"):
+        session = DecodingSession(parse_models_config(text, base_dir=tiny_models["root"]), threads=1)
+    assert session.exact is False and session.target.model.dtype == torch.bfloat16
