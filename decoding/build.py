@@ -61,7 +61,7 @@ from logging_data.shards import Shard
 from logging_data.prompt_table import PromptColumns, read_prompt_table
 
 from .alignment import alignment_metrics, simulate_prompt_lookup
-from .calibrate import MODEL_FREE, Calibration, for_arms, speedup_count
+from .calibrate import MODEL_FREE, PRICED_KINDS, Calibration, for_arms, own_calibration_label, speedup_count
 from .models import ArmConfig, ModelsConfig
 
 
@@ -262,12 +262,20 @@ def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float,
 
 # -- the build ----------------------------------------------------------------------------------
 def log_metadata(models: ModelsConfig, session: Any, calibration: Calibration, reward: RewardDefinition,
-                 command: str | None, build: dict[str, Any]) -> LogMetadata:
+                 command: str | None, build: dict[str, Any], measured_here: bool = False) -> LogMetadata:
     """The metadata a new log records: arms (with their relative costs), reward, calibration, the
-    command, the models file, this machine (``environment``) and ``build`` (how the rows were made)."""
+    command, the models file, this machine (``environment``) and ``build`` (how the rows were made).
+
+    A reward the step costs price records which costs those are (``RewardDefinition.priced_by``):
+    the one given, else this build's own calibration (``measured_here``) or the costs passed in."""
     arms = models.to_log_arms(costs=calibration.relative_costs(), n_params_m=session.n_params_m())
+    env = environment()
+    if reward.kind in PRICED_KINDS and not reward.priced_by:
+        label = (own_calibration_label(calibration, env["hardware"]) if measured_here
+                 else f"step costs given to the build (measured on {calibration.device})")
+        reward = replace(reward, priced_by=label)
     extra = {
-        **environment(), "calibration": calibration.to_json(), "command": command,
+        **env, "calibration": calibration.to_json(), "command": command,
         "models_file": models.source_path, "models_toml": models.source_text,
         "build": {**build, "device": session.device, "linear": getattr(session, "linear", "default"),
                   "n_target_params_m": session.target.n_params / 1e6},
@@ -298,6 +306,7 @@ def prepare_log(out: str | os.PathLike, models: ModelsConfig, session: Any, conf
             log = open_log(out)
             _check_existing(log, models, config.reward, config.measure)
             return log
+        measured_here = calibration is None
         if calibration is None:
             from .calibrate import calibrate
 
@@ -305,7 +314,7 @@ def prepare_log(out: str | os.PathLike, models: ModelsConfig, session: Any, conf
         else:
             calibration = for_arms(calibration, models.arms)
         build = {**build_settings(config, models), **(extra_build or {})}
-        return create_log(out, log_metadata(models, session, calibration, config.reward, command, build))
+        return create_log(out, log_metadata(models, session, calibration, config.reward, command, build, measured_here))
 
 
 def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, measure: bool = True) -> None:
@@ -313,7 +322,7 @@ def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, me
     want = [(a.name, a.kind) for a in models.arms]
     if have != want:
         raise ValueError(f"{log.root}: the existing log's arms {have} differ from the models file's {want}; build into a new --out")
-    if log.metadata.reward.to_json() != reward.to_json():
+    if not log.metadata.reward.same_definition(reward):
         raise ValueError(f"{log.root}: the existing log's reward {log.metadata.reward.to_json()} differs from the requested "
                          f"{reward.to_json()}; build into a new --out")
     had = bool(log.metadata.extra.get("build", {}).get("measure", True))

@@ -193,6 +193,87 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
         raise ValueError(f"calibration {p}: {exc}") from None
 
 
+# -- cost profiles: a calibration as a file of its own ------------------------------------------
+#: reward kinds whose values the step costs price (``arm_cost`` and the count speed-up)
+PRICED_KINDS = ("alignment", "speedup_count")
+
+
+def _machine(calibration: Calibration, hardware: Mapping[str, Any] | None) -> str:
+    """``"cuda: NVIDIA H200"`` / ``"cpu: AMD EPYC 7B13, 1 thread"``: where the costs were measured."""
+    hw = dict(hardware or {})
+    if calibration.device.startswith("cuda") and hw.get("cuda_device"):
+        return f"{calibration.device}: {hw['cuda_device']}"
+    name = hw.get("cpu") or "unknown CPU"
+    threads = f", {calibration.n_threads} thread{'s' if calibration.n_threads != 1 else ''}"
+    return f"{calibration.device}: {name}{threads}"
+
+
+def own_calibration_label(calibration: Calibration, hardware: Mapping[str, Any] | None) -> str:
+    """``RewardDefinition.priced_by`` of a build that calibrated on its own machine."""
+    return f"step costs measured by this build ({_machine(calibration, hardware)})"
+
+
+def calibration_source_label(path: str | os.PathLike[str]) -> str:
+    """``RewardDefinition.priced_by`` of costs read with ``load_calibration(path)``: which file or
+    log, and the machine that measured them."""
+    import json
+    from pathlib import Path
+
+    text = str(path)
+    if text.startswith("fit:"):
+        return f"step costs of the log {text[4:]} with the round and verified-token costs fitted to its wall times"
+    p = Path(path)
+    cal = load_calibration(p)
+    if p.is_dir():
+        from logging_data import open_log
+
+        return f"calibration of the log {p} ({_machine(cal, open_log(p).metadata.extra.get('hardware'))})"
+    record = json.loads(p.read_text())
+    hardware = record.get("hardware") if isinstance(record, dict) else None
+    return f"cost profile {p} ({_machine(cal, hardware if isinstance(hardware, dict) else None)})"
+
+
+def cost_profile(calibration: Calibration, *, models: Any = None, command: str | None = None, what: str = "") -> dict[str, Any]:
+    """A cost profile: the calibration, the machine and versions that measured it, and how.
+
+    The file ``bandit-log calibrate --out`` writes and ``load_calibration`` (``--calibration``)
+    reads; ``examples/profiles/`` holds the shipped ones. ``models``: the ``ModelsConfig`` timed.
+    """
+    import datetime
+
+    from .build import environment
+
+    env = environment()
+    record: dict[str, Any] = {
+        "what": what or (f"step costs of {models.target.path if models is not None else 'the target'} and its arms, measured "
+                         f"by `bandit-log calibrate` on {_machine(calibration, env['hardware'])}"),
+        "calibration": calibration.to_json(), **env,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }
+    if models is not None:
+        record["models_file"] = models.source_path
+        record["models_toml"] = models.source_text
+    return record
+
+
+def write_profile(path: str | os.PathLike[str], record: Mapping[str, Any]) -> str:
+    """Write a cost profile to ``path`` (a new JSON file, written whole or not at all)."""
+    from pathlib import Path
+
+    from logging_data.files import write_json_atomic
+
+    p = Path(path)
+    if p.exists():
+        raise FileExistsError(f"--out {p} already exists; a cost profile is written to a new file (choose another path)")
+    if p.suffix.lower() != ".json":
+        raise ValueError(f"--out {p}: a cost profile is a JSON file; give a path ending in .json")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"--out {p}: the folder {p.parent} does not exist")
+    write_json_atomic(p, dict(record))
+    return str(p)
+
+
 def speedup_count(n_new_tokens: int, target_calls: int, draft_calls: int, relative_cost: float,
                   draft_tokens: int = 0, verify_cost: float = 0.0, round_cost: float = 0.0) -> float:
     """``n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost)``.

@@ -138,13 +138,39 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedMod
         model_kw = dict(common, dtype=torch_dtype)
         if gguf_file is None:
             model_kw["use_safetensors"] = True
-        model = AutoModelForCausalLM.from_pretrained(directory, **model_kw)
+        with _quiet_gguf_bar(gguf_file is not None and not sys.stderr.isatty()):
+            model = AutoModelForCausalLM.from_pretrained(directory, **model_kw)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"model path {spec}: cannot load ({str(exc).splitlines()[0][:200]})") from None
     model.to(device)
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, n_params=n_params)
+
+
+@contextmanager
+def _quiet_gguf_bar(quiet: bool) -> Iterator[None]:
+    """transformers' GGUF reader draws its own tqdm bar (not behind its progress-bar switch): off
+    while ``quiet`` (stderr is not a terminal), restored after."""
+    if not quiet:
+        yield
+        return
+    import functools
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - a transformers without the GGUF reader fails later, by name
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:  # pragma: no cover
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def same_tokenizer(a: LoadedModel, b: LoadedModel) -> bool:

@@ -169,11 +169,12 @@ def decode_prompts(
         if existing is None and pending:
             from .calibrate import calibrate
 
+            measured_here = calibration is None
             if calibration is None:
                 calibration = calibrate(session)
             build = {"measure": True, "repeats": config.repeats, "warmup": config.warmup,
                      "max_new_tokens": models.target.max_new_tokens, "batch_size": 1}
-            log = create_log(out, log_metadata(models, session, calibration, reward, command, build))
+            log = create_log(out, log_metadata(models, session, calibration, reward, command, build, measured_here))
             held.enter_context(log.writer(who))
         else:
             log = existing

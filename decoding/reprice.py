@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from logging_data import LogMetadata, RewardDefinition, create_log, open_log, require_valid_log
 from logging_data.schema import Arm
 
 from .build import reward_value
-from .calibrate import Calibration, for_arms, speedup_count
+from .calibrate import PRICED_KINDS, Calibration, for_arms, speedup_count
 
 COUNT_COLUMNS = ("n_new_tokens", "target_calls", "draft_calls", "draft_tokens")
 
@@ -46,9 +45,11 @@ class RepriceSummary:
 
 def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: RewardDefinition | None = None,
                 calibration: Calibration | None = None, command: str | None = None,
-                calibration_source: Any = None) -> RepriceSummary:
+                calibration_source: Any = None, priced_by: str | None = None) -> RepriceSummary:
     """Write ``out``: ``src``'s outcomes under ``reward`` (default: the source's) priced with
-    ``calibration`` (default: the source's). See the module docstring."""
+    ``calibration`` (default: the source's). See the module docstring. ``priced_by``: what the new
+    reward records as the costs' origin (``calibrate.calibration_source_label``; default: the
+    source's when its costs are kept, else a generic line naming the calibration's device)."""
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
     if out.exists():
@@ -91,6 +92,13 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
         frame["reward"] = [reward_value(reward, arms_by_name[str(row["arm"])], row) for row in rows]
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{src}: reward {reward.to_json()} cannot be computed from the log's columns ({exc})") from None
+    if reward.kind not in PRICED_KINDS:
+        label = ""
+    elif calibration is not None:
+        label = priced_by or f"step costs given to reprice (measured on {cal.device})"
+    else:
+        label = meta.reward.priced_by
+    reward = replace(reward, priced_by=label)
     arms = tuple(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=a.attrs) for a in meta.arms)
     extra = dict(meta.extra)
     extra["calibration"] = cal.to_json()

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
@@ -247,12 +247,18 @@ class RewardDefinition:
     it is slower). A mean of speed-ups over prompts is dominated by the few prompts an arm makes
     several times faster; a mean of time saved is the share of total decoding time saved (for
     outputs of equal length), which is what a wall clock over many prompts measures.
+
+    ``priced_by``: which step costs priced the counts (the ``speedup_count`` and alignment
+    rewards use them): e.g. ``"cost profile examples/profiles/h200-smollm2-135m-fp32.json
+    (cuda: NVIDIA H200)"``, or the build's own calibration. Empty where unknown (logs written
+    before it was recorded) and for rewards no step cost enters; omitted from the JSON then.
     """
 
     kind: str = "alignment"
     metric: str = "align_accept"
     alpha: float = 0.0
     description: str = ""
+    priced_by: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in REWARD_KINDS:
@@ -267,13 +273,22 @@ class RewardDefinition:
                                  f"(1 - 1/speed-up); got {self.metric!r}")
         if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"reward alpha must be a finite number >= 0; got {self.alpha!r}")
+        if not isinstance(self.priced_by, str):
+            raise ValueError(f"reward priced_by must be a string (which step costs priced the counts); got {self.priced_by!r}")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.priced_by:  # logs written before the field existed stay byte-identical
+            del d["priced_by"]
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "RewardDefinition":
-        return cls(**{k: d[k] for k in ("kind", "metric", "alpha", "description") if k in d})
+        return cls(**{k: d[k] for k in ("kind", "metric", "alpha", "description", "priced_by") if k in d})
+
+    def same_definition(self, other: "RewardDefinition") -> bool:
+        """Whether both define the same reward, whatever priced their counts."""
+        return replace(self, priced_by="") == replace(other, priced_by="")
 
 
 @dataclass(frozen=True)

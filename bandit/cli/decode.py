@@ -96,8 +96,10 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
           bandit-log build prompts.parquet --models models.toml --out LOG --shard 1/2 && wait $!
       bandit-log build prompts.parquet --models models.toml --out LOG --ray --workers 2
     """
+    from dataclasses import replace
+
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import load_calibration
+    from decoding.calibrate import PRICED_KINDS, calibration_source_label, load_calibration
     from decoding.models import load_models_config
     from logging_data.shards import parse_shard
 
@@ -108,10 +110,13 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--shard") from None
     models = load_models_config(models_path)
-    cfg = BuildConfig(reward=reward_definition(reward, alpha), limit=limit, split=split, repeats=repeats, warmup=warmup,
+    calibration = load_calibration(calibration_path) if calibration_path else None
+    definition = reward_definition(reward, alpha)
+    if calibration is not None and definition.kind in PRICED_KINDS:
+        definition = replace(definition, priced_by=calibration_source_label(calibration_path))
+    cfg = BuildConfig(reward=definition, limit=limit, split=split, repeats=repeats, warmup=warmup,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, measure=not alignment_only,
                       prompt_columns=prompt_columns, prompts_format=prompts_format, shard=shard)
-    calibration = load_calibration(calibration_path) if calibration_path else None
     if ray_address is not None:
         from decoding.ray_build import RaySettings, build_log_ray
 
@@ -157,17 +162,19 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
       bandit-log reprice LOG --out LOG-fit --calibration fit:examples/data/smollm2-log
     """
     from decoding.build import reward_definition, reward_name
-    from decoding.calibrate import fit_calibration_from_log, load_calibration
+    from decoding.calibrate import calibration_source_label, fit_calibration_from_log, load_calibration
     from decoding.reprice import reprice_log
 
-    calibration, source = None, None
+    calibration, source, label = None, None, None
     if calibration_path and calibration_path.startswith("fit:"):  # fitted once; the fit's record goes in the metadata
         calibration, record = fit_calibration_from_log(calibration_path[4:])
         source = {"path": calibration_path, **record}
     elif calibration_path:
         calibration, source = load_calibration(calibration_path), {"path": calibration_path}
+    if calibration_path:
+        label = calibration_source_label(calibration_path)
     summary = reprice_log(log, out, reward=reward_definition(reward, alpha) if reward else None, calibration=calibration,
-                          command=_command_line(), calibration_source=source)
+                          command=_command_line(), calibration_source=source, priced_by=label)
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
@@ -224,3 +231,52 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
             f"arms chosen {summary.arm_counts}; lossless failures: {summary.n_lossless_failures}")
     if summary.n_lossless_failures:
         sys.exit(EXIT_LOSSLESS_FAILED)
+
+
+@click.command("calibrate")
+@click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The cost profile to write (a new .json file).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--context-len", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Tokens in the KV cache while a step is timed.")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Timed runs per step (median).")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile on stdout.")
+def calibrate(models_path, out, device, threads, context_len, repeats, as_json):
+    """Time the target's step and each arm's drafting step here; write a cost profile.
+
+    The profile (the calibration, this machine, the library versions and the models file) prices
+    the deterministic counts of any log built from the same models: `reprice --calibration` and
+    `build --calibration` take it. Counts do not depend on the machine under exact greedy
+    decoding, so a log built on a CPU can be priced as it would run on a GPU (--device cuda there).
+
+    \b
+    Examples:
+      bandit-log calibrate --models models.toml --out here.json
+      bandit-log reprice LOG --out LOG-here --calibration here.json
+    """
+    from decoding.calibrate import calibrate as run_calibration
+    from decoding.calibrate import cost_profile, for_arms, write_profile
+    from decoding.models import load_models_config
+    from decoding.session import DecodingSession
+
+    from pathlib import Path
+
+    target = Path(out)
+    if target.exists():  # before any model loads
+        raise click.UsageError(f"--out {target} already exists; a cost profile is written to a new file (choose another path)")
+    if target.suffix.lower() != ".json":
+        raise click.BadParameter(f"{target}: a cost profile is a JSON file; give a path ending in .json", param_hint="--out")
+    if not target.parent.is_dir():
+        raise click.BadParameter(f"{target}: the folder {target.parent} does not exist", param_hint="--out")
+    models = load_models_config(models_path)
+    session = DecodingSession(models, device=device, threads=threads)
+    cal = for_arms(run_calibration(session, context_len=context_len, repeats=repeats), models.arms)
+    record = cost_profile(cal, models=models, command=_command_line())
+    write_profile(target, record)
+    if as_json:
+        emit_json(record)
+    else:
+        steps = ", ".join(f"{a} {s / cal.step_s:.3f}" for a, s in cal.arm_step_s.items() if s > 0) or "none"
+        say(f"{target}: {cal.device} step {cal.step_s * 1e3:.2f} ms; per target step: round overhead "
+            f"{cal.relative_round_cost():.3f}, each verified token {cal.relative_verify_cost():.3f}, drafting steps: {steps}")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("bandit.cli.train", "train", "Train a policy on a log into a run folder."),
     "compare": ("bandit.cli.train", "compare", "Off-policy report across trained runs."),
     "build": ("bandit.cli.decode", "build", "Build a full-information log from prompts and real models."),
+    "calibrate": ("bandit.cli.decode", "calibrate", "Time the target's and drafters' steps here; write a cost profile."),
     "reprice": ("bandit.cli.decode", "reprice", "Re-price a log's outcomes under another reward or machine's step costs."),
     "decode": ("bandit.cli.decode", "decode", "Decode prompts with the policy's chosen arm; log decisions."),
     "prompts": ("bandit.cli.prompts", "prompts", "Build the multi-domain prompt set from text on this machine."),
