@@ -257,7 +257,28 @@ def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float,
                                        outcome.draft_tokens, verify_cost, 0.0 if arm.kind == "none" else round_cost)
         if outcome.n_new_tokens else 1.0,
         "n_repeats": outcome.n_repeats, "n_threads": outcome.n_threads, "lossless": outcome.lossless,
+        "token_match_rate": match_rate(outcome),
     }
+
+
+def match_rate(outcome: Any) -> float | None:
+    """The ``token_match_rate`` column of an outcome: 1.0 when lossless, None when unchecked."""
+    if outcome.lossless is None:
+        return None
+    return 1.0 if outcome.lossless else float(outcome.token_match_rate if outcome.token_match_rate is not None else 0.0)
+
+
+def lossless_report(log: Any, table: str = "outcomes") -> dict[str, Any]:
+    """What a log says of its lossless checks: the assisted runs checked (plain decoding excluded),
+    how many differ from plain greedy, and their mean ``token_match_rate``."""
+    if not log.has(table) or log.n_rows(table) == 0:
+        return {"n_checked": 0, "n_differ": 0, "token_match_rate": None}
+    frame = log.read(table, ["arm", "lossless", "token_match_rate"])
+    plain = {a.name for a in log.metadata.arms if a.kind == "none"}
+    rows = frame[frame["lossless"].notna() & ~frame["arm"].astype(str).isin(plain)]
+    rate = rows["token_match_rate"].dropna()
+    return {"n_checked": int(len(rows)), "n_differ": int((rows["lossless"] == False).sum()),  # noqa: E712 (nullable)
+            "token_match_rate": float(rate.mean()) if len(rate) else None}
 
 
 # -- the build ----------------------------------------------------------------------------------

@@ -212,6 +212,7 @@ def decode_prompts(
                     "decided_at": pd.Timestamp(datetime.now(timezone.utc)), "choose_time_s": choose_s,
                     "wall_time_s": outcome.wall_time_s, "n_new_tokens": outcome.n_new_tokens, "target_calls": outcome.target_calls,
                     "accepted_tokens": outcome.accepted_tokens, "lossless": outcome.lossless,
+                    "token_match_rate": row["token_match_rate"],
                     "x_draft_calls": int(outcome.draft_calls), "x_plain_wall_time_s": float(plain.wall_time_s),
                     "x_speedup_wall": float(row["speedup_wall"]), "x_speedup_count": float(row["speedup_count"]),
                 }

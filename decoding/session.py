@@ -56,7 +56,9 @@ class DecodeOutcome:
 
     ``tokens``: the new token ids (prompt excluded). Counts are from the last timed run (they are
     deterministic under greedy decoding); ``wall_time_s`` is the median of ``wall_times_s``.
-    ``lossless`` is None when no reference was given.
+    ``lossless`` is None when no reference was given; ``token_match_rate`` is then the share of
+    the reference reproduced token for token before the first difference (1.0 when lossless):
+    what an inexact mode (bfloat16, float16) keeps of plain greedy output.
     """
 
     arm: str
@@ -72,6 +74,7 @@ class DecodeOutcome:
     n_threads: int
     lossless: bool | None = None
     first_mismatch: int | None = None
+    token_match_rate: float | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -333,18 +336,20 @@ class DecodingSession:
         tokens = _cut_at_eos(out[0, len(ids):].tolist(), self.eos_ids)
         fed = counter.fed
         draft_tokens = sum(f - (len(ids) if j == 0 else 1) for j, f in enumerate(fed))
-        lossless, mismatch = None, None
+        lossless, mismatch, match = None, None, None
         if reference is not None:
             ref = list(reference)
             lossless = tokens == ref
+            match = 1.0
             if not lossless:
                 mismatch = next((j for j, (p, q) in enumerate(zip(tokens, ref)) if p != q), min(len(tokens), len(ref)))
+                match = mismatch / max(len(tokens), len(ref))
         return DecodeOutcome(
             arm=a.name, tokens=tuple(tokens), n_new_tokens=len(tokens), target_calls=counter.target_calls,
             draft_calls=counter.draft_calls, draft_tokens=int(draft_tokens),
             accepted_tokens=len(tokens) - counter.target_calls, wall_time_s=float(statistics.median(times)),
             wall_times_s=tuple(times), n_repeats=repeats, n_threads=int(torch.get_num_threads()),
-            lossless=lossless, first_mismatch=mismatch,
+            lossless=lossless, first_mismatch=mismatch, token_match_rate=match,
         )
 
     def plain(self, input_ids: Sequence[int], *, repeats: int = 1, warmup: int = 0, max_new_tokens: int | None = None) -> DecodeOutcome:

@@ -72,7 +72,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 METADATA_KEY = b"draftpick"
 TABLES = ("outcomes", "decisions")
 SPLITS = ("train", "validation", "test")
@@ -85,7 +85,7 @@ class Column:
     schema version that added it (``since``).
 
     Schema evolution: a column added after ``1.0`` gets ``since`` = the new ``SCHEMA_VERSION``
-    (a minor bump) and must be nullable. A log made under an older version stays valid without
+    (a minor bump), must be nullable and goes after the existing ones. A log made under an older version stays valid without
     it, and reading that log fills it with nulls (``Log.read``).
     """
 
@@ -136,6 +136,9 @@ OUTCOME_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
     Column("lossless", pa.bool_(), True, "Assisted output identical to plain greedy output, token for token."),
     Column("arm_output", pa.string(), True, "The arm's own greedy output text (None for measured-only rows)."),
     Column("target_output", pa.string(), True, "The target's greedy output text."),
+    # added after 1.0: appended, nullable, with the version that added them (reading an older log fills nulls)
+    Column("token_match_rate", pa.float64(), True, "Share of the plain greedy output reproduced token for token before the "
+           "first difference: 1.0 when lossless (an inexact dtype can lower it); null when unchecked.", since="1.1"),
 )
 
 DECISION_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
@@ -150,6 +153,8 @@ DECISION_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
     Column("target_calls", pa.int64(), True, "Target forward passes."),
     Column("accepted_tokens", pa.int64(), True, "Draft tokens accepted."),
     Column("lossless", pa.bool_(), True, "Output identical to plain greedy, token for token."),
+    Column("token_match_rate", pa.float64(), True, "Share of the plain greedy output reproduced token for token before the "
+           "first difference: 1.0 when lossless; null when unchecked.", since="1.1"),
 )
 
 COLUMNS: dict[str, tuple[Column, ...]] = {"outcomes": OUTCOME_COLUMNS, "decisions": DECISION_COLUMNS}

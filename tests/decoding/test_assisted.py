@@ -50,6 +50,9 @@ def test_assisted_repeats_warmup_and_mismatch_report(session):
     out = session.assisted(ids, "lookup", repeats=2, warmup=1, reference=list(ref.tokens[:-1]) + [0])
     assert out.n_repeats == 2 and len(out.wall_times_s) == 2 and out.wall_time_s > 0
     assert out.lossless is False and out.first_mismatch == len(ref.tokens) - 1
+    assert out.token_match_rate == (len(ref.tokens) - 1) / len(ref.tokens)
+    same = session.assisted(ids, "lookup", reference=ref.tokens)
+    assert same.lossless is True and same.token_match_rate == 1.0 and session.assisted(ids, "lookup").token_match_rate is None
     assert out.n_threads >= 1
 
 

@@ -112,3 +112,28 @@ def test_a_half_precision_target_warns_that_it_is_inexact(tiny_models):
     with pytest.warns(InexactDtypeWarning, match="inexact mode.*8 of 16 runs differed"):
         session = DecodingSession(parse_models_config(text, base_dir=tiny_models["root"]), threads=1)
     assert session.exact is False and session.target.model.dtype == torch.bfloat16
+
+
+def test_an_inexact_build_reports_its_token_match_rate_and_does_not_fail(tiny_models, tmp_path):
+    """Under a dtype the user chose as faster and inexact, the lossless check says how much of plain
+    greedy output each assisted run kept (``token_match_rate``) and the build exits 0, saying so."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from bandit.cli.main import cli
+    from logging_data import open_log
+
+    from .conftest import models_toml
+
+    arms = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "lookup"\nkind = "prompt_lookup"\n'
+            'prompt_lookup_num_tokens = 3\n\n[[arms]]\nname = "exit1"\nkind = "early_exit"\nassistant_early_exit = 1\n')
+    (tmp_path / "m.toml").write_text(models_toml(tiny_models, arms).replace('chat_template = false', 'chat_template = false\ndtype = "bfloat16"'))
+    pd.DataFrame({"query_id": ["a", "b"], "prompt": ["one two three one two three one", "a b c d a b c"]}).to_parquet(tmp_path / "p.parquet")
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "p.parquet"), "--models", str(tmp_path / "m.toml"), "--out", str(tmp_path / "log"),
+                                 "--reward", "speedup_count", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "inexact mode ([target] dtype = 'bfloat16'): " in r.stderr and "of 4 assisted runs" in r.stderr
+    rows = open_log(tmp_path / "log").read("outcomes")
+    assert rows["token_match_rate"].between(0, 1).all()
+    assert (rows.loc[rows["lossless"], "token_match_rate"] == 1.0).all()
+    assert (rows.loc[~rows["lossless"].astype(bool), "token_match_rate"] < 1.0).all()

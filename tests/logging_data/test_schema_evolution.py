@@ -1,8 +1,8 @@
 """Schema evolution: a log written by today's version stays valid and readable when a later version
 adds a column, and reading it fills the new column with nulls.
 
-``tests/data/logs/v1.0`` was written by this package at schema 1.0 and is kept as it is: it must
-validate and read under every later version of the package.
+``tests/data/logs/v1.0`` and ``v1.1`` were written by this package at schema 1.0 and 1.1 and are
+kept as they are: each must validate and read under every later version of the package.
 """
 
 from __future__ import annotations
@@ -20,17 +20,24 @@ from logging_data import columns, open_log, validate_log
 from logging_data.schema import Column, version_key
 
 FROZEN = Path(__file__).resolve().parents[1] / "data" / "logs" / "v1.0"
+FROZEN_LOGS = {v: FROZEN.parent / f"v{v}" for v in ("1.0", "1.1")}
 
 
-def test_the_frozen_log_of_schema_1_0_is_valid_and_reads_every_declared_column():
-    report = validate_log(FROZEN)
+@pytest.mark.parametrize("version", sorted(FROZEN_LOGS))
+def test_each_frozen_log_is_valid_and_reads_every_declared_column(version):
+    report = validate_log(FROZEN_LOGS[version])
     assert report.ok, report
-    log = open_log(FROZEN)
-    assert log.metadata.schema_version == "1.0"
+    log = open_log(FROZEN_LOGS[version])
+    assert log.metadata.schema_version == version
     for table in ("outcomes", "decisions"):
         frame = log.read(table)
         assert len(frame) > 0
         assert [c.name for c in columns(table)] == [c for c in frame.columns if not c.startswith("x_")]
+
+
+def test_the_1_1_columns_are_filled_in_the_1_1_log_and_null_in_the_1_0_log():
+    assert open_log(FROZEN_LOGS["1.1"]).read("outcomes")["token_match_rate"].eq(1.0).all()
+    assert open_log(FROZEN_LOGS["1.0"]).read("decisions")["token_match_rate"].isna().all()
 
 
 def test_every_column_added_after_1_0_is_nullable():
@@ -49,10 +56,12 @@ def test_version_keys_compare_numerically():
 
 @pytest.fixture
 def next_version(monkeypatch):
-    """The package as it would be after adding a nullable outcomes column at schema 1.1."""
-    added = Column("draft_entropy", pa.float64(), True, "A column added in 1.1 (test).", since="1.1")
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", "1.1")
-    monkeypatch.setattr(validate, "SCHEMA_VERSION", "1.1")
+    """The package as it would be after adding a nullable outcomes column at the next minor version."""
+    major, minor = schema.SCHEMA_VERSION.split(".")
+    nxt = f"{major}.{int(minor) + 1}"
+    added = Column("draft_entropy", pa.float64(), True, f"A column added in {nxt} (test).", since=nxt)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(validate, "SCHEMA_VERSION", nxt)
     monkeypatch.setitem(schema.COLUMNS, "outcomes", schema.OUTCOME_COLUMNS + (added,))
     return added
 
@@ -76,7 +85,7 @@ def test_an_older_log_stays_valid_and_reads_the_new_column_as_nulls(next_version
 def test_a_log_made_at_the_new_version_must_have_the_new_column(next_version):
     rows = open_log(FROZEN).read("outcomes").drop(columns=[next_version.name], errors="ignore")
     table = pa.Table.from_pandas(rows, preserve_index=False)
-    problems = validate.check_types("outcomes", table.schema, "1.1")
+    problems = validate.check_types("outcomes", table.schema, next_version.since)
     assert [p.column for p in problems] == [next_version.name]
     assert validate.check_types("outcomes", table.schema, "1.0") == []
 
