@@ -93,9 +93,14 @@ def live_table(decisions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def plot_speedups(offline: pd.DataFrame, live: pd.DataFrame, winner: str, path: Path) -> Path:
-    """``speedups.png``: test-split speed-ups per policy (count and wall) and the live run by domain."""
-    import matplotlib
+def plot_speedups(offline: pd.DataFrame, live: pd.DataFrame, winner: str, path: Path) -> Path | None:
+    """``speedups.png``: test-split speed-ups per policy (count and wall) and the live run by domain
+    (None, said on stderr, where matplotlib is not installed: e.g. a bare GPU machine)."""
+    try:
+        import matplotlib
+    except ImportError:
+        _say("no figure: matplotlib is not installed (the tables and quickstart.json have every number)")
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -206,7 +211,7 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     figure = plot_speedups(offline, live, winner, out / "speedups.png")
     result = {
         "log": str(log), "arms": list(arm_names), "reward": opened.metadata.reward.to_json(), "winner": winner,
-        "featurizer": featurizer, "figure": str(figure),
+        "featurizer": featurizer, "figure": str(figure) if figure is not None else None,
         "selection": {"split": "validation", **selection.to_json()},
         "off_policy_validation": [r for r in evaluation.rows() if r["estimator"] == "dr"],
         "test_offline": offline.to_dict(orient="records"),
