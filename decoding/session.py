@@ -88,6 +88,18 @@ class _Counter:
     fed: list[int] = field(default_factory=list)
 
 
+def _check(tokens: Sequence[int], reference: Sequence[int] | None) -> tuple[bool | None, int | None, float | None]:
+    """(lossless, first mismatch, token-match rate) of ``tokens`` against plain greedy ``reference``
+    (all None without one); the rate is the share reproduced before the first difference."""
+    if reference is None:
+        return None, None, None
+    tokens, ref = list(tokens), list(reference)
+    if tokens == ref:
+        return True, None, 1.0
+    mismatch = next((j for j, (p, q) in enumerate(zip(tokens, ref)) if p != q), min(len(tokens), len(ref)))
+    return False, mismatch, mismatch / max(len(tokens), len(ref))
+
+
 def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
     for i, t in enumerate(tokens):
         if t in eos:
@@ -336,20 +348,91 @@ class DecodingSession:
         tokens = _cut_at_eos(out[0, len(ids):].tolist(), self.eos_ids)
         fed = counter.fed
         draft_tokens = sum(f - (len(ids) if j == 0 else 1) for j, f in enumerate(fed))
-        lossless, mismatch, match = None, None, None
-        if reference is not None:
-            ref = list(reference)
-            lossless = tokens == ref
-            match = 1.0
-            if not lossless:
-                mismatch = next((j for j, (p, q) in enumerate(zip(tokens, ref)) if p != q), min(len(tokens), len(ref)))
-                match = mismatch / max(len(tokens), len(ref))
+        lossless, mismatch, match = _check(tokens, reference)
         return DecodeOutcome(
             arm=a.name, tokens=tuple(tokens), n_new_tokens=len(tokens), target_calls=counter.target_calls,
             draft_calls=counter.draft_calls, draft_tokens=int(draft_tokens),
             accepted_tokens=len(tokens) - counter.target_calls, wall_time_s=float(statistics.median(times)),
             wall_times_s=tuple(times), n_repeats=repeats, n_threads=int(torch.get_num_threads()),
             lossless=lossless, first_mismatch=mismatch, token_match_rate=match,
+        )
+
+    # -- the project's own loop on a static cache (decoding.specloop) ----------------------------
+    def drafter(self, arm: str | ArmConfig | None) -> Any:
+        """The ``decoding.specloop`` drafter of ``arm`` (None or a ``none`` arm: plain decoding).
+
+        A draft model or early exit drafts a constant ``num_assistant_tokens`` (default
+        ``DEFAULT_DRAFT_TOKENS``) per round: transformers' heuristic schedule and confidence stop
+        are not copied, so their draft calls differ from ``assisted``'s; outputs never do."""
+        from . import specloop
+        from .calibrate import DEFAULT_DRAFT_TOKENS
+
+        a = self.arm(arm)
+        if a.kind == "none":
+            return specloop.NoDraft()
+        if a.kind == "prompt_lookup":
+            return specloop.PromptLookup(a.prompt_lookup_num_tokens, a.max_matching_ngram_size or 2, self.eos_ids)
+        k = a.n_draft_tokens or DEFAULT_DRAFT_TOKENS
+        if a.kind == "draft":
+            if self._universal[a.name]:
+                raise ArmNotSupportedError(f"arm {a.name!r}: the project's loop drafts with a draft of the target's own "
+                                           f"tokenizer only; this draft has another (use assisted(), transformers' generate)")
+            return specloop.ModelDraft(self._drafts[a.name].model, k)
+        if a.kind == "early_exit":
+            model, layers = self.target.model, a.assistant_early_exit
+            return specloop.ModelDraft(model, k, layers=lambda: _layers(model, layers))
+        raise ArmNotSupportedError(f"arm {a.name!r}: kind {a.kind!r} has no drafter in the project's loop")
+
+    def static_target(self, length: int, compile: bool = False) -> Any:
+        """The target on a static cache of at least ``length`` positions, kept and reused (a compiled
+        step stays valid while its cache does); grown in steps of 256 when a prompt needs more."""
+        from .specloop import StaticTarget
+
+        held = getattr(self, "_static", None)
+        if held is None or held.max_len < length or bool(held._compiled) != bool(compile):
+            size = -(-int(length) // 256) * 256
+            limit = self.target.context_length
+            if limit:
+                if length > limit:
+                    raise PromptError(f"the prompt and its new tokens need {length} positions; the target's context holds {limit}")
+                size = min(size, limit)
+            held = StaticTarget(self.target.model, size, compile=compile)
+            self._static = held
+        return held
+
+    def looped(self, input_ids: Sequence[int], arm: str | ArmConfig | None, *, repeats: int = 1, warmup: int = 0,
+               reference: Sequence[int] | None = None, max_new_tokens: int | None = None, compile: bool = False) -> DecodeOutcome:
+        """``assisted`` through the project's own loop on a static cache (``decoding.specloop``):
+        same output, prompt-lookup counts equal to transformers'; ``compile``: CUDA-graph steps."""
+        import torch
+
+        from .specloop import speculative_greedy
+
+        if repeats < 1 or warmup < 0:
+            raise ValueError(f"repeats must be >= 1 and warmup >= 0; got repeats={repeats}, warmup={warmup}")
+        a = self.arm(arm)
+        ids = list(input_ids)
+        if not ids:
+            raise PromptError("looped(): input_ids is empty")
+        n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        drafter = self.drafter(a)
+        block = max([x.prompt_lookup_num_tokens or x.n_draft_tokens or 20 for x in self.config.arms if x.kind != "none"] + [1])
+        target = self.static_target(len(ids) + n_new + block + 1, compile=compile)
+        times, result = [], None
+        for i in range(warmup + repeats):
+            self._sync()
+            t0 = time.perf_counter()
+            result = speculative_greedy(target, ids, drafter, n_new, self.eos_ids)
+            self._sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        tokens = list(result.tokens)
+        lossless, mismatch, match = _check(tokens, reference)
+        return DecodeOutcome(
+            arm=a.name, tokens=tuple(tokens), n_new_tokens=len(tokens), target_calls=result.target_calls,
+            draft_calls=result.draft_calls, draft_tokens=result.draft_tokens, accepted_tokens=result.accepted_tokens,
+            wall_time_s=float(statistics.median(times)), wall_times_s=tuple(times), n_repeats=repeats,
+            n_threads=int(torch.get_num_threads()), lossless=lossless, first_mismatch=mismatch, token_match_rate=match,
         )
 
     def plain(self, input_ids: Sequence[int], *, repeats: int = 1, warmup: int = 0, max_new_tokens: int | None = None) -> DecodeOutcome:

@@ -1,0 +1,83 @@
+"""The project's own speculative loop on a static cache: plain greedy output for every drafter, and
+prompt lookup's counts exactly as transformers' assisted generation (and its replay) give them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from decoding.alignment import simulate_prompt_lookup
+
+PROMPTS = ["the quick brown fox jumps over the lazy dog the quick brown", "def add ( a , b ) : return",
+           "a b c a b c a b c a b", "x"]
+
+
+@pytest.mark.parametrize("arm", ["plain", "lookup", "exit1", "draft", "draft-heur"])
+def test_every_drafter_gives_plain_greedy_output(session, arm):
+    for prompt in PROMPTS:
+        ids = session.encode(prompt)
+        ref = session.plain(ids)
+        out = session.looped(ids, arm, reference=ref.tokens)
+        assert out.lossless is True and out.tokens == ref.tokens and out.token_match_rate == 1.0, (arm, prompt)
+        assert out.accepted_tokens == out.n_new_tokens - out.target_calls
+        assert 0 <= out.accepted_tokens <= out.draft_tokens and 1 <= out.target_calls <= out.n_new_tokens
+        kind = session.config.arm(arm).kind
+        assert (out.draft_calls == 0) == (kind in ("none", "prompt_lookup"))
+        if kind == "none":
+            assert out.draft_tokens == 0 and out.target_calls == out.n_new_tokens
+
+
+def test_prompt_lookup_counts_are_transformers_counts(session):
+    arm = session.config.arm("lookup")
+    for prompt in PROMPTS:
+        ids = session.encode(prompt)
+        ref = session.plain(ids)
+        ours, theirs = session.looped(ids, arm), session.assisted(ids, arm)
+        replay = simulate_prompt_lookup(ids, ref.tokens, arm.prompt_lookup_num_tokens, session.max_new_tokens,
+                                        arm.max_matching_ngram_size or 2, session.eos_ids)
+        assert (ours.target_calls, ours.draft_tokens) == (theirs.target_calls, theirs.draft_tokens), prompt
+        assert (ours.target_calls, ours.draft_tokens) == (replay.target_calls, replay.proposed), prompt
+
+
+def test_the_static_cache_is_kept_across_prompts_and_refuses_what_the_context_cannot_hold(session):
+    from decoding.loading import PromptError
+
+    session.looped(session.encode(PROMPTS[0]), "lookup", max_new_tokens=4)
+    first = session._static
+    session.looped(session.encode(PROMPTS[1]), "lookup", max_new_tokens=4)
+    assert session._static is first  # reused: a compiled step stays valid while its cache does
+    limit = session.target.context_length  # the tiny target's 64 positions: the cache is capped there
+    assert first.max_len == min(256, limit) and session.static_target(limit) is first
+    with pytest.raises(PromptError, match=f"need {limit + 1} positions; the target's context holds {limit}"):
+        session.static_target(limit + 1)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=3, max_value=60), min_size=1, max_size=24), st.integers(min_value=1, max_value=8),
+       st.sampled_from(["plain", "lookup", "exit1", "draft"]))
+def test_any_prompt_any_length_matches_generate(session, ids, n_new, arm):
+    vocab = session.target.model.config.vocab_size
+    ids = [3 + t % (vocab - 3) for t in ids]
+    ref = session.plain(ids, max_new_tokens=n_new)
+    out = session.looped(ids, arm, max_new_tokens=n_new, reference=ref.tokens)
+    assert out.tokens == ref.tokens, (ids, n_new, arm)
+
+
+def test_bad_inputs_are_refused_by_name(session, tiny_models, toml_for):
+    from decoding import specloop
+    from decoding.loading import ArmNotSupportedError, PromptError
+    from decoding.models import parse_models_config
+    from decoding.session import DecodingSession
+
+    with pytest.raises(PromptError, match="input_ids is empty"):
+        session.looped([], "lookup")
+    with pytest.raises(ValueError, match="num_output_tokens >= 1"):
+        specloop.PromptLookup(0)
+    with pytest.raises(ValueError, match="k >= 1"):
+        specloop.ModelDraft(session.target.model, 0)
+    cfg = parse_models_config(toml_for('[[arms]]\nname = "other"\nkind = "draft"\ndraft = "other"\nuniversal = true\n'),
+                              base_dir=tiny_models["root"])
+    other = DecodingSession(cfg, threads=1)
+    with pytest.raises(ArmNotSupportedError, match="arm 'other': the project's loop drafts with a draft of the target's own tokenizer"):
+        other.looped(other.encode(PROMPTS[0]), "other")
