@@ -43,6 +43,16 @@ class RepriceSummary:
     seconds: float
 
 
+def price_counts(frame: Any, kinds: dict[str, str], calibration: Calibration) -> list[float]:
+    """The count speed-up of each outcome row of ``frame`` (its counts) under ``calibration``'s step
+    costs; ``kinds``: arm name -> kind (plain decoding pays no round cost). The one place a log's
+    counts are priced after the fact (``reprice_log``, the examples' "on an H200" columns)."""
+    costs, v, r = calibration.relative_costs(), calibration.relative_verify_cost(), calibration.relative_round_cost()
+    return [speedup_count(int(n), int(t), int(d), costs.get(a, 0.0), int(dt), v, 0.0 if kinds[a] == "none" else r) if n else 1.0
+            for n, t, d, dt, a in zip(frame["n_new_tokens"], frame["target_calls"], frame["draft_calls"],
+                                      frame["draft_tokens"], frame["arm"].astype(str))]
+
+
 def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: RewardDefinition | None = None,
                 calibration: Calibration | None = None, command: str | None = None,
                 calibration_source: Any = None, priced_by: str | None = None) -> RepriceSummary:
@@ -82,11 +92,7 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
     frame = frame.copy()
     frame["arm_cost"] = frame["arm"].astype(str).map(costs).astype(float)
     if calibration is not None:
-        v, r = cal.relative_verify_cost(), cal.relative_round_cost()
-        frame["speedup_count"] = [
-            speedup_count(int(n), int(t), int(d), c, int(dt), v, 0.0 if kinds[a] == "none" else r) if n else 1.0
-            for n, t, d, dt, c, a in zip(frame["n_new_tokens"], frame["target_calls"], frame["draft_calls"],
-                                         frame["draft_tokens"], frame["arm_cost"], frame["arm"].astype(str))]
+        frame["speedup_count"] = price_counts(frame, kinds, cal)
     rows = frame.to_dict(orient="records")
     try:
         frame["reward"] = [reward_value(reward, arms_by_name[str(row["arm"])], row) for row in rows]

@@ -417,7 +417,8 @@ class DecodingSession:
         n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         drafter = self.drafter(a)
         block = max([x.prompt_lookup_num_tokens or x.n_draft_tokens or 20 for x in self.config.arms if x.kind != "none"] + [1])
-        target = self.static_target(len(ids) + n_new + block + 1, compile=compile)
+        block = 1 << block.bit_length()  # room for a block padded to its power-of-two bucket
+        target = self.static_target(len(ids) + n_new + block, compile=compile)
         times, result = [], None
         for i in range(warmup + repeats):
             self._sync()

@@ -21,7 +21,9 @@ hold it to); the counts (target calls, drafted and accepted tokens) of prompt lo
 those of transformers' assisted generation (``decoding.alignment.simulate_prompt_lookup``
 replays them). Drafters, one per arm kind: ``NoDraft`` (plain), ``PromptLookup`` (transformers'
 candidates), ``ModelDraft`` (a draft model, or the target's first layers for early exit, drafting
-a constant ``k`` tokens greedily on its own cache, cropped to what the target accepted).
+a constant ``k`` tokens greedily on its own cache, cropped to what the target accepted), and
+``decoding.heads.HeadDraft`` (a head on the target's own hidden states: a drafter with
+``needs_hidden`` receives the target's final hidden state of the token it chose each round).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class NoDraft:
     def propose(self, context: Sequence[int]) -> list[int]:
         return []
 
-    def accepted(self, context: Sequence[int]) -> None:
+    def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
         pass
 
 
@@ -117,7 +119,7 @@ class ModelDraft:
         self._fed = context + candidates[:-1]  # what the draft cache holds now
         return candidates
 
-    def accepted(self, context: Sequence[int]) -> None:
+    def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
         """Crop the draft cache to its longest prefix that ``context`` (the tokens kept) agrees with."""
         keep = 0
         for a, b in zip(self._fed, context):
@@ -133,18 +135,30 @@ class StaticTarget:
     """The target on a static KV cache of ``max_len`` positions; ``step`` runs one forward pass.
 
     ``compile``: run blocks of up to ``compile_max_block`` tokens through
-    ``torch.compile(mode="reduce-overhead")`` (CUDA graphs on a GPU; one graph per block length);
-    longer feeds (the prefill) run eagerly.
+    ``torch.compile(mode="reduce-overhead")`` (CUDA graphs on a GPU); longer feeds (the prefill)
+    run eagerly. ``buckets`` (on with ``compile``): pad each block to the next power of two, so a
+    handful of graphs (1, 2, 4, 8, 16 tokens) serve every block length; the padding's outputs are
+    dropped and, being later positions, cannot change earlier ones (causal attention), and its
+    cache entries lie beyond the position the next step writes from.
     """
 
-    def __init__(self, model: Any, max_len: int, compile: bool = False, compile_max_block: int = 16) -> None:
+    def __init__(self, model: Any, max_len: int, compile: bool = False, compile_max_block: int = 16,
+                 buckets: bool | None = None) -> None:
         import torch
         from transformers import StaticCache
 
         self.model, self.max_len = model, int(max_len)
         self.cache = StaticCache(config=model.config, max_cache_len=self.max_len)
         self.compile_max_block = int(compile_max_block)
-        self._compiled = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True, dynamic=False) if compile else None
+        self.buckets = bool(compile if buckets is None else buckets)
+        self._compiled = None
+        if compile:
+            import torch._dynamo
+
+            for name in ("recompile_limit", "cache_size_limit"):  # one graph per bucket, prefill eager
+                if hasattr(torch._dynamo.config, name):
+                    setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 16))
+            self._compiled = torch.compile(model.forward, mode="reduce-overhead", fullgraph=False, dynamic=False)
 
     def reset(self) -> None:
         self.cache.reset()
@@ -163,22 +177,29 @@ class StaticTarget:
             else:
                 counter.fill_(int(position))
 
-    def step(self, tokens: Sequence[int], position: int) -> list[int]:
-        """The target's argmax after each of ``tokens``, fed at cache positions ``position``, ... ."""
+    def step(self, tokens: Sequence[int], position: int, hidden: bool = False) -> list[int]:
+        """The target's argmax after each of ``tokens``, fed at cache positions ``position``, ... .
+        ``hidden``: also keep the final (normed) hidden states of ``tokens`` in ``last_hidden``."""
         import torch
 
         n = len(tokens)
-        if position + n > self.max_len:
-            raise ValueError(f"the static cache holds {self.max_len} positions; a step would fill {position + n}")
+        feed = list(tokens)
+        small = n <= self.compile_max_block
+        if self.buckets and small:
+            feed += [feed[-1]] * ((1 << (n - 1).bit_length()) - n)
+        if position + len(feed) > self.max_len:
+            raise ValueError(f"the static cache holds {self.max_len} positions; a step would fill {position + len(feed)}")
         self._seek(position)
         device = self.model.device
-        x = torch.tensor([list(tokens)], dtype=torch.long, device=device)
-        positions = torch.arange(position, position + n, device=device)
-        forward = self._compiled if self._compiled is not None and n <= self.compile_max_block else self.model.forward
+        x = torch.tensor([feed], dtype=torch.long, device=device)
+        positions = torch.arange(position, position + len(feed), device=device)
+        forward = self._compiled if self._compiled is not None and small else self.model.forward
         with torch.no_grad():
             out = forward(input_ids=x, cache_position=positions, position_ids=positions.unsqueeze(0),
-                          past_key_values=self.cache, use_cache=True)
-            return out.logits[0].argmax(-1).tolist()
+                          past_key_values=self.cache, use_cache=True, output_hidden_states=hidden)
+            if hidden:
+                self.last_hidden = out.hidden_states[-1][0, :n].clone()
+            return out.logits[0, :n].argmax(-1).tolist()
 
 
 def speculative_greedy(target: StaticTarget, prompt: Sequence[int], drafter: Any, max_new_tokens: int,
@@ -200,7 +221,8 @@ def speculative_greedy(target: StaticTarget, prompt: Sequence[int], drafter: Any
     while len(out) < max_new_tokens:
         current = P + len(out)
         candidates = [] if max_length == current + 1 else list(drafter.propose(context))
-        predictions = target.step(pending + candidates, position)
+        needs_hidden = getattr(drafter, "needs_hidden", False)
+        predictions = target.step(pending + candidates, position, hidden=needs_hidden)
         base = len(pending) - 1
         run = 0
         while run < len(candidates) and predictions[base + run] == candidates[run]:
@@ -218,7 +240,7 @@ def speculative_greedy(target: StaticTarget, prompt: Sequence[int], drafter: Any
                 break
         out.extend(new)
         context.extend(new)
-        drafter.accepted(context)
+        drafter.accepted(context, target.last_hidden[base + run] if needs_hidden else None)
         pending = [new[-1]]
         if done:
             break

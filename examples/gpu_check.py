@@ -41,10 +41,11 @@ HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "data" / "prompts.parquet"
 #: prompts per domain in each split, tokens per prompt, live prompts per domain, budget of the learners
 SIZES: dict[str, dict[str, Any]] = {
-    "small": {"per_split": {"train": 5, "validation": 2, "test": 2}, "max_new_tokens": 48, "live_per_domain": 2,
-              "budget": "default", "static_tokens": 64, "static_repeats": 3},
+    "small": {"per_split": {"train": 4, "validation": 2, "test": 2}, "max_new_tokens": 48, "live_per_domain": 2,
+              "budget": "default", "static_tokens": 64, "static_repeats": 3, "loop_prompts": 4, "loop_repeats": 2},
     "tiny": {"per_split": {"train": 1, "validation": 1, "test": 1}, "max_new_tokens": 8, "live_per_domain": 1,
-             "budget": "tiny", "static_tokens": 8, "static_repeats": 1, "calibration_repeats": 1},
+             "budget": "tiny", "static_tokens": 8, "static_repeats": 1, "calibration_repeats": 1, "loop_prompts": 1,
+             "loop_repeats": 1},
 }
 #: plain decoding, three prompt-lookup settings and one early exit (measured on an H200 at 0.28x: a loser to show)
 ARMS = """
@@ -146,7 +147,8 @@ def totals(rows: pd.DataFrame, speedup_column: str = "speedup_count") -> dict[st
 def profile_accuracy(log_path: Path) -> dict[str, Any]:
     """Per arm: the profile's count speed-up beside the measured wall speed-up, under the build's own
     calibration and under one fitted to the train split's wall times (scored on the other splits)."""
-    from decoding.calibrate import Calibration, fit_calibration, speedup_count
+    from decoding.calibrate import Calibration, fit_calibration
+    from decoding.reprice import price_counts
     from logging_data import open_log
 
     log = open_log(log_path)
@@ -160,11 +162,7 @@ def profile_accuracy(log_path: Path) -> dict[str, Any]:
     try:
         fitted, record = fit_calibration(train, own, kinds)
         result["fit"] = record
-        costs, v, r = fitted.relative_costs(), fitted.relative_verify_cost(), fitted.relative_round_cost()
-        held["speedup_count_fitted"] = [
-            speedup_count(int(row.n_new_tokens), int(row.target_calls), int(row.draft_calls), costs.get(str(row.arm), 0.0),
-                          int(row.draft_tokens), v, 0.0 if kinds[str(row.arm)] == "none" else r) if row.n_new_tokens else 1.0
-            for row in held.itertuples()]
+        held["speedup_count_fitted"] = price_counts(held, kinds, fitted)
     except ValueError as exc:  # too few measured prompt-lookup rows to fit: said, not hidden
         result["fit_error"] = str(exc)
     for arm, rows in frame.groupby(frame["arm"].astype(str), sort=False):
@@ -194,6 +192,16 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"Static over dynamic: {sd['static_speedup']:.2f}x; same tokens: {sd['static_same_tokens_as_dynamic']}."]
     else:
         lines += ["", f"Static cache: {sd.get('static_error')}"]
+    loop = summary["loop_vs_generate"]
+    lines += ["", "## The project's loop (static cache" + (", compiled" if loop.get("compiled") else "") + ") against generate()", ""]
+    if "error" in loop:
+        lines.append(f"The loop failed: {loop['error']}")
+    else:
+        import bench_loop
+
+        lines.append(bench_loop.table(loop))
+        if loop.get("compile_s") is not None:
+            lines += ["", f"Compile (first call of every block bucket): {loop['compile_s']:.1f} s."]
     lines += ["", "## The cost profile against the wall clock (ratio of totals)", "",
               "| arm | count (own profile) | wall | count / wall | held-out: fitted count / wall | identical to greedy |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -252,6 +260,20 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
     t = time.perf_counter()
     sd = static_vs_dynamic(session, str(prompts.loc[0, "prompt"]), preset["static_tokens"], preset["static_repeats"])
     seconds["static_vs_dynamic"] = time.perf_counter() - t
+    _say("   the project's loop (static cache" + (", compiled: CUDA graphs" if device == "cuda" else ", eager") +
+         ") against generate(), per arm")
+    t = time.perf_counter()
+    sys.path.insert(0, str(HERE))
+    import bench_loop
+
+    test_prompts = prompts[prompts["split"] == "test"]["prompt"].head(preset["loop_prompts"]).tolist()
+    try:
+        loop = bench_loop.compare(session, test_prompts, preset["loop_repeats"], compile=device == "cuda")
+        loop.pop("rows")
+    except Exception as exc:  # noqa: BLE001 - a failure of the new loop is a finding to report, not a reason to stop
+        loop = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
+        _say(f"   the loop failed: {loop['error']}")
+    seconds["loop_vs_generate"] = time.perf_counter() - t
 
     _say(f"3/5 building a measured log: {len(prompts)} prompts x {len(models.arms)} arms")
     t = time.perf_counter()
@@ -267,7 +289,6 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
     accuracy = profile_accuracy(out / "log")
 
     _say("5/5 train, select on validation, decode held-out test prompts with the choice")
-    sys.path.insert(0, str(HERE))
     import quickstart
     from bandit.suite import LEARNERS
 
@@ -290,7 +311,7 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
         "device": {"kind": device, "name": env["hardware"]["cuda_device"] if device == "cuda" else env["hardware"]["cpu"]},
         "hardware": env["hardware"], "versions": env["versions"], "arms": list(models.arm_names),
         "n_prompts": int(len(prompts)), "max_new_tokens": preset["max_new_tokens"], "learners": list(learners),
-        "calibration": cal.to_json(), "static_vs_dynamic": sd,
+        "calibration": cal.to_json(), "static_vs_dynamic": sd, "loop_vs_generate": loop,
         "build": {"n_rows": summary_build.n_rows_written, "n_lossless_failures": summary_build.n_lossless_failures},
         "profile_accuracy": accuracy,
         "quickstart": {"winner": q["winner"], "selection": q["selection"], "test_against_best_arm": q["test_against_best_arm"],

@@ -46,6 +46,8 @@ from bandit.suite import speedup_totals
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
 SHIPPED_MODELS = HERE / "models" / "smollm2-joint.toml"
+#: the measured H200 cost profile: the same counts priced as they would run there (examples/profiles/)
+H200_PROFILE = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
 #: the featurizer every policy uses (chosen on the validation split of the shipped log: BENCHMARKS.md)
 FEATURIZER = "prompt-stats"
 SIZES: dict[str, dict[str, Any]] = {
@@ -200,6 +202,8 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     test_outcomes = outcomes[outcomes["split"].astype(object) == "test"]
     offline = offline_table(runs, test_outcomes, arm_names)
     test_check = check_on_test(runs[winner], test_outcomes, arm_names)
+    on_h200 = priced_on(test_outcomes, opened.metadata.arms, H200_PROFILE)
+    offline_h200 = offline_table(runs, on_h200, arm_names) if on_h200 is not None else None
 
     if live_per_domain > 0:
         live, n_failures = run_live(trained.runs[winner], winner, outcomes, live_per_domain, models_path, out, opened,
@@ -216,6 +220,8 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
         "off_policy_validation": [r for r in evaluation.rows() if r["estimator"] == "dr"],
         "test_offline": offline.to_dict(orient="records"),
         "test_against_best_arm": test_check,
+        "h200_profile": str(H200_PROFILE) if offline_h200 is not None else None,
+        "test_offline_h200": offline_h200.to_dict(orient="records") if offline_h200 is not None else [],
         "live": live.to_dict(orient="records"),
         "live_lossless_failures": n_failures,
         "seconds": {"train": t_train, "total": time.perf_counter() - t0},
@@ -223,6 +229,24 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
     }
     (out / "quickstart.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+def priced_on(outcomes: pd.DataFrame, arms: Sequence[Any], profile: Path) -> pd.DataFrame | None:
+    """``outcomes`` with ``speedup_count`` re-priced under another machine's cost profile (the counts
+    are the same there under exact greedy decoding); None, said, where the profile cannot price an
+    arm (a drafting model it has no step cost for)."""
+    from decoding.calibrate import for_arms, load_calibration
+    from decoding.reprice import price_counts
+
+    try:
+        cal = for_arms(load_calibration(profile), arms)
+    except (OSError, ValueError) as exc:
+        _say(f"   no {profile.name} column: {exc}")
+        return None
+    frame = outcomes.copy()
+    frame["speedup_count"] = price_counts(frame, {a.name: a.kind for a in arms}, cal)
+    frame["wall_time_s"] = np.nan  # wall clock belongs to the machine that measured it
+    return frame
 
 
 def run_live(run_dir: Path, winner: str, outcomes: pd.DataFrame, live_per_domain: int, models_path: Path, out: Path,
@@ -263,10 +287,18 @@ def print_tables(result: dict) -> None:
     overall = offline[offline["domain"] == "(all)"].set_index("policy")[["count", "mean_count", "wall", "n_prompts"]]
     oracle = overall.loc["oracle", "count"]
     overall["of_oracle"] = overall["count"] / oracle
+    if result.get("test_offline_h200"):
+        h200 = pd.DataFrame(result["test_offline_h200"])
+        h200 = h200[h200["domain"] == "(all)"].set_index("policy")["count"]
+        overall["h200_count"] = h200
+        overall["h200_of_oracle"] = h200 / h200.loc["oracle"]
     with pd.option_context("display.width", 160, "display.precision", 3, "display.max_rows", 100):
         print(f"Test split of {result['log']}: speed-up over plain decoding (count model; count: the whole split, total "
               f"tokens / total cost; mean_count: per-prompt mean; wall clock where measured)")
         print(overall.sort_values("count", ascending=False).to_string())
+        if result.get("h200_profile"):
+            print(f"(h200_count: the same counts priced with the step costs measured on an NVIDIA H200, {result['h200_profile']}; "
+                  f"the policies were trained and selected on this log's own pricing)")
         by_domain = offline.pivot(index="policy", columns="domain", values="count")
         print("\ncount speed-up per domain (whole group):")
         print(by_domain.to_string())

@@ -81,3 +81,30 @@ def test_bad_inputs_are_refused_by_name(session, tiny_models, toml_for):
     other = DecodingSession(cfg, threads=1)
     with pytest.raises(ArmNotSupportedError, match="arm 'other': the project's loop drafts with a draft of the target's own tokenizer"):
         other.looped(other.encode(PROMPTS[0]), "other")
+
+
+def test_blocks_padded_to_power_of_two_buckets_change_nothing(session):
+    """What compiled steps run (each block padded to 1, 2, 4, 8 or 16 tokens), run eagerly here."""
+    from decoding.specloop import StaticTarget, speculative_greedy
+
+    for prompt in PROMPTS:
+        ids = session.encode(prompt)
+        ref = session.plain(ids)
+        for arm in ("plain", "lookup", "exit1", "draft"):
+            padded = StaticTarget(session.target.model, session.target.context_length, buckets=True)
+            out = speculative_greedy(padded, ids, session.drafter(arm), session.max_new_tokens, session.eos_ids)
+            assert list(out.tokens) == list(ref.tokens), (prompt, arm)
+            assert out.target_calls == session.looped(ids, arm).target_calls
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_compiled_steps_on_cuda_give_plain_greedy_output(all_arms_config):
+    from decoding.session import DecodingSession
+
+    s = DecodingSession(all_arms_config, device="cuda", threads=1)
+    for prompt in PROMPTS:
+        ids = s.encode(prompt)
+        ref = s.plain(ids)
+        for arm in ("plain", "lookup", "exit1", "draft"):
+            out = s.looped(ids, arm, reference=ref.tokens, compile=True)
+            assert out.lossless is True, (prompt, arm)

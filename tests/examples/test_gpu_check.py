@@ -47,6 +47,10 @@ def test_the_check_runs_end_to_end_from_model_parts(smollm2, tmp_path):
     assert s["build"]["n_rows"] == 12 * 5 and s["build"]["n_lossless_failures"] == 0
     sd = s["static_vs_dynamic"]
     assert sd["dynamic_ms_per_token"] > 0 and sd.get("static_same_tokens_as_dynamic") is True, sd
+    loop = s["loop_vs_generate"]
+    assert "error" not in loop, loop
+    assert set(loop["per_arm"]) == set(s["arms"]) and all(r["identical"] == "1/1 generate, 1/1 loop" for r in loop["per_arm"].values())
+    assert all(r["same_target_calls"] for arm, r in loop["per_arm"].items() if not arm.startswith("early-exit"))
     acc = s["profile_accuracy"]["arms"]
     assert set(acc) == {"lookup-n3-k3", "lookup-n3-k10", "lookup-n2-k5", "early-exit-12"}
     assert all(a["all_prompts"]["count"] > 0 and a["all_prompts"]["wall"] > 0 for a in acc.values())

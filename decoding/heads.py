@@ -1,0 +1,307 @@
+"""Drafting heads on the target's own hidden states (EAGLE-style), over a reduced vocabulary.
+
+A head drafts from what the target already computed: given the target's final (normed) hidden
+state ``h_t`` at the last position it verified and the embedding of the token it chose there
+(``x_{t+1}``), the head predicts the next hidden state ``ĥ_{t+1}`` and its token
+``x_{t+2} = argmax(ĥ_{t+1} · W[V])``, where ``W`` is the target's own output layer restricted to a
+vocabulary ``V`` of tokens frequent in the head's domain (a token outside ``V`` is simply never
+proposed; the target's verification keeps the output exact). Drafting ``k`` tokens feeds each
+prediction back in. A head is a few matrix products: on a launch-bound GPU it costs a small
+fraction of a target step, and it needs no second model or cache.
+
+- ``FeatureHead``: ``fc([h; e]) -> blocks of residual MLPs -> ĥ`` (the torch module).
+- ``collect``: (h_t, x_{t+1}, h_{t+1}, x_{t+2}) training rows from the target's greedy outputs,
+  one batched forward per batch of sequences; checks each sequence *is* the greedy output.
+- ``train_head``: regression on ``h_{t+1}`` plus cross-entropy on ``x_{t+2}`` over ``V``
+  (EAGLE's loss), seeded; saved as safetensors + JSON (``save_head``/``load_head``).
+- ``HeadDraft``: the ``decoding.specloop`` drafter (it receives the target's hidden state of each
+  round); ``replay_head``: the same rounds replayed on a greedy output's hidden states, so a log
+  of head arms costs one target forward per prompt (the counts equal the live loop's up to the
+  numerics of a batched forward, which ``examples/heads.py`` measures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _module_class():
+    torch = _torch()
+    nn = torch.nn
+
+    class FeatureHead(nn.Module):
+        """``ĥ_{t+1} = blocks(fc([h_t; e(x_{t+1})]))``; ``vocab``: the token ids it may propose."""
+
+        def __init__(self, hidden: int, vocab: Sequence[int], n_blocks: int = 2, expansion: int = 2) -> None:
+            super().__init__()
+            self.hidden, self.n_blocks, self.expansion = int(hidden), int(n_blocks), int(expansion)
+            self.register_buffer("vocab", torch.tensor(list(vocab), dtype=torch.long), persistent=True)
+            self.fc = nn.Linear(2 * hidden, hidden)
+            self.blocks = nn.ModuleList(
+                nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, expansion * hidden), nn.SiLU(),
+                              nn.Linear(expansion * hidden, hidden)) for _ in range(n_blocks))
+
+        def forward(self, h: Any, e: Any) -> Any:
+            x = self.fc(torch.cat([h, e], dim=-1))
+            for block in self.blocks:
+                x = x + block(x)
+            return x
+
+    return FeatureHead
+
+
+def feature_head(hidden: int, vocab: Sequence[int], n_blocks: int = 2, expansion: int = 2) -> Any:
+    """A new ``FeatureHead`` (torch module)."""
+    return _module_class()(hidden, vocab, n_blocks, expansion)
+
+
+def _parts(model: Any) -> tuple[Any, Any]:
+    """(input embedding, output weight) of a causal LM."""
+    return model.get_input_embeddings(), model.get_output_embeddings().weight
+
+
+# -- training rows --------------------------------------------------------------------------------
+@dataclass
+class Rows:
+    """Training rows, one per position of a greedy output: ``h`` (n, H) float16, ``x_next`` (n,),
+    ``h_next`` (n, H) float16, ``x_next2`` (n,), and ``group`` (n,): the sequence each row is from."""
+
+    h: np.ndarray
+    x_next: np.ndarray
+    h_next: np.ndarray
+    x_next2: np.ndarray
+    group: np.ndarray
+
+
+def hidden_states(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> list[Any]:
+    """The target's final normed hidden states (T, H) float32 of each sequence, and a check that
+    the sequence is greedy: returns (states, argmax) per sequence (argmax[t] = the target's choice after t)."""
+    torch = _torch()
+    out = []
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths together
+    results: dict[int, tuple[Any, Any]] = {}
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(sequences[i]) for i in idx)
+            x = torch.zeros((len(idx), width), dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                x[r, :len(sequences[i])] = torch.tensor(list(sequences[i]))
+                mask[r, :len(sequences[i])] = 1
+            res = model(input_ids=x.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True)
+            h = res.hidden_states[-1].float()
+            arg = res.logits.argmax(-1)
+            for r, i in enumerate(idx):
+                n = len(sequences[i])
+                results[i] = (h[r, :n].cpu(), arg[r, :n].cpu())
+    for i in range(len(sequences)):
+        out.append(results[i])
+    return out
+
+
+def is_greedy(argmax: Any, sequence: Sequence[int], prompt_len: int) -> bool:
+    """Whether every token after the prompt is the target's argmax after the one before it."""
+    L = len(sequence) - prompt_len
+    return bool(L > 0 and all(int(argmax[t]) == int(sequence[t + 1]) for t in range(prompt_len - 1, len(sequence) - 1)))
+
+
+def collect_from_states(prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], states: Sequence[Any]) -> Rows:
+    """Training rows of greedy ``outputs`` given their hidden states ((P + L, H) each)."""
+    hs, xn, hn, xn2, grp = [], [], [], [], []
+    for g, (h, p, o) in enumerate(zip(states, prompts, outputs)):
+        P, L = len(p), len(o)
+        if L < 2:
+            continue
+        seq = list(p) + list(o)
+        ts = np.arange(P - 1, P + L - 2)
+        hs.append(np.asarray(h[ts], dtype=np.float16))
+        hn.append(np.asarray(h[ts + 1], dtype=np.float16))
+        xn.append(np.asarray([seq[t + 1] for t in ts]))
+        xn2.append(np.asarray([seq[t + 2] for t in ts]))
+        grp.append(np.full(len(ts), g))
+    if not hs:
+        raise ValueError("collect: no sequence was the target's greedy output; nothing to train on")
+    return Rows(np.concatenate(hs), np.concatenate(xn), np.concatenate(hn), np.concatenate(xn2), np.concatenate(grp))
+
+
+def collect(model: Any, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], batch_size: int = 16) -> tuple[Rows, list[bool]]:
+    """Training rows from ``prompts`` and their greedy ``outputs`` (token ids), and per sequence
+    whether ``outputs`` is the target's greedy output (every token its argmax); rows come only from
+    the sequences that are (``group``: the sequence's index in ``prompts``)."""
+    seqs = [list(p) + list(o) for p, o in zip(prompts, outputs)]
+    states = hidden_states(model, seqs, batch_size)
+    greedy = [is_greedy(arg, seq, len(p)) for (_, arg), seq, p in zip(states, seqs, prompts)]
+    keep = [i for i, ok in enumerate(greedy) if ok]
+    rows = collect_from_states([prompts[i] for i in keep], [outputs[i] for i in keep], [states[i][0].numpy() for i in keep])
+    rows.group = np.asarray(keep)[rows.group]
+    return rows, greedy
+
+
+def frequent_vocabulary(tokens: Iterable[int], size: int, always: Iterable[int] = ()) -> list[int]:
+    """The ``size`` most frequent token ids of ``tokens`` (ties by id), plus ``always`` (e.g. EOS)."""
+    counts: dict[int, int] = {}
+    for t in tokens:
+        counts[int(t)] = counts.get(int(t), 0) + 1
+    chosen = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+    return sorted(set(chosen) | {int(t) for t in always})
+
+
+def train_head(model: Any, rows: Rows, vocab: Sequence[int], *, n_blocks: int = 2, expansion: int = 2, epochs: int = 4,
+               batch_size: int = 256, lr: float = 1e-3, ce_weight: float = 0.1, noise: float = 0.0, seed: int = 0,
+               progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """A ``FeatureHead`` fitted to ``rows``: SmoothL1 on ``h_{t+1}`` + ``ce_weight`` × cross-entropy of
+    ``x_{t+2}`` over ``vocab`` (rows whose ``x_{t+2}`` is outside it count in the regression only).
+    Returns the head (eval mode) and a record (loss per epoch, vocabulary coverage)."""
+    torch = _torch()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    embed, out_w = _parts(model)
+    hidden = rows.h.shape[1]
+    head = feature_head(hidden, vocab, n_blocks, expansion)
+    w_sub = out_w.detach()[head.vocab].float()
+    index = {int(t): i for i, t in enumerate(vocab)}
+    target_idx = np.asarray([index.get(int(t), -100) for t in rows.x_next2])
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    n = len(rows.h)
+    steps = max(1, epochs * ((n + batch_size - 1) // batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    head.train()
+    for epoch in range(epochs):
+        perm = rng.permutation(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            b = perm[start:start + batch_size]
+            h = torch.from_numpy(rows.h[b].astype(np.float32))
+            if noise:
+                h = h + noise * torch.randn_like(h)
+            with torch.no_grad():
+                e = embed(torch.from_numpy(rows.x_next[b]).long()).float()
+            target_h = torch.from_numpy(rows.h_next[b].astype(np.float32))
+            pred = head(h, e)
+            loss = torch.nn.functional.smooth_l1_loss(pred, target_h)
+            y = torch.from_numpy(target_idx[b]).long()
+            if (y >= 0).any():
+                loss = loss + ce_weight * torch.nn.functional.cross_entropy(pred @ w_sub.T, y, ignore_index=-100)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+        losses.append(total / n)
+        if progress:
+            print(f"  epoch {epoch + 1}/{epochs}: loss {losses[-1]:.4f}", flush=True)
+    head.eval()
+    return head, {"loss_per_epoch": losses, "n_rows": int(n), "vocab_size": len(vocab),
+                  "vocab_coverage": float((target_idx >= 0).mean()), "epochs": epochs, "seed": seed,
+                  "n_blocks": n_blocks, "expansion": expansion, "lr": lr, "ce_weight": ce_weight}
+
+
+def save_head(head: Any, folder: str | os.PathLike, record: dict[str, Any] | None = None) -> Path:
+    """``folder/head.safetensors`` and ``folder/head.json`` (its shape, vocabulary size, training record)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / "head.safetensors"))
+    meta = {"hidden": head.hidden, "n_blocks": head.n_blocks, "expansion": head.expansion, "vocab_size": int(len(head.vocab)),
+            "training": record or {}}
+    (folder / "head.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return folder
+
+
+def load_head(folder: str | os.PathLike) -> Any:
+    """The head saved in ``folder`` (safetensors only: nothing pickled is loaded)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta_path, weights = folder / "head.json", folder / "head.safetensors"
+    if not meta_path.exists() or not weights.exists():
+        raise FileNotFoundError(f"head {folder}: expected head.json and head.safetensors; found "
+                                f"{sorted(p.name for p in folder.iterdir()) if folder.is_dir() else 'no such folder'}")
+    meta = json.loads(meta_path.read_text())
+    state = load_file(str(weights))
+    head = feature_head(int(meta["hidden"]), state["vocab"].tolist(), int(meta["n_blocks"]), int(meta["expansion"]))
+    head.load_state_dict(state)
+    return head.eval()
+
+
+# -- drafting -------------------------------------------------------------------------------------
+class HeadDraft:
+    """The ``decoding.specloop`` drafter of a head: ``k`` tokens per round from the target's hidden
+    state of the last token it chose (``accepted(context, hidden)``); none before the first round."""
+
+    needs_hidden = True
+
+    def __init__(self, head: Any, model: Any, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"a head drafts k >= 1 tokens per round; got {k}")
+        torch = _torch()
+        self.head, self.k = head, int(k)
+        embed, out_w = _parts(model)
+        self.embed = embed
+        self.w_sub = out_w.detach()[head.vocab.to(out_w.device)].to(torch.float32)
+        self.vocab = head.vocab.to(out_w.device)
+        self.draft_calls = 0
+        self._h: Any = None
+
+    def reset(self, prompt: Sequence[int]) -> None:
+        self._h, self.draft_calls = None, 0
+
+    def propose(self, context: Sequence[int]) -> list[int]:
+        torch = _torch()
+        if self._h is None:
+            return []
+        h = self._h.float().unsqueeze(0)
+        token = int(context[-1])
+        out = []
+        with torch.no_grad():
+            for _ in range(self.k):
+                e = self.embed(torch.tensor([token], device=self.w_sub.device)).float()
+                h = self.head(h, e)
+                token = int(self.vocab[int((h @ self.w_sub.T).argmax())])
+                out.append(token)
+                self.draft_calls += 1
+        return out
+
+    def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
+        self._h = None if hidden is None else _torch().as_tensor(hidden, device=self.w_sub.device)
+
+
+def replay_head(drafter: HeadDraft, states: Any, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int,
+                eos: Iterable[int] = ()) -> dict[str, int]:
+    """The counts ``speculative_greedy`` gives with ``drafter``, replayed on the greedy output
+    ``greedy`` of ``prompt`` and the target's hidden states ``states`` ((P + L, H): one forward over
+    prompt + greedy). Same rounds, same caps, no target call made."""
+    P, L = len(prompt), len(greedy)
+    max_length = P + max_new_tokens
+    drafter.reset(prompt)
+    context = list(prompt)
+    i = calls = proposed = 0
+    while i < L:
+        current = P + i
+        cand = [] if max_length == current + 1 else drafter.propose(context)
+        run = 0
+        while run < len(cand) and i + run < L and cand[run] == greedy[i + run]:
+            run += 1
+        run = min(run, max(max_length - current - 1, 0))
+        calls += 1
+        proposed += len(cand)
+        context.extend(greedy[i:i + run + 1])
+        i += run + 1
+        drafter.accepted(context, states[len(context) - 2])  # the state that chose the last token
+    return {"n_new_tokens": L, "target_calls": calls, "draft_tokens": proposed, "draft_calls": int(drafter.draft_calls),
+            "accepted_tokens": L - calls}

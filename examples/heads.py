@@ -1,0 +1,279 @@
+"""Task-aligned drafting heads on the target's own hidden states: train one per domain, replay their counts on
+every prompt of the shipped joint log, price them on this CPU and on the H200, and let the selection choose.
+
+    python examples/heads.py                      # SmolLM2-135M, the shipped joint log; ~30 min on 2 CPU cores
+    python examples/heads.py --max-prompts 200    # a quick look
+
+Steps (``decoding.heads``):
+
+1. the target's greedy output of every prompt of ``examples/data/smollm2-joint-log`` (its
+   ``target_output``, re-tokenized; sequences whose every token is not the target's argmax are
+   regenerated) and one batched forward over prompt + output: the hidden states;
+2. per domain, a head trained on that domain's *train* prompts (vocabulary: the domain's 2,048
+   most frequent next tokens), and a learning curve: its acceptance on the domain's validation
+   prompts when trained on 1/4, 1/2 and all of them;
+3. every head × draft length k in {3, 5} replayed on every prompt: exact counts of the project's
+   loop (``decoding.specloop``) with that head, checked against live decoding on a sample;
+4. a log with the joint log's 13 arms (plain, prompt lookup) plus the head arms, priced under two
+   cost profiles: this CPU (the joint log's calibration, the heads' step measured here) and the
+   H200 (``examples/profiles/h200-smollm2-135m-fp32.json``; a head's step there is *assumed* to cost
+   what a 2-layer 256-wide draft model measured there, 2.1 ms: not measured);
+5. on each: every policy trained on train, the project's rule selects on validation, the test split
+   scores it against the best single arm (``examples/quickstart.py``, live step skipped).
+
+Writes ``OUT/heads.json`` (every number), the heads (safetensors), the two logs and the reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+JOINT_LOG = HERE / "data" / "smollm2-joint-log"
+MODELS = HERE / "models" / "smollm2-joint.toml"
+H200 = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
+#: the H200 step of a 2-layer width-256 draft model (../shared/profiles/h200-smollm2-135m.json), the
+#: cost assumed for a head there (a head is fewer kernels than that draft; not measured on a GPU)
+H200_HEAD_STEP_S = 0.0021
+DRAFT_LENGTHS = (3, 5)
+VOCAB_SIZE = 2048
+
+
+def _say(message: str) -> None:
+    print(f"[heads] {message}", file=sys.stderr, flush=True)
+
+
+def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], list[list[int]], list[Any], int]:
+    """(prompt ids, greedy output ids, hidden states, how many outputs were regenerated) for the
+    plain rows of the joint log: its ``target_output`` re-tokenized, kept where every token is the
+    target's argmax (one batched forward checks it and gives the states), else generated again."""
+    from decoding import heads
+
+    tok = session.target.tokenizer
+    eos = min(session.eos_ids) if session.eos_ids else None
+    prompts, outputs = [], []
+    for row in frame.itertuples():
+        ids = session.encode(row.prompt)
+        out = tok(row.target_output or "", add_special_tokens=False)["input_ids"]
+        if int(row.n_new_tokens) > len(out) and eos is not None:
+            out = out + [eos]
+        prompts.append(ids)
+        outputs.append([int(t) for t in out][: session.max_new_tokens])
+    states = heads.hidden_states(session.target.model, [p + o for p, o in zip(prompts, outputs)], batch_size=16)
+    redo = [i for i, ((_, arg), p, o) in enumerate(zip(states, prompts, outputs)) if not heads.is_greedy(arg, p + o, len(p))]
+    for start in range(0, len(redo), 16):
+        batch = redo[start:start + 16]
+        for i, toks in zip(batch, session.greedy([prompts[i] for i in batch])):
+            outputs[i] = list(toks)
+    if redo:
+        again = heads.hidden_states(session.target.model, [prompts[i] + outputs[i] for i in redo], batch_size=16)
+        for i, st in zip(redo, again):
+            states[i] = st
+    return prompts, outputs, [h.numpy() for h, _ in states], len(redo)
+
+
+def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 6, seed: int = 0,
+         threads: int | None = None, live_check: int = 8) -> dict[str, Any]:
+    import torch
+
+    from decoding import heads
+    from decoding.calibrate import Calibration, for_arms, load_calibration
+    from decoding.models import load_models_config
+    from decoding.reprice import price_counts
+    from decoding.session import DecodingSession
+    from decoding.specloop import StaticTarget, speculative_greedy
+    from logging_data import Arm, LogMetadata, RewardDefinition, create_log, open_log
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    seconds: dict[str, float] = {}
+    joint = open_log(JOINT_LOG)
+    outcomes = joint.read("outcomes")
+    plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
+    if max_prompts:
+        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
+        plain = plain.reset_index(drop=True)
+    session = DecodingSession(load_models_config(MODELS), threads=threads)
+
+    _say(f"1/5 greedy outputs and hidden states of {len(plain)} prompts")
+    t = time.perf_counter()
+    prompts, outputs, states, n_redo = greedy_outputs(session, plain)
+    seconds["hidden_states"] = time.perf_counter() - t
+    _say(f"   {n_redo} regenerated; {seconds['hidden_states']:.0f} s")
+
+    domains = sorted(plain["domain"].astype(str).unique())
+    splits = plain["split"].astype(str).to_numpy()
+    dom = plain["domain"].astype(str).to_numpy()
+
+    def rows_of(index: np.ndarray) -> heads.Rows:
+        return heads.collect_from_states([prompts[i] for i in index], [outputs[i] for i in index], [states[i] for i in index])
+
+    def acceptance(head: Any, index: np.ndarray, k: int) -> dict[str, float]:
+        calls = drafted = accepted = new = 0
+        for i in index:
+            r = heads.replay_head(heads.HeadDraft(head, session.target.model, k), states[i], prompts[i], outputs[i],
+                                  session.max_new_tokens, session.eos_ids)
+            calls += r["target_calls"]
+            drafted += r["draft_tokens"]
+            accepted += r["accepted_tokens"]
+            new += r["n_new_tokens"]
+        return {"acceptance": accepted / max(drafted, 1), "tokens_per_call": new / max(calls, 1)}
+
+    _say("2/5 one head per domain, and a learning curve on validation")
+    t = time.perf_counter()
+    trained, curve, records = {}, {}, {}
+    rng = np.random.default_rng(seed)
+    for d in domains:
+        train_idx = np.flatnonzero((dom == d) & (splits == "train"))
+        val_idx = np.flatnonzero((dom == d) & (splits == "validation"))
+        rng.shuffle(train_idx)
+        curve[d] = []
+        for share in (0.25, 0.5, 1.0):
+            idx = train_idx[: max(2, int(round(share * len(train_idx))))]
+            rows = rows_of(idx)
+            vocab = heads.frequent_vocabulary(rows.x_next2, VOCAB_SIZE, session.eos_ids)
+            head, record = heads.train_head(session.target.model, rows, vocab, epochs=epochs, seed=seed)
+            acc = acceptance(head, val_idx, 3)
+            curve[d].append({"train_prompts": int(len(idx)), "train_rows": record["n_rows"], **acc,
+                             "vocab_coverage_train": record["vocab_coverage"]})
+            _say(f"   {d}: {len(idx)} train prompts -> validation acceptance {acc['acceptance']:.3f}, "
+                 f"{acc['tokens_per_call']:.2f} tokens per target call (k=3)")
+        trained[d], records[d] = head, record
+        heads.save_head(head, out / "heads" / d, record)
+    seconds["train"] = time.perf_counter() - t
+
+    _say("3/5 replaying every head x k on every prompt; live check on a sample")
+    t = time.perf_counter()
+    rows = []
+    for d in domains:
+        for k in DRAFT_LENGTHS:
+            arm = f"head-{d}-k{k}"
+            for i in range(len(plain)):
+                r = heads.replay_head(heads.HeadDraft(trained[d], session.target.model, k), states[i], prompts[i], outputs[i],
+                                      session.max_new_tokens, session.eos_ids)
+                rows.append({"query_id": plain.at[i, "query_id"], "arm": arm, **r})
+    replayed = pd.DataFrame(rows)
+    seconds["replay"] = time.perf_counter() - t
+    target = StaticTarget(session.target.model, 1024)
+    checks = []
+    sample = np.random.default_rng(seed + 1).choice(len(plain), size=min(live_check, len(plain)), replace=False)
+    for i in sample:
+        d = str(dom[i])
+        live = speculative_greedy(target, prompts[i], heads.HeadDraft(trained[d], session.target.model, 3), session.max_new_tokens,
+                                  session.eos_ids)
+        rep = replayed[(replayed["query_id"] == plain.at[i, "query_id"]) & (replayed["arm"] == f"head-{d}-k3")].iloc[0]
+        checks.append({"query_id": plain.at[i, "query_id"], "lossless": list(live.tokens) == outputs[i],
+                       "same_counts": (live.target_calls, live.draft_tokens) == (int(rep["target_calls"]), int(rep["draft_tokens"]))})
+    _say(f"   live check: {sum(c['lossless'] for c in checks)}/{len(checks)} identical to greedy, "
+         f"{sum(c['same_counts'] for c in checks)}/{len(checks)} with the replayed counts")
+
+    _say("4/5 head step on this CPU; two logs: this CPU's prices and the H200's")
+    head_cpu = _head_step_seconds(trained[domains[0]], session, repeats=50)
+    own = Calibration.from_json(joint.metadata.extra["calibration"])
+    head_arms = [f"head-{d}-k{k}" for d in domains for k in DRAFT_LENGTHS]
+    cpu_cal = Calibration(**{**own.to_json(), "arm_step_s": {**dict(own.arm_step_s), **{a: head_cpu for a in head_arms}}})
+    raw_h200 = load_calibration(H200)
+    h200_cal = Calibration(**{**raw_h200.to_json(), "arm_step_s": {a: H200_HEAD_STEP_S for a in head_arms}})
+    base = outcomes[outcomes["query_id"].isin(plain["query_id"])]
+    qcols = ["query_id", "prompt", "domain", "split"]
+    heads_rows = replayed.merge(plain[qcols], on="query_id")
+    arms = tuple(joint.metadata.arms) + tuple(Arm(name=a, kind="draft", attrs={"head": a.split("-")[1], "k": int(a[-1])})
+                                              for a in head_arms)
+    kinds = {a.name: a.kind for a in arms}
+    logs = {}
+    for name, cal, label in (("cpu", cpu_cal, f"this CPU: the joint log's calibration; heads' step measured here ({head_cpu * 1e3:.2f} ms)"),
+                             ("h200", h200_cal, f"cost profile {H200} (cuda: NVIDIA H200); heads' step assumed {H200_HEAD_STEP_S * 1e3:.1f} ms")):
+        cal = for_arms(cal, arms)
+        frame = pd.concat([base[qcols + ["arm", "n_new_tokens", "target_calls", "draft_calls", "draft_tokens", "accepted_tokens"]],
+                           heads_rows[qcols + ["arm", "n_new_tokens", "target_calls", "draft_calls", "draft_tokens", "accepted_tokens"]]],
+                          ignore_index=True)
+        frame["speedup_count"] = price_counts(frame, kinds, cal)
+        frame["reward"] = frame["speedup_count"]
+        frame["arm_cost"] = frame["arm"].map(cal.relative_costs()).astype(float)
+        reward = RewardDefinition(kind="speedup_count", metric="", description="count speed-up of the project's loop", priced_by=label)
+        meta = LogMetadata(arms=tuple(Arm(a.name, a.kind, float(cal.relative_costs().get(a.name, 0.0)), a.attrs) for a in arms),
+                           reward=reward, extra={"calibration": cal.to_json(), "made_by": "examples/heads.py",
+                                                 "source": str(JOINT_LOG)})
+        path = out / f"log-{name}"
+        if path.exists():
+            import shutil
+
+            shutil.rmtree(path)
+        create_log(path, meta).append("outcomes", frame)
+        logs[name] = path
+
+    _say("5/5 train, select on validation, test: under each pricing")
+    sys.path.insert(0, str(HERE))
+    import quickstart
+
+    result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "learning_curve": curve,
+                              "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
+                              "head_step_s_h200_assumed": H200_HEAD_STEP_S, "torch_threads": int(torch.get_num_threads())}
+    for name, path in logs.items():
+        q = quickstart.main("default", out / f"select-{name}", log=path, models=MODELS, live_per_domain=0, seed=seed,
+                            threads=threads, progress=False)
+        test = pd.DataFrame(q["test_offline"])
+        result[name] = {"winner": q["winner"], "selection_reason": q["selection"]["reason"],
+                        "test_against_best_arm": q["test_against_best_arm"],
+                        "per_arm_by_domain": _arm_table(path)}
+        result[name]["test_overall"] = test[test["domain"] == "(all)"].set_index("policy")["count"].to_dict()
+    seconds["total"] = time.perf_counter() - t_all
+    result["seconds"] = seconds
+    (out / "heads.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def _arm_table(log_path: Path) -> dict[str, dict[str, float]]:
+    """Test split: each arm's count speed-up (ratio of totals) per domain."""
+    from logging_data import open_log
+
+    f = open_log(log_path).read("outcomes")
+    f = f[f["split"].astype(str) == "test"]
+    table: dict[str, dict[str, float]] = {}
+    for (arm, d), part in f.groupby([f["arm"].astype(str), f["domain"].astype(str)]):
+        n = part["n_new_tokens"].astype(float)
+        table.setdefault(arm, {})[d] = float(n.sum() / (n / part["speedup_count"]).sum())
+    return table
+
+
+def _head_step_seconds(head: Any, session: Any, repeats: int = 50) -> float:
+    """Median seconds of one head drafting step (one token) on this machine."""
+    import statistics
+
+    import torch
+
+    from decoding import heads
+
+    drafter = heads.HeadDraft(head, session.target.model, 1)
+    drafter._h = torch.zeros(head.hidden)
+    times = []
+    for i in range(repeats + 5):
+        t0 = time.perf_counter()
+        drafter.propose([1, 2, 3])
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+    return float(statistics.median(times))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/heads")
+    parser.add_argument("--max-prompts", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    a = parser.parse_args()
+    res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads)
+    print(json.dumps({k: res[k] for k in ("learning_curve", "seconds")}, indent=2))
+    for name in ("cpu", "h200"):
+        r = res[name]
+        print(f"\n{name}: selected {r['winner']}; test: {r['test_against_best_arm']['count_total']}")

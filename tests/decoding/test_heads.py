@@ -1,0 +1,84 @@
+"""Heads on the target's hidden states: training rows only from true greedy outputs, safetensors round trip,
+lossless drafting in the project's loop, and replayed counts equal to the live loop's."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from decoding import heads
+from decoding.specloop import StaticTarget, speculative_greedy
+
+PROMPTS = ["the quick brown fox jumps over the lazy dog the quick brown", "def add ( a , b ) : return",
+           "a b c a b c a b c a b", "one two three one two three one two"]
+
+
+@pytest.fixture(scope="module")
+def greedy(session):
+    ids = [session.encode(p) for p in PROMPTS]
+    return ids, [list(session.plain(i).tokens) for i in ids]
+
+
+@pytest.fixture(scope="module")
+def trained(session, greedy):
+    """A head over-fitted to the tiny target's greedy outputs of PROMPTS, so that it proposes well."""
+    ids, outs = greedy
+    rows, ok = heads.collect(session.target.model, ids, outs)
+    assert all(ok)
+    vocab = heads.frequent_vocabulary(np.concatenate([rows.x_next, rows.x_next2]), 64, session.eos_ids)
+    head, record = heads.train_head(session.target.model, rows, vocab, epochs=60, batch_size=16, lr=3e-3, seed=0)
+    return head, record
+
+
+def test_the_final_hidden_state_is_what_the_output_layer_reads(session, greedy):
+    import torch
+
+    ids, outs = greedy
+    (h, arg), = heads.hidden_states(session.target.model, [ids[0] + outs[0]])
+    logits = h @ session.target.model.get_output_embeddings().weight.detach().float().T
+    assert torch.equal(logits.argmax(-1), arg)
+
+
+def test_rows_come_only_from_true_greedy_outputs(session, greedy):
+    ids, outs = greedy
+    bad = [list(o) for o in outs]
+    bad[1][2] = (bad[1][2] + 1) % session.target.model.config.vocab_size  # not the target's choice any more
+    rows, ok = heads.collect(session.target.model, ids, bad)
+    assert ok == [True, False, True, True]
+    assert set(np.unique(rows.group)) == {0, 2, 3}
+    assert len(rows.h) == sum(len(o) - 1 for i, o in enumerate(outs) if i != 1)
+    with pytest.raises(ValueError, match="no sequence was the target's greedy output"):
+        heads.collect(session.target.model, ids[1:2], bad[1:2])
+
+
+def test_training_is_seeded_and_a_saved_head_loads_back_equal(session, greedy, trained, tmp_path):
+    import torch
+
+    head, record = trained
+    assert record["loss_per_epoch"][-1] < record["loss_per_epoch"][0]
+    heads.save_head(head, tmp_path / "h", record)
+    assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["head.json", "head.safetensors"]
+    assert json.loads((tmp_path / "h" / "head.json").read_text())["vocab_size"] == len(head.vocab)
+    back = heads.load_head(tmp_path / "h")
+    x, e = torch.randn(3, head.hidden), torch.randn(3, head.hidden)
+    assert torch.equal(back(x, e), head(x, e)) and torch.equal(back.vocab, head.vocab)
+    with pytest.raises(FileNotFoundError, match="expected head.json and head.safetensors"):
+        heads.load_head(tmp_path)
+
+
+def test_head_drafting_is_lossless_and_replays_exactly(session, greedy, trained):
+    head, _ = trained
+    ids, outs = greedy
+    target = StaticTarget(session.target.model, session.target.context_length)
+    total_accepted = 0
+    for p, ref in zip(ids, outs):
+        live = speculative_greedy(target, p, heads.HeadDraft(head, session.target.model, 3), session.max_new_tokens, session.eos_ids)
+        assert list(live.tokens) == ref
+        (h, _), = heads.hidden_states(session.target.model, [p + ref])
+        replay = heads.replay_head(heads.HeadDraft(head, session.target.model, 3), h, p, ref, session.max_new_tokens, session.eos_ids)
+        assert (replay["target_calls"], replay["draft_tokens"], replay["draft_calls"]) == \
+            (live.target_calls, live.draft_tokens, live.draft_calls), p
+        total_accepted += live.accepted_tokens
+    assert total_accepted > 0  # the over-fitted head does propose tokens the target keeps
