@@ -305,3 +305,73 @@ def replay_head(drafter: HeadDraft, states: Any, prompt: Sequence[int], greedy: 
         drafter.accepted(context, states[len(context) - 2])  # the state that chose the last token
     return {"n_new_tokens": L, "target_calls": calls, "draft_tokens": proposed, "draft_calls": int(drafter.draft_calls),
             "accepted_tokens": L - calls}
+
+
+def draft_chains(head: Any, model: Any, states: Any, sequence: Sequence[int], start: int, k: int,
+                 batch_size: int = 8192) -> np.ndarray:
+    """What ``HeadDraft`` proposes from each position ``p >= start`` of ``sequence``: row ``p - start``
+    is the ``k`` tokens drafted from the target's state ``states[p]`` and the token ``sequence[p + 1]``,
+    each fed back in; all positions at once (``k`` batched passes), for ``replay_chains``."""
+    n = len(sequence) - 1 - start
+    if n <= 0:
+        return np.zeros((0, k), dtype=np.int64)
+    return _chains(head, model, np.asarray(states[start:start + n]), np.asarray(sequence[start + 1:start + 1 + n]), k, batch_size)
+
+
+def _chains(head: Any, model: Any, states: np.ndarray, tokens: np.ndarray, k: int, batch_size: int) -> np.ndarray:
+    """Row r: the ``k`` tokens drafted from ``states[r]`` and ``tokens[r]``, each fed back in."""
+    torch = _torch()
+    embed, out_w = _parts(model)
+    w_sub = out_w.detach()[head.vocab].float()
+    h_all = torch.as_tensor(np.asarray(states), dtype=torch.float32)
+    tok_all = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+    chains = np.zeros((len(h_all), k), dtype=np.int64)
+    with torch.no_grad():
+        for b in range(0, len(h_all), batch_size):
+            h, tok = h_all[b:b + batch_size], tok_all[b:b + batch_size]
+            for j in range(k):
+                h = head(h, embed(tok).float())
+                tok = head.vocab[(h @ w_sub.T).argmax(-1)]
+                chains[b:b + len(h), j] = tok.numpy()
+    return chains
+
+
+def replay_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int) -> dict[str, int]:
+    """``replay_head``'s counts from ``draft_chains(..., start=len(prompt) - 1, k)``: the rounds of the
+    loop walked on the greedy output, each round's candidates read from the chain of its position."""
+    P, L = len(prompt), len(greedy)
+    max_length = P + max_new_tokens
+    i = calls = proposed = draft_calls = 0
+    while i < L:
+        current = P + i
+        if i == 0 or max_length == current + 1:
+            cand: Sequence[int] = []
+        else:
+            cand = chains[i - 1, :k]  # drafted from the state that chose greedy[i - 1] (position P + i - 2 ... start P - 1)
+            draft_calls += k
+        run = 0
+        while run < len(cand) and i + run < L and int(cand[run]) == greedy[i + run]:
+            run += 1
+        run = min(run, max(max_length - current - 1, 0))
+        calls += 1
+        proposed += len(cand)
+        i += run + 1
+    return {"n_new_tokens": L, "target_calls": calls, "draft_tokens": proposed, "draft_calls": draft_calls,
+            "accepted_tokens": L - calls}
+
+
+def draft_chains_many(head: Any, model: Any, items: Sequence[tuple[Any, Sequence[int], int]], k: int,
+                      batch_size: int = 8192) -> list[np.ndarray]:
+    """``draft_chains`` of many ``(states, sequence, start)`` at once (one batch over all positions)."""
+    sizes = [max(len(seq) - 1 - start, 0) for _, seq, start in items]
+    if not sum(sizes):
+        return [np.zeros((0, k), dtype=np.int64) for _ in items]
+    states = np.concatenate([np.asarray(st[start:start + n]) for (st, _, start), n in zip(items, sizes) if n])
+    tokens = np.concatenate([np.asarray(seq[start + 1:start + 1 + n]) for (_, seq, start), n in zip(items, sizes) if n])
+    flat = _chains(head, model, states, tokens, k, batch_size)
+    out, at = [], 0
+    for n in sizes:
+        out.append(flat[at:at + n])
+        at += n
+    return out
+

@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +118,14 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     def rows_of(index: np.ndarray) -> heads.Rows:
         return heads.collect_from_states([prompts[i] for i in index], [outputs[i] for i in index], [states[i] for i in index])
 
+    def chains(head: Any, index: Any, k: int) -> list[np.ndarray]:
+        return heads.draft_chains_many(head, session.target.model,
+                                       [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in index], k)
+
     def acceptance(head: Any, index: np.ndarray, k: int) -> dict[str, float]:
         calls = drafted = accepted = new = 0
-        for i in index:
-            r = heads.replay_head(heads.HeadDraft(head, session.target.model, k), states[i], prompts[i], outputs[i],
-                                  session.max_new_tokens, session.eos_ids)
+        for i, ch in zip(index, chains(head, index, k)):
+            r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k)
             calls += r["target_calls"]
             drafted += r["draft_tokens"]
             accepted += r["accepted_tokens"]
@@ -154,12 +158,13 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     _say("3/5 replaying every head x k on every prompt; live check on a sample")
     t = time.perf_counter()
     rows = []
+    everyone = np.arange(len(plain))
     for d in domains:
+        drafted = chains(trained[d], everyone, max(DRAFT_LENGTHS))  # a chain's first k tokens are its k-token draft
         for k in DRAFT_LENGTHS:
             arm = f"head-{d}-k{k}"
-            for i in range(len(plain)):
-                r = heads.replay_head(heads.HeadDraft(trained[d], session.target.model, k), states[i], prompts[i], outputs[i],
-                                      session.max_new_tokens, session.eos_ids)
+            for i, ch in zip(everyone, drafted):
+                r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k)
                 rows.append({"query_id": plain.at[i, "query_id"], "arm": arm, **r})
     replayed = pd.DataFrame(rows)
     seconds["replay"] = time.perf_counter() - t
@@ -219,8 +224,12 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                               "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
                               "head_step_s_h200_assumed": H200_HEAD_STEP_S, "torch_threads": int(torch.get_num_threads())}
     for name, path in logs.items():
-        q = quickstart.main("default", out / f"select-{name}", log=path, models=MODELS, live_per_domain=0, seed=seed,
-                            threads=threads, progress=False)
+        with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
+            warnings.simplefilter("always")
+            q = quickstart.main("default", out / f"select-{name}", log=path, models=MODELS, live_per_domain=0, seed=seed,
+                                threads=threads, progress=False)
+        if caught:
+            (out / f"select-{name}" / "warnings.txt").write_text("\n".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught})) + "\n")
         test = pd.DataFrame(q["test_offline"])
         result[name] = {"winner": q["winner"], "selection_reason": q["selection"]["reason"],
                         "test_against_best_arm": q["test_against_best_arm"],

@@ -82,3 +82,16 @@ def test_head_drafting_is_lossless_and_replays_exactly(session, greedy, trained)
             (live.target_calls, live.draft_tokens, live.draft_calls), p
         total_accepted += live.accepted_tokens
     assert total_accepted > 0  # the over-fitted head does propose tokens the target keeps
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_chains_drafted_for_every_position_at_once_replay_the_same_counts(session, greedy, trained, k):
+    head, _ = trained
+    ids, outs = greedy
+    states = [h for h, _ in heads.hidden_states(session.target.model, [p + o for p, o in zip(ids, outs)])]
+    many = heads.draft_chains_many(head, session.target.model, [(h.numpy(), p + o, len(p) - 1) for h, p, o in zip(states, ids, outs)], k)
+    for h, p, o, chains in zip(states, ids, outs, many):
+        one = heads.draft_chains(head, session.target.model, h.numpy(), p + o, len(p) - 1, k)
+        assert np.array_equal(one, chains)
+        step = heads.replay_head(heads.HeadDraft(head, session.target.model, k), h, p, o, session.max_new_tokens, session.eos_ids)
+        assert heads.replay_chains(chains, p, o, session.max_new_tokens, k) == step, (p, k)
