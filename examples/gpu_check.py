@@ -47,24 +47,12 @@ SIZES: dict[str, dict[str, Any]] = {
              "budget": "tiny", "static_tokens": 8, "static_repeats": 1, "calibration_repeats": 1, "loop_prompts": 1,
              "loop_repeats": 1},
 }
-#: plain decoding, three prompt-lookup settings and one early exit (measured on an H200 at 0.28x: a loser to show)
-ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
+sys.path.insert(0, str(HERE))  # the sibling examples, also when this file is loaded by path
+import bench_loop  # noqa: E402
 
-[[arms]]
-name = "lookup-n3-k3"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-max_matching_ngram_size = 3
-
-[[arms]]
-name = "lookup-n3-k10"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 10
-max_matching_ngram_size = 3
-
+#: bench_loop's arms (plain, prompt lookup n3 x k3/k10) plus lookup n2 x k5 and one early exit
+#: (measured on an H200 at 0.28x: a loser to show)
+ARMS = bench_loop.ARMS + """
 [[arms]]
 name = "lookup-n2-k5"
 kind = "prompt_lookup"
@@ -197,8 +185,6 @@ def markdown(summary: dict[str, Any]) -> str:
     if "error" in loop:
         lines.append(f"The loop failed: {loop['error']}")
     else:
-        import bench_loop
-
         lines.append(bench_loop.table(loop))
         if loop.get("compile_s") is not None:
             lines += ["", f"Compile (first call of every block bucket): {loop['compile_s']:.1f} s."]
@@ -263,9 +249,6 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
     _say("   the project's loop (static cache" + (", compiled: CUDA graphs" if device == "cuda" else ", eager") +
          ") against generate(), per arm")
     t = time.perf_counter()
-    sys.path.insert(0, str(HERE))
-    import bench_loop
-
     test_prompts = prompts[prompts["split"] == "test"]["prompt"].head(preset["loop_prompts"]).tolist()
     try:
         loop = bench_loop.compare(session, test_prompts, preset["loop_repeats"], compile=device == "cuda")

@@ -82,7 +82,8 @@ def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], 
 
 
 def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 6, seed: int = 0,
-         threads: int | None = None, live_check: int = 8) -> dict[str, Any]:
+         threads: int | None = None, live_check: int = 8, budget: str = "default",
+         learners: tuple[str, ...] | None = None) -> dict[str, Any]:
     import torch
 
     from decoding import heads
@@ -227,7 +228,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
             warnings.simplefilter("always")
             q = quickstart.main("default", out / f"select-{name}", log=path, models=MODELS, live_per_domain=0, seed=seed,
-                                threads=threads, progress=False)
+                                threads=threads, progress=False, budget=budget, learners=learners)
         if caught:
             (out / f"select-{name}" / "warnings.txt").write_text("\n".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught})) + "\n")
         test = pd.DataFrame(q["test_offline"])

@@ -1,0 +1,32 @@
+"""examples/heads.py at a tiny size: per-domain heads on the real SmolLM2-135M, replayed counts checked live,
+two pricings, the selection on each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
+    ex = load_example("heads")
+    res = ex.main(tmp_path / "out", max_prompts=12, epochs=1, threads=2, live_check=2, budget="tiny",
+                  learners=("regression", "classifier"))
+    assert res["n_prompts"] == 12 and res["domains"] == ["code", "questions", "summarize", "translate"]
+    assert all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
+    for d, points in res["learning_curve"].items():
+        assert [p["train_prompts"] for p in points] == sorted(p["train_prompts"] for p in points)
+        assert all(0.0 <= p["acceptance"] <= 1.0 and p["tokens_per_call"] >= 1.0 for p in points)
+    for pricing in ("cpu", "h200"):
+        r = res[pricing]
+        assert r["winner"] and set(r["per_arm_by_domain"]) >= {"plain", "head-code-k3", "head-translate-k5"}
+    from logging_data import open_log, validate_log
+
+    for pricing in ("cpu", "h200"):
+        assert validate_log(tmp_path / "out" / f"log-{pricing}").ok
+    h200 = open_log(tmp_path / "out" / "log-h200").metadata
+    assert "h200-smollm2-135m-fp32.json" in h200.reward.priced_by and "assumed" in h200.reward.priced_by
+    assert (tmp_path / "out" / "heads" / "code" / "head.safetensors").exists()
+    assert json.loads((tmp_path / "out" / "heads.json").read_text())["n_prompts"] == 12
