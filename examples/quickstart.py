@@ -220,7 +220,7 @@ def main(size: str = "default", out: str | Path = "out/quickstart", *, log: str 
         "off_policy_validation": [r for r in evaluation.rows() if r["estimator"] == "dr"],
         "test_offline": offline.to_dict(orient="records"),
         "test_against_best_arm": test_check,
-        "h200_profile": str(H200_PROFILE) if offline_h200 is not None else None,
+        "h200_profile": str(H200_PROFILE.relative_to(HERE.parent)) if offline_h200 is not None else None,
         "test_offline_h200": offline_h200.to_dict(orient="records") if offline_h200 is not None else [],
         "live": live.to_dict(orient="records"),
         "live_lossless_failures": n_failures,
