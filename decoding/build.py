@@ -60,8 +60,9 @@ from logging_data.io import check_new_log_path, creating
 from logging_data.shards import Shard
 from logging_data.prompt_table import PromptColumns, read_prompt_table
 
-from .alignment import alignment_metrics, simulate_prompt_lookup
-from .calibrate import MODEL_FREE, PRICED_KINDS, Calibration, for_arms, own_calibration_label, speedup_count
+from .alignment import alignment_metrics
+from .arms import is_plain, kind_of, model_free_kinds
+from .calibrate import PRICED_KINDS, Calibration, for_arms, own_calibration_label, speedup_count
 from .models import ArmConfig, ModelsConfig
 
 
@@ -195,19 +196,40 @@ def block_size(session: Any, arm: ArmConfig) -> int:
     """k for ``align_accept``: the arm's fixed draft length, else the drafting model's default."""
     if arm.n_draft_tokens is not None:
         return int(arm.n_draft_tokens)
-    model = session.draft(arm.name).model if arm.kind == "draft" else session.target.model
+    model = kind_of(arm).block_model(session, arm)
     return int(getattr(model.generation_config, "num_assistant_tokens", None) or 20)
+
+
+def decode_arm(session: Any, ids: Sequence[int], arm: ArmConfig, plain: Any, *, repeats: int = 1, warmup: int = 0,
+               max_new_tokens: int | None = None, name: str | None = None) -> Any:
+    """One prompt decoded with ``arm`` beside its plain decoding ``plain`` (a ``DecodeOutcome``):
+    plain decoding's own outcome for the plain kind, else assisted decoding checked against it."""
+    if kind_of(arm).plain:
+        return replace(plain, arm=name or arm.name, lossless=True)
+    return session.assisted(ids, arm, repeats=repeats, warmup=warmup, reference=plain.tokens, max_new_tokens=max_new_tokens)
+
+
+def _own_outputs(session: Any, models: ModelsConfig, frame: pd.DataFrame, batch: Sequence[int], done: Any,
+                 max_new: int) -> dict[str, dict[int, Any]]:
+    """Arm name -> {row: the arm's own greedy output} for the rows of ``batch`` not yet done, batched
+    per arm; only arms that run a model of their own."""
+    own: dict[str, dict[int, Any]] = {}
+    for arm in models.arms:
+        todo = [i for i in batch if (str(frame.at[i, "query_id"]), arm.name) not in done]
+        if kind_of(arm).own_output and todo:
+            own[arm.name] = dict(zip(todo, session.arm_greedy([frame.at[i, "prompt"] for i in todo], arm, max_new)))
+    return own
 
 
 def alignment_for(session: Any, arm: ArmConfig, ids: Sequence[int], target: Sequence[int], own: Sequence[int] | None,
                   max_new_tokens: int) -> dict[str, Any]:
     """The four ``align_*`` values for one arm (None where undefined) and its own output text."""
     none = {m: None for m in ALIGNMENT_METRICS}
-    if arm.kind == "none":
+    kind = kind_of(arm)
+    if kind.plain:
         return {**none, "arm_output": None}
-    if arm.kind == "prompt_lookup":
-        v = simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new_tokens,
-                                   arm.max_matching_ngram_size or 2, session.eos_ids)
+    if not kind.own_output:  # a model-free drafter: its acceptance replays on the target's output
+        v = kind.replay(arm, ids, target, max_new_tokens, session.eos_ids)
         return {**none, "align_accept": v.rate, "arm_output": None}
     if own is None:
         raise ValueError(f"arm {arm.name!r}: its own greedy output is needed for alignment")
@@ -216,7 +238,7 @@ def alignment_for(session: Any, arm: ArmConfig, ids: Sequence[int], target: Sequ
 
 def reward_value(reward: RewardDefinition, arm: ArmConfig, row: dict[str, Any]) -> float:
     if reward.kind == "alignment":
-        if arm.kind == "none":
+        if kind_of(arm).plain:
             return 0.0
         value = row.get(reward.metric)
         if value is None:
@@ -234,9 +256,14 @@ def check_reward_supported(reward: RewardDefinition, models: ModelsConfig) -> No
     if reward.kind == "custom":
         raise ValueError("reward kind 'custom' cannot be computed by decoding; use an alignment metric, speedup_wall or speedup_count")
     if reward.kind == "alignment" and reward.metric != "align_accept":
-        bad = [a.name for a in models.arms if a.kind == "prompt_lookup"]
+        bad: dict[str, list[str]] = {}
+        for a in models.arms:
+            kind = kind_of(a)
+            if not (kind.plain or kind.own_output):
+                bad.setdefault(kind.label, []).append(a.name)
         if bad:
-            raise ValueError(f"reward metric {reward.metric} is undefined for prompt-lookup arm(s) {', '.join(bad)} "
+            which = "; ".join(f"{label} arm(s) {', '.join(names)}" for label, names in bad.items())
+            raise ValueError(f"reward metric {reward.metric} is undefined for {which} "
                              f"(they have no output of their own); use --reward align_accept or a measured reward")
 
 
@@ -254,7 +281,7 @@ def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float,
         "wall_time_s": outcome.wall_time_s, "plain_wall_time_s": plain.wall_time_s,
         "tokens_per_s": outcome.tokens_per_s, "speedup_wall": plain.wall_time_s / outcome.wall_time_s,
         "speedup_count": speedup_count(outcome.n_new_tokens, outcome.target_calls, outcome.draft_calls, relative_cost,
-                                       outcome.draft_tokens, verify_cost, 0.0 if arm.kind == "none" else round_cost)
+                                       outcome.draft_tokens, verify_cost, 0.0 if kind_of(arm).plain else round_cost)
         if outcome.n_new_tokens else 1.0,
         "n_repeats": outcome.n_repeats, "n_threads": outcome.n_threads, "lossless": outcome.lossless,
         "token_match_rate": match_rate(outcome),
@@ -274,7 +301,7 @@ def lossless_report(log: Any, table: str = "outcomes") -> dict[str, Any]:
     if not log.has(table) or log.n_rows(table) == 0:
         return {"n_checked": 0, "n_differ": 0, "token_match_rate": None}
     frame = log.read(table, ["arm", "lossless", "token_match_rate"])
-    plain = {a.name for a in log.metadata.arms if a.kind == "none"}
+    plain = {a.name for a in log.metadata.arms if is_plain(a.kind)}
     rows = frame[frame["lossless"].notna() & ~frame["arm"].astype(str).isin(plain)]
     rate = rows["token_match_rate"].dropna()
     return {"n_checked": int(len(rows)), "n_differ": int((rows["lossless"] == False).sum()),  # noqa: E712 (nullable)
@@ -449,12 +476,7 @@ def build_log(
 
 def _build_batch(session, models, frame, batch, encoded, done, costs, calibration: Calibration, cfg: BuildConfig, max_new: int):
     plains = {i: session.plain(encoded[i], repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=max_new) for i in batch}
-    own: dict[str, list] = {}
-    for arm in models.arms:
-        todo = [i for i in batch if (str(frame.at[i, "query_id"]), arm.name) not in done]
-        if arm.kind in ("draft", "early_exit") and todo:
-            outs = session.arm_greedy([frame.at[i, "prompt"] for i in todo], arm, max_new)
-            own[arm.name] = dict(zip(todo, outs))
+    own = _own_outputs(session, models, frame, batch, done, max_new)
     rows, fails = [], 0
     for i in batch:
         q = query_fields(frame.loc[i])
@@ -463,11 +485,7 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
         for arm in models.arms:
             if (q["query_id"], arm.name) in done:
                 continue
-            if arm.kind == "none":
-                outcome = replace(plain, arm=arm.name, lossless=True)
-            else:
-                outcome = session.assisted(encoded[i], arm, repeats=cfg.repeats, warmup=cfg.warmup,
-                                           reference=plain.tokens, max_new_tokens=max_new)
+            outcome = decode_arm(session, encoded[i], arm, plain, repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=max_new)
             row = {**q, "arm": arm.name}
             row.update(measured_row(arm, outcome, plain, costs.get(arm.name, 0.0), calibration.relative_verify_cost(),
                                     calibration.relative_round_cost()))
@@ -486,10 +504,10 @@ def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -
     (plain and prompt lookup: their counts replay exactly from the target's greedy output).
     """
     if cfg.reward.kind == "speedup_count" and models is not None:
-        drafting = [a.name for a in models.arms if a.kind not in MODEL_FREE]
+        drafting = [a.name for a in models.arms if not kind_of(a).model_free]
         if drafting:
             raise ValueError(f"an alignment-only build can price speedup_count only when every arm is model-free "
-                             f"({', '.join(MODEL_FREE)}); arm(s) {', '.join(drafting)} run a drafting model whose counts "
+                             f"({', '.join(model_free_kinds())}); arm(s) {', '.join(drafting)} run a drafting model whose counts "
                              f"need assisted decoding (drop --alignment-only, or use an align_* reward)")
     elif cfg.reward.kind != "alignment":
         raise ValueError(f"an alignment-only build needs an alignment reward ({', '.join(ALIGNMENT_METRICS)}), or "
@@ -502,34 +520,32 @@ def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -
 
 def exact_counts(arm: ArmConfig, ids: Sequence[int], target: Sequence[int], calibration: Calibration, max_new: int,
                  eos: Any) -> dict[str, Any]:
-    """Counts (and ``speedup_count``) that are exact without assisted decoding: ``none`` and prompt lookup.
+    """Counts (and ``speedup_count``) that are exact without assisted decoding: model-free kinds
+    (plain decoding, prompt lookup), replayed on the target's greedy output ``target``.
 
     Other arms get nulls (their counts depend on what the drafting model proposes given the
     target's prefix). ``n_new_tokens`` is the target output's length for every arm.
     """
     n = len(target)
-    nulls = {"target_calls": None, "draft_calls": None, "draft_tokens": None, "accepted_tokens": None, "speedup_count": None}
-    if arm.kind == "none":
-        return {"n_new_tokens": n, **nulls, "target_calls": n, "draft_calls": 0, "draft_tokens": 0, "accepted_tokens": 0,
-                "speedup_count": 1.0}
-    if arm.kind == "prompt_lookup":
-        v = simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new, arm.max_matching_ngram_size or 2, eos)
+    kind = kind_of(arm)
+    v = kind.replay(arm, ids, target, max_new, eos) if kind.model_free else None
+    if v is None:
+        return {"n_new_tokens": n, "target_calls": None, "draft_calls": None, "draft_tokens": None, "accepted_tokens": None,
+                "speedup_count": None}
+    if kind.plain:
+        sc = 1.0
+    else:
         sc = (speedup_count(n, v.target_calls, 0, 0.0, v.proposed, calibration.relative_verify_cost(),
                             calibration.relative_round_cost()) if n else 1.0)
-        return {"n_new_tokens": n, "target_calls": v.target_calls, "draft_calls": 0, "draft_tokens": v.proposed,
-                "accepted_tokens": v.accepted, "speedup_count": sc}
-    return {"n_new_tokens": n, **nulls}
+    return {"n_new_tokens": n, "target_calls": v.target_calls, "draft_calls": 0, "draft_tokens": v.proposed,
+            "accepted_tokens": v.accepted, "speedup_count": sc}
 
 
 def _alignment_batch(session, models, frame, batch, encoded, done, costs, calibration: Calibration, cfg: BuildConfig,
                      max_new: int) -> list[dict[str, Any]]:
     """Alignment-only rows of one batch: batched greedy runs of the target and of each model arm, no assisted decoding."""
     targets = dict(zip(batch, session.greedy([encoded[i] for i in batch], "target", max_new)))
-    own: dict[str, dict] = {}
-    for arm in models.arms:
-        todo = [i for i in batch if (str(frame.at[i, "query_id"]), arm.name) not in done]
-        if arm.kind in ("draft", "early_exit") and todo:
-            own[arm.name] = dict(zip(todo, session.arm_greedy([frame.at[i, "prompt"] for i in todo], arm, max_new)))
+    own = _own_outputs(session, models, frame, batch, done, max_new)
     rows = []
     for i in batch:
         q = query_fields(frame.loc[i])
@@ -581,10 +597,7 @@ def measure_pairs(session: Any, frame: pd.DataFrame, arms_by_prompt: dict[str, S
                 raise ValueError(f"measure_pairs: arm {name!r} (prompt {qid}) is not in the models file; its arms are "
                                  f"{', '.join(session.config.arm_names)}")
             arm = session.arm(name) if name in session.config.arm_names else session.arm(None)  # "plain" may not be an arm
-            if arm.kind == "none":
-                outcome = replace(plain, arm=name, lossless=True)
-            else:
-                outcome = session.assisted(ids, arm, repeats=repeats, warmup=warmup, reference=plain.tokens, max_new_tokens=max_new)
+            outcome = decode_arm(session, ids, arm, plain, repeats=repeats, warmup=warmup, max_new_tokens=max_new, name=name)
             row = {"query_id": qid, "domain": prompt.get("domain"), "arm": name,
                    **measured_row(arm, outcome, plain, costs.get(name, 0.0), calibration.relative_verify_cost(),
                                   calibration.relative_round_cost()),

@@ -39,9 +39,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-#: arm kinds that run no drafting model: their drafting step costs nothing, their counts replay exactly
-MODEL_FREE = ("none", "prompt_lookup")
-
 #: transformers' default number of draft tokens per block (``num_assistant_tokens``) when an arm fixes none
 DEFAULT_DRAFT_TOKENS = 20
 
@@ -98,8 +95,10 @@ def for_arms(calibration: Calibration, arms: Any) -> Calibration:
     from dataclasses import replace
 
     steps: dict[str, float] = {}
+    from .arms import kind_of
+
     for arm in arms:
-        if arm.kind in MODEL_FREE:
+        if kind_of(arm).model_free:
             steps[arm.name] = 0.0
         elif arm.name in calibration.arm_step_s:
             steps[arm.name] = float(calibration.arm_step_s[arm.name])
@@ -125,7 +124,10 @@ def fit_calibration(outcomes: Any, base: Calibration, kinds: Mapping[str, str]) 
     from dataclasses import replace
     from scipy.optimize import nnls
 
-    rows = outcomes[[kinds.get(str(a)) == "prompt_lookup" for a in outcomes["arm"]]]
+    from .arms import KINDS
+
+    drafts_free = {k for k, v in KINDS.items() if v.model_free and not v.plain}  # prompt lookup: no model, real rounds
+    rows = outcomes[[kinds.get(str(a)) in drafts_free for a in outcomes["arm"]]]
     cols = ["wall_time_s", "plain_wall_time_s", "n_new_tokens", "target_calls", "draft_tokens"]
     rows = rows.dropna(subset=cols)
     rows = rows[(rows["n_new_tokens"] > 0) & (rows["wall_time_s"] > 0)]
@@ -314,7 +316,7 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     """Time one target step and one drafting step per arm on this machine (``session``: a ``DecodingSession``)."""
     import torch
 
-    from .loading import _layers
+    from .arms import kind_of
 
     if repeats < 1 or warmup < 0 or context_len < 1:
         raise ValueError(f"calibrate needs repeats >= 1, warmup >= 0, context_len >= 1; got {repeats}, {warmup}, {context_len}")
@@ -322,23 +324,18 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     ctx = min(context_len, (target.context_length or context_len + 1) - 1)
     vocab = target.model.config.get_text_config().vocab_size
     c_t = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
-    block = 1 + max([a.n_draft_tokens or DEFAULT_DRAFT_TOKENS for a in session.config.arms if a.kind != "none"], default=0)
+    block = 1 + max([a.n_draft_tokens or DEFAULT_DRAFT_TOKENS for a in session.config.arms if not kind_of(a).plain], default=0)
     block = min(block, ctx)
     c_v = 0.0
     if block > 1:
         c_block = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync, n_tokens=block)
         c_v = max(0.0, (c_block - c_t) / (block - 1))
-    arm_s: dict[str, float] = {}
-    for arm in session.config.arms:
-        if arm.kind == "draft":
-            d = session.draft(arm.name)
-            dctx = min(ctx, (d.context_length or ctx + 1) - 1)
-            arm_s[arm.name] = _step_seconds(d.model, d.model.config.get_text_config().vocab_size, dctx, repeats, warmup, session._sync)
-        elif arm.kind == "early_exit":
-            with _layers(target.model, arm.assistant_early_exit):
-                arm_s[arm.name] = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
-        else:
-            arm_s[arm.name] = 0.0
+
+    def time_step(model: Any, vocab_size: int, context_length: int | None = None) -> float:
+        at = min(ctx, (context_length or ctx + 1) - 1)
+        return _step_seconds(model, vocab_size, at, repeats, warmup, session._sync)
+
+    arm_s = {arm.name: float(kind_of(arm).step_seconds(session, arm, time_step)) for arm in session.config.arms}
     plain_step, c_r = _round_overhead(session, c_v, repeats=max(1, min(repeats, 3)))
     return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, round_overhead_s=c_r,
                        plain_step_s=plain_step,

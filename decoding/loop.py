@@ -32,7 +32,7 @@ import sys
 import time
 from contextlib import ExitStack
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from logging_data.prompt_table import PromptColumns
 from .build import (
     alignment_for,
     check_reward_supported,
+    decode_arm,
     log_metadata,
     measured_row,
     query_fields,
@@ -192,15 +193,12 @@ def decode_prompts(
                 arm = models.arms[action]
                 ids = encoded[i]
                 plain = session.plain(ids, repeats=config.repeats, warmup=config.warmup)
-                if arm.kind == "none":
-                    outcome = replace(plain, arm=arm.name, lossless=True)
-                else:
-                    outcome = session.assisted(ids, arm, repeats=config.repeats, warmup=config.warmup, reference=plain.tokens)
+                outcome = decode_arm(session, ids, arm, plain, repeats=config.repeats, warmup=config.warmup)
                 row = measured_row(arm, outcome, plain, costs.get(arm.name, 0.0),
                                    calibration.relative_verify_cost() if calibration is not None else 0.0,
                                    calibration.relative_round_cost() if calibration is not None else 0.0)
                 if reward.kind == "alignment":  # the chosen arm's own output is needed only for this reward
-                    own = session.arm_greedy([q["prompt"]], arm)[0] if arm.kind in ("draft", "early_exit") else None
+                    own = session.arm_greedy([q["prompt"]], arm)[0]
                     row.update(alignment_for(session, arm, ids, plain.tokens, own, session.max_new_tokens))
                 r = reward_value(reward, arm, row)
                 if outcome.lossless is False:

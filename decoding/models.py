@@ -40,40 +40,32 @@ are errors that name the offending key and the valid ones. Nothing here loads a 
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from logging_data import ARM_KINDS, Arm
+from logging_data import Arm
+from .arms import KINDS, kind_of
+from .arms.base import ASSISTANT_KEYS, ModelsConfigError
+from .arms.base import positive_int as _positive_int
+from .arms.base import typed as _typed
 from .cpu_linear import LINEAR_KERNELS
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-SCHEDULES = ("constant", "heuristic", "heuristic_transient")
-#: arm kinds a models file may use (``unknown`` is for logs of foreign origin only)
-MODEL_ARM_KINDS = tuple(k for k in ARM_KINDS if k != "unknown")
+#: arm kinds a models file may use: the registered ones (``decoding.arms.KINDS``)
+MODEL_ARM_KINDS = tuple(KINDS)
 
 _TARGET_KEYS = ("path", "device", "dtype", "max_new_tokens", "chat_template", "linear")
 DEFAULT_MAX_NEW_TOKENS = 64  # [target] max_new_tokens when the models file leaves it out
 # Tokens per prompt when drafts are distilled and evaluated (decoding.distill, decoding.draft_eval):
 # one value, so a draft is evaluated on continuations as long as those it was trained on.
 DRAFT_MAX_NEW_TOKENS = 48
-_ARM_COMMON = ("name", "kind", "family")
-_ASSISTANT_KEYS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
-_ARM_KEYS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "none": _ARM_COMMON,
-    "prompt_lookup": _ARM_COMMON + ("prompt_lookup_num_tokens", "max_matching_ngram_size"),
-    "early_exit": _ARM_COMMON + ("assistant_early_exit",) + _ASSISTANT_KEYS,
-    "draft": _ARM_COMMON + ("draft", "universal") + _ASSISTANT_KEYS,
-}
+_ARM_KEYS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.valid_keys() for name, kind in KINDS.items()}
 _ALL_ARM_KEYS = tuple(dict.fromkeys(k for keys in _ARM_KEYS_BY_KIND.values() for k in keys))
-
-
-class ModelsConfigError(ValueError):
-    """The models file is malformed; the message names the file, the key and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +82,11 @@ class TargetConfig:
 
 @dataclass(frozen=True)
 class ArmConfig:
-    """One arm: a point in the public ``generate()`` space. Unset settings are None."""
+    """One arm: a point in the public ``generate()`` space. Unset settings are None.
+
+    What the settings mean is the kind's (``decoding.arms``); ``options`` holds the settings of a
+    kind that has no field here, as sorted (key, value) pairs (``option(key)`` reads one).
+    """
 
     name: str
     kind: str
@@ -103,28 +99,23 @@ class ArmConfig:
     num_assistant_tokens: int | None = None
     num_assistant_tokens_schedule: str | None = None
     assistant_confidence_threshold: float | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the target's ``generate()`` that select this arm (no model objects)."""
-        if self.kind == "prompt_lookup":
-            kw: dict[str, Any] = {"prompt_lookup_num_tokens": self.prompt_lookup_num_tokens}
-            if self.max_matching_ngram_size is not None:
-                kw["max_matching_ngram_size"] = self.max_matching_ngram_size
-            return kw
-        if self.kind == "early_exit":
-            return {"assistant_early_exit": self.assistant_early_exit}
-        return {}
+        return kind_of(self).generate_kwargs(self)
 
     def assistant_settings(self) -> dict[str, Any]:
         """Settings transformers reads from the *assistant's* ``generation_config`` (set, then restored)."""
-        return {k: getattr(self, k) for k in _ASSISTANT_KEYS if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in ASSISTANT_KEYS if getattr(self, k) is not None}
 
     @property
     def n_draft_tokens(self) -> int | None:
-        """Tokens proposed per block when fixed by the settings (None: transformers' default)."""
-        if self.kind == "prompt_lookup":
-            return self.prompt_lookup_num_tokens
-        return self.num_assistant_tokens
+        """Tokens proposed per block when fixed by the settings (None: the drafting model's default)."""
+        return kind_of(self).n_draft_tokens(self)
 
 
 @dataclass(frozen=True)
@@ -172,12 +163,11 @@ class ModelsConfig:
             attrs: dict[str, Any] = {"kind": a.kind, "family": a.family or a.kind}
             if a.n_draft_tokens is not None:
                 attrs["draft_tokens"] = int(a.n_draft_tokens)
-            if a.assistant_early_exit is not None:
-                attrs["exit_layer"] = int(a.assistant_early_exit)
+            attrs.update(kind_of(a).log_attrs(a))
             if a.name in n_params_m:
                 attrs["n_params_m"] = float(n_params_m[a.name])
-            if a.universal:
-                attrs["universal"] = True
+            if attrs.get("universal"):  # after n_params_m, as logs have always recorded it
+                attrs["universal"] = attrs.pop("universal")
             out.append(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=attrs))
         return tuple(out)
 
@@ -223,25 +213,6 @@ def _check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) ->
         raise ModelsConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
 
 
-def _typed(table: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str, default: Any = None) -> Any:
-    if key not in table:
-        return default
-    v = table[key]
-    names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ModelsConfigError(f"{where}: `{key}` must be {names}; got {v!r}")
-    if not isinstance(v, types):
-        raise ModelsConfigError(f"{where}: `{key}` must be {names}; got {v!r} ({type(v).__name__})")
-    return v
-
-
-def _positive_int(table: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int | None:
-    v = _typed(table, key, int, where, default)
-    if v is not None and v < 1:
-        raise ModelsConfigError(f"{where}: `{key}` must be an integer >= 1; got {v}")
-    return v
-
-
 def _parse_target(t: Mapping[str, Any], source: str) -> TargetConfig:
     where = f"{source} [target]"
     _check_keys(t, _TARGET_KEYS, where)
@@ -282,27 +253,8 @@ def _parse_arm(a: Any, i: int, source: str) -> ArmConfig:
     if misplaced:
         raise ModelsConfigError(f"{where}: key(s) {', '.join(map(repr, misplaced))} do not apply to kind {kind!r}; valid keys for it: {', '.join(_ARM_KEYS_BY_KIND[kind])}")
     kw: dict[str, Any] = {"name": name, "kind": kind, "family": _typed(a, "family", str, where)}
-    if kind == "prompt_lookup":
-        kw["prompt_lookup_num_tokens"] = _positive_int(a, "prompt_lookup_num_tokens", where, 10)
-        kw["max_matching_ngram_size"] = _positive_int(a, "max_matching_ngram_size", where)
-    if kind == "early_exit":
-        kw["assistant_early_exit"] = _positive_int(a, "assistant_early_exit", where)
-        if kw["assistant_early_exit"] is None:
-            raise ModelsConfigError(f"{where}: kind 'early_exit' needs `assistant_early_exit` (the layer to exit at, >= 1)")
-    if kind == "draft":
-        draft = _typed(a, "draft", str, where)
-        if not draft or not draft.strip():
-            raise ModelsConfigError(f"{where}: kind 'draft' needs `draft` (a local HF directory, a .gguf file or packaged:NAME)")
-        kw["draft"] = draft
-        kw["universal"] = _typed(a, "universal", bool, where, False)
-    if kind in ("early_exit", "draft"):
-        kw["num_assistant_tokens"] = _positive_int(a, "num_assistant_tokens", where)
-        sched = _typed(a, "num_assistant_tokens_schedule", str, where)
-        if sched is not None and sched not in SCHEDULES:
-            raise ModelsConfigError(f"{where}: `num_assistant_tokens_schedule` must be one of {', '.join(SCHEDULES)}; got {sched!r}")
-        kw["num_assistant_tokens_schedule"] = sched
-        thr = _typed(a, "assistant_confidence_threshold", (int, float), where)
-        if thr is not None and not (math.isfinite(thr) and 0 <= thr < 1):
-            raise ModelsConfigError(f"{where}: `assistant_confidence_threshold` must be in [0, 1); got {thr}")
-        kw["assistant_confidence_threshold"] = None if thr is None else float(thr)
+    settings = KINDS[kind].parse(a, where)
+    fields = {f.name for f in dataclasses.fields(ArmConfig)} - {"options"}
+    kw.update({k: v for k, v in settings.items() if k in fields})
+    kw["options"] = tuple(sorted((k, v) for k, v in settings.items() if k not in fields))
     return ArmConfig(**kw)

@@ -47,8 +47,10 @@ def price_counts(frame: Any, kinds: dict[str, str], calibration: Calibration) ->
     """The count speed-up of each outcome row of ``frame`` (its counts) under ``calibration``'s step
     costs; ``kinds``: arm name -> kind (plain decoding pays no round cost). The one place a log's
     counts are priced after the fact (``reprice_log``, the examples' "on an H200" columns)."""
+    from .arms import is_plain
+
     costs, v, r = calibration.relative_costs(), calibration.relative_verify_cost(), calibration.relative_round_cost()
-    return [speedup_count(int(n), int(t), int(d), costs.get(a, 0.0), int(dt), v, 0.0 if kinds[a] == "none" else r) if n else 1.0
+    return [speedup_count(int(n), int(t), int(d), costs.get(a, 0.0), int(dt), v, 0.0 if is_plain(kinds[a]) else r) if n else 1.0
             for n, t, d, dt, a in zip(frame["n_new_tokens"], frame["target_calls"], frame["draft_calls"],
                                       frame["draft_tokens"], frame["arm"].astype(str))]
 

@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from . import cpu_linear
-from .loading import (EXACT_DTYPES, ArmNotSupportedError, InexactDtypeWarning, LoadedModel, ModelLoadError, PromptError,
-                      _layers, check_early_exit, describe_tokenizer, load_model, prompt_ids, resolve_device, same_tokenizer)
+from .arms import kind_of
+from .loading import (EXACT_DTYPES, InexactDtypeWarning, LoadedModel, ModelLoadError, PromptError, load_model, prompt_ids,
+                      resolve_device)
 from .models import ArmConfig, ModelsConfig
 
 
@@ -141,27 +142,13 @@ class DecodingSession:
         self.max_new_tokens = config.target.max_new_tokens
         self._drafts: dict[str, LoadedModel] = {}
         self._universal: dict[str, bool] = {}
-        loaded: dict[str, LoadedModel] = {}
+        loaded: dict[str, LoadedModel] = {}  # path -> model: arms that name one file share it
         for arm in config.arms:
-            if arm.kind == "draft":
-                path = config.resolve(arm.draft)
-                if path not in loaded:
-                    loaded[path] = load_model(path, self.device, config.target.dtype)
-                d = loaded[path]
-                same = same_tokenizer(self.target, d)
-                if not same and not arm.universal:
-                    raise ArmNotSupportedError(
-                        f"arm {arm.name!r}: the draft's tokenizer differs from the target's "
-                        f"(target: {describe_tokenizer(self.target)}; draft: {describe_tokenizer(d)}); "
-                        f"set `universal = true` on the arm to use universal assisted decoding"
-                    )
-                self._drafts[arm.name] = d
-                self._universal[arm.name] = not same
-            elif arm.kind == "early_exit":
-                check_early_exit(self.target, arm.assistant_early_exit, arm.name)
+            kind_of(arm).load(self, arm, loaded)
         self.linear, self.linear_reason = cpu_linear.resolve(config.target.linear, self.device, self.target.model.dtype)
         if self.linear == "onednn":
-            for m in {id(x.model): x.model for x in [self.target, *self._drafts.values()]}.values():
+            added = [m for a in config.arms for m in kind_of(a).models(self, a)]
+            for m in {id(x): x for x in [self.target.model, *added]}.values():
                 cpu_linear.pack_linears(m)
         self.n_threads = int(torch.get_num_threads())
         tok = self.target.tokenizer
@@ -189,14 +176,9 @@ class DecodingSession:
         return self._drafts[arm]
 
     def n_params_m(self) -> dict[str, float]:
-        """Arm name -> parameters (millions) of the model that drafts for it (draft and early-exit arms)."""
-        out = {}
-        for a in self.config.arms:
-            if a.kind == "draft":
-                out[a.name] = self._drafts[a.name].n_params / 1e6
-            elif a.kind == "early_exit":
-                out[a.name] = self.target.n_params / 1e6 * a.assistant_early_exit / self.target.n_layers
-        return out
+        """Arm name -> parameters (millions) of the model that drafts for it (arms that run one)."""
+        sizes = {a.name: kind_of(a).n_params_m(self, a) for a in self.config.arms}
+        return {name: size for name, size in sizes.items() if size is not None}
 
     def _sync(self) -> None:
         if self.device == "cuda":
@@ -237,14 +219,7 @@ class DecodingSession:
         if model == "target":
             return self._greedy(self.target, batch, max_new_tokens)
         arm = self.config.arm(model)
-        if arm.kind == "draft":
-            if self._universal[arm.name]:
-                raise ArmNotSupportedError(f"arm {arm.name!r} uses another tokenizer; use arm_greedy(prompts, arm) for its own output")
-            return self._greedy(self._drafts[arm.name], batch, max_new_tokens)
-        if arm.kind == "early_exit":
-            with _layers(self.target.model, arm.assistant_early_exit):
-                return self._greedy(self.target, batch, max_new_tokens)
-        raise ArmNotSupportedError(f"arm {arm.name!r} (kind {arm.kind}) runs no model of its own; greedy() takes the target, a draft arm or an early-exit arm")
+        return kind_of(arm).greedy(self, arm, batch, max_new_tokens)
 
     def _greedy(self, m: LoadedModel, batch: Sequence[Sequence[int]], max_new_tokens: int | None) -> list[list[int]]:
         import torch
@@ -280,14 +255,7 @@ class DecodingSession:
         arms: the target's first layers. ``none`` and ``prompt_lookup``: None per prompt.
         """
         a = self.arm(arm)
-        if a.kind in ("none", "prompt_lookup"):
-            return [None] * len(prompts)
-        if a.kind == "draft" and self._universal[a.name]:
-            d = self._drafts[a.name]
-            out = self._greedy(d, [self._encode(d, p, max_new_tokens) for p in prompts], max_new_tokens)
-            texts = d.tokenizer.batch_decode(out, skip_special_tokens=True)
-            return [list(self.target.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        return self.greedy([self.encode(p, max_new_tokens) for p in prompts], a.name, max_new_tokens)
+        return kind_of(a).arm_greedy(self, a, prompts, max_new_tokens)
 
     # -- assisted ------------------------------------------------------------------------------
     def assisted(
@@ -317,18 +285,8 @@ class DecodingSession:
         n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         kwargs: dict[str, Any] = dict(max_new_tokens=n_new, do_sample=False, num_beams=1, pad_token_id=self.pad_id, **self._eos_kwargs())
         kwargs.update(a.generate_kwargs())
-        settings_model = None
-        draft_module = None
-        if a.kind == "draft":
-            d = self._drafts[a.name]
-            kwargs["assistant_model"] = d.model
-            settings_model = d.model
-            draft_module = d.model
-            if self._universal[a.name]:
-                kwargs["tokenizer"] = self.target.tokenizer
-                kwargs["assistant_tokenizer"] = d.tokenizer
-        elif a.kind == "early_exit":
-            settings_model = self.target.model
+        models, settings_model, draft_module = kind_of(a).assisted_kwargs(self, a)
+        kwargs.update(models)
         x = torch.tensor([ids], dtype=torch.long, device=self.target.model.device)
         mask = torch.ones_like(x)
         times: list[float] = []
@@ -364,24 +322,8 @@ class DecodingSession:
         A draft model or early exit drafts a constant ``num_assistant_tokens`` (default
         ``DEFAULT_DRAFT_TOKENS``) per round: transformers' heuristic schedule and confidence stop
         are not copied, so their draft calls differ from ``assisted``'s; outputs never do."""
-        from . import specloop
-        from .calibrate import DEFAULT_DRAFT_TOKENS
-
         a = self.arm(arm)
-        if a.kind == "none":
-            return specloop.NoDraft()
-        if a.kind == "prompt_lookup":
-            return specloop.PromptLookup(a.prompt_lookup_num_tokens, a.max_matching_ngram_size or 2, self.eos_ids)
-        k = a.n_draft_tokens or DEFAULT_DRAFT_TOKENS
-        if a.kind == "draft":
-            if self._universal[a.name]:
-                raise ArmNotSupportedError(f"arm {a.name!r}: the project's loop drafts with a draft of the target's own "
-                                           f"tokenizer only; this draft has another (use assisted(), transformers' generate)")
-            return specloop.ModelDraft(self._drafts[a.name].model, k)
-        if a.kind == "early_exit":
-            model, layers = self.target.model, a.assistant_early_exit
-            return specloop.ModelDraft(model, k, layers=lambda: _layers(model, layers))
-        raise ArmNotSupportedError(f"arm {a.name!r}: kind {a.kind!r} has no drafter in the project's loop")
+        return kind_of(a).drafter(self, a)
 
     def static_target(self, length: int, compile: bool = False) -> Any:
         """The target on a static cache of at least ``length`` positions, kept and reused (a compiled
@@ -416,7 +358,7 @@ class DecodingSession:
             raise PromptError("looped(): input_ids is empty")
         n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         drafter = self.drafter(a)
-        block = max([x.prompt_lookup_num_tokens or x.n_draft_tokens or 20 for x in self.config.arms if x.kind != "none"] + [1])
+        block = max([x.n_draft_tokens or 20 for x in self.config.arms if not kind_of(x).plain] + [1])
         block = 1 << block.bit_length()  # room for a block padded to its power-of-two bucket
         target = self.static_target(len(ids) + n_new + block, compile=compile)
         times, result = [], None

@@ -125,7 +125,9 @@ def base_outcomes(log: Any) -> pd.DataFrame:
 def reward_at(frame: pd.DataFrame, kinds: dict[str, str], alpha: float) -> np.ndarray:
     """``align_accept - alpha * arm_cost`` per row (0 for ``none`` arms): float64 (n_rows,)."""
     value = frame[METRIC].astype(float).to_numpy() - alpha * frame["arm_cost"].astype(float).to_numpy()
-    none = (frame["arm"].map(kinds) == "none").to_numpy()
+    from decoding.arms import is_plain
+
+    none = np.array([is_plain(str(kinds.get(a))) for a in frame["arm"]], dtype=bool)
     return np.where(none, 0.0, value)
 
 

@@ -49,6 +49,8 @@ def _say(message: str) -> None:
 
 def compare(session: Any, prompts: list[str], repeats: int = 3, compile: bool = False) -> dict[str, Any]:
     """Per arm of ``session``: generate() against the loop on ``prompts`` (module docstring)."""
+    from decoding.build import decode_arm
+
     rows = []
     compile_s = None
     if compile:  # capture every block length's graph once, timed apart
@@ -61,7 +63,7 @@ def compare(session: Any, prompts: list[str], repeats: int = 3, compile: bool = 
         ids = session.encode(prompt)
         ref = session.plain(ids, warmup=1, repeats=repeats)
         for arm in session.config.arms:
-            gen = ref if arm.kind == "none" else session.assisted(ids, arm, warmup=1, repeats=repeats, reference=ref.tokens)
+            gen = decode_arm(session, ids, arm, ref, warmup=1, repeats=repeats)
             loop = session.looped(ids, arm, warmup=1, repeats=repeats, reference=ref.tokens, compile=compile)
             rows.append({"prompt": i, "arm": arm.name, "n_new_tokens": ref.n_new_tokens,
                          "generate_s": gen.wall_time_s, "loop_s": loop.wall_time_s,

@@ -137,6 +137,7 @@ def profile_accuracy(log_path: Path) -> dict[str, Any]:
     calibration and under one fitted to the train split's wall times (scored on the other splits)."""
     from decoding.calibrate import Calibration, fit_calibration
     from decoding.reprice import price_counts
+    from decoding.arms import is_plain
     from logging_data import open_log
 
     log = open_log(log_path)
@@ -154,7 +155,7 @@ def profile_accuracy(log_path: Path) -> dict[str, Any]:
     except ValueError as exc:  # too few measured prompt-lookup rows to fit: said, not hidden
         result["fit_error"] = str(exc)
     for arm, rows in frame.groupby(frame["arm"].astype(str), sort=False):
-        if kinds[arm] == "none":
+        if is_plain(kinds[arm]):
             continue
         entry = {"all_prompts": totals(rows)}
         h = held[held["arm"].astype(str) == arm]

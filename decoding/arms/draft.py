@@ -1,0 +1,88 @@
+"""Kind ``draft``: a separate draft model proposes tokens (transformers' ``assistant_model``); with
+``universal = true`` a draft with another tokenizer (universal assisted decoding)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .base import ASSISTANT_KEYS, ArmKind, ModelsConfigError, parse_assistant, typed
+
+
+class Draft(ArmKind):
+    name = "draft"
+    label = "draft-model"
+    keys = ("draft", "universal") + ASSISTANT_KEYS
+    own_output = True
+
+    def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+        draft = typed(table, "draft", str, where)
+        if not draft or not draft.strip():
+            raise ModelsConfigError(f"{where}: kind 'draft' needs `draft` (a local HF directory, a .gguf file or packaged:NAME)")
+        return {"draft": draft, "universal": typed(table, "universal", bool, where, False), **parse_assistant(table, where)}
+
+    def log_attrs(self, arm: Any) -> dict[str, Any]:
+        return {"universal": True} if arm.universal else {}
+
+    def load(self, session: Any, arm: Any, loaded: dict[str, Any]) -> None:
+        from ..loading import ArmNotSupportedError, describe_tokenizer, load_model, same_tokenizer
+
+        path = session.config.resolve(arm.draft)
+        if path not in loaded:
+            loaded[path] = load_model(path, session.device, session.config.target.dtype)
+        d = loaded[path]
+        same = same_tokenizer(session.target, d)
+        if not same and not arm.universal:
+            raise ArmNotSupportedError(
+                f"arm {arm.name!r}: the draft's tokenizer differs from the target's "
+                f"(target: {describe_tokenizer(session.target)}; draft: {describe_tokenizer(d)}); "
+                f"set `universal = true` on the arm to use universal assisted decoding"
+            )
+        session._drafts[arm.name] = d
+        session._universal[arm.name] = not same
+
+    def models(self, session: Any, arm: Any) -> list[Any]:
+        return [session.draft(arm.name).model]
+
+    def n_params_m(self, session: Any, arm: Any) -> float | None:
+        return session.draft(arm.name).n_params / 1e6
+
+    def assisted_kwargs(self, session: Any, arm: Any) -> tuple[dict[str, Any], Any, Any]:
+        d = session.draft(arm.name)
+        kwargs: dict[str, Any] = {"assistant_model": d.model}
+        if session._universal[arm.name]:
+            kwargs["tokenizer"] = session.target.tokenizer
+            kwargs["assistant_tokenizer"] = d.tokenizer
+        return kwargs, d.model, d.model
+
+    def block_model(self, session: Any, arm: Any) -> Any:
+        return session.draft(arm.name).model
+
+    def drafter(self, session: Any, arm: Any) -> Any:
+        from ..calibrate import DEFAULT_DRAFT_TOKENS
+        from ..loading import ArmNotSupportedError
+        from ..specloop import ModelDraft
+
+        if session._universal[arm.name]:
+            raise ArmNotSupportedError(f"arm {arm.name!r}: the project's loop drafts with a draft of the target's own "
+                                       f"tokenizer only; this draft has another (use assisted(), transformers' generate)")
+        return ModelDraft(session.draft(arm.name).model, arm.n_draft_tokens or DEFAULT_DRAFT_TOKENS)
+
+    def greedy(self, session: Any, arm: Any, batch: Sequence[Sequence[int]], max_new_tokens: int | None) -> list[list[int]]:
+        from ..loading import ArmNotSupportedError
+
+        if session._universal[arm.name]:
+            raise ArmNotSupportedError(f"arm {arm.name!r} uses another tokenizer; use arm_greedy(prompts, arm) for its own output")
+        return session._greedy(session.draft(arm.name), batch, max_new_tokens)
+
+    def arm_greedy(self, session: Any, arm: Any, prompts: Sequence[str], max_new_tokens: int | None) -> list[list[int] | None]:
+        if not session._universal[arm.name]:
+            return super().arm_greedy(session, arm, prompts, max_new_tokens)
+        # another tokenizer: the draft decodes its own encoding; its text is re-encoded for the target
+        d = session.draft(arm.name)
+        out = session._greedy(d, [session._encode(d, p, max_new_tokens) for p in prompts], max_new_tokens)
+        texts = d.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [list(session.target.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+    def step_seconds(self, session: Any, arm: Any, time_step: Any) -> float:
+        d = session.draft(arm.name)
+        return time_step(d.model, d.model.config.get_text_config().vocab_size, d.context_length)

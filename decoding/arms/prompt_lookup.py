@@ -1,0 +1,40 @@
+"""Kind ``prompt_lookup``: candidates copied from the context after a matching n-gram
+(transformers' ``prompt_lookup_num_tokens``); no model, so its counts replay exactly from the
+target's greedy output (``decoding.alignment.simulate_prompt_lookup``)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .base import ArmKind, positive_int
+
+
+class PromptLookup(ArmKind):
+    name = "prompt_lookup"
+    label = "prompt-lookup"
+    keys = ("prompt_lookup_num_tokens", "max_matching_ngram_size")
+    model_free = True
+
+    def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+        return {"prompt_lookup_num_tokens": positive_int(table, "prompt_lookup_num_tokens", where, 10),
+                "max_matching_ngram_size": positive_int(table, "max_matching_ngram_size", where)}
+
+    def n_draft_tokens(self, arm: Any) -> int | None:
+        return arm.prompt_lookup_num_tokens
+
+    def generate_kwargs(self, arm: Any) -> dict[str, Any]:
+        kw: dict[str, Any] = {"prompt_lookup_num_tokens": arm.prompt_lookup_num_tokens}
+        if arm.max_matching_ngram_size is not None:
+            kw["max_matching_ngram_size"] = arm.max_matching_ngram_size
+        return kw
+
+    def drafter(self, session: Any, arm: Any) -> Any:
+        from ..specloop import PromptLookup as Drafter
+
+        return Drafter(arm.prompt_lookup_num_tokens, arm.max_matching_ngram_size or 2, session.eos_ids)
+
+    def replay(self, arm: Any, ids: Sequence[int], target: Sequence[int], max_new_tokens: int, eos: Any) -> Any:
+        from ..alignment import simulate_prompt_lookup
+
+        return simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new_tokens,
+                                      arm.max_matching_ngram_size or 2, eos)
