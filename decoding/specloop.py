@@ -202,6 +202,35 @@ class StaticTarget:
             return out.logits[0, :n].argmax(-1).tolist()
 
 
+def replay_drafter(drafter: Any, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int) -> Any:
+    """Exact counts of ``speculative_greedy`` with a drafter that needs no target state (a model-free
+    one), replayed on the target's greedy output ``greedy`` instead of run: every target pass
+    predicts the next greedy token, so each round accepts the candidates' longest prefix that
+    agrees with it. Returns an ``alignment.Verification`` (target calls, proposed, accepted)."""
+    from .alignment import Verification
+
+    prompt, greedy = [int(t) for t in prompt], [int(t) for t in greedy]
+    P, L = len(prompt), len(greedy)
+    max_length = P + max_new_tokens
+    drafter.reset(prompt)
+    context = list(prompt)
+    i = proposed = accepted = calls = 0
+    while i < L:
+        current = P + i
+        candidates = [] if max_length == current + 1 else list(drafter.propose(context))
+        run = 0
+        while run < len(candidates) and i + run < L and candidates[run] == greedy[i + run]:
+            run += 1
+        run = min(run, max(max_length - current - 1, 0))
+        proposed += len(candidates)
+        accepted += run
+        calls += 1
+        context.extend(greedy[i:i + run + 1])
+        drafter.accepted(context, None)
+        i += run + 1
+    return Verification(proposed=proposed, accepted=accepted, target_calls=calls)
+
+
 def speculative_greedy(target: StaticTarget, prompt: Sequence[int], drafter: Any, max_new_tokens: int,
                        eos: Iterable[int] = ()) -> LoopResult:
     """Greedy decoding of ``prompt`` with ``drafter``'s candidates verified by ``target`` (module docstring)."""

@@ -87,6 +87,12 @@ class ArmKind:
     model_free: ClassVar[bool] = False
     #: runs a model of its own whose greedy output can be compared with the target's (alignment)
     own_output: ClassVar[bool] = False
+    #: transformers' ``generate()`` can run it; otherwise ``DecodingSession.assisted`` runs it through
+    #: the project's loop (``decoding.specloop``), with the same output and counts
+    generate: ClassVar[bool] = True
+    #: the settings of a small arm of this kind (a models file's ``[[arms]]`` table without name and
+    #: kind), run by the contract suite on its tiny models; a path ``"draft"`` names the tiny draft
+    example: ClassVar[Mapping[str, Any]] = {}
 
     # -- the models file -------------------------------------------------------------------------
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -134,10 +140,16 @@ class ArmKind:
 
     # -- the project's loop ----------------------------------------------------------------------
     def drafter(self, session: "DecodingSession", arm: "ArmConfig") -> Any:
-        """The ``decoding.specloop`` drafter of the arm."""
+        """The ``decoding.specloop`` drafter of the arm (a model-free kind's ``free_drafter``)."""
+        if self.model_free:
+            return self.free_drafter(arm, session.eos_ids)
         from ..loading import ArmNotSupportedError
 
         raise ArmNotSupportedError(f"arm {arm.name!r}: kind {arm.kind!r} has no drafter in the project's loop")
+
+    def free_drafter(self, arm: "ArmConfig", eos: Any) -> Any:
+        """A model-free kind's drafter, which needs nothing loaded (``eos``: the target's EOS ids)."""
+        raise NotImplementedError(f"kind {self.name!r} is model-free and must define free_drafter(arm, eos)")
 
     # -- the arm's own output and exact counts ----------------------------------------------------
     def greedy(self, session: "DecodingSession", arm: "ArmConfig", batch: Sequence[Sequence[int]],
@@ -159,8 +171,13 @@ class ArmKind:
     def replay(self, arm: "ArmConfig", ids: Sequence[int], target: Sequence[int], max_new_tokens: int,
                eos: Any) -> Any:
         """A model-free kind's exact counts on the target's greedy output ``target`` (an
-        ``alignment.Verification``); None for a kind whose counts need its drafting model."""
-        return None
+        ``alignment.Verification``: its drafter's rounds replayed, ``specloop.replay_drafter``);
+        None for a kind whose counts need its drafting model."""
+        if not self.model_free:
+            return None
+        from ..specloop import replay_drafter
+
+        return replay_drafter(self.free_drafter(arm, eos), ids, target, max_new_tokens)
 
     # -- calibration -----------------------------------------------------------------------------
     def step_seconds(self, session: "DecodingSession", arm: "ArmConfig", time_step: Callable[..., float]) -> float:

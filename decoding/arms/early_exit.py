@@ -13,6 +13,7 @@ class EarlyExit(ArmKind):
     label = "early-exit"
     keys = ("assistant_early_exit",) + ASSISTANT_KEYS
     own_output = True
+    example = {"assistant_early_exit": 1, "num_assistant_tokens": 3}
 
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         layer = positive_int(table, "assistant_early_exit", where)

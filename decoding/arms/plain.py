@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from .base import ArmKind
 
@@ -13,12 +13,7 @@ class Plain(ArmKind):
     plain = True
     model_free = True
 
-    def drafter(self, session: Any, arm: Any) -> Any:
+    def free_drafter(self, arm: Any, eos: Any) -> Any:
         from ..specloop import NoDraft
 
         return NoDraft()
-
-    def replay(self, arm: Any, ids: Sequence[int], target: Sequence[int], max_new_tokens: int, eos: Any) -> Any:
-        from ..alignment import Verification
-
-        return Verification(proposed=0, accepted=0, target_calls=len(target))

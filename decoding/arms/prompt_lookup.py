@@ -14,6 +14,7 @@ class PromptLookup(ArmKind):
     label = "prompt-lookup"
     keys = ("prompt_lookup_num_tokens", "max_matching_ngram_size")
     model_free = True
+    example = {"prompt_lookup_num_tokens": 3}
 
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         return {"prompt_lookup_num_tokens": positive_int(table, "prompt_lookup_num_tokens", where, 10),
@@ -28,12 +29,13 @@ class PromptLookup(ArmKind):
             kw["max_matching_ngram_size"] = arm.max_matching_ngram_size
         return kw
 
-    def drafter(self, session: Any, arm: Any) -> Any:
+    def free_drafter(self, arm: Any, eos: Any) -> Any:
         from ..specloop import PromptLookup as Drafter
 
-        return Drafter(arm.prompt_lookup_num_tokens, arm.max_matching_ngram_size or 2, session.eos_ids)
+        return Drafter(arm.prompt_lookup_num_tokens, arm.max_matching_ngram_size or 2, eos)
 
     def replay(self, arm: Any, ids: Sequence[int], target: Sequence[int], max_new_tokens: int, eos: Any) -> Any:
+        # the dedicated replay (the same rounds as replay_drafter, kept as the reference its tests pin)
         from ..alignment import simulate_prompt_lookup
 
         return simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new_tokens,

@@ -108,3 +108,19 @@ def test_compiled_steps_on_cuda_give_plain_greedy_output(all_arms_config):
         for arm in ("plain", "lookup", "exit1", "draft"):
             out = s.looped(ids, arm, reference=ref.tokens, compile=True)
             assert out.lossless is True, (prompt, arm)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=20),
+       st.lists(st.integers(min_value=0, max_value=5), min_size=0, max_size=20),
+       st.integers(min_value=1, max_value=6), st.integers(min_value=1, max_value=3), st.integers(min_value=0, max_value=24))
+def test_replaying_a_prompt_lookup_drafter_gives_the_prompt_lookup_replay(prompt, greedy, k, n, extra):
+    from decoding.specloop import PromptLookup, replay_drafter
+
+    eos = {5}
+    cut = next((i + 1 for i, t in enumerate(greedy) if t in eos), len(greedy))
+    greedy = greedy[:cut]  # a greedy output ends at its first EOS (with room left) or at the length limit
+    if not greedy:
+        return
+    max_new = len(greedy) + (extra if greedy[-1] in eos else 0)
+    assert replay_drafter(PromptLookup(k, n, eos), prompt, greedy, max_new) == simulate_prompt_lookup(prompt, greedy, k, max_new, n, eos)
