@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decoding.models import ArmConfig, ModelsConfigError, load_models_config, parse_models_config
+from decoding.models import MODEL_ARM_KINDS, ArmConfig, ModelsConfigError, load_models_config, parse_models_config
 
 GOOD = """
 [target]
@@ -81,7 +81,7 @@ BAD = [
     ('[target]\npath = "m"\nmax_new_tokens = "9"\n' + ARM, r"`max_new_tokens` must be int; got '9'"),
     ('[target]\npath = "m"\nchat_template = "yes"\n' + ARM, r"`chat_template` must be \"auto\", true or false; got 'yes'"),
     (T + '[[arms]]\nkind = "none"\n', r"#1: `name` is required"),
-    (T + '[[arms]]\nname = "a"\nkind = "magic"\n', r"arm 'a': `kind` must be one of none, draft, prompt_lookup, early_exit; got 'magic'"),
+    (T + '[[arms]]\nname = "a"\nkind = "magic"\n', rf"arm 'a': `kind` must be one of {', '.join(MODEL_ARM_KINDS)}; got 'magic'"),
     (T + '[[arms]]\nname = "a"\nkind = "none"\nnum_tokens = 3\n', r"arm 'a': unknown key\(s\) 'num_tokens'; valid keys for kind 'none': name, kind, family"),
     (T + '[[arms]]\nname = "a"\nkind = "none"\nprompt_lookup_num_tokens = 3\n', r"'prompt_lookup_num_tokens' do not apply to kind 'none'"),
     (T + '[[arms]]\nname = "a"\nkind = "draft"\n', r"kind 'draft' needs `draft`"),

@@ -43,7 +43,7 @@ def test_docstring_names_every_invariant_checked():
         (lambda: Arm(""), r"arm name must be a non-empty string; got ''"),
         (lambda: Arm("  "), r"arm name must be a non-empty string"),
         (lambda: Arm(3), r"arm name must be a non-empty string; got 3"),
-        (lambda: Arm("a", kind="big"), r"arm 'a': kind must be one of none, draft, prompt_lookup, early_exit, unknown; got 'big'"),
+        (lambda: Arm("a", kind="big"), rf"arm 'a': kind must be one of {', '.join(schema.ARM_KINDS)}; got 'big'"),
         (lambda: Arm("a", cost=-1.0), r"arm 'a': cost must be a finite number >= 0; got -1.0"),
         (lambda: Arm("a", cost=math.nan), r"arm 'a': cost must be a finite number >= 0; got nan"),
         (lambda: Arm("a", cost="1"), r"cost must be a finite number >= 0; got '1'"),
