@@ -33,7 +33,7 @@ exact candidate, accepted-token and target-pass counts that assisted decoding wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 
 def _empty(arm: Sequence[int]) -> float:
@@ -160,6 +160,37 @@ def prompt_lookup_candidates(
     return []
 
 
+def replay_rounds(prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int,
+                  propose: Callable[[list[int]], Sequence[int]],
+                  accepted: Callable[[list[int]], None] | None = None) -> Verification:
+    """Exact counts of greedy assisted decoding with a drafter that needs no model state, replayed on
+    the target's greedy new tokens ``greedy`` (at most ``max_new_tokens``, ending at EOS or the
+    limit): every target pass predicts the next greedy token, so each round accepts the longest
+    prefix of ``propose(context)`` that agrees with it, then one token of the target's own.
+    ``accepted(context)`` is told the context after each round. As transformers does, no
+    candidates are asked for when one token is left, and none are accepted past the limit.
+    """
+    P, L = len(prompt), len(greedy)
+    max_length = P + max_new_tokens
+    ctx = list(prompt)
+    i = proposed = accepted_n = calls = 0
+    while i < L:
+        cur = P + i
+        cand = [] if max_length == cur + 1 else list(propose(ctx))
+        run = 0
+        while run < len(cand) and i + run < L and cand[run] == greedy[i + run]:
+            run += 1
+        run = min(run, max(max_length - cur - 1, 0))
+        proposed += len(cand)
+        accepted_n += run
+        calls += 1
+        ctx.extend(greedy[i:i + run + 1])
+        if accepted is not None:
+            accepted(ctx)
+        i += run + 1
+    return Verification(proposed=proposed, accepted=accepted_n, target_calls=calls)
+
+
 def simulate_prompt_lookup(
     prompt: Sequence[int],
     target: Sequence[int],
@@ -173,21 +204,6 @@ def simulate_prompt_lookup(
     ``prompt``: the prompt's token ids; ``target``: the target's greedy new tokens (at most
     ``max_new_tokens``, ending at EOS or the limit).
     """
-    P, L = len(prompt), len(target)
-    max_length = P + max_new_tokens
     eos = set(eos)
-    ctx = list(prompt)
-    i = proposed = accepted = calls = 0
-    while i < L:
-        cur = P + i
-        cand = [] if max_length == cur + 1 else prompt_lookup_candidates(ctx, num_output_tokens, max_matching_ngram_size, eos)
-        run = 0
-        while run < len(cand) and i + run < L and cand[run] == target[i + run]:
-            run += 1
-        run = min(run, max(max_length - cur - 1, 0))
-        proposed += len(cand)
-        accepted += run
-        calls += 1
-        ctx.extend(target[i:i + run + 1])
-        i += run + 1
-    return Verification(proposed=proposed, accepted=accepted, target_calls=calls)
+    return replay_rounds(prompt, target, max_new_tokens,
+                         lambda ctx: prompt_lookup_candidates(ctx, num_output_tokens, max_matching_ngram_size, eos))

@@ -204,31 +204,14 @@ class StaticTarget:
 
 def replay_drafter(drafter: Any, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int) -> Any:
     """Exact counts of ``speculative_greedy`` with a drafter that needs no target state (a model-free
-    one), replayed on the target's greedy output ``greedy`` instead of run: every target pass
-    predicts the next greedy token, so each round accepts the candidates' longest prefix that
-    agrees with it. Returns an ``alignment.Verification`` (target calls, proposed, accepted)."""
-    from .alignment import Verification
+    one), replayed on the target's greedy output ``greedy`` instead of run
+    (``alignment.replay_rounds``). Returns an ``alignment.Verification``."""
+    from .alignment import replay_rounds
 
-    prompt, greedy = [int(t) for t in prompt], [int(t) for t in greedy]
-    P, L = len(prompt), len(greedy)
-    max_length = P + max_new_tokens
+    prompt = [int(t) for t in prompt]
     drafter.reset(prompt)
-    context = list(prompt)
-    i = proposed = accepted = calls = 0
-    while i < L:
-        current = P + i
-        candidates = [] if max_length == current + 1 else list(drafter.propose(context))
-        run = 0
-        while run < len(candidates) and i + run < L and candidates[run] == greedy[i + run]:
-            run += 1
-        run = min(run, max(max_length - current - 1, 0))
-        proposed += len(candidates)
-        accepted += run
-        calls += 1
-        context.extend(greedy[i:i + run + 1])
-        drafter.accepted(context, None)
-        i += run + 1
-    return Verification(proposed=proposed, accepted=accepted, target_calls=calls)
+    return replay_rounds(prompt, [int(t) for t in greedy], max_new_tokens, drafter.propose,
+                         lambda context: drafter.accepted(context, None))
 
 
 def speculative_greedy(target: StaticTarget, prompt: Sequence[int], drafter: Any, max_new_tokens: int,

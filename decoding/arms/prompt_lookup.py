@@ -1,10 +1,10 @@
 """Kind ``prompt_lookup``: candidates copied from the context after a matching n-gram
 (transformers' ``prompt_lookup_num_tokens``); no model, so its counts replay exactly from the
-target's greedy output (``decoding.alignment.simulate_prompt_lookup``)."""
+target's greedy output (its drafter's rounds replayed, as ``decoding.alignment.simulate_prompt_lookup`` does)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from .base import ArmKind, positive_int
 
@@ -33,10 +33,3 @@ class PromptLookup(ArmKind):
         from ..specloop import PromptLookup as Drafter
 
         return Drafter(arm.prompt_lookup_num_tokens, arm.max_matching_ngram_size or 2, eos)
-
-    def replay(self, arm: Any, ids: Sequence[int], target: Sequence[int], max_new_tokens: int, eos: Any) -> Any:
-        # the dedicated replay (the same rounds as replay_drafter, kept as the reference its tests pin)
-        from ..alignment import simulate_prompt_lookup
-
-        return simulate_prompt_lookup(ids, target, arm.prompt_lookup_num_tokens, max_new_tokens,
-                                      arm.max_matching_ngram_size or 2, eos)
