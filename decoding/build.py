@@ -228,9 +228,9 @@ def alignment_for(session: Any, arm: ArmConfig, ids: Sequence[int], target: Sequ
     kind = kind_of(arm)
     if kind.plain:
         return {**none, "arm_output": None}
-    if not kind.own_output:  # a model-free drafter: its acceptance replays on the target's output
+    if not kind.own_output:  # a model-free drafter's acceptance replays on the target's output; others: measured only
         v = kind.replay(arm, ids, target, max_new_tokens, session.eos_ids)
-        return {**none, "align_accept": v.rate, "arm_output": None}
+        return {**none, "align_accept": None if v is None else v.rate, "arm_output": None}
     if own is None:
         raise ValueError(f"arm {arm.name!r}: its own greedy output is needed for alignment")
     return {**alignment_metrics(own, target, block_size(session, arm)), "arm_output": session.decode_text(own)}
@@ -255,14 +255,18 @@ def check_reward_supported(reward: RewardDefinition, models: ModelsConfig) -> No
     """Fail before any decoding when the reward cannot be computed for some arm."""
     if reward.kind == "custom":
         raise ValueError("reward kind 'custom' cannot be computed by decoding; use an alignment metric, speedup_wall or speedup_count")
-    if reward.kind == "alignment" and reward.metric != "align_accept":
+    if reward.kind == "alignment":
+        replayed = reward.metric == "align_accept"  # model-free arms have it, replayed on the target's output
         bad: dict[str, list[str]] = {}
         for a in models.arms:
             kind = kind_of(a)
-            if not (kind.plain or kind.own_output):
+            if not (kind.plain or kind.own_output or (replayed and kind.model_free)):
                 bad.setdefault(kind.label, []).append(a.name)
         if bad:
             which = "; ".join(f"{label} arm(s) {', '.join(names)}" for label, names in bad.items())
+            if replayed:
+                raise ValueError(f"reward metric {reward.metric} is undefined for {which} (they have no output of their own "
+                                 f"and their counts need decoding); use a measured reward (speedup_count, speedup_wall)")
             raise ValueError(f"reward metric {reward.metric} is undefined for {which} "
                              f"(they have no output of their own); use --reward align_accept or a measured reward")
 

@@ -312,6 +312,34 @@ def _step_seconds(model: Any, vocab_size: int, context_len: int, repeats: int, w
     return float(statistics.median(times))
 
 
+@dataclass(frozen=True)
+class StepTimer:
+    """How an arm kind times its drafting step for ``calibrate`` (``ArmKind.step_seconds``)."""
+
+    context_len: int
+    repeats: int
+    warmup: int
+    sync: Any
+
+    def step(self, model: Any, vocab_size: int, context_length: int | None = None) -> float:
+        """Median seconds of one cached forward step of ``model`` at the calibration's context
+        (capped below the model's own ``context_length``)."""
+        at = min(self.context_len, (context_length or self.context_len + 1) - 1)
+        return _step_seconds(model, vocab_size, at, self.repeats, self.warmup, self.sync)
+
+    def call(self, fn: Any) -> float:
+        """Median seconds of ``fn()`` after the warm-up calls."""
+        times = []
+        for i in range(self.warmup + self.repeats):
+            self.sync()
+            t0 = time.perf_counter()
+            fn()
+            self.sync()
+            if i >= self.warmup:
+                times.append(time.perf_counter() - t0)
+        return float(statistics.median(times))
+
+
 def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int = 2) -> Calibration:
     """Time one target step and one drafting step per arm on this machine (``session``: a ``DecodingSession``)."""
     import torch
@@ -330,12 +358,8 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     if block > 1:
         c_block = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync, n_tokens=block)
         c_v = max(0.0, (c_block - c_t) / (block - 1))
-
-    def time_step(model: Any, vocab_size: int, context_length: int | None = None) -> float:
-        at = min(ctx, (context_length or ctx + 1) - 1)
-        return _step_seconds(model, vocab_size, at, repeats, warmup, session._sync)
-
-    arm_s = {arm.name: float(kind_of(arm).step_seconds(session, arm, time_step)) for arm in session.config.arms}
+    timer = StepTimer(ctx, repeats, warmup, session._sync)
+    arm_s = {arm.name: float(kind_of(arm).step_seconds(session, arm, timer)) for arm in session.config.arms}
     plain_step, c_r = _round_overhead(session, c_v, repeats=max(1, min(repeats, 3)))
     return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, round_overhead_s=c_r,
                        plain_step_s=plain_step,

@@ -33,6 +33,14 @@ A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
     num_assistant_tokens_schedule = "constant"
     # universal = true               # required when the draft's tokenizer differs from the target's
 
+    [[arms]]
+    name = "code-head"
+    kind = "head"                    # a drafting head on the target's hidden states (decoding.heads)
+    head = "heads/code"              # its folder: head.json + head.safetensors
+    num_assistant_tokens = 3
+
+What each kind means, loads and costs is its class in ``decoding.arms`` (one per kind, one
+registry); the settings an arm may take are its kind's.
 Unknown keys, wrong types, settings that do not belong to an arm's kind, and repeated arm names
 are errors that name the offending key and the valid ones. Nothing here loads a model:
 ``decoding.session.DecodingSession`` does.

@@ -142,6 +142,7 @@ class DecodingSession:
         self.max_new_tokens = config.target.max_new_tokens
         self._drafts: dict[str, LoadedModel] = {}
         self._universal: dict[str, bool] = {}
+        self.arm_state: dict[str, Any] = {}  # arm name -> what its kind loaded for it (decoding.arms)
         loaded: dict[str, LoadedModel] = {}  # path -> model: arms that name one file share it
         for arm in config.arms:
             kind_of(arm).load(self, arm, loaded)

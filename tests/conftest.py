@@ -8,6 +8,8 @@ Saved as safetensors under a temporary folder:
   layer, final norm and head (so it agrees with the target often enough to have accepted tokens).
 - ``other``: a 1-layer Llama over a different tokenizer (different vocabulary).
 - ``gpt2``: a 2-layer GPT-2 sharing the target's tokenizer (for early-exit refusal).
+- ``head``: an untrained drafting head on the target's hidden states (``decoding.heads``), over its
+  whole vocabulary (a folder: head.json + head.safetensors).
 
 Weights are initialised under ``torch.random.fork_rng`` so the global RNG is left as it was.
 """
@@ -67,6 +69,19 @@ def _save(model, tok, path: Path) -> str:
     return str(path)
 
 
+def _head(target, vocab: int):
+    """An untrained (seeded) drafting head on the tiny target's hidden states, over its whole vocabulary."""
+    from decoding.heads import feature_head
+
+    return feature_head(target.config.hidden_size, list(range(vocab)), n_blocks=1, expansion=1)
+
+
+def _save_head(head, path: Path) -> str:
+    from decoding.heads import save_head
+
+    return str(save_head(head, path))
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, str]:
     import torch
@@ -83,7 +98,9 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
         draft.load_state_dict({k: v for k, v in sd.items() if not k.startswith("model.layers.") or k.startswith("model.layers.0.")})
         other = _llama(len(other_tok), 1)
         gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=1, eos_token_id=2, pad_token_id=0))
+        head = _head(target, len(tok))
     return {
+        "head": _save_head(head, root / "head"),
         "target": _save(target, tok, root / "target"),
         "draft": _save(draft, tok, root / "draft"),
         "other": _save(other, other_tok, root / "other"),

@@ -13,6 +13,7 @@ from typing import Any
 from .base import ArmKind
 from .draft import Draft
 from .early_exit import EarlyExit
+from .head import Head
 from .plain import Plain
 from .prompt_lookup import PromptLookup
 
@@ -21,6 +22,7 @@ KINDS: dict[str, ArmKind] = {
     "draft": Draft(),
     "prompt_lookup": PromptLookup(),
     "early_exit": EarlyExit(),
+    "head": Head(),
 }
 
 

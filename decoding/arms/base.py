@@ -22,7 +22,7 @@ does. ``tests/decoding/test_arm_kinds.py`` runs every registered kind through th
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models import ArmConfig
@@ -180,8 +180,9 @@ class ArmKind:
         return replay_drafter(self.free_drafter(arm, eos), ids, target, max_new_tokens)
 
     # -- calibration -----------------------------------------------------------------------------
-    def step_seconds(self, session: "DecodingSession", arm: "ArmConfig", time_step: Callable[..., float]) -> float:
-        """Seconds of one drafting step on this machine; ``time_step(model, vocab_size, context_length=None)``
-        times one cached forward step of a model at the calibration's context (capped by the model's
-        own ``context_length``). 0 for a kind that runs no model."""
+    def step_seconds(self, session: "DecodingSession", arm: "ArmConfig", timer: Any) -> float:
+        """Seconds of one drafting step on this machine (0 for a kind that runs no model). ``timer``
+        (``decoding.calibrate.StepTimer``): ``timer.step(model, vocab_size, context_length=None)``
+        times one cached forward step of a model at the calibration's context; ``timer.call(fn)``
+        the median seconds of ``fn()``, with the calibration's warm-up and repeats."""
         return 0.0

@@ -84,6 +84,6 @@ class Draft(ArmKind):
         texts = d.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [list(session.target.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
-    def step_seconds(self, session: Any, arm: Any, time_step: Any) -> float:
+    def step_seconds(self, session: Any, arm: Any, timer: Any) -> float:
         d = session.draft(arm.name)
-        return time_step(d.model, d.model.config.get_text_config().vocab_size, d.context_length)
+        return timer.step(d.model, d.model.config.get_text_config().vocab_size, d.context_length)

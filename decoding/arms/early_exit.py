@@ -52,9 +52,9 @@ class EarlyExit(ArmKind):
         with _layers(session.target.model, arm.assistant_early_exit):
             return session._greedy(session.target, batch, max_new_tokens)
 
-    def step_seconds(self, session: Any, arm: Any, time_step: Any) -> float:
+    def step_seconds(self, session: Any, arm: Any, timer: Any) -> float:
         from ..loading import _layers
 
         model = session.target.model
         with _layers(model, arm.assistant_early_exit):
-            return time_step(model, model.config.get_text_config().vocab_size)
+            return timer.step(model, model.config.get_text_config().vocab_size)

@@ -1,0 +1,103 @@
+"""The ``head`` arm kind end to end: a models file names a head trained on the target's hidden
+states; ``bandit-log build`` measures it (through the project's loop, output checked against
+plain greedy), calibration prices its step, a policy that plays it decodes with it; bad heads
+and rewards it cannot have are refused by name before anything decodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bandit.cli.main import cli
+from logging_data import open_log, validate_log
+
+ARMS = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "lookup"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 2\n'
+        '\n[[arms]]\nname = "head"\nkind = "head"\nhead = "{head}"\nnum_assistant_tokens = 2\n')
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, toml_for, tiny_models):
+    root = tmp_path_factory.mktemp("head_arm")
+    models = root / "models.toml"
+    models.write_text(toml_for(ARMS.format(head=tiny_models["head"])))
+    prompts = root / "prompts.parquet"
+    pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["the quick brown fox jumps over the lazy dog the quick brown",
+                                                          "def add ( a , b ) : return a + b def add (", "the cat sat on the mat"],
+                  "domain": ["x", "code", "x"], "split": ["train", "train", "test"]}).to_parquet(prompts)
+    return {"root": root, "models": models, "prompts": prompts}
+
+
+def test_build_measures_a_head_arm_and_decode_plays_it(files):
+    from bandit.policies.baselines import FixedConfig
+    from bandit.runs import train_run
+
+    log = files["root"] / "log"
+    runner = CliRunner()
+    r = runner.invoke(cli, ["build", str(files["prompts"]), "--models", str(files["models"]), "--out", str(log),
+                            "--reward", "speedup_count", "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["n_rows_written"] == 9 and doc["n_lossless_failures"] == 0
+    assert validate_log(log).ok
+    opened = open_log(log)
+    head = next(a for a in opened.metadata.arms if a.name == "head")
+    assert head.kind == "head" and head.cost > 0 and head.attrs["draft_tokens"] == 2 and head.attrs["n_params_m"] > 0
+    rows = opened.read("outcomes").set_index("arm").loc["head"]
+    assert rows["lossless"].all() and (rows["draft_calls"] > 0).all() and rows["align_accept"].isna().all()
+    assert (rows["accepted_tokens"] == rows["n_new_tokens"] - rows["target_calls"]).all()
+
+    run = train_run(log, FixedConfig(arm="head"), files["root"] / "run", split=None, progress=False)
+    r = runner.invoke(cli, ["decode", "--policy", str(run.path), "--models", str(files["models"]), str(files["prompts"]),
+                            "--out", str(log), "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["arm_counts"] == {"head": 3} and doc["n_lossless_failures"] == 0
+    assert validate_log(log).ok
+
+
+def _wrong_head(tmp_path: Path) -> str:
+    from decoding.heads import feature_head, save_head
+
+    return str(save_head(feature_head(16, [0, 1, 2], n_blocks=1, expansion=1), tmp_path / "wrong"))
+
+
+@pytest.mark.parametrize("make,error,pattern", [
+    (lambda tmp: str(tmp / "nowhere"), "ModelLoadError", r"arm 'head': cannot load the head at .*nowhere: head .*nowhere: expected head.json and head.safetensors"),
+    (_wrong_head, "ArmNotSupportedError", r"arm 'head': the head at .*wrong was trained for hidden size 16 .*the target .* has hidden size 32"),
+])
+def test_a_head_that_cannot_run_is_refused_at_load(toml_for, tiny_models, tmp_path, make, error, pattern):
+    from decoding import loading
+    from decoding.models import parse_models_config
+    from decoding.session import DecodingSession
+
+    config = parse_models_config(toml_for(ARMS.format(head=make(tmp_path))), base_dir=tiny_models["root"])
+    with pytest.raises(getattr(loading, error), match=pattern):
+        DecodingSession(config, threads=1)
+
+
+@pytest.mark.parametrize("reward,pattern", [
+    ("align_lcs", r"align_lcs is undefined for prompt-lookup arm\(s\) lookup; hidden-state head arm\(s\) head \(they have no output"),
+    ("align_accept", r"align_accept is undefined for hidden-state head arm\(s\) head \(they have no output of their own and their "
+                     r"counts need decoding\); use a measured reward"),
+])
+def test_rewards_a_head_cannot_have_are_refused_before_decoding(files, tmp_path, reward, pattern):
+    r = CliRunner().invoke(cli, ["build", str(files["prompts"]), "--models", str(files["models"]), "--out", str(tmp_path / "log"),
+                                 "--reward", reward])
+    assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1
+    import re
+
+    assert re.search(pattern, r.output), r.output
+    assert not (tmp_path / "log").exists()
+
+
+def test_a_head_arm_needs_its_folder(toml_for):
+    from decoding.models import ModelsConfigError, parse_models_config
+
+    with pytest.raises(ModelsConfigError, match=r"arm 'h': kind 'head' needs `head` \(a folder holding head.json"):
+        parse_models_config(toml_for('[[arms]]\nname = "h"\nkind = "head"\n'))
+    with pytest.raises(ModelsConfigError, match=r"'draft' do not apply to kind 'head'"):
+        parse_models_config(toml_for('[[arms]]\nname = "h"\nkind = "head"\nhead = "x"\ndraft = "y"\n'))
