@@ -7,7 +7,6 @@ A new kind is covered by adding it to the registry: its ``example`` arm is what 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
