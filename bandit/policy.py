@@ -39,6 +39,12 @@ class Policy(Protocol):
         ...
 
 
+def check_training_arms(data: Any, arm_names: Sequence[str]) -> None:
+    """Refuse training data whose ordered arms are not the policy's."""
+    if tuple(data.arm_names) != tuple(arm_names):
+        raise ValueError(f"training data arms {list(data.arm_names)} differ from the policy's arms {list(arm_names)}")
+
+
 def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Sample one action per row of ``probs`` (n, n_arms); returns (actions (n,), propensities (n,)).
 

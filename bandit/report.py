@@ -71,16 +71,16 @@ def baseline_probs(spec: str, decisions: pd.DataFrame, arm_names: Sequence[str],
     ``spec``: ``uniform``; ``fixed:ARM`` (always the arm named ARM); ``oracle`` (the best arm per
     prompt in hindsight, ties to the lowest index; needs ``outcomes`` covering every decision).
     """
+    from bandit.policies.baselines import fixed_probabilities, oracle_probabilities, uniform_probabilities
+
     n, k = len(decisions), len(arm_names)
     if spec == "uniform":
-        return np.full((n, k), 1.0 / k)
+        return uniform_probabilities(n, k)
     if spec.startswith("fixed:"):
         arm = spec.partition(":")[2]
         if arm not in arm_names:
             raise ValueError(f"baseline {spec!r}: unknown arm {arm!r}; arms: {', '.join(arm_names)}")
-        out = np.zeros((n, k))
-        out[:, list(arm_names).index(arm)] = 1.0
-        return out
+        return fixed_probabilities(n, k, list(arm_names).index(arm))
     if spec == "oracle":
         if outcomes is None or outcomes.empty:
             raise ValueError("baseline 'oracle' needs the log's outcomes table (the best arm per prompt in hindsight); this log has none")
@@ -92,9 +92,7 @@ def baseline_probs(spec: str, decisions: pd.DataFrame, arm_names: Sequence[str],
                 f"baseline 'oracle' needs outcomes for every decision; {int(none.sum())} decision(s) have none "
                 f"(first: query_id={decisions['query_id'].iloc[i]})"
             )
-        out = np.zeros((n, k))
-        out[np.arange(n), np.nanargmax(rewards, axis=1)] = 1.0
-        return out
+        return oracle_probabilities(rewards)
     raise ValueError(f"unknown baseline {spec!r}; expected one of: {', '.join(BASELINES)}")
 
 

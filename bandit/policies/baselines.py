@@ -19,6 +19,28 @@ from bandit.policy import NotFittedError, sample_actions
 from ._common import PolicyConfigBase, SavedStatePolicy, arm_values, best_arm, check_number, one_hot
 
 
+# -- the rules, once: the policies below and the report's baseline targets (bandit.report) ------
+def uniform_probabilities(n: int, n_arms: int) -> np.ndarray:
+    """float64 (n, n_arms): every arm with probability 1 / n_arms."""
+    return np.full((n, n_arms), 1.0 / n_arms)
+
+
+def fixed_probabilities(n: int, n_arms: int, arm: int) -> np.ndarray:
+    """float64 (n, n_arms): one-hot at arm index ``arm``."""
+    return one_hot(np.full(n, arm), n_arms)
+
+
+def best_in_hindsight(rewards: np.ndarray) -> np.ndarray:
+    """int64 (n,): each row's best measured arm (NaN = unmeasured; ties to the lowest index)."""
+    r = np.asarray(rewards, dtype=float)
+    return np.nanargmax(np.where(np.isfinite(r), r, -np.inf), axis=1).astype(np.int64)
+
+
+def oracle_probabilities(rewards: np.ndarray) -> np.ndarray:
+    """float64 (n, n_arms): one-hot at each row's best measured arm (``best_in_hindsight``)."""
+    return one_hot(best_in_hindsight(rewards), np.asarray(rewards).shape[1])
+
+
 # -- uniform ------------------------------------------------------------------------------------
 class UniformPolicy(SavedStatePolicy):
     """Every arm with probability 1 / n_arms, whatever the prompt."""
@@ -27,8 +49,7 @@ class UniformPolicy(SavedStatePolicy):
         return {}
 
     def _probabilities(self, x: np.ndarray) -> np.ndarray:
-        k = len(self.arm_names)
-        return np.full((x.shape[0], k), 1.0 / k)
+        return uniform_probabilities(x.shape[0], len(self.arm_names))
 
 
 @dataclass(frozen=True)
@@ -53,7 +74,7 @@ class FixedArmPolicy(SavedStatePolicy):
         return {"arm_value": float(arm_values(data)[self.arm_names.index(self.config.arm)])}
 
     def _probabilities(self, x: np.ndarray) -> np.ndarray:
-        return one_hot(np.full(x.shape[0], self.arm_names.index(self.config.arm)), len(self.arm_names))
+        return fixed_probabilities(x.shape[0], len(self.arm_names), self.arm_names.index(self.config.arm))
 
 
 @dataclass(frozen=True)
@@ -118,9 +139,9 @@ class OraclePolicy(SavedStatePolicy):
         if unmeasured.any():
             first = data.query_ids[int(np.flatnonzero(unmeasured)[0])]
             raise ValueError(f"oracle: {int(unmeasured.sum())} prompt(s) have no measured arm (first: query_id={first})")
-        best = np.nanargmax(np.where(np.isfinite(r), r, -np.inf), axis=1)
+        best = best_in_hindsight(r)
         self.query_ids_ = tuple(data.query_ids)
-        self.best_arms_ = best.astype(np.int64)
+        self.best_arms_ = best
         self._index = {q: i for i, q in enumerate(self.query_ids_)}
         return {"value": float(r[np.arange(data.n), best].mean())}
 

@@ -50,7 +50,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bandit.policies import _torch_io
-from bandit.policy import NotFittedError, sample_actions, softmax
+from bandit.policy import NotFittedError, check_training_arms, sample_actions, softmax
 from logging_data.schema import as_arms
 
 MODEL_FILE = "model.safetensors"
@@ -234,8 +234,7 @@ class OfflineRLPolicy:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        if tuple(data.arm_names) != self.arm_names:
-            raise ValueError(f"training data arms {list(data.arm_names)} differ from the policy's arms {list(self.arm_names)}")
+        check_training_arms(data, self.arm_names)
         rows, actions, rewards = _transitions(data)
         if rows.size == 0:
             raise ValueError("training data has no transition (every reward is NaN, or there are no rows)")

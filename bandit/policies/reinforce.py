@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bandit.policies import _torch_io
-from bandit.policy import NotFittedError, greedy, sample_actions, softmax
+from bandit.policy import NotFittedError, check_training_arms, greedy, sample_actions, softmax
 from logging_data.schema import as_arms
 
 MODEL_FILE = "model.safetensors"
@@ -144,8 +144,7 @@ class ReinforcePolicy:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        if tuple(data.arm_names) != self.arm_names:
-            raise ValueError(f"training data arms {list(data.arm_names)} differ from the policy's arms {list(self.arm_names)}")
+        check_training_arms(data, self.arm_names)
         rows = self._usable_rows(data)
         x = data.features[rows]
         if not np.isfinite(x).all():

@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from bandit.policy import NotFittedError, sample_actions
+from bandit.policy import NotFittedError, check_training_arms, sample_actions
 from logging_data.files import atomic_write, write_text_atomic
 from logging_data.schema import as_arms
 from logging_data.validate import first_line
@@ -308,8 +308,7 @@ class VWPolicy:
         """
         import vowpalwabbit
 
-        if tuple(data.arm_names) != self.arm_names:
-            raise ValueError(f"training data arms {list(data.arm_names)} differ from the policy's arms {list(self.arm_names)}")
+        check_training_arms(data, self.arm_names)
         x = data.features
         if x.shape[1] > self.config.max_features:
             raise ValueError(f"features have {x.shape[1]} columns; VWConfig.max_features is {self.config.max_features} (use a smaller featurizer or raise the limit)")
