@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bandit.cli._common import emit_json, say
+from logging_data.prompts import DOMAINS
 
 
 def _csv(value: str, option: str) -> tuple[str, ...]:
@@ -32,8 +33,8 @@ def _split(value: str) -> tuple[float, float, float]:
               help="Parquet file to write; its sources go to <name>.sources.json beside it.")
 @click.option("--per-domain", type=int, default=200, show_default=True, help="At most this many prompts per domain.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--domains", default="code,translate,summarize,questions", show_default=True,
-              help="Comma-separated domains to build.")
+@click.option("--domains", default=",".join(DOMAINS), show_default=True,
+              help="Comma-separated domains to build (one module each in logging_data/prompt_sources).")
 @click.option("--split", "split", default="0.6,0.2,0.2", show_default=True,
               help="Fractions of train,validation,test (per domain).")
 @click.option("--languages", default="de,fr,es,it", show_default=True, help="Target languages of `translate`.")
