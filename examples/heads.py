@@ -19,9 +19,14 @@ Steps (``decoding.heads``):
    H200 (``examples/profiles/h200-smollm2-135m-fp32.json``; a head's step there is *assumed* to cost
    what a 2-layer 256-wide draft model measured there, 2.1 ms: not measured);
 5. on each: every policy trained on train, the project's rule selects on validation, the test split
-   scores it against the best single arm (``examples/quickstart.py``, live step skipped).
+   scores it against the best single arm (``examples/quickstart.py``, live step skipped);
+6. live on this CPU (``--live-per-domain N`` test prompts per domain): ``OUT/models-heads.toml``
+   names plain decoding, ``lookup-n3-k10`` and each head as a ``kind = "head"`` arm, and
+   ``bandit-log build``'s builder measures them (wall times, counts, its own calibration of every
+   arm's step, output checked against plain greedy): wall speed-up beside the count model, and the
+   same counts priced under the H200 profile.
 
-Writes ``OUT/heads.json`` (every number), the heads (safetensors), the two logs and the reports.
+Writes ``OUT/heads.json`` (every number), the heads (safetensors), the logs and the reports.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], 
 
 def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 6, seed: int = 0,
          threads: int | None = None, live_check: int = 8, budget: str = "default",
-         learners: tuple[str, ...] | None = None) -> dict[str, Any]:
+         learners: tuple[str, ...] | None = None, live_per_domain: int = 4) -> dict[str, Any]:
     import torch
 
     from decoding import heads
@@ -192,7 +197,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     base = outcomes[outcomes["query_id"].isin(plain["query_id"])]
     qcols = ["query_id", "prompt", "domain", "split"]
     heads_rows = replayed.merge(plain[qcols], on="query_id")
-    arms = tuple(joint.metadata.arms) + tuple(Arm(name=a, kind="draft", attrs={"head": a.split("-")[1], "k": int(a[-1])})
+    arms = tuple(joint.metadata.arms) + tuple(Arm(name=a, kind="head", attrs={"head": a.split("-")[1], "draft_tokens": int(a[-1])})
                                               for a in head_arms)
     kinds = {a.name: a.kind for a in arms}
     logs = {}
@@ -236,10 +241,77 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                         "test_against_best_arm": q["test_against_best_arm"],
                         "per_arm_by_domain": _arm_table(path)}
         result[name]["test_overall"] = test[test["domain"] == "(all)"].set_index("policy")["count"].to_dict()
+    if live_per_domain > 0:
+        _say(f"6/6 live on this CPU: {live_per_domain} test prompt(s) per domain, heads as arms of a models file")
+        t = time.perf_counter()
+        test = plain[plain["split"].astype(str) == "test"].groupby("domain", observed=True, group_keys=False).head(live_per_domain)
+        result["live"] = live_heads(out, domains, test[qcols], raw_h200, threads)
+        seconds["live"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_all
     result["seconds"] = seconds
     (out / "heads.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+LIVE_LOOKUP = "lookup-n3-k10"
+
+
+def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
+    """``out/models-heads.toml``: the joint models file's target, plain decoding, ``LIVE_LOOKUP`` and
+    one ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``)."""
+    from decoding.models import load_models_config
+
+    joint = load_models_config(MODELS)
+    lookup = joint.arm(LIVE_LOOKUP)
+    t = joint.target
+    text = (f'[target]\npath = "{t.path}"\ndevice = "{t.device}"\nmax_new_tokens = {t.max_new_tokens}\n\n'
+            '[[arms]]\nname = "plain"\nkind = "none"\n\n'
+            f'[[arms]]\nname = "{LIVE_LOOKUP}"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n'
+            f'max_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
+    for d in domains:
+        text += f'\n[[arms]]\nname = "head-{d}-k{k}"\nkind = "head"\nhead = "heads/{d}"\nnum_assistant_tokens = {k}\n'
+    path = out / "models-heads.toml"
+    path.write_text(text)
+    return path
+
+
+def live_heads(out: Path, domains: list[str], prompts: pd.DataFrame, h200: Any, threads: int | None) -> dict[str, Any]:
+    """Measure plain decoding, ``LIVE_LOOKUP`` and every head on ``prompts`` with the project's builder
+    (a measured log, its own calibration): per arm and domain, wall and count speed-ups (ratios of
+    totals), the same counts priced under ``h200`` (heads' step assumed), and the lossless check."""
+    import shutil
+
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.calibrate import Calibration, for_arms
+    from decoding.models import load_models_config
+    from decoding.reprice import price_counts
+    from logging_data import open_log
+
+    models = load_models_config(heads_models_file(out, domains))
+    path = out / "live-prompts.parquet"
+    prompts.to_parquet(path)
+    log_path = out / "log-live"
+    if log_path.exists():
+        shutil.rmtree(log_path)
+    cfg = BuildConfig(reward=reward_definition("speedup_wall"), batch_size=4, calibration_repeats=5)
+    summary = build_log(path, models, log_path, cfg, threads=threads, progress=False, command="examples/heads.py (live)")
+    log = open_log(log_path)
+    frame = log.read("outcomes")
+    kinds = {a.name: a.kind for a in log.metadata.arms}
+    steps = {a.name: (H200_HEAD_STEP_S if a.kind == "head" else 0.0) for a in log.metadata.arms}
+    frame["count_h200"] = price_counts(frame, kinds, for_arms(Calibration(**{**h200.to_json(), "arm_step_s": steps}), models.arms))
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for (arm, d), part in frame.groupby([frame["arm"].astype(str), frame["domain"].astype(str)]):
+        n = part["n_new_tokens"].astype(float)
+        table.setdefault(arm, {})[d] = {
+            "wall": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
+            "count_cpu": float(n.sum() / (n / part["speedup_count"]).sum()),
+            "count_h200": float(n.sum() / (n / part["count_h200"]).sum()),
+            "acceptance": float(part["accepted_tokens"].sum() / max(float(part["draft_tokens"].sum()), 1.0)),
+            "identical": float(part["lossless"].astype(bool).mean()), "n_prompts": int(len(part))}
+    calibration = log.metadata.extra["calibration"]
+    return {"models": str(out / "models-heads.toml"), "n_prompts": int(len(prompts)), "n_lossless_failures": summary.n_lossless_failures,
+            "calibration": calibration, "per_arm_by_domain": table}
 
 
 def _arm_table(log_path: Path) -> dict[str, dict[str, float]]:
@@ -281,9 +353,15 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--live-per-domain", type=int, default=4, help="test prompts per domain measured live (0: none)")
     a = parser.parse_args()
-    res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads)
+    res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads, live_per_domain=a.live_per_domain)
     print(json.dumps({k: res[k] for k in ("learning_curve", "seconds")}, indent=2))
     for name in ("cpu", "h200"):
         r = res[name]
         print(f"\n{name}: selected {r['winner']}; test: {r['test_against_best_arm']['count_total']}")
+    if "live" in res:
+        print("\nlive on this CPU (wall / count on this CPU / count on the H200 profile / acceptance / identical):")
+        for arm, by_domain in res["live"]["per_arm_by_domain"].items():
+            print(f"  {arm:18s} " + "  ".join(f"{d} {v['wall']:.2f}/{v['count_cpu']:.2f}/{v['count_h200']:.2f}/{v['acceptance']:.2f}/"
+                                            f"{v['identical']:.0%}" for d, v in by_domain.items()))

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     ex = load_example("heads")
     res = ex.main(tmp_path / "out", max_prompts=12, epochs=1, threads=2, live_check=2, budget="tiny",
-                  learners=("regression", "classifier"))
+                  learners=("regression", "classifier"), live_per_domain=1)
     assert res["n_prompts"] == 12 and res["domains"] == ["code", "questions", "summarize", "translate"]
     assert all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
     for d, points in res["learning_curve"].items():
@@ -30,3 +30,9 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     assert "h200-smollm2-135m-fp32.json" in h200.reward.priced_by and "assumed" in h200.reward.priced_by
     assert (tmp_path / "out" / "heads" / "code" / "head.safetensors").exists()
     assert json.loads((tmp_path / "out" / "heads.json").read_text())["n_prompts"] == 12
+    live = res["live"]  # the heads as kind = "head" arms of a models file, measured by the builder
+    assert live["n_prompts"] == 4 and live["n_lossless_failures"] == 0
+    assert set(live["per_arm_by_domain"]) == {"plain", "lookup-n3-k10"} | {f"head-{d}-k3" for d in res["domains"]}
+    assert all(v["identical"] == 1.0 and v["wall"] > 0 for arm in live["per_arm_by_domain"].values() for v in arm.values())
+    assert validate_log(tmp_path / "out" / "log-live").ok
+    assert open_log(tmp_path / "out" / "log-live").metadata.arms[-1].kind == "head"
