@@ -171,11 +171,9 @@ class ModelsConfig:
             attrs: dict[str, Any] = {"kind": a.kind, "family": a.family or a.kind}
             if a.n_draft_tokens is not None:
                 attrs["draft_tokens"] = int(a.n_draft_tokens)
-            attrs.update(kind_of(a).log_attrs(a))
             if a.name in n_params_m:
                 attrs["n_params_m"] = float(n_params_m[a.name])
-            if attrs.get("universal"):  # after n_params_m, as logs have always recorded it
-                attrs["universal"] = attrs.pop("universal")
+            attrs.update(kind_of(a).log_attrs(a))
             out.append(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=attrs))
         return tuple(out)
 
