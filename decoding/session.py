@@ -1,8 +1,9 @@
 """The decoding session: the target and the arms' models loaded once, greedy generation and
 measured assisted decoding.
 
-``DecodingSession(models_config)`` loads the target and every arm's draft once, checks every
-arm up front (tokenizers, early-exit support) and offers:
+``DecodingSession(models_config)`` loads the target once and, through each arm's kind
+(``decoding.arms``), what the arm needs (a draft model, a head), checking every arm up front
+(tokenizers, early-exit support, a head's shape), and offers:
 
 - ``encode(prompt) -> list[int]``: token ids, through the chat template when configured;
 - ``greedy(batch, model="target") -> list[list[int]]``: batched greedy generation with left
@@ -269,7 +270,9 @@ class DecodingSession:
         reference: Sequence[int] | None = None,
         max_new_tokens: int | None = None,
     ) -> DecodeOutcome:
-        """Decode one prompt greedily with ``arm`` (None or a ``none`` arm: plain decoding).
+        """Decode one prompt greedily with ``arm`` (None or a ``none`` arm: plain decoding), through
+        transformers' ``generate()``; an arm whose kind ``generate()`` cannot run (a head) through the
+        project's loop (``looped``), with the same output and counts.
 
         ``warmup`` untimed runs, then ``repeats`` timed runs; the counts come from the last run.
         With ``reference`` (the target's plain greedy tokens) ``lossless`` says whether the
