@@ -257,8 +257,9 @@ LIVE_LOOKUP = "lookup-n3-k10"
 
 
 def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
-    """``out/models-heads.toml``: the joint models file's target, plain decoding, ``LIVE_LOOKUP`` and
-    one ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``)."""
+    """``out/models-heads.toml``: the joint models file's target, plain decoding, ``LIVE_LOOKUP``, one
+    ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``) and one
+    ``kind = "lookup_head"`` arm per head (``LIVE_LOOKUP``'s candidates where it matches, else the head's)."""
     from decoding.models import load_models_config
 
     joint = load_models_config(MODELS)
@@ -270,6 +271,9 @@ def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
             f'max_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
     for d in domains:
         text += f'\n[[arms]]\nname = "head-{d}-k{k}"\nkind = "head"\nhead = "heads/{d}"\nnum_assistant_tokens = {k}\n'
+    for d in domains:  # prompt lookup where it matches, the domain's head where it does not
+        text += (f'\n[[arms]]\nname = "lookup-head-{d}"\nkind = "lookup_head"\nhead = "heads/{d}"\nnum_assistant_tokens = {k}\n'
+                 f'prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\nmax_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
     path = out / "models-heads.toml"
     path.write_text(text)
     return path
@@ -298,7 +302,9 @@ def live_heads(out: Path, domains: list[str], prompts: pd.DataFrame, h200: Any, 
     log = open_log(log_path)
     frame = log.read("outcomes")
     kinds = {a.name: a.kind for a in log.metadata.arms}
-    steps = {a.name: (H200_HEAD_STEP_S if a.kind == "head" else 0.0) for a in log.metadata.arms}
+    from decoding.arms import KINDS
+
+    steps = {a.name: (0.0 if KINDS[a.kind].model_free else H200_HEAD_STEP_S) for a in log.metadata.arms}  # heads: assumed
     frame["count_h200"] = price_counts(frame, kinds, for_arms(Calibration(**{**h200.to_json(), "arm_step_s": steps}), models.arms))
     table: dict[str, dict[str, dict[str, float]]] = {}
     for (arm, d), part in frame.groupby([frame["arm"].astype(str), frame["domain"].astype(str)]):
@@ -312,6 +318,28 @@ def live_heads(out: Path, domains: list[str], prompts: pd.DataFrame, h200: Any, 
     calibration = log.metadata.extra["calibration"]
     return {"models": str(out / "models-heads.toml"), "n_prompts": int(len(prompts)), "n_lossless_failures": summary.n_lossless_failures,
             "calibration": calibration, "per_arm_by_domain": table}
+
+
+def live_only(out: str | Path, max_prompts: int | None, live_per_domain: int, threads: int | None) -> dict[str, Any]:
+    """Step 6 alone, on the heads saved under ``out/heads`` by an earlier run with the same ``max_prompts``
+    (the same test prompts); writes ``out/heads-live.json``."""
+    from decoding.calibrate import load_calibration
+    from logging_data import open_log
+
+    out = Path(out)
+    domains = sorted(p.name for p in (out / "heads").iterdir() if (p / "head.safetensors").exists())
+    if not domains:
+        raise SystemExit(f"--live-only: no heads under {out / 'heads'}; run examples/heads.py without it first")
+    outcomes = open_log(JOINT_LOG).read("outcomes")
+    plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
+    if max_prompts:
+        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
+    test = plain[plain["split"].astype(str) == "test"].groupby("domain", observed=True, group_keys=False).head(live_per_domain)
+    t = time.perf_counter()
+    res = {"live": live_heads(out, domains, test[["query_id", "prompt", "domain", "split"]], load_calibration(H200), threads)}
+    res["seconds"] = time.perf_counter() - t
+    (out / "heads-live.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    return res
 
 
 def _arm_table(log_path: Path) -> dict[str, dict[str, float]]:
@@ -354,7 +382,13 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--live-per-domain", type=int, default=4, help="test prompts per domain measured live (0: none)")
+    parser.add_argument("--live-only", action="store_true",
+                        help="only step 6, with the heads an earlier run saved under OUT/heads (its --max-prompts)")
     a = parser.parse_args()
+    if a.live_only:
+        res = live_only(a.out, a.max_prompts, a.live_per_domain, a.threads)
+        print(json.dumps(res["live"]["per_arm_by_domain"], indent=2))
+        sys.exit(0)
     res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads, live_per_domain=a.live_per_domain)
     print(json.dumps({k: res[k] for k in ("learning_curve", "seconds")}, indent=2))
     for name in ("cpu", "h200"):

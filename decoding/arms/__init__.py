@@ -14,6 +14,7 @@ from .base import ArmKind
 from .draft import Draft
 from .early_exit import EarlyExit
 from .head import Head
+from .lookup_head import LookupHead
 from .plain import Plain
 from .prompt_lookup import PromptLookup
 
@@ -23,6 +24,7 @@ KINDS: dict[str, ArmKind] = {
     "prompt_lookup": PromptLookup(),
     "early_exit": EarlyExit(),
     "head": Head(),
+    "lookup_head": LookupHead(),
 }
 
 

@@ -69,8 +69,10 @@ class Head(ArmKind):
     def step_seconds(self, session: Any, arm: Any, timer: Any) -> float:
         import torch
 
-        drafter = self.drafter(session, arm)
-        drafter.k = 1  # one drafted token: one head step (the embedding, the head, the reduced output layer)
+        from ..heads import HeadDraft
+
+        # one drafted token: one head step (the embedding, the head, the reduced output layer)
+        drafter = HeadDraft(session.arm_state[arm.name], session.target.model, 1)
         hidden = torch.zeros(session.arm_state[arm.name].hidden, device=session.target.model.device)
 
         def step() -> None:

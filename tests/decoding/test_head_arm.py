@@ -101,3 +101,21 @@ def test_a_head_arm_needs_its_folder(toml_for):
         parse_models_config(toml_for('[[arms]]\nname = "h"\nkind = "head"\n'))
     with pytest.raises(ModelsConfigError, match=r"'draft' do not apply to kind 'head'"):
         parse_models_config(toml_for('[[arms]]\nname = "h"\nkind = "head"\nhead = "x"\ndraft = "y"\n'))
+
+
+def test_lookup_then_head_proposes_lookup_where_it_matches_and_the_head_elsewhere(session, tiny_models):
+    import torch
+
+    from decoding.arms.lookup_head import LookupThenHead
+    from decoding.heads import HeadDraft, load_head
+    from decoding.specloop import PromptLookup
+
+    head = HeadDraft(load_head(tiny_models["head"]), session.target.model, 2)
+    drafter = LookupThenHead(PromptLookup(3, 2, session.eos_ids), head)
+    drafter.reset([5, 6, 7])
+    assert drafter.propose([5, 6, 7]) == [] and drafter.draft_calls == 0  # no match and no state yet: nothing
+    drafter.accepted([5, 6, 7, 5], torch.zeros(head.head.hidden))
+    assert drafter.propose([5, 6, 7, 5]) == [6, 7, 5] and drafter.draft_calls == 0  # lookup matched: its candidates
+    drafter.accepted([5, 6, 7, 8], torch.zeros(head.head.hidden))
+    chain = drafter.propose([5, 6, 7, 8])
+    assert len(chain) == 2 and drafter.draft_calls == 2  # no match: the head's two tokens

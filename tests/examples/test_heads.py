@@ -32,7 +32,8 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     assert json.loads((tmp_path / "out" / "heads.json").read_text())["n_prompts"] == 12
     live = res["live"]  # the heads as kind = "head" arms of a models file, measured by the builder
     assert live["n_prompts"] == 4 and live["n_lossless_failures"] == 0
-    assert set(live["per_arm_by_domain"]) == {"plain", "lookup-n3-k10"} | {f"head-{d}-k3" for d in res["domains"]}
+    assert set(live["per_arm_by_domain"]) == ({"plain", "lookup-n3-k10"} | {f"head-{d}-k3" for d in res["domains"]}
+                                              | {f"lookup-head-{d}" for d in res["domains"]})
     assert all(v["identical"] == 1.0 and v["wall"] > 0 for arm in live["per_arm_by_domain"].values() for v in arm.values())
     assert validate_log(tmp_path / "out" / "log-live").ok
-    assert open_log(tmp_path / "out" / "log-live").metadata.arms[-1].kind == "head"
+    assert [a.kind for a in open_log(tmp_path / "out" / "log-live").metadata.arms][-2:] == ["lookup_head"] * 2
