@@ -360,6 +360,38 @@ def replay_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[in
             "accepted_tokens": L - calls}
 
 
+def replay_lookup_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
+                         lookup_k: int, ngram: int = 2, eos: Iterable[int] = ()) -> dict[str, int]:
+    """``replay_chains`` for the ``lookup_head`` arm kind (``decoding.arms.lookup_head``): each round
+    proposes prompt lookup's candidates (``lookup_k`` tokens, n-grams up to ``ngram``) where it finds
+    a match in the context, else the head's chain of that position; same rounds and caps as the loop."""
+    from .alignment import prompt_lookup_candidates
+
+    eos = frozenset(eos)
+    P, L = len(prompt), len(greedy)
+    max_length = P + max_new_tokens
+    context = list(prompt)
+    i = calls = proposed = draft_calls = 0
+    while i < L:
+        current = P + i
+        cand: Sequence[int] = []
+        if max_length != current + 1:
+            cand = prompt_lookup_candidates(context, lookup_k, ngram, eos)
+            if not cand and i > 0:
+                cand = chains[i - 1, :k]
+                draft_calls += k
+        run = 0
+        while run < len(cand) and i + run < L and int(cand[run]) == greedy[i + run]:
+            run += 1
+        run = min(run, max(max_length - current - 1, 0))
+        calls += 1
+        proposed += len(cand)
+        context.extend(greedy[i:i + run + 1])
+        i += run + 1
+    return {"n_new_tokens": L, "target_calls": calls, "draft_tokens": proposed, "draft_calls": draft_calls,
+            "accepted_tokens": L - calls}
+
+
 def draft_chains_many(head: Any, model: Any, items: Sequence[tuple[Any, Sequence[int], int]], k: int,
                       batch_size: int = 8192) -> list[np.ndarray]:
     """``draft_chains`` of many ``(states, sequence, start)`` at once (one batch over all positions)."""

@@ -12,8 +12,10 @@ Steps (``decoding.heads``):
 2. per domain, a head trained on that domain's *train* prompts (vocabulary: the domain's 2,048
    most frequent next tokens), and a learning curve: its acceptance on the domain's validation
    prompts when trained on 1/4, 1/2 and all of them;
-3. every head × draft length k in {3, 5} replayed on every prompt: exact counts of the project's
-   loop (``decoding.specloop``) with that head, checked against live decoding on a sample;
+3. every head × draft length k in {3, 5}, and every head after prompt lookup (``lookup-head-D``:
+   ``lookup-n3-k10``'s candidates where it matches, the head's 3 elsewhere; arm kind
+   ``lookup_head``), replayed on every prompt: exact counts of the project's loop
+   (``decoding.specloop``), checked against live decoding on a sample;
 4. a log with the joint log's 13 arms (plain, prompt lookup) plus the head arms, priced under two
    cost profiles: this CPU (the joint log's calibration, the heads' step measured here) and the
    H200 (``examples/profiles/h200-smollm2-135m-fp32.json``; a head's step there is *assumed* to cost
@@ -96,7 +98,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     from decoding.models import load_models_config
     from decoding.reprice import price_counts
     from decoding.session import DecodingSession
-    from decoding.specloop import StaticTarget, speculative_greedy
+    from decoding.arms.lookup_head import LookupThenHead
+    from decoding.specloop import PromptLookup, StaticTarget, speculative_greedy
     from logging_data import Arm, LogMetadata, RewardDefinition, create_log, open_log
 
     out = Path(out)
@@ -161,8 +164,9 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         heads.save_head(head, out / "heads" / d, record)
     seconds["train"] = time.perf_counter() - t
 
-    _say("3/5 replaying every head x k on every prompt; live check on a sample")
+    _say("3/5 replaying every head x k (and each head after prompt lookup) on every prompt; live check on a sample")
     t = time.perf_counter()
+    lookup = session.config.arm(LIVE_LOOKUP)
     rows = []
     everyone = np.arange(len(plain))
     for d in domains:
@@ -172,6 +176,10 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
             for i, ch in zip(everyone, drafted):
                 r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k)
                 rows.append({"query_id": plain.at[i, "query_id"], "arm": arm, **r})
+        for i, ch in zip(everyone, drafted):  # prompt lookup where it matches, this head (k = 3) elsewhere
+            r = heads.replay_lookup_chains(ch, prompts[i], outputs[i], session.max_new_tokens, 3, lookup.prompt_lookup_num_tokens,
+                                           lookup.max_matching_ngram_size or 2, session.eos_ids)
+            rows.append({"query_id": plain.at[i, "query_id"], "arm": f"lookup-head-{d}", **r})
     replayed = pd.DataFrame(rows)
     seconds["replay"] = time.perf_counter() - t
     target = StaticTarget(session.target.model, 1024)
@@ -179,26 +187,32 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     sample = np.random.default_rng(seed + 1).choice(len(plain), size=min(live_check, len(plain)), replace=False)
     for i in sample:
         d = str(dom[i])
-        live = speculative_greedy(target, prompts[i], heads.HeadDraft(trained[d], session.target.model, 3), session.max_new_tokens,
-                                  session.eos_ids)
-        rep = replayed[(replayed["query_id"] == plain.at[i, "query_id"]) & (replayed["arm"] == f"head-{d}-k3")].iloc[0]
-        checks.append({"query_id": plain.at[i, "query_id"], "lossless": list(live.tokens) == outputs[i],
-                       "same_counts": (live.target_calls, live.draft_tokens) == (int(rep["target_calls"]), int(rep["draft_tokens"]))})
+        for arm, drafter in ((f"head-{d}-k3", heads.HeadDraft(trained[d], session.target.model, 3)),
+                             (f"lookup-head-{d}", LookupThenHead(PromptLookup(lookup.prompt_lookup_num_tokens, lookup.max_matching_ngram_size or 2,
+                                                                              session.eos_ids),
+                                                                 heads.HeadDraft(trained[d], session.target.model, 3)))):
+            live = speculative_greedy(target, prompts[i], drafter, session.max_new_tokens, session.eos_ids)
+            rep = replayed[(replayed["query_id"] == plain.at[i, "query_id"]) & (replayed["arm"] == arm)].iloc[0]
+            checks.append({"query_id": plain.at[i, "query_id"], "arm": arm, "lossless": list(live.tokens) == outputs[i],
+                           "same_counts": (live.target_calls, live.draft_tokens, live.draft_calls)
+                           == (int(rep["target_calls"]), int(rep["draft_tokens"]), int(rep["draft_calls"]))})
     _say(f"   live check: {sum(c['lossless'] for c in checks)}/{len(checks)} identical to greedy, "
          f"{sum(c['same_counts'] for c in checks)}/{len(checks)} with the replayed counts")
 
     _say("4/5 head step on this CPU; two logs: this CPU's prices and the H200's")
     head_cpu = _head_step_seconds(trained[domains[0]], session, repeats=50)
     own = Calibration.from_json(joint.metadata.extra["calibration"])
-    head_arms = [f"head-{d}-k{k}" for d in domains for k in DRAFT_LENGTHS]
+    head_arms = [f"head-{d}-k{k}" for d in domains for k in DRAFT_LENGTHS] + [f"lookup-head-{d}" for d in domains]
     cpu_cal = Calibration(**{**own.to_json(), "arm_step_s": {**dict(own.arm_step_s), **{a: head_cpu for a in head_arms}}})
     raw_h200 = load_calibration(H200)
     h200_cal = Calibration(**{**raw_h200.to_json(), "arm_step_s": {a: H200_HEAD_STEP_S for a in head_arms}})
     base = outcomes[outcomes["query_id"].isin(plain["query_id"])]
     qcols = ["query_id", "prompt", "domain", "split"]
     heads_rows = replayed.merge(plain[qcols], on="query_id")
-    arms = tuple(joint.metadata.arms) + tuple(Arm(name=a, kind="head", attrs={"head": a.split("-")[1], "draft_tokens": int(a[-1])})
-                                              for a in head_arms)
+    arms = tuple(joint.metadata.arms) + tuple(
+        Arm(name=a, kind="lookup_head", attrs={"head": a.split("-")[-1], "draft_tokens": 3, "lookup_tokens": lookup.prompt_lookup_num_tokens})
+        if a.startswith("lookup-head-") else Arm(name=a, kind="head", attrs={"head": a.split("-")[1], "draft_tokens": int(a[-1])})
+        for a in head_arms)
     kinds = {a.name: a.kind for a in arms}
     logs = {}
     for name, cal, label in (("cpu", cpu_cal, f"this CPU: the joint log's calibration; heads' step measured here ({head_cpu * 1e3:.2f} ms)"),

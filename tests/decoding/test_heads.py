@@ -95,3 +95,22 @@ def test_chains_drafted_for_every_position_at_once_replay_the_same_counts(sessio
         assert np.array_equal(one, chains)
         step = heads.replay_head(heads.HeadDraft(head, session.target.model, k), h, p, o, session.max_new_tokens, session.eos_ids)
         assert heads.replay_chains(chains, p, o, session.max_new_tokens, k) == step, (p, k)
+
+
+@pytest.mark.parametrize("lookup_k", [2, 5])
+def test_lookup_then_head_replays_the_live_loop_exactly(session, greedy, trained, lookup_k):
+    from decoding.arms.lookup_head import LookupThenHead
+    from decoding.specloop import PromptLookup
+
+    head, _ = trained
+    ids, outs = greedy
+    target = StaticTarget(session.target.model, session.target.context_length)
+    states = [h for h, _ in heads.hidden_states(session.target.model, [p + o for p, o in zip(ids, outs)])]
+    many = heads.draft_chains_many(head, session.target.model, [(h.numpy(), p + o, len(p) - 1) for h, p, o in zip(states, ids, outs)], 3)
+    for p, ref, chains in zip(ids, outs, many):
+        drafter = LookupThenHead(PromptLookup(lookup_k, 2, session.eos_ids), heads.HeadDraft(head, session.target.model, 3))
+        live = speculative_greedy(target, p, drafter, session.max_new_tokens, session.eos_ids)
+        assert list(live.tokens) == ref
+        replay = heads.replay_lookup_chains(chains, p, ref, session.max_new_tokens, 3, lookup_k, 2, session.eos_ids)
+        assert (replay["target_calls"], replay["draft_tokens"], replay["draft_calls"]) == \
+            (live.target_calls, live.draft_tokens, live.draft_calls), p
