@@ -338,26 +338,9 @@ def _chains(head: Any, model: Any, states: np.ndarray, tokens: np.ndarray, k: in
 
 def replay_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int) -> dict[str, int]:
     """``replay_head``'s counts from ``draft_chains(..., start=len(prompt) - 1, k)``: the rounds of the
-    loop walked on the greedy output, each round's candidates read from the chain of its position."""
-    P, L = len(prompt), len(greedy)
-    max_length = P + max_new_tokens
-    i = calls = proposed = draft_calls = 0
-    while i < L:
-        current = P + i
-        if i == 0 or max_length == current + 1:
-            cand: Sequence[int] = []
-        else:
-            cand = chains[i - 1, :k]  # drafted from the state that chose greedy[i - 1] (position P + i - 2 ... start P - 1)
-            draft_calls += k
-        run = 0
-        while run < len(cand) and i + run < L and int(cand[run]) == greedy[i + run]:
-            run += 1
-        run = min(run, max(max_length - current - 1, 0))
-        calls += 1
-        proposed += len(cand)
-        i += run + 1
-    return {"n_new_tokens": L, "target_calls": calls, "draft_tokens": proposed, "draft_calls": draft_calls,
-            "accepted_tokens": L - calls}
+    loop walked on the greedy output (``alignment.replay_rounds``), each round's candidates read from
+    the chain of its position."""
+    return _replay_with_chains(chains, prompt, greedy, max_new_tokens, k, lambda context: [])
 
 
 def replay_lookup_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
@@ -368,28 +351,31 @@ def replay_lookup_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequ
     from .alignment import prompt_lookup_candidates
 
     eos = frozenset(eos)
+    return _replay_with_chains(chains, prompt, greedy, max_new_tokens, k,
+                               lambda context: prompt_lookup_candidates(context, lookup_k, ngram, eos))
+
+
+def _replay_with_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
+                        first: Any) -> dict[str, int]:
+    """Counts of rounds that propose ``first(context)`` when it is not empty, else the head's chain
+    drafted from the state that chose the last token (none before the first round)."""
+    from .alignment import replay_rounds
+
     P, L = len(prompt), len(greedy)
-    max_length = P + max_new_tokens
-    context = list(prompt)
-    i = calls = proposed = draft_calls = 0
-    while i < L:
-        current = P + i
-        cand: Sequence[int] = []
-        if max_length != current + 1:
-            cand = prompt_lookup_candidates(context, lookup_k, ngram, eos)
-            if not cand and i > 0:
-                cand = chains[i - 1, :k]
-                draft_calls += k
-        run = 0
-        while run < len(cand) and i + run < L and int(cand[run]) == greedy[i + run]:
-            run += 1
-        run = min(run, max(max_length - current - 1, 0))
-        calls += 1
-        proposed += len(cand)
-        context.extend(greedy[i:i + run + 1])
-        i += run + 1
-    return {"n_new_tokens": L, "target_calls": calls, "draft_tokens": proposed, "draft_calls": draft_calls,
-            "accepted_tokens": L - calls}
+    draft_calls = 0
+
+    def propose(context: list[int]) -> Sequence[int]:
+        nonlocal draft_calls
+        candidates = first(context)
+        i = len(context) - P
+        if candidates or i == 0:
+            return candidates
+        draft_calls += k
+        return chains[i - 1, :k].tolist()  # drafted from the state that chose greedy[i - 1]
+
+    v = replay_rounds(list(prompt), list(greedy), max_new_tokens, propose)
+    return {"n_new_tokens": L, "target_calls": v.target_calls, "draft_tokens": v.proposed, "draft_calls": draft_calls,
+            "accepted_tokens": L - v.target_calls}
 
 
 def draft_chains_many(head: Any, model: Any, items: Sequence[tuple[Any, Sequence[int], int]], k: int,
