@@ -118,19 +118,31 @@ def is_greedy(argmax: Any, sequence: Sequence[int], prompt_len: int) -> bool:
     return bool(L > 0 and all(int(argmax[t]) == int(sequence[t + 1]) for t in range(prompt_len - 1, len(sequence) - 1)))
 
 
-def collect_from_states(prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], states: Sequence[Any]) -> Rows:
-    """Training rows of greedy ``outputs`` given their hidden states ((P + L, H) each)."""
+def collect_from_states(prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]], states: Sequence[Any],
+                        prompt_argmax: Sequence[Any] | None = None) -> Rows:
+    """Training rows of greedy ``outputs`` given their hidden states ((P + L, H) each).
+
+    ``prompt_argmax`` (per sequence, the target's argmax after each position, as ``hidden_states``
+    returns it): rows from the prompt's positions too, labelled with the target's own choice
+    (``x_{t+2}`` := its argmax after ``x_{t+1}``) rather than the prompt's next token. The states
+    are already there (one forward over prompt + output), so these rows cost nothing to collect:
+    the text the target reads is also text it predicts."""
     hs, xn, hn, xn2, grp = [], [], [], [], []
     for g, (h, p, o) in enumerate(zip(states, prompts, outputs)):
         P, L = len(p), len(o)
         if L < 2:
             continue
         seq = list(p) + list(o)
-        ts = np.arange(P - 1, P + L - 2)
+        first = 0 if prompt_argmax is not None else P - 1
+        ts = np.arange(first, P + L - 2)
         hs.append(np.asarray(h[ts], dtype=np.float16))
         hn.append(np.asarray(h[ts + 1], dtype=np.float16))
         xn.append(np.asarray([seq[t + 1] for t in ts]))
-        xn2.append(np.asarray([seq[t + 2] for t in ts]))
+        if prompt_argmax is not None:
+            arg = np.asarray(prompt_argmax[g])
+            xn2.append(np.asarray([int(arg[t + 1]) if t + 1 < P - 1 else seq[t + 2] for t in ts]))
+        else:
+            xn2.append(np.asarray([seq[t + 2] for t in ts]))
         grp.append(np.full(len(ts), g))
     if not hs:
         raise ValueError("collect: no sequence was the target's greedy output; nothing to train on")
@@ -242,15 +254,20 @@ def load_head(folder: str | os.PathLike) -> Any:
 # -- drafting -------------------------------------------------------------------------------------
 class HeadDraft:
     """The ``decoding.specloop`` drafter of a head: ``k`` tokens per round from the target's hidden
-    state of the last token it chose (``accepted(context, hidden)``); none before the first round."""
+    state of the last token it chose (``accepted(context, hidden)``); none before the first round.
+    ``confidence`` > 0: a round stops drafting at the first token whose probability under the head
+    (softmax over its vocabulary) is below it, as transformers' ``assistant_confidence_threshold``
+    does for a draft model; the step that found it counts as a draft call."""
 
     needs_hidden = True
 
-    def __init__(self, head: Any, model: Any, k: int) -> None:
+    def __init__(self, head: Any, model: Any, k: int, confidence: float = 0.0) -> None:
         if k < 1:
             raise ValueError(f"a head drafts k >= 1 tokens per round; got {k}")
+        if not 0.0 <= confidence < 1.0:
+            raise ValueError(f"a head's confidence threshold must be in [0, 1); got {confidence}")
         torch = _torch()
-        self.head, self.k = head, int(k)
+        self.head, self.k, self.confidence = head, int(k), float(confidence)
         embed, out_w = _parts(model)
         self.embed = embed
         self.w_sub = out_w.detach()[head.vocab.to(out_w.device)].to(torch.float32)
@@ -272,9 +289,13 @@ class HeadDraft:
             for _ in range(self.k):
                 e = self.embed(torch.tensor([token], device=self.w_sub.device)).float()
                 h = self.head(h, e)
-                token = int(self.vocab[int((h @ self.w_sub.T).argmax())])
-                out.append(token)
+                logits = (h @ self.w_sub.T)[0]
+                best = int(logits.argmax())
                 self.draft_calls += 1
+                if self.confidence and float(torch.softmax(logits, -1)[best]) < self.confidence:
+                    break
+                token = int(self.vocab[best])
+                out.append(token)
         return out
 
     def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
@@ -308,43 +329,53 @@ def replay_head(drafter: HeadDraft, states: Any, prompt: Sequence[int], greedy: 
 
 
 def draft_chains(head: Any, model: Any, states: Any, sequence: Sequence[int], start: int, k: int,
-                 batch_size: int = 8192) -> np.ndarray:
+                 batch_size: int = 8192, with_confidence: bool = False) -> Any:
     """What ``HeadDraft`` proposes from each position ``p >= start`` of ``sequence``: row ``p - start``
     is the ``k`` tokens drafted from the target's state ``states[p]`` and the token ``sequence[p + 1]``,
-    each fed back in; all positions at once (``k`` batched passes), for ``replay_chains``."""
+    each fed back in; all positions at once (``k`` batched passes), for ``replay_chains``.
+    ``with_confidence``: also each drafted token's probability under the head, (tokens, confidence)."""
     n = len(sequence) - 1 - start
     if n <= 0:
-        return np.zeros((0, k), dtype=np.int64)
-    return _chains(head, model, np.asarray(states[start:start + n]), np.asarray(sequence[start + 1:start + 1 + n]), k, batch_size)
+        empty = np.zeros((0, k), dtype=np.int64)
+        return (empty, empty.astype(np.float32)) if with_confidence else empty
+    tokens, conf = _chains(head, model, np.asarray(states[start:start + n]), np.asarray(sequence[start + 1:start + 1 + n]), k, batch_size)
+    return (tokens, conf) if with_confidence else tokens
 
 
-def _chains(head: Any, model: Any, states: np.ndarray, tokens: np.ndarray, k: int, batch_size: int) -> np.ndarray:
-    """Row r: the ``k`` tokens drafted from ``states[r]`` and ``tokens[r]``, each fed back in."""
+def _chains(head: Any, model: Any, states: np.ndarray, tokens: np.ndarray, k: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row r: the ``k`` tokens drafted from ``states[r]`` and ``tokens[r]``, each fed back in, and
+    each one's probability under the head (softmax over its vocabulary)."""
     torch = _torch()
     embed, out_w = _parts(model)
     w_sub = out_w.detach()[head.vocab].float()
     h_all = torch.as_tensor(np.asarray(states), dtype=torch.float32)
     tok_all = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
     chains = np.zeros((len(h_all), k), dtype=np.int64)
+    conf = np.zeros((len(h_all), k), dtype=np.float32)
     with torch.no_grad():
         for b in range(0, len(h_all), batch_size):
             h, tok = h_all[b:b + batch_size], tok_all[b:b + batch_size]
             for j in range(k):
                 h = head(h, embed(tok).float())
-                tok = head.vocab[(h @ w_sub.T).argmax(-1)]
+                p, best = torch.softmax(h @ w_sub.T, -1).max(-1)
+                tok = head.vocab[best]
                 chains[b:b + len(h), j] = tok.numpy()
-    return chains
+                conf[b:b + len(h), j] = p.numpy()
+    return chains, conf
 
 
-def replay_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int) -> dict[str, int]:
+def replay_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
+                  confidence: np.ndarray | None = None, threshold: float = 0.0) -> dict[str, int]:
     """``replay_head``'s counts from ``draft_chains(..., start=len(prompt) - 1, k)``: the rounds of the
     loop walked on the greedy output (``alignment.replay_rounds``), each round's candidates read from
-    the chain of its position."""
-    return _replay_with_chains(chains, prompt, greedy, max_new_tokens, k, lambda context: [])
+    the chain of its position. ``confidence`` (``draft_chains(..., with_confidence=True)``) and
+    ``threshold``: ``HeadDraft``'s ``confidence`` gate, each chain cut before its first token below it."""
+    return _replay_with_chains(chains, prompt, greedy, max_new_tokens, k, lambda context: [], confidence, threshold)
 
 
 def replay_lookup_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
-                         lookup_k: int, ngram: int = 2, eos: Iterable[int] = ()) -> dict[str, int]:
+                         lookup_k: int, ngram: int = 2, eos: Iterable[int] = (), confidence: np.ndarray | None = None,
+                         threshold: float = 0.0) -> dict[str, int]:
     """``replay_chains`` for the ``lookup_head`` arm kind (``decoding.arms.lookup_head``): each round
     proposes prompt lookup's candidates (``lookup_k`` tokens, n-grams up to ``ngram``) where it finds
     a match in the context, else the head's chain of that position; same rounds and caps as the loop."""
@@ -352,15 +383,18 @@ def replay_lookup_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequ
 
     eos = frozenset(eos)
     return _replay_with_chains(chains, prompt, greedy, max_new_tokens, k,
-                               lambda context: prompt_lookup_candidates(context, lookup_k, ngram, eos))
+                               lambda context: prompt_lookup_candidates(context, lookup_k, ngram, eos), confidence, threshold)
 
 
 def _replay_with_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
-                        first: Any) -> dict[str, int]:
+                        first: Any, confidence: np.ndarray | None = None, threshold: float = 0.0) -> dict[str, int]:
     """Counts of rounds that propose ``first(context)`` when it is not empty, else the head's chain
-    drafted from the state that chose the last token (none before the first round)."""
+    drafted from the state that chose the last token (none before the first round), cut before its
+    first token whose ``confidence`` is below ``threshold`` (that step still counts as a draft call)."""
     from .alignment import replay_rounds
 
+    if threshold and confidence is None:
+        raise ValueError("replaying a confidence gate needs the chains' confidence (draft_chains(..., with_confidence=True))")
     P, L = len(prompt), len(greedy)
     draft_calls = 0
 
@@ -370,8 +404,14 @@ def _replay_with_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Seque
         i = len(context) - P
         if candidates or i == 0:
             return candidates
-        draft_calls += k
-        return chains[i - 1, :k].tolist()  # drafted from the state that chose greedy[i - 1]
+        row = chains[i - 1, :k]  # drafted from the state that chose greedy[i - 1]
+        if not threshold:
+            draft_calls += k
+            return row.tolist()
+        low = np.flatnonzero(confidence[i - 1, :k] < threshold)
+        n = int(low[0]) if len(low) else k
+        draft_calls += min(n + 1, k)
+        return row[:n].tolist()
 
     v = replay_rounds(list(prompt), list(greedy), max_new_tokens, propose)
     return {"n_new_tokens": L, "target_calls": v.target_calls, "draft_tokens": v.proposed, "draft_calls": draft_calls,
@@ -379,17 +419,18 @@ def _replay_with_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Seque
 
 
 def draft_chains_many(head: Any, model: Any, items: Sequence[tuple[Any, Sequence[int], int]], k: int,
-                      batch_size: int = 8192) -> list[np.ndarray]:
+                      batch_size: int = 8192, with_confidence: bool = False) -> list[Any]:
     """``draft_chains`` of many ``(states, sequence, start)`` at once (one batch over all positions)."""
     sizes = [max(len(seq) - 1 - start, 0) for _, seq, start in items]
     if not sum(sizes):
-        return [np.zeros((0, k), dtype=np.int64) for _ in items]
+        empty = np.zeros((0, k), dtype=np.int64)
+        return [(empty, empty.astype(np.float32)) if with_confidence else empty for _ in items]
     states = np.concatenate([np.asarray(st[start:start + n]) for (st, _, start), n in zip(items, sizes) if n])
     tokens = np.concatenate([np.asarray(seq[start + 1:start + 1 + n]) for (_, seq, start), n in zip(items, sizes) if n])
-    flat = _chains(head, model, states, tokens, k, batch_size)
+    flat, conf = _chains(head, model, states, tokens, k, batch_size)
     out, at = [], 0
     for n in sizes:
-        out.append(flat[at:at + n])
+        out.append((flat[at:at + n], conf[at:at + n]) if with_confidence else flat[at:at + n])
         at += n
     return out
 

@@ -59,8 +59,9 @@ def _say(message: str) -> None:
     print(f"[heads] {message}", file=sys.stderr, flush=True)
 
 
-def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], list[list[int]], list[Any], int]:
-    """(prompt ids, greedy output ids, hidden states, how many outputs were regenerated) for the
+def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any], int]:
+    """(prompt ids, greedy output ids, hidden states, the target's argmax after each position, how
+    many outputs were regenerated) for the
     plain rows of the joint log: its ``target_output`` re-tokenized, kept where every token is the
     target's argmax (one batched forward checks it and gives the states), else generated again."""
     from decoding import heads
@@ -85,7 +86,7 @@ def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], 
         again = heads.hidden_states(session.target.model, [prompts[i] + outputs[i] for i in redo], batch_size=16)
         for i, st in zip(redo, again):
             states[i] = st
-    return prompts, outputs, [h.numpy() for h, _ in states], len(redo)
+    return prompts, outputs, [h.numpy() for h, _ in states], [a.numpy() for _, a in states], len(redo)
 
 
 def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 6, seed: int = 0,
@@ -116,7 +117,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
 
     _say(f"1/5 greedy outputs and hidden states of {len(plain)} prompts")
     t = time.perf_counter()
-    prompts, outputs, states, n_redo = greedy_outputs(session, plain)
+    prompts, outputs, states, argmaxes, n_redo = greedy_outputs(session, plain)
     seconds["hidden_states"] = time.perf_counter() - t
     _say(f"   {n_redo} regenerated; {seconds['hidden_states']:.0f} s")
 

@@ -66,11 +66,16 @@ def parse_assistant(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     if sched is not None and sched not in SCHEDULES:
         raise ModelsConfigError(f"{where}: `num_assistant_tokens_schedule` must be one of {', '.join(SCHEDULES)}; got {sched!r}")
     out["num_assistant_tokens_schedule"] = sched
+    out["assistant_confidence_threshold"] = confidence_threshold(table, where)
+    return out
+
+
+def confidence_threshold(table: Mapping[str, Any], where: str) -> float | None:
+    """``assistant_confidence_threshold``: a drafter stops a round at its first token less likely than this."""
     thr = typed(table, "assistant_confidence_threshold", (int, float), where)
     if thr is not None and not (math.isfinite(thr) and 0 <= thr < 1):
         raise ModelsConfigError(f"{where}: `assistant_confidence_threshold` must be in [0, 1); got {thr}")
-    out["assistant_confidence_threshold"] = None if thr is None else float(thr)
-    return out
+    return None if thr is None else float(thr)
 
 
 class ArmKind:

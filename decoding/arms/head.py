@@ -10,13 +10,14 @@ and ``save_head``); the arm names its folder (``head.json`` + ``head.safetensors
     kind = "head"
     head = "heads/code"        # relative to the models file's folder
     num_assistant_tokens = 3   # tokens drafted per round (default 3)
+    assistant_confidence_threshold = 0.4   # optional: stop a round at a token the head gives < 0.4
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import ArmKind, ModelsConfigError, positive_int, typed
+from .base import ArmKind, ModelsConfigError, confidence_threshold, positive_int, typed
 
 #: tokens a head drafts per round when the arm sets none (a head's acceptance falls fast with depth)
 DEFAULT_HEAD_TOKENS = 3
@@ -25,7 +26,7 @@ DEFAULT_HEAD_TOKENS = 3
 class Head(ArmKind):
     name = "head"
     label = "hidden-state head"
-    keys = ("head", "num_assistant_tokens")
+    keys = ("head", "num_assistant_tokens", "assistant_confidence_threshold")
     generate = False
     example = {"head": "head", "num_assistant_tokens": 2}
 
@@ -33,7 +34,11 @@ class Head(ArmKind):
         path = typed(table, "head", str, where)
         if not path or not path.strip():
             raise ModelsConfigError(f"{where}: kind 'head' needs `head` (a folder holding head.json and head.safetensors)")
-        return {"head": path, "num_assistant_tokens": positive_int(table, "num_assistant_tokens", where)}
+        return {"head": path, "num_assistant_tokens": positive_int(table, "num_assistant_tokens", where),
+                "assistant_confidence_threshold": confidence_threshold(table, where)}
+
+    def log_attrs(self, arm: Any) -> dict[str, Any]:
+        return {"confidence": arm.assistant_confidence_threshold} if arm.assistant_confidence_threshold else {}
 
     def n_draft_tokens(self, arm: Any) -> int | None:
         return arm.num_assistant_tokens or DEFAULT_HEAD_TOKENS
@@ -64,15 +69,16 @@ class Head(ArmKind):
     def drafter(self, session: Any, arm: Any) -> Any:
         from ..heads import HeadDraft
 
-        return HeadDraft(session.arm_state[arm.name], session.target.model, self.n_draft_tokens(arm))
+        return HeadDraft(session.arm_state[arm.name], session.target.model, self.n_draft_tokens(arm),
+                         arm.assistant_confidence_threshold or 0.0)
 
     def step_seconds(self, session: Any, arm: Any, timer: Any) -> float:
         import torch
 
         from ..heads import HeadDraft
 
-        # one drafted token: one head step (the embedding, the head, the reduced output layer)
-        drafter = HeadDraft(session.arm_state[arm.name], session.target.model, 1)
+        # one drafted token: one head step (the embedding, the head, the reduced output layer; its softmax when gated)
+        drafter = HeadDraft(session.arm_state[arm.name], session.target.model, 1, arm.assistant_confidence_threshold or 0.0)
         hidden = torch.zeros(session.arm_state[arm.name].hidden, device=session.target.model.device)
 
         def step() -> None:

@@ -64,4 +64,5 @@ class LookupHead(Head):
         from ..specloop import PromptLookup
 
         lookup = PromptLookup(arm.prompt_lookup_num_tokens, arm.max_matching_ngram_size or 2, session.eos_ids)
-        return LookupThenHead(lookup, HeadDraft(session.arm_state[arm.name], session.target.model, super().n_draft_tokens(arm)))
+        return LookupThenHead(lookup, HeadDraft(session.arm_state[arm.name], session.target.model, super().n_draft_tokens(arm),
+                                                arm.assistant_confidence_threshold or 0.0))

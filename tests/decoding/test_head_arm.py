@@ -103,6 +103,30 @@ def test_a_head_arm_needs_its_folder(toml_for):
         parse_models_config(toml_for('[[arms]]\nname = "h"\nkind = "head"\nhead = "x"\ndraft = "y"\n'))
 
 
+@pytest.mark.parametrize("kind", ["head", "lookup_head"])
+@pytest.mark.parametrize("value,pattern", [("1.0", r"must be in \[0, 1\); got 1.0"), ("-0.2", r"must be in \[0, 1\); got -0.2"),
+                                           ('"high"', r"must be int or float; got 'high'")])
+def test_a_heads_confidence_threshold_is_checked(toml_for, kind, value, pattern):
+    from decoding.models import ModelsConfigError, parse_models_config
+
+    with pytest.raises(ModelsConfigError, match=r"arm 'h': `assistant_confidence_threshold` " + pattern):
+        parse_models_config(toml_for(f'[[arms]]\nname = "h"\nkind = "{kind}"\nhead = "x"\nassistant_confidence_threshold = {value}\n'))
+
+
+def test_a_gated_head_records_its_threshold_and_drafts_with_it(toml_for, tiny_models):
+    from decoding.models import parse_models_config
+    from decoding.session import DecodingSession
+
+    config = parse_models_config(toml_for(f'[[arms]]\nname = "g"\nkind = "lookup_head"\nhead = "{tiny_models["head"]}"\n'
+                                          f'assistant_confidence_threshold = 0.4\n\n[[arms]]\nname = "h"\nkind = "head"\n'
+                                          f'head = "{tiny_models["head"]}"\n'))
+    gated, ungated = config.to_log_arms()
+    assert gated.attrs["confidence"] == 0.4 and "confidence" not in ungated.attrs
+    session = DecodingSession(config)  # loads every arm's head
+    assert session.drafter(config.arm("g")).head.confidence == 0.4
+    assert session.drafter(config.arm("h")).confidence == 0.0
+
+
 def test_lookup_then_head_proposes_lookup_where_it_matches_and_the_head_elsewhere(session, tiny_models):
     import torch
 

@@ -114,3 +114,92 @@ def test_lookup_then_head_replays_the_live_loop_exactly(session, greedy, trained
         replay = heads.replay_lookup_chains(chains, p, ref, session.max_new_tokens, 3, lookup_k, 2, session.eos_ids)
         assert (replay["target_calls"], replay["draft_tokens"], replay["draft_calls"]) == \
             (live.target_calls, live.draft_tokens, live.draft_calls), p
+
+
+@pytest.fixture(scope="module")
+def chains_with_confidence(session, greedy, trained):
+    head, _ = trained
+    ids, outs = greedy
+    states = [h for h, _ in heads.hidden_states(session.target.model, [p + o for p, o in zip(ids, outs)])]
+    many = heads.draft_chains_many(head, session.target.model, [(h.numpy(), p + o, len(p) - 1) for h, p, o in zip(states, ids, outs)],
+                                   3, with_confidence=True)
+    return states, many
+
+
+def test_chains_confidence_is_the_heads_probability_of_each_drafted_token(session, greedy, trained, chains_with_confidence):
+    import torch
+
+    head, _ = trained
+    ids, outs = greedy
+    states, many = chains_with_confidence
+    tokens, conf = many[0]
+    assert tokens.shape == conf.shape and ((conf > 0) & (conf <= 1)).all()
+    p, o, h = ids[0], outs[0], states[0]
+    w = session.target.model.get_output_embeddings().weight.detach()[head.vocab].float()
+    with torch.no_grad():
+        x = head(h[len(p) - 1:len(p)].float(), session.target.model.get_input_embeddings()(torch.tensor([o[0]])).float())
+        probs = torch.softmax(x @ w.T, -1)[0]
+    assert int(head.vocab[int(probs.argmax())]) == tokens[0, 0]
+    assert float(probs.max()) == pytest.approx(float(conf[0, 0]), rel=1e-5)
+    plain = heads.draft_chains_many(head, session.target.model, [(h.numpy(), p + o, len(p) - 1)], 3)[0]
+    assert np.array_equal(plain, tokens)
+
+
+def test_a_confidence_gate_cuts_rounds_live_and_in_replay_alike(session, greedy, trained, chains_with_confidence):
+    from decoding.arms.lookup_head import LookupThenHead
+    from decoding.specloop import PromptLookup
+
+    head, _ = trained
+    ids, outs = greedy
+    states, many = chains_with_confidence
+    # a threshold inside the confidences seen, so that some rounds are cut and some are not
+    threshold = float(np.median(np.concatenate([c.ravel() for _, c in many])))
+    target = StaticTarget(session.target.model, session.target.context_length)
+    cut = False
+    for p, ref, (chains, conf) in zip(ids, outs, many):
+        gated = speculative_greedy(target, p, heads.HeadDraft(head, session.target.model, 3, threshold), session.max_new_tokens,
+                                   session.eos_ids)
+        assert list(gated.tokens) == ref
+        replay = heads.replay_chains(chains, p, ref, session.max_new_tokens, 3, conf, threshold)
+        assert (replay["target_calls"], replay["draft_tokens"], replay["draft_calls"]) == \
+            (gated.target_calls, gated.draft_tokens, gated.draft_calls), p
+        ungated = heads.replay_chains(chains, p, ref, session.max_new_tokens, 3)
+        cut = cut or replay["draft_tokens"] < ungated["draft_tokens"]
+        drafter = LookupThenHead(PromptLookup(2, 2, session.eos_ids), heads.HeadDraft(head, session.target.model, 3, threshold))
+        live = speculative_greedy(target, p, drafter, session.max_new_tokens, session.eos_ids)
+        assert list(live.tokens) == ref
+        replay = heads.replay_lookup_chains(chains, p, ref, session.max_new_tokens, 3, 2, 2, session.eos_ids, conf, threshold)
+        assert (replay["target_calls"], replay["draft_tokens"], replay["draft_calls"]) == \
+            (live.target_calls, live.draft_tokens, live.draft_calls), p
+    assert cut  # the gate did drop tokens somewhere
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])
+def test_a_confidence_threshold_outside_0_1_is_refused(session, trained, bad):
+    with pytest.raises(ValueError, match=r"confidence threshold must be in \[0, 1\)"):
+        heads.HeadDraft(trained[0], session.target.model, 3, bad)
+
+
+def test_replaying_a_gate_without_confidences_is_refused(greedy):
+    ids, outs = greedy
+    with pytest.raises(ValueError, match="needs the chains' confidence"):
+        heads.replay_chains(np.zeros((len(outs[0]), 3), dtype=np.int64), ids[0], outs[0], 64, 3, None, 0.5)
+
+
+def test_prompt_rows_add_the_prompts_positions_labelled_with_the_targets_choice(session, greedy):
+    ids, outs = greedy
+    seqs = [p + o for p, o in zip(ids, outs)]
+    got = heads.hidden_states(session.target.model, seqs)
+    states, args = [h.numpy() for h, _ in got], [a.numpy() for _, a in got]
+    plain = heads.collect_from_states(ids, outs, states)
+    both = heads.collect_from_states(ids, outs, states, prompt_argmax=args)
+    assert len(both.h) == len(plain.h) + sum(len(p) - 1 for p in ids)
+    for g, (p, seq, arg) in enumerate(zip(ids, seqs, args)):
+        mine = both.group == g
+        # every row's label is the target's argmax after x_{t+1}; its input token is the text's
+        assert np.array_equal(both.x_next2[mine], arg[1:len(seq) - 1])
+        assert np.array_equal(both.x_next[mine], np.asarray(seq[1:len(seq) - 1]))
+        assert np.array_equal(both.h_next[mine], states[g][1:len(seq) - 1].astype(np.float16))
+    # the output's rows are the same rows either way
+    out_rows = np.concatenate([np.flatnonzero(both.group == g)[len(p) - 1:] for g, p in enumerate(ids)])
+    assert np.array_equal(both.x_next2[out_rows], plain.x_next2) and np.array_equal(both.h[out_rows], plain.h)
