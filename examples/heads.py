@@ -9,19 +9,26 @@ Steps (``decoding.heads``):
 1. the target's greedy output of every prompt of ``examples/data/smollm2-joint-log`` (its
    ``target_output``, re-tokenized; sequences whose every token is not the target's argmax are
    regenerated) and one batched forward over prompt + output: the hidden states;
-2. per domain, a head trained on that domain's *train* prompts (vocabulary: the domain's 2,048
-   most frequent next tokens), and a learning curve: its acceptance on the domain's validation
-   prompts when trained on 1/4, 1/2 and all of them;
-3. every head × draft length k in {3, 5}, and every head after prompt lookup (``lookup-head-D``:
-   ``lookup-n3-k10``'s candidates where it matches, the head's 3 elsewhere; arm kind
-   ``lookup_head``), replayed on every prompt: exact counts of the project's loop
-   (``decoding.specloop``), checked against live decoding on a sample;
+   (kept in ``OUT/states``: a rerun reads them back);
+2. per domain, a head trained on that domain's *train* prompts, on the positions of the greedy
+   outputs and of the prompts (labelled with the target's own choice; ``--output-rows-only``: the
+   outputs' alone), vocabulary the domain's 2,048 most frequent next tokens; and a learning curve:
+   its acceptance on the domain's validation prompts when trained on 1/4, 1/2 and all of them,
+   ungated (k = 3) and gated (``GATE`` = 0.4, k = 5);
+3. every head × draft length k in {3, 5}, gated at k = 5 (``head-D-k5-gated``: a round stops at
+   the head's first token less likely than ``GATE``), and every head after prompt lookup
+   (``lookup-head-D``: ``lookup-n3-k10``'s candidates where it matches, the head's 3 elsewhere;
+   ``lookup-head-D-gated``: the gated head's up to 5; arm kind ``lookup_head``), replayed on every
+   prompt: exact counts of the project's loop (``decoding.specloop``), checked against live
+   decoding on a sample;
 4. a log with the joint log's 13 arms (plain, prompt lookup) plus the head arms, priced under two
    cost profiles: this CPU (the joint log's calibration, the heads' step measured here) and the
    H200 (``examples/profiles/h200-smollm2-135m-fp32.json``; a head's step there is *assumed* to cost
    what a 2-layer 256-wide draft model measured there, 2.1 ms: not measured);
 5. on each: every policy trained on train, the project's rule selects on validation, the test split
    scores it against the best single arm (``examples/quickstart.py``, live step skipped);
+   and decodes the selected policy live on ``--router-live-per-domain`` test prompts per domain with
+   ``OUT/models-router.toml`` (every arm of the log), plain decoding timed beside it;
 6. live on this CPU (``--live-per-domain N`` test prompts per domain): ``OUT/models-heads.toml``
    names plain decoding, ``lookup-n3-k10`` and each head as a ``kind = "head"`` arm, and
    ``bandit-log build``'s builder measures them (wall times, counts, its own calibration of every
@@ -53,6 +60,10 @@ H200 = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
 H200_HEAD_STEP_S = 0.0021
 DRAFT_LENGTHS = (3, 5)
 VOCAB_SIZE = 2048
+#: the confidence gate of the gated arms (``assistant_confidence_threshold``; chosen on validation
+#: prompts with session 5's 100-prompt heads: it lifts a head's acceptance past 0.45 on its own domain)
+GATE = 0.4
+GATED_K = 5
 
 
 def _say(message: str) -> None:
@@ -89,9 +100,46 @@ def greedy_outputs(session: Any, frame: pd.DataFrame) -> tuple[list[list[int]], 
     return prompts, outputs, [h.numpy() for h, _ in states], [a.numpy() for _, a in states], len(redo)
 
 
+def plain_rows(outcomes: pd.DataFrame, max_prompts: int | None) -> pd.DataFrame:
+    """The joint log's plain rows by query id; ``max_prompts``: the first ``max_prompts // 12`` of each domain x split."""
+    plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
+    if max_prompts:
+        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
+    return plain.reset_index(drop=True)
+
+
+def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any], int]:
+    """``greedy_outputs``, kept in ``folder`` (``states.npy`` float32, ``tokens.npz``) and read back
+    when it holds the same prompts: a rerun (or a run cut short after step 1) skips the forward."""
+    ids = frame["query_id"].astype(str).tolist()
+    index_path, states_path, tokens_path = folder / "index.json", folder / "states.npy", folder / "tokens.npz"
+    if index_path.exists() and states_path.exists() and tokens_path.exists():
+        index = json.loads(index_path.read_text())
+        if index.get("query_ids") == ids:
+            flat = np.load(states_path, mmap_mode="r")
+            tok = np.load(tokens_path)
+            cut = np.cumsum(tok["seq_len"])[:-1]
+            seqs, args = np.split(tok["seqs"], cut), np.split(tok["argmax"], cut)
+            starts = np.concatenate([[0], np.cumsum(tok["seq_len"])])
+            prompts = [s[:int(p)].tolist() for s, p in zip(seqs, tok["prompt_len"])]
+            outputs = [s[int(p):].tolist() for s, p in zip(seqs, tok["prompt_len"])]
+            states = [np.asarray(flat[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+            _say(f"   read back from {folder}")
+            return prompts, outputs, states, args, int(index["regenerated"])
+    prompts, outputs, states, args, n_redo = greedy_outputs(session, frame)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(states_path, np.concatenate(states).astype(np.float32))
+    np.savez(tokens_path, seqs=np.concatenate([np.asarray(p + o, dtype=np.int64) for p, o in zip(prompts, outputs)]),
+             argmax=np.concatenate([np.asarray(a, dtype=np.int64) for a in args]),
+             seq_len=np.asarray([len(p) + len(o) for p, o in zip(prompts, outputs)]), prompt_len=np.asarray([len(p) for p in prompts]))
+    index_path.write_text(json.dumps({"query_ids": ids, "regenerated": n_redo}) + "\n")  # written last: the cache is whole
+    return prompts, outputs, states, args, n_redo
+
+
 def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 6, seed: int = 0,
          threads: int | None = None, live_check: int = 8, budget: str = "default",
-         learners: tuple[str, ...] | None = None, live_per_domain: int = 4) -> dict[str, Any]:
+         learners: tuple[str, ...] | None = None, live_per_domain: int = 4, prompt_rows: bool = True,
+         router_live: int = 4) -> dict[str, Any]:
     import torch
 
     from decoding import heads
@@ -109,15 +157,12 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     seconds: dict[str, float] = {}
     joint = open_log(JOINT_LOG)
     outcomes = joint.read("outcomes")
-    plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
-    if max_prompts:
-        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
-        plain = plain.reset_index(drop=True)
+    plain = plain_rows(outcomes, max_prompts)
     session = DecodingSession(load_models_config(MODELS), threads=threads)
 
     _say(f"1/5 greedy outputs and hidden states of {len(plain)} prompts")
     t = time.perf_counter()
-    prompts, outputs, states, argmaxes, n_redo = greedy_outputs(session, plain)
+    prompts, outputs, states, argmaxes, n_redo = cached_greedy_outputs(session, plain, out / "states")
     seconds["hidden_states"] = time.perf_counter() - t
     _say(f"   {n_redo} regenerated; {seconds['hidden_states']:.0f} s")
 
@@ -126,21 +171,28 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     dom = plain["domain"].astype(str).to_numpy()
 
     def rows_of(index: np.ndarray) -> heads.Rows:
-        return heads.collect_from_states([prompts[i] for i in index], [outputs[i] for i in index], [states[i] for i in index])
+        return heads.collect_from_states([prompts[i] for i in index], [outputs[i] for i in index], [states[i] for i in index],
+                                         [argmaxes[i] for i in index] if prompt_rows else None)
 
-    def chains(head: Any, index: Any, k: int) -> list[np.ndarray]:
+    def chains(head: Any, index: Any, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return heads.draft_chains_many(head, session.target.model,
-                                       [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in index], k)
+                                       [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in index], k,
+                                       with_confidence=True)
 
-    def acceptance(head: Any, index: np.ndarray, k: int) -> dict[str, float]:
-        calls = drafted = accepted = new = 0
-        for i, ch in zip(index, chains(head, index, k)):
-            r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k)
-            calls += r["target_calls"]
-            drafted += r["draft_tokens"]
-            accepted += r["accepted_tokens"]
-            new += r["n_new_tokens"]
-        return {"acceptance": accepted / max(drafted, 1), "tokens_per_call": new / max(calls, 1)}
+    def acceptance(head: Any, index: np.ndarray) -> dict[str, float]:
+        """Ungated at k = 3, and gated (``GATE``) at ``GATED_K``: accepted / drafted, tokens per target call."""
+        res = {}
+        drafted_chains = chains(head, index, max(3, GATED_K))
+        for name, k, gate in (("", 3, 0.0), ("_gated", GATED_K, GATE)):
+            calls = drafted = accepted = new = 0
+            for i, (ch, conf) in zip(index, drafted_chains):
+                r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k, conf, gate)
+                calls += r["target_calls"]
+                drafted += r["draft_tokens"]
+                accepted += r["accepted_tokens"]
+                new += r["n_new_tokens"]
+            res.update({f"acceptance{name}": accepted / max(drafted, 1), f"tokens_per_call{name}": new / max(calls, 1)})
+        return res
 
     _say("2/5 one head per domain, and a learning curve on validation")
     t = time.perf_counter()
@@ -156,11 +208,12 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
             rows = rows_of(idx)
             vocab = heads.frequent_vocabulary(rows.x_next2, VOCAB_SIZE, session.eos_ids)
             head, record = heads.train_head(session.target.model, rows, vocab, epochs=epochs, seed=seed)
-            acc = acceptance(head, val_idx, 3)
+            acc = acceptance(head, val_idx)
             curve[d].append({"train_prompts": int(len(idx)), "train_rows": record["n_rows"], **acc,
                              "vocab_coverage_train": record["vocab_coverage"]})
-            _say(f"   {d}: {len(idx)} train prompts -> validation acceptance {acc['acceptance']:.3f}, "
-                 f"{acc['tokens_per_call']:.2f} tokens per target call (k=3)")
+            _say(f"   {d}: {len(idx)} train prompts ({record['n_rows']} rows) -> validation acceptance {acc['acceptance']:.3f}, "
+                 f"{acc['tokens_per_call']:.2f} tokens per target call (k=3); gated at {GATE} (k={GATED_K}): "
+                 f"{acc['acceptance_gated']:.3f}, {acc['tokens_per_call_gated']:.2f}")
         trained[d], records[d] = head, record
         heads.save_head(head, out / "heads" / d, record)
     seconds["train"] = time.perf_counter() - t
@@ -171,16 +224,15 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     rows = []
     everyone = np.arange(len(plain))
     for d in domains:
-        drafted = chains(trained[d], everyone, max(DRAFT_LENGTHS))  # a chain's first k tokens are its k-token draft
-        for k in DRAFT_LENGTHS:
-            arm = f"head-{d}-k{k}"
-            for i, ch in zip(everyone, drafted):
-                r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k)
+        drafted = chains(trained[d], everyone, max(*DRAFT_LENGTHS, GATED_K))  # a chain's first k tokens are its k-token draft
+        for arm, k, gate in head_arms_of(d):
+            for i, (ch, conf) in zip(everyone, drafted):
+                if arm.startswith("lookup-"):  # prompt lookup where it matches, this head elsewhere
+                    r = heads.replay_lookup_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k, lookup.prompt_lookup_num_tokens,
+                                                   lookup.max_matching_ngram_size or 2, session.eos_ids, conf, gate)
+                else:
+                    r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k, conf, gate)
                 rows.append({"query_id": plain.at[i, "query_id"], "arm": arm, **r})
-        for i, ch in zip(everyone, drafted):  # prompt lookup where it matches, this head (k = 3) elsewhere
-            r = heads.replay_lookup_chains(ch, prompts[i], outputs[i], session.max_new_tokens, 3, lookup.prompt_lookup_num_tokens,
-                                           lookup.max_matching_ngram_size or 2, session.eos_ids)
-            rows.append({"query_id": plain.at[i, "query_id"], "arm": f"lookup-head-{d}", **r})
     replayed = pd.DataFrame(rows)
     seconds["replay"] = time.perf_counter() - t
     target = StaticTarget(session.target.model, 1024)
@@ -188,10 +240,11 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     sample = np.random.default_rng(seed + 1).choice(len(plain), size=min(live_check, len(plain)), replace=False)
     for i in sample:
         d = str(dom[i])
-        for arm, drafter in ((f"head-{d}-k3", heads.HeadDraft(trained[d], session.target.model, 3)),
-                             (f"lookup-head-{d}", LookupThenHead(PromptLookup(lookup.prompt_lookup_num_tokens, lookup.max_matching_ngram_size or 2,
-                                                                              session.eos_ids),
-                                                                 heads.HeadDraft(trained[d], session.target.model, 3)))):
+        for arm, k, gate in head_arms_of(d):
+            drafter = heads.HeadDraft(trained[d], session.target.model, k, gate)
+            if arm.startswith("lookup-"):
+                drafter = LookupThenHead(PromptLookup(lookup.prompt_lookup_num_tokens, lookup.max_matching_ngram_size or 2, session.eos_ids),
+                                         drafter)
             live = speculative_greedy(target, prompts[i], drafter, session.max_new_tokens, session.eos_ids)
             rep = replayed[(replayed["query_id"] == plain.at[i, "query_id"]) & (replayed["arm"] == arm)].iloc[0]
             checks.append({"query_id": plain.at[i, "query_id"], "arm": arm, "lossless": list(live.tokens) == outputs[i],
@@ -203,7 +256,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     _say("4/5 head step on this CPU; two logs: this CPU's prices and the H200's")
     head_cpu = _head_step_seconds(trained[domains[0]], session, repeats=50)
     own = Calibration.from_json(joint.metadata.extra["calibration"])
-    head_arms = [f"head-{d}-k{k}" for d in domains for k in DRAFT_LENGTHS] + [f"lookup-head-{d}" for d in domains]
+    head_arms = [arm for d in domains for arm, _, _ in head_arms_of(d)]
+    settings = {arm: (d, k, gate) for d in domains for arm, k, gate in head_arms_of(d)}
     cpu_cal = Calibration(**{**own.to_json(), "arm_step_s": {**dict(own.arm_step_s), **{a: head_cpu for a in head_arms}}})
     raw_h200 = load_calibration(H200)
     h200_cal = Calibration(**{**raw_h200.to_json(), "arm_step_s": {a: H200_HEAD_STEP_S for a in head_arms}})
@@ -211,8 +265,9 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     qcols = ["query_id", "prompt", "domain", "split"]
     heads_rows = replayed.merge(plain[qcols], on="query_id")
     arms = tuple(joint.metadata.arms) + tuple(
-        Arm(name=a, kind="lookup_head", attrs={"head": a.split("-")[-1], "draft_tokens": 3, "lookup_tokens": lookup.prompt_lookup_num_tokens})
-        if a.startswith("lookup-head-") else Arm(name=a, kind="head", attrs={"head": a.split("-")[1], "draft_tokens": int(a[-1])})
+        Arm(name=a, kind="lookup_head" if a.startswith("lookup-") else "head",
+            attrs={"head": settings[a][0], "draft_tokens": settings[a][1], **({"confidence": settings[a][2]} if settings[a][2] else {}),
+                   **({"lookup_tokens": lookup.prompt_lookup_num_tokens} if a.startswith("lookup-") else {})})
         for a in head_arms)
     kinds = {a.name: a.kind for a in arms}
     logs = {}
@@ -244,10 +299,11 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "learning_curve": curve,
                               "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
                               "head_step_s_h200_assumed": H200_HEAD_STEP_S, "torch_threads": int(torch.get_num_threads())}
+    router_models = router_models_file(out, domains)
     for name, path in logs.items():
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
             warnings.simplefilter("always")
-            q = quickstart.main("default", out / f"select-{name}", log=path, models=MODELS, live_per_domain=0, seed=seed,
+            q = quickstart.main("default", out / f"select-{name}", log=path, models=router_models, live_per_domain=router_live, seed=seed,
                                 threads=threads, progress=False, budget=budget, learners=learners)
         if caught:
             (out / f"select-{name}" / "warnings.txt").write_text("\n".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught})) + "\n")
@@ -256,6 +312,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                         "test_against_best_arm": q["test_against_best_arm"],
                         "per_arm_by_domain": _arm_table(path)}
         result[name]["test_overall"] = test[test["domain"] == "(all)"].set_index("policy")["count"].to_dict()
+        result[name]["live"] = q["live"]  # the selected policy decoding on this CPU, its counts priced as this log
+        result[name]["live_lossless_failures"] = q["live_lossless_failures"]
     if live_per_domain > 0:
         _say(f"6/6 live on this CPU: {live_per_domain} test prompt(s) per domain, heads as arms of a models file")
         t = time.perf_counter()
@@ -271,10 +329,18 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
 LIVE_LOOKUP = "lookup-n3-k10"
 
 
+def head_arms_of(domain: str) -> list[tuple[str, int, float]]:
+    """The replayed arms of one domain's head: (name, draft length, confidence gate); ``lookup-*``
+    arms propose ``LIVE_LOOKUP``'s candidates where it matches, the head's elsewhere."""
+    return ([(f"head-{domain}-k{k}", k, 0.0) for k in DRAFT_LENGTHS] + [(f"head-{domain}-k{GATED_K}-gated", GATED_K, GATE)]
+            + [(f"lookup-head-{domain}", 3, 0.0), (f"lookup-head-{domain}-gated", GATED_K, GATE)])
+
+
 def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
     """``out/models-heads.toml``: the joint models file's target, plain decoding, ``LIVE_LOOKUP``, one
     ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``) and one
-    ``kind = "lookup_head"`` arm per head (``LIVE_LOOKUP``'s candidates where it matches, else the head's)."""
+    ``kind = "lookup_head"`` arm per head (``LIVE_LOOKUP``'s candidates where it matches, else the head's),
+    ungated and gated (``GATE``, ``GATED_K``)."""
     from decoding.models import load_models_config
 
     joint = load_models_config(MODELS)
@@ -286,11 +352,34 @@ def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
             f'max_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
     for d in domains:
         text += f'\n[[arms]]\nname = "head-{d}-k{k}"\nkind = "head"\nhead = "heads/{d}"\nnum_assistant_tokens = {k}\n'
-    for d in domains:  # prompt lookup where it matches, the domain's head where it does not
-        text += (f'\n[[arms]]\nname = "lookup-head-{d}"\nkind = "lookup_head"\nhead = "heads/{d}"\nnum_assistant_tokens = {k}\n'
-                 f'prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\nmax_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
+    for d in domains:  # prompt lookup where it matches, the domain's head where it does not (ungated, and gated)
+        for name, n, gate in ((f"lookup-head-{d}", k, 0.0), (f"lookup-head-{d}-gated", GATED_K, GATE)):
+            text += (f'\n[[arms]]\nname = "{name}"\nkind = "lookup_head"\nhead = "heads/{d}"\nnum_assistant_tokens = {n}\n'
+                     f'prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\nmax_matching_ngram_size = {lookup.max_matching_ngram_size}\n'
+                     + (f'assistant_confidence_threshold = {gate}\n' if gate else ''))
     path = out / "models-heads.toml"
     path.write_text(text)
+    return path
+
+
+def router_models_file(out: Path, domains: list[str]) -> Path:
+    """``out/models-router.toml``: every arm of the logs the selection trains on, the joint models
+    file's (plain decoding, twelve prompt-lookup settings) and each domain's head arms
+    (``head_arms_of``), so that whichever policy is selected decodes live with ``bandit-log decode``."""
+    from decoding.models import load_models_config
+
+    lookup = load_models_config(MODELS).arm(LIVE_LOOKUP)
+    text = MODELS.read_text(encoding="utf-8").rstrip() + "\n\n# each domain's head (examples/heads.py), alone and after prompt lookup\n"
+    for d in domains:
+        for name, k, gate in head_arms_of(d):
+            text += f'\n[[arms]]\nname = "{name}"\nkind = "{"lookup_head" if name.startswith("lookup-") else "head"}"\nhead = "heads/{d}"\n'
+            text += f"num_assistant_tokens = {k}\n" + (f"assistant_confidence_threshold = {gate}\n" if gate else "")
+            if name.startswith("lookup-"):
+                text += (f"prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n"
+                         f"max_matching_ngram_size = {lookup.max_matching_ngram_size}\n")
+    path = out / "models-router.toml"
+    path.write_text(text)
+    load_models_config(path)  # parses, or says why here
     return path
 
 
@@ -345,10 +434,7 @@ def live_only(out: str | Path, max_prompts: int | None, live_per_domain: int, th
     domains = sorted(p.name for p in (out / "heads").iterdir() if (p / "head.safetensors").exists())
     if not domains:
         raise SystemExit(f"--live-only: no heads under {out / 'heads'}; run examples/heads.py without it first")
-    outcomes = open_log(JOINT_LOG).read("outcomes")
-    plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
-    if max_prompts:
-        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
+    plain = plain_rows(open_log(JOINT_LOG).read("outcomes"), max_prompts)
     test = plain[plain["split"].astype(str) == "test"].groupby("domain", observed=True, group_keys=False).head(live_per_domain)
     t = time.perf_counter()
     res = {"live": live_heads(out, domains, test[["query_id", "prompt", "domain", "split"]], load_calibration(H200), threads)}
@@ -397,6 +483,10 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--live-per-domain", type=int, default=4, help="test prompts per domain measured live (0: none)")
+    parser.add_argument("--router-live-per-domain", type=int, default=4,
+                        help="test prompts per domain the selected policy decodes live, under each pricing (0: none)")
+    parser.add_argument("--output-rows-only", action="store_true",
+                        help="train heads on the greedy outputs' positions only (default: the prompts' positions too)")
     parser.add_argument("--live-only", action="store_true",
                         help="only step 6, with the heads an earlier run saved under OUT/heads (its --max-prompts)")
     a = parser.parse_args()
@@ -404,11 +494,15 @@ if __name__ == "__main__":
         res = live_only(a.out, a.max_prompts, a.live_per_domain, a.threads)
         print(json.dumps(res["live"]["per_arm_by_domain"], indent=2))
         sys.exit(0)
-    res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads, live_per_domain=a.live_per_domain)
+    res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads, live_per_domain=a.live_per_domain, prompt_rows=not a.output_rows_only,
+               router_live=a.router_live_per_domain)
     print(json.dumps({k: res[k] for k in ("learning_curve", "seconds")}, indent=2))
     for name in ("cpu", "h200"):
         r = res[name]
         print(f"\n{name}: selected {r['winner']}; test: {r['test_against_best_arm']['count_total']}")
+        for row in r["live"]:
+            print(f"  live {row['domain']}: {row['n_prompts']} prompts, wall {row['wall']:.3f}, count {row['count']:.3f}, "
+                  f"identical {row['identical_to_greedy']:.0%}")
     if "live" in res:
         print("\nlive on this CPU (wall / count on this CPU / count on the H200 profile / acceptance / identical):")
         for arm, by_domain in res["live"]["per_arm_by_domain"].items():

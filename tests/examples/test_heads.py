@@ -13,15 +13,18 @@ pytestmark = pytest.mark.slow
 def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     ex = load_example("heads")
     res = ex.main(tmp_path / "out", max_prompts=12, epochs=1, threads=2, live_check=2, budget="tiny",
-                  learners=("regression", "classifier"), live_per_domain=1)
+                  learners=("regression", "classifier"), live_per_domain=1, router_live=1)
     assert res["n_prompts"] == 12 and res["domains"] == ["code", "questions", "summarize", "translate"]
     assert all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
     for d, points in res["learning_curve"].items():
         assert [p["train_prompts"] for p in points] == sorted(p["train_prompts"] for p in points)
-        assert all(0.0 <= p["acceptance"] <= 1.0 and p["tokens_per_call"] >= 1.0 for p in points)
+        assert all(0.0 <= p[f"acceptance{g}"] <= 1.0 and p[f"tokens_per_call{g}"] >= 1.0 for p in points for g in ("", "_gated"))
     for pricing in ("cpu", "h200"):
         r = res[pricing]
-        assert r["winner"] and set(r["per_arm_by_domain"]) >= {"plain", "head-code-k3", "head-translate-k5"}
+        # the selected policy decoded live with the router's models file (every arm of the log)
+        assert r["live_lossless_failures"] == 0 and r["live"] and all(row["identical_to_greedy"] == 1.0 for row in r["live"])
+        assert r["winner"] and set(r["per_arm_by_domain"]) >= {"plain", "head-code-k3", "head-translate-k5", "head-code-k5-gated",
+                                                               "lookup-head-code", "lookup-head-questions-gated"}
     from logging_data import open_log, validate_log
 
     for pricing in ("cpu", "h200"):
@@ -33,7 +36,12 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     live = res["live"]  # the heads as kind = "head" arms of a models file, measured by the builder
     assert live["n_prompts"] == 4 and live["n_lossless_failures"] == 0
     assert set(live["per_arm_by_domain"]) == ({"plain", "lookup-n3-k10"} | {f"head-{d}-k3" for d in res["domains"]}
-                                              | {f"lookup-head-{d}" for d in res["domains"]})
+                                              | {f"lookup-head-{d}{g}" for d in res["domains"] for g in ("", "-gated")})
     assert all(v["identical"] == 1.0 and v["wall"] > 0 for arm in live["per_arm_by_domain"].values() for v in arm.values())
     assert validate_log(tmp_path / "out" / "log-live").ok
-    assert [a.kind for a in open_log(tmp_path / "out" / "log-live").metadata.arms][-2:] == ["lookup_head"] * 2
+    live_arms = open_log(tmp_path / "out" / "log-live").metadata.arms
+    assert [a.kind for a in live_arms][-2:] == ["lookup_head"] * 2 and live_arms[-1].attrs["confidence"] == ex.GATE
+    # the greedy outputs and states are kept: a second call reads them back and gives the same rows
+    again = ex.cached_greedy_outputs(None, ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), tmp_path / "out" / "states")
+    assert again[4] == res["regenerated"] and len(again[0]) == 12
+
