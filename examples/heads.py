@@ -1,7 +1,7 @@
 """Task-aligned drafting heads on the target's own hidden states: train one per domain, replay their counts on
 every prompt of the shipped joint log, price them on this CPU and on the H200, and let the selection choose.
 
-    python examples/heads.py --epochs 4           # SmolLM2-135M, the shipped joint log; ~75 min on 2 CPU cores
+    python examples/heads.py                      # SmolLM2-135M, the shipped joint log; ~75 min on 2 CPU cores
     python examples/heads.py --max-prompts 200    # a quick look
 
 Steps (``decoding.heads``):
@@ -136,7 +136,7 @@ def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> tu
     return prompts, outputs, states, args, n_redo
 
 
-def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 6, seed: int = 0,
+def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 4, seed: int = 0,
          threads: int | None = None, live_check: int = 8, budget: str = "default",
          learners: tuple[str, ...] | None = None, live_per_domain: int = 4, prompt_rows: bool = True,
          router_live: int = 4) -> dict[str, Any]:
@@ -479,7 +479,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/heads")
     parser.add_argument("--max-prompts", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--live-per-domain", type=int, default=4, help="test prompts per domain measured live (0: none)")
