@@ -44,4 +44,9 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     # the greedy outputs and states are kept: a second call reads them back and gives the same rows
     again = ex.cached_greedy_outputs(None, ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), tmp_path / "out" / "states")
     assert again[4] == res["regenerated"] and len(again[0]) == 12
-
+    # each head over k x gate, picked on validation, reported on test (examples/heads_gate_sweep.py)
+    sweep = load_example("heads_gate_sweep").main(tmp_path / "out", min_acceptance=0.0)
+    assert sorted(sweep) == res["domains"]
+    for d, x in sweep.items():
+        assert len(x["settings"]) == 15 and x["picked_on_validation"] in x["settings"]
+        assert all(0.0 <= v[s]["acceptance"] <= 1.0 and v[s]["count_h200"] > 0 for v in x["settings"].values() for s in ("validation", "test"))

@@ -1,0 +1,87 @@
+"""Each domain's head alone, over draft length k x confidence gate, under the H200 profile: the
+setting the validation split picks, and the same setting on the test split.
+
+    python examples/heads.py --live-per-domain 0      # first: the heads and OUT/states
+    python examples/heads_gate_sweep.py --out out/heads
+
+Reads the heads (``OUT/heads/<domain>``) and the greedy outputs' hidden states (``OUT/states``)
+an ``examples/heads.py`` run saved, replays every (k, gate) exactly (``decoding.heads``), and
+prices the counts with the H200 profile (a head step assumed at ``heads.H200_HEAD_STEP_S``).
+Per domain it picks, on validation, the fastest setting whose acceptance is at least
+``--min-acceptance`` (the issue's 0.45), and reports it on test beside the ungated k = 3 head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+LENGTHS = (2, 3, 4)
+GATES = (0.0, 0.2, 0.3, 0.4, 0.5)
+
+
+def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
+    import heads as ex
+
+    from decoding import heads
+    from decoding.calibrate import load_calibration
+    from decoding.models import load_models_config
+    from decoding.session import DecodingSession
+    from logging_data import open_log
+
+    out = Path(out)
+    index = out / "states" / "index.json"
+    if not index.exists():
+        raise SystemExit(f"{out / 'states'}: no saved states; run examples/heads.py --out {out} first")
+    plain = ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), None)
+    plain = plain[plain["query_id"].astype(str).isin(set(json.loads(index.read_text())["query_ids"]))].reset_index(drop=True)
+    prompts, outputs, states, _, _ = ex.cached_greedy_outputs(None, plain, out / "states")  # the prompts that run used
+    model = DecodingSession(load_models_config(ex.MODELS)).target.model
+    cal = load_calibration(ex.H200)
+    c, v, r = ex.H200_HEAD_STEP_S / cal.step_s, cal.relative_verify_cost(), cal.relative_round_cost()
+    dom, split = plain["domain"].astype(str).to_numpy(), plain["split"].astype(str).to_numpy()
+    max_new = int(load_models_config(ex.MODELS).target.max_new_tokens)
+    result: dict = {}
+    for d in sorted(set(dom)):
+        head = heads.load_head(out / "heads" / d)
+        table: dict = {}
+        for s in ("validation", "test"):
+            idx = np.flatnonzero((dom == d) & (split == s))
+            chains = heads.draft_chains_many(head, model, [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in idx],
+                                             max(LENGTHS), with_confidence=True)
+            for k in LENGTHS:
+                for gate in GATES:
+                    n = cost = accepted = drafted = 0
+                    for i, (tokens, conf) in zip(idx, chains):
+                        rr = heads.replay_chains(tokens, prompts[i], outputs[i], max_new, k, conf, gate)
+                        n += rr["n_new_tokens"]
+                        cost += rr["target_calls"] * (1 + r) + rr["draft_tokens"] * v + rr["draft_calls"] * c
+                        accepted += rr["accepted_tokens"]
+                        drafted += rr["draft_tokens"]
+                    table.setdefault(f"k{k}-gate{gate}", {})[s] = {"count_h200": n / cost, "acceptance": accepted / max(drafted, 1)}
+        ok = {a: t for a, t in table.items() if t["validation"]["acceptance"] >= min_acceptance}
+        pick = max(ok, key=lambda a: ok[a]["validation"]["count_h200"]) if ok else None
+        result[d] = {"picked_on_validation": pick, "picked": table[pick] if pick else None, "ungated_k3": table["k3-gate0.0"],
+                     "settings": table}
+    (out / "gate-sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/heads", help="the examples/heads.py output folder")
+    parser.add_argument("--min-acceptance", type=float, default=0.45)
+    a = parser.parse_args()
+    res = main(a.out, a.min_acceptance)
+    print(f"{'domain':10s} {'picked on validation':22s} {'test: H200 count / acceptance':32s} ungated k=3 on test")
+    for d, x in res.items():
+        p, u = (x["picked"] or {}).get("test"), x["ungated_k3"]["test"]
+        picked = f"{p['count_h200']:.3f} / {p['acceptance']:.2f}" if p else "none"
+        print(f"{d:10s} {str(x['picked_on_validation']):22s} {picked:32s} {u['count_h200']:.3f} / {u['acceptance']:.2f}")
