@@ -108,6 +108,19 @@ def plain_rows(outcomes: pd.DataFrame, max_prompts: int | None) -> pd.DataFrame:
     return plain.reset_index(drop=True)
 
 
+def replay_totals(chains: list[tuple[np.ndarray, np.ndarray]], prompts: list[list[int]], outputs: list[list[int]], max_new_tokens: int,
+                  k: int, gate: float) -> dict[str, int]:
+    """The head's counts (``decoding.heads.replay_chains``: k tokens per round, cut at ``gate``) summed
+    over prompts; ``chains``: ``draft_chains_many(..., with_confidence=True)`` of the same prompts."""
+    from decoding import heads
+
+    total = dict.fromkeys(("n_new_tokens", "target_calls", "draft_tokens", "draft_calls", "accepted_tokens"), 0)
+    for (tokens, conf), p, o in zip(chains, prompts, outputs):
+        for key, value in heads.replay_chains(tokens, p, o, max_new_tokens, k, conf, gate).items():
+            total[key] += value
+    return total
+
+
 def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any], int]:
     """``greedy_outputs``, kept in ``folder`` (``states.npy`` float32, ``tokens.npz``) and read back
     when it holds the same prompts: a rerun (or a run cut short after step 1) skips the forward."""
@@ -184,14 +197,9 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         res = {}
         drafted_chains = chains(head, index, max(3, GATED_K))
         for name, k, gate in (("", 3, 0.0), ("_gated", GATED_K, GATE)):
-            calls = drafted = accepted = new = 0
-            for i, (ch, conf) in zip(index, drafted_chains):
-                r = heads.replay_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k, conf, gate)
-                calls += r["target_calls"]
-                drafted += r["draft_tokens"]
-                accepted += r["accepted_tokens"]
-                new += r["n_new_tokens"]
-            res.update({f"acceptance{name}": accepted / max(drafted, 1), f"tokens_per_call{name}": new / max(calls, 1)})
+            tot = replay_totals(drafted_chains, [prompts[i] for i in index], [outputs[i] for i in index], session.max_new_tokens, k, gate)
+            res.update({f"acceptance{name}": tot["accepted_tokens"] / max(tot["draft_tokens"], 1),
+                        f"tokens_per_call{name}": tot["n_new_tokens"] / max(tot["target_calls"], 1)})
         return res
 
     _say("2/5 one head per domain, and a learning curve on validation")
@@ -336,6 +344,16 @@ def head_arms_of(domain: str) -> list[tuple[str, int, float]]:
             + [(f"lookup-head-{domain}", 3, 0.0), (f"lookup-head-{domain}-gated", GATED_K, GATE)])
 
 
+def head_arm_toml(name: str, domain: str, k: int, gate: float, lookup: Any) -> str:
+    """One ``[[arms]]`` table of a models file for ``domain``'s head (under ``heads/``): ``kind =
+    "lookup_head"`` with ``lookup``'s settings when ``name`` starts with ``lookup-``, else ``kind = "head"``."""
+    text = (f'\n[[arms]]\nname = "{name}"\nkind = "{"lookup_head" if name.startswith("lookup-") else "head"}"\nhead = "heads/{domain}"\n'
+            f"num_assistant_tokens = {k}\n")
+    if name.startswith("lookup-"):
+        text += f"prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\nmax_matching_ngram_size = {lookup.max_matching_ngram_size}\n"
+    return text + (f"assistant_confidence_threshold = {gate}\n" if gate else "")
+
+
 def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
     """``out/models-heads.toml``: the joint models file's target, plain decoding, ``LIVE_LOOKUP``, one
     ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``) and one
@@ -351,12 +369,9 @@ def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
             f'[[arms]]\nname = "{LIVE_LOOKUP}"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n'
             f'max_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
     for d in domains:
-        text += f'\n[[arms]]\nname = "head-{d}-k{k}"\nkind = "head"\nhead = "heads/{d}"\nnum_assistant_tokens = {k}\n'
+        text += head_arm_toml(f"head-{d}-k{k}", d, k, 0.0, lookup)
     for d in domains:  # prompt lookup where it matches, the domain's head where it does not (ungated, and gated)
-        for name, n, gate in ((f"lookup-head-{d}", k, 0.0), (f"lookup-head-{d}-gated", GATED_K, GATE)):
-            text += (f'\n[[arms]]\nname = "{name}"\nkind = "lookup_head"\nhead = "heads/{d}"\nnum_assistant_tokens = {n}\n'
-                     f'prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\nmax_matching_ngram_size = {lookup.max_matching_ngram_size}\n'
-                     + (f'assistant_confidence_threshold = {gate}\n' if gate else ''))
+        text += head_arm_toml(f"lookup-head-{d}", d, k, 0.0, lookup) + head_arm_toml(f"lookup-head-{d}-gated", d, GATED_K, GATE, lookup)
     path = out / "models-heads.toml"
     path.write_text(text)
     return path
@@ -372,11 +387,7 @@ def router_models_file(out: Path, domains: list[str]) -> Path:
     text = MODELS.read_text(encoding="utf-8").rstrip() + "\n\n# each domain's head (examples/heads.py), alone and after prompt lookup\n"
     for d in domains:
         for name, k, gate in head_arms_of(d):
-            text += f'\n[[arms]]\nname = "{name}"\nkind = "{"lookup_head" if name.startswith("lookup-") else "head"}"\nhead = "heads/{d}"\n'
-            text += f"num_assistant_tokens = {k}\n" + (f"assistant_confidence_threshold = {gate}\n" if gate else "")
-            if name.startswith("lookup-"):
-                text += (f"prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n"
-                         f"max_matching_ngram_size = {lookup.max_matching_ngram_size}\n")
+            text += head_arm_toml(name, d, k, gate, lookup)
     path = out / "models-router.toml"
     path.write_text(text)
     load_models_config(path)  # parses, or says why here

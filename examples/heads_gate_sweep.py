@@ -31,7 +31,7 @@ def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
     import heads as ex
 
     from decoding import heads
-    from decoding.calibrate import load_calibration
+    from decoding.calibrate import load_calibration, speedup_count
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
     from logging_data import open_log
@@ -43,29 +43,25 @@ def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
     plain = ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), None)
     plain = plain[plain["query_id"].astype(str).isin(set(json.loads(index.read_text())["query_ids"]))].reset_index(drop=True)
     prompts, outputs, states, _, _ = ex.cached_greedy_outputs(None, plain, out / "states")  # the prompts that run used
-    model = DecodingSession(load_models_config(ex.MODELS)).target.model
+    session = DecodingSession(load_models_config(ex.MODELS))
     cal = load_calibration(ex.H200)
     c, v, r = ex.H200_HEAD_STEP_S / cal.step_s, cal.relative_verify_cost(), cal.relative_round_cost()
     dom, split = plain["domain"].astype(str).to_numpy(), plain["split"].astype(str).to_numpy()
-    max_new = int(load_models_config(ex.MODELS).target.max_new_tokens)
     result: dict = {}
     for d in sorted(set(dom)):
         head = heads.load_head(out / "heads" / d)
         table: dict = {}
         for s in ("validation", "test"):
             idx = np.flatnonzero((dom == d) & (split == s))
-            chains = heads.draft_chains_many(head, model, [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in idx],
+            chains = heads.draft_chains_many(head, session.target.model,
+                                             [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in idx],
                                              max(LENGTHS), with_confidence=True)
             for k in LENGTHS:
                 for gate in GATES:
-                    n = cost = accepted = drafted = 0
-                    for i, (tokens, conf) in zip(idx, chains):
-                        rr = heads.replay_chains(tokens, prompts[i], outputs[i], max_new, k, conf, gate)
-                        n += rr["n_new_tokens"]
-                        cost += rr["target_calls"] * (1 + r) + rr["draft_tokens"] * v + rr["draft_calls"] * c
-                        accepted += rr["accepted_tokens"]
-                        drafted += rr["draft_tokens"]
-                    table.setdefault(f"k{k}-gate{gate}", {})[s] = {"count_h200": n / cost, "acceptance": accepted / max(drafted, 1)}
+                    t = ex.replay_totals(chains, [prompts[i] for i in idx], [outputs[i] for i in idx], session.max_new_tokens, k, gate)
+                    table.setdefault(f"k{k}-gate{gate}", {})[s] = {
+                        "count_h200": speedup_count(t["n_new_tokens"], t["target_calls"], t["draft_calls"], c, t["draft_tokens"], v, r),
+                        "acceptance": t["accepted_tokens"] / max(t["draft_tokens"], 1)}
         ok = {a: t for a, t in table.items() if t["validation"]["acceptance"] >= min_acceptance}
         pick = max(ok, key=lambda a: ok[a]["validation"]["count_h200"]) if ok else None
         result[d] = {"picked_on_validation": pick, "picked": table[pick] if pick else None, "ungated_k3": table["k3-gate0.0"],
