@@ -14,9 +14,11 @@ Steps (``decoding.heads``):
    outputs and of the prompts (labelled with the target's own choice; ``--output-rows-only``: the
    outputs' alone), vocabulary the domain's 2,048 most frequent next tokens; and a learning curve:
    its acceptance on the domain's validation prompts when trained on 1/4, 1/2 and all of them,
-   ungated (k = 3) and gated (``GATE`` = 0.4, k = 5);
+   ungated (k = 3) and gated (``GATE`` = 0.4, k = 5); and each head's own setting, picked on the
+   validation prompts alone: the fastest draft length x gate (``TUNE_LENGTHS`` x ``TUNE_GATES``) under
+   the H200 profile whose acceptance reaches ``MIN_ACCEPTANCE`` (``head-D-tuned``);
 3. every head × draft length k in {3, 5}, gated at k = 5 (``head-D-k5-gated``: a round stops at
-   the head's first token less likely than ``GATE``), and every head after prompt lookup
+   the head's first token less likely than ``GATE``), its tuned setting, and every head after prompt lookup
    (``lookup-head-D``: ``lookup-n3-k10``'s candidates where it matches, the head's 3 elsewhere;
    ``lookup-head-D-gated``: the gated head's up to 5; arm kind ``lookup_head``), replayed on every
    prompt: exact counts of the project's loop (``decoding.specloop``), checked against live
@@ -30,7 +32,7 @@ Steps (``decoding.heads``):
    and decodes the selected policy live on ``--router-live-per-domain`` test prompts per domain with
    ``OUT/models-router.toml`` (every arm of the log), plain decoding timed beside it;
 6. live on this CPU (``--live-per-domain N`` test prompts per domain): ``OUT/models-heads.toml``
-   names plain decoding, ``lookup-n3-k10`` and each head as a ``kind = "head"`` arm, and
+   names plain decoding, ``lookup-n3-k10`` and each head as ``kind = "head"`` arms (k = 3, tuned), and
    ``bandit-log build``'s builder measures them (wall times, counts, its own calibration of every
    arm's step, output checked against plain greedy): wall speed-up beside the count model, and the
    same counts priced under the H200 profile.
@@ -64,6 +66,11 @@ VOCAB_SIZE = 2048
 #: prompts with session 5's 100-prompt heads: it lifts a head's acceptance past 0.45 on its own domain)
 GATE = 0.4
 GATED_K = 5
+#: the grid each domain's ``head-D-tuned`` arm is picked from, on validation prompts only: the fastest
+#: (k, gate) under the H200 profile whose acceptance is at least ``MIN_ACCEPTANCE`` (the issue's bar)
+TUNE_LENGTHS = (2, 3, 4)
+TUNE_GATES = (0.0, 0.2, 0.3, 0.4, 0.5)
+MIN_ACCEPTANCE = 0.45
 
 
 def _say(message: str) -> None:
@@ -119,6 +126,36 @@ def replay_totals(chains: list[tuple[np.ndarray, np.ndarray]], prompts: list[lis
         for key, value in heads.replay_chains(tokens, p, o, max_new_tokens, k, conf, gate).items():
             total[key] += value
     return total
+
+
+def setting_table(chains: list[tuple[np.ndarray, np.ndarray]], prompts: list[list[int]], outputs: list[list[int]],
+                  max_new_tokens: int, h200: Any) -> dict[str, dict[str, float]]:
+    """Per ``k{k}-gate{gate}`` of ``TUNE_LENGTHS`` x ``TUNE_GATES``: the head's count speed-up under the
+    ``h200`` calibration (a head step at ``H200_HEAD_STEP_S``) and its acceptance, on these prompts;
+    ``chains``: ``draft_chains_many(..., max(TUNE_LENGTHS), with_confidence=True)`` of them."""
+    from decoding.calibrate import speedup_count
+
+    c, v, r = H200_HEAD_STEP_S / h200.step_s, h200.relative_verify_cost(), h200.relative_round_cost()
+    table = {}
+    for k in TUNE_LENGTHS:
+        for gate in TUNE_GATES:
+            t = replay_totals(chains, prompts, outputs, max_new_tokens, k, gate)
+            table[f"k{k}-gate{gate}"] = {
+                "count_h200": speedup_count(t["n_new_tokens"], t["target_calls"], t["draft_calls"], c, t["draft_tokens"], v, r),
+                "acceptance": t["accepted_tokens"] / max(t["draft_tokens"], 1)}
+    return table
+
+
+def pick_setting(table: dict[str, dict[str, float]], min_acceptance: float = MIN_ACCEPTANCE) -> str | None:
+    """The fastest setting of ``table`` (``setting_table``) whose acceptance is at least ``min_acceptance``; None if none is."""
+    ok = {name: v for name, v in table.items() if v["acceptance"] >= min_acceptance}
+    return max(ok, key=lambda name: ok[name]["count_h200"]) if ok else None
+
+
+def parse_setting(name: str) -> tuple[int, float]:
+    """``"k2-gate0.3"`` -> (2, 0.3)."""
+    k, gate = name.split("-gate")
+    return int(k[1:]), float(gate)
 
 
 def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any], int]:
@@ -225,6 +262,18 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         trained[d], records[d] = head, record
         heads.save_head(head, out / "heads" / d, record)
     seconds["train"] = time.perf_counter() - t
+    raw_h200 = load_calibration(H200)
+    tuned, tuning = {}, {}  # each head's (k, gate), picked on validation only
+    for d in domains:
+        val_idx = np.flatnonzero((dom == d) & (splits == "validation"))
+        table = setting_table(chains(trained[d], val_idx, max(TUNE_LENGTHS)), [prompts[i] for i in val_idx],
+                              [outputs[i] for i in val_idx], session.max_new_tokens, raw_h200)
+        pick = pick_setting(table)
+        name = pick or max(table, key=lambda n: table[n]["count_h200"])  # none reached the bar: the fastest
+        tuned[d] = parse_setting(name)
+        tuning[d] = {"setting": name, "reached_min_acceptance": pick is not None, "validation": table}
+        _say(f"   head-{d}-tuned: {name} (validation: {table[name]['count_h200']:.3f} under the H200 profile, "
+             f"acceptance {table[name]['acceptance']:.3f})")
 
     _say("3/5 replaying every head x k (and each head after prompt lookup) on every prompt; live check on a sample")
     t = time.perf_counter()
@@ -233,7 +282,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     everyone = np.arange(len(plain))
     for d in domains:
         drafted = chains(trained[d], everyone, max(*DRAFT_LENGTHS, GATED_K))  # a chain's first k tokens are its k-token draft
-        for arm, k, gate in head_arms_of(d):
+        for arm, k, gate in head_arms_of(d, tuned):
             for i, (ch, conf) in zip(everyone, drafted):
                 if arm.startswith("lookup-"):  # prompt lookup where it matches, this head elsewhere
                     r = heads.replay_lookup_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k, lookup.prompt_lookup_num_tokens,
@@ -248,7 +297,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     sample = np.random.default_rng(seed + 1).choice(len(plain), size=min(live_check, len(plain)), replace=False)
     for i in sample:
         d = str(dom[i])
-        for arm, k, gate in head_arms_of(d):
+        for arm, k, gate in head_arms_of(d, tuned):
             drafter = heads.HeadDraft(trained[d], session.target.model, k, gate)
             if arm.startswith("lookup-"):
                 drafter = LookupThenHead(PromptLookup(lookup.prompt_lookup_num_tokens, lookup.max_matching_ngram_size or 2, session.eos_ids),
@@ -264,10 +313,9 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     _say("4/5 head step on this CPU; two logs: this CPU's prices and the H200's")
     head_cpu = _head_step_seconds(trained[domains[0]], session, repeats=50)
     own = Calibration.from_json(joint.metadata.extra["calibration"])
-    head_arms = [arm for d in domains for arm, _, _ in head_arms_of(d)]
-    settings = {arm: (d, k, gate) for d in domains for arm, k, gate in head_arms_of(d)}
+    head_arms = [arm for d in domains for arm, _, _ in head_arms_of(d, tuned)]
+    settings = {arm: (d, k, gate) for d in domains for arm, k, gate in head_arms_of(d, tuned)}
     cpu_cal = Calibration(**{**own.to_json(), "arm_step_s": {**dict(own.arm_step_s), **{a: head_cpu for a in head_arms}}})
-    raw_h200 = load_calibration(H200)
     h200_cal = Calibration(**{**raw_h200.to_json(), "arm_step_s": {a: H200_HEAD_STEP_S for a in head_arms}})
     base = outcomes[outcomes["query_id"].isin(plain["query_id"])]
     qcols = ["query_id", "prompt", "domain", "split"]
@@ -306,8 +354,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
 
     result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "learning_curve": curve,
                               "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
-                              "head_step_s_h200_assumed": H200_HEAD_STEP_S, "torch_threads": int(torch.get_num_threads())}
-    router_models = router_models_file(out, domains)
+                              "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads())}
+    router_models = router_models_file(out, domains, tuned)
     for name, path in logs.items():
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
             warnings.simplefilter("always")
@@ -326,7 +374,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         _say(f"6/6 live on this CPU: {live_per_domain} test prompt(s) per domain, heads as arms of a models file")
         t = time.perf_counter()
         test = plain[plain["split"].astype(str) == "test"].groupby("domain", observed=True, group_keys=False).head(live_per_domain)
-        result["live"] = live_heads(out, domains, test[qcols], raw_h200, threads)
+        result["live"] = live_heads(out, domains, test[qcols], raw_h200, threads, tuned)
         seconds["live"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_all
     result["seconds"] = seconds
@@ -337,10 +385,12 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
 LIVE_LOOKUP = "lookup-n3-k10"
 
 
-def head_arms_of(domain: str) -> list[tuple[str, int, float]]:
+def head_arms_of(domain: str, tuned: dict[str, tuple[int, float]] | None = None) -> list[tuple[str, int, float]]:
     """The replayed arms of one domain's head: (name, draft length, confidence gate); ``lookup-*``
-    arms propose ``LIVE_LOOKUP``'s candidates where it matches, the head's elsewhere."""
-    return ([(f"head-{domain}-k{k}", k, 0.0) for k in DRAFT_LENGTHS] + [(f"head-{domain}-k{GATED_K}-gated", GATED_K, GATE)]
+    arms propose ``LIVE_LOOKUP``'s candidates where it matches, the head's elsewhere; ``tuned``
+    (domain -> (k, gate), picked on validation): also ``head-D-tuned`` with that setting."""
+    extra = [(f"head-{domain}-tuned", *tuned[domain])] if tuned and domain in tuned else []
+    return ([(f"head-{domain}-k{k}", k, 0.0) for k in DRAFT_LENGTHS] + [(f"head-{domain}-k{GATED_K}-gated", GATED_K, GATE)] + extra
             + [(f"lookup-head-{domain}", 3, 0.0), (f"lookup-head-{domain}-gated", GATED_K, GATE)])
 
 
@@ -354,11 +404,11 @@ def head_arm_toml(name: str, domain: str, k: int, gate: float, lookup: Any) -> s
     return text + (f"assistant_confidence_threshold = {gate}\n" if gate else "")
 
 
-def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
+def heads_models_file(out: Path, domains: list[str], k: int = 3, tuned: dict[str, tuple[int, float]] | None = None) -> Path:
     """``out/models-heads.toml``: the joint models file's target, plain decoding, ``LIVE_LOOKUP``, one
     ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``) and one
     ``kind = "lookup_head"`` arm per head (``LIVE_LOOKUP``'s candidates where it matches, else the head's),
-    ungated and gated (``GATE``, ``GATED_K``)."""
+    ungated and gated (``GATE``, ``GATED_K``); ``tuned``: each domain's ``head-D-tuned`` arm too."""
     from decoding.models import load_models_config
 
     joint = load_models_config(MODELS)
@@ -370,6 +420,8 @@ def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
             f'max_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
     for d in domains:
         text += head_arm_toml(f"head-{d}-k{k}", d, k, 0.0, lookup)
+        if tuned and d in tuned:
+            text += head_arm_toml(f"head-{d}-tuned", d, *tuned[d], lookup)
     for d in domains:  # prompt lookup where it matches, the domain's head where it does not (ungated, and gated)
         text += head_arm_toml(f"lookup-head-{d}", d, k, 0.0, lookup) + head_arm_toml(f"lookup-head-{d}-gated", d, GATED_K, GATE, lookup)
     path = out / "models-heads.toml"
@@ -377,7 +429,7 @@ def heads_models_file(out: Path, domains: list[str], k: int = 3) -> Path:
     return path
 
 
-def router_models_file(out: Path, domains: list[str]) -> Path:
+def router_models_file(out: Path, domains: list[str], tuned: dict[str, tuple[int, float]] | None = None) -> Path:
     """``out/models-router.toml``: every arm of the logs the selection trains on, the joint models
     file's (plain decoding, twelve prompt-lookup settings) and each domain's head arms
     (``head_arms_of``), so that whichever policy is selected decodes live with ``bandit-log decode``."""
@@ -386,7 +438,7 @@ def router_models_file(out: Path, domains: list[str]) -> Path:
     lookup = load_models_config(MODELS).arm(LIVE_LOOKUP)
     text = MODELS.read_text(encoding="utf-8").rstrip() + "\n\n# each domain's head (examples/heads.py), alone and after prompt lookup\n"
     for d in domains:
-        for name, k, gate in head_arms_of(d):
+        for name, k, gate in head_arms_of(d, tuned):
             text += head_arm_toml(name, d, k, gate, lookup)
     path = out / "models-router.toml"
     path.write_text(text)
@@ -394,7 +446,8 @@ def router_models_file(out: Path, domains: list[str]) -> Path:
     return path
 
 
-def live_heads(out: Path, domains: list[str], prompts: pd.DataFrame, h200: Any, threads: int | None) -> dict[str, Any]:
+def live_heads(out: Path, domains: list[str], prompts: pd.DataFrame, h200: Any, threads: int | None,
+               tuned: dict[str, tuple[int, float]] | None = None) -> dict[str, Any]:
     """Measure plain decoding, ``LIVE_LOOKUP`` and every head on ``prompts`` with the project's builder
     (a measured log, its own calibration): per arm and domain, wall and count speed-ups (ratios of
     totals), the same counts priced under ``h200`` (heads' step assumed), and the lossless check."""
@@ -406,7 +459,7 @@ def live_heads(out: Path, domains: list[str], prompts: pd.DataFrame, h200: Any, 
     from decoding.reprice import price_counts
     from logging_data import open_log
 
-    models = load_models_config(heads_models_file(out, domains))
+    models = load_models_config(heads_models_file(out, domains, tuned=tuned))
     path = out / "live-prompts.parquet"
     prompts.to_parquet(path)
     log_path = out / "log-live"
@@ -447,8 +500,10 @@ def live_only(out: str | Path, max_prompts: int | None, live_per_domain: int, th
         raise SystemExit(f"--live-only: no heads under {out / 'heads'}; run examples/heads.py without it first")
     plain = plain_rows(open_log(JOINT_LOG).read("outcomes"), max_prompts)
     test = plain[plain["split"].astype(str) == "test"].groupby("domain", observed=True, group_keys=False).head(live_per_domain)
+    saved = json.loads((out / "heads.json").read_text()) if (out / "heads.json").exists() else {}
+    tuned = {d: parse_setting(v["setting"]) for d, v in saved.get("tuned", {}).items()}
     t = time.perf_counter()
-    res = {"live": live_heads(out, domains, test[["query_id", "prompt", "domain", "split"]], load_calibration(H200), threads)}
+    res = {"live": live_heads(out, domains, test[["query_id", "prompt", "domain", "split"]], load_calibration(H200), threads, tuned)}
     res["seconds"] = time.perf_counter() - t
     (out / "heads-live.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     return res

@@ -7,8 +7,9 @@ setting the validation split picks, and the same setting on the test split.
 Reads the heads (``OUT/heads/<domain>``) and the greedy outputs' hidden states (``OUT/states``)
 an ``examples/heads.py`` run saved, replays every (k, gate) exactly (``decoding.heads``), and
 prices the counts with the H200 profile (a head step assumed at ``heads.H200_HEAD_STEP_S``).
-Per domain it picks, on validation, the fastest setting whose acceptance is at least
-``--min-acceptance`` (the issue's 0.45), and reports it on test beside the ungated k = 3 head.
+Over ``heads.TUNE_LENGTHS`` x ``heads.TUNE_GATES``, per domain it picks, on validation, the fastest
+setting whose acceptance is at least ``--min-acceptance`` (the issue's 0.45; ``examples/heads.py``
+logs its own pick as ``head-D-tuned``), and reports it on test beside the ungated k = 3 head.
 """
 
 from __future__ import annotations
@@ -23,15 +24,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-LENGTHS = (2, 3, 4)
-GATES = (0.0, 0.2, 0.3, 0.4, 0.5)
-
-
 def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
     import heads as ex
 
     from decoding import heads
-    from decoding.calibrate import load_calibration, speedup_count
+    from decoding.calibrate import load_calibration
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
     from logging_data import open_log
@@ -44,8 +41,7 @@ def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
     plain = plain[plain["query_id"].astype(str).isin(set(json.loads(index.read_text())["query_ids"]))].reset_index(drop=True)
     prompts, outputs, states, _, _ = ex.cached_greedy_outputs(None, plain, out / "states")  # the prompts that run used
     session = DecodingSession(load_models_config(ex.MODELS))
-    cal = load_calibration(ex.H200)
-    c, v, r = ex.H200_HEAD_STEP_S / cal.step_s, cal.relative_verify_cost(), cal.relative_round_cost()
+    h200 = load_calibration(ex.H200)
     dom, split = plain["domain"].astype(str).to_numpy(), plain["split"].astype(str).to_numpy()
     result: dict = {}
     for d in sorted(set(dom)):
@@ -55,15 +51,11 @@ def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
             idx = np.flatnonzero((dom == d) & (split == s))
             chains = heads.draft_chains_many(head, session.target.model,
                                              [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in idx],
-                                             max(LENGTHS), with_confidence=True)
-            for k in LENGTHS:
-                for gate in GATES:
-                    t = ex.replay_totals(chains, [prompts[i] for i in idx], [outputs[i] for i in idx], session.max_new_tokens, k, gate)
-                    table.setdefault(f"k{k}-gate{gate}", {})[s] = {
-                        "count_h200": speedup_count(t["n_new_tokens"], t["target_calls"], t["draft_calls"], c, t["draft_tokens"], v, r),
-                        "acceptance": t["accepted_tokens"] / max(t["draft_tokens"], 1)}
-        ok = {a: t for a, t in table.items() if t["validation"]["acceptance"] >= min_acceptance}
-        pick = max(ok, key=lambda a: ok[a]["validation"]["count_h200"]) if ok else None
+                                             max(ex.TUNE_LENGTHS), with_confidence=True)
+            for name, value in ex.setting_table(chains, [prompts[i] for i in idx], [outputs[i] for i in idx],
+                                                session.max_new_tokens, h200).items():
+                table.setdefault(name, {})[s] = value
+        pick = ex.pick_setting({name: v["validation"] for name, v in table.items()}, min_acceptance)
         result[d] = {"picked_on_validation": pick, "picked": table[pick] if pick else None, "ungated_k3": table["k3-gate0.0"],
                      "settings": table}
     (out / "gate-sweep.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -73,7 +65,7 @@ def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/heads", help="the examples/heads.py output folder")
-    parser.add_argument("--min-acceptance", type=float, default=0.45)
+    parser.add_argument("--min-acceptance", type=float, default=0.45, help="the acceptance a pick needs on validation")
     a = parser.parse_args()
     res = main(a.out, a.min_acceptance)
     print(f"{'domain':10s} {'picked on validation':22s} {'test: H200 count / acceptance':32s} ungated k=3 on test")

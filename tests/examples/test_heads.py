@@ -24,7 +24,13 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
         # the selected policy decoded live with the router's models file (every arm of the log)
         assert r["live_lossless_failures"] == 0 and r["live"] and all(row["identical_to_greedy"] == 1.0 for row in r["live"])
         assert r["winner"] and set(r["per_arm_by_domain"]) >= {"plain", "head-code-k3", "head-translate-k5", "head-code-k5-gated",
-                                                               "lookup-head-code", "lookup-head-questions-gated"}
+                                                               "head-summarize-tuned", "lookup-head-code", "lookup-head-questions-gated"}
+    # each head's tuned arm: a setting of the grid, picked on validation, logged with it
+    for d, t in res["tuned"].items():
+        k, gate = ex.parse_setting(t["setting"])
+        assert k in ex.TUNE_LENGTHS and gate in ex.TUNE_GATES and set(t["validation"]) == {
+            f"k{kk}-gate{g}" for kk in ex.TUNE_LENGTHS for g in ex.TUNE_GATES}
+        assert t["reached_min_acceptance"] == (t["validation"][t["setting"]]["acceptance"] >= ex.MIN_ACCEPTANCE)
     from logging_data import open_log, validate_log
 
     for pricing in ("cpu", "h200"):
@@ -35,7 +41,7 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     assert json.loads((tmp_path / "out" / "heads.json").read_text())["n_prompts"] == 12
     live = res["live"]  # the heads as kind = "head" arms of a models file, measured by the builder
     assert live["n_prompts"] == 4 and live["n_lossless_failures"] == 0
-    assert set(live["per_arm_by_domain"]) == ({"plain", "lookup-n3-k10"} | {f"head-{d}-k3" for d in res["domains"]}
+    assert set(live["per_arm_by_domain"]) == ({"plain", "lookup-n3-k10"} | {f"head-{d}-{s}" for d in res["domains"] for s in ("k3", "tuned")}
                                               | {f"lookup-head-{d}{g}" for d in res["domains"] for g in ("", "-gated")})
     assert all(v["identical"] == 1.0 and v["wall"] > 0 for arm in live["per_arm_by_domain"].values() for v in arm.values())
     assert validate_log(tmp_path / "out" / "log-live").ok
