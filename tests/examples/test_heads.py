@@ -56,3 +56,9 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     for d, x in sweep.items():
         assert len(x["settings"]) == 15 and x["picked_on_validation"] in x["settings"]
         assert all(0.0 <= v[s]["acceptance"] <= 1.0 and v[s]["count_h200"] > 0 for v in x["settings"].values() for s in ("validation", "test"))
+    # the head variants against the project's head, on validation (examples/heads_variants.py)
+    var = load_example("heads_variants").main(tmp_path / "out", "translate", epochs=1, max_prompts=3)
+    assert set(var["variants"]) == {"base", "rollout", "layers", "attention"}
+    for v in var["variants"].values():
+        assert 0.0 <= v["first_token_accuracy"] <= 1.0 and len(v["settings"]) == 15 and v["fastest"] in v["settings"]
+    assert (tmp_path / "out" / "variants-translate.json").exists()
