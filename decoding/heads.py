@@ -171,6 +171,15 @@ def frequent_vocabulary(tokens: Iterable[int], size: int, always: Iterable[int] 
     return sorted(set(chosen) | {int(t) for t in always})
 
 
+def one_cycle(opt: Any, lr: float, total_steps: int) -> Any:
+    """torch's ``OneCycleLR`` over ``total_steps`` (at least 2) with a 10% warm-up, or 15% where 10%
+    would be exactly one step: torch divides by the warm-up's length minus one there (10 steps, or 2)."""
+    torch = _torch()
+    total = max(int(total_steps), 2)
+    pct = 0.1 if abs(0.1 * total - 1.0) > 1e-9 else 0.15
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=pct)
+
+
 def train_head(model: Any, rows: Rows, vocab: Sequence[int], *, n_blocks: int = 2, expansion: int = 2, epochs: int = 4,
                batch_size: int = 256, lr: float = 1e-3, ce_weight: float = 0.1, noise: float = 0.0, seed: int = 0,
                progress: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -189,7 +198,7 @@ def train_head(model: Any, rows: Rows, vocab: Sequence[int], *, n_blocks: int = 
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     n = len(rows.h)
     steps = max(1, epochs * ((n + batch_size - 1) // batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, lr, steps)
     losses = []
     head.train()
     for epoch in range(epochs):

@@ -195,7 +195,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
         rng = np.random.default_rng(seed)
         opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.0)
         n, bs = len(F), 256
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=epochs * ((n + bs - 1) // bs), pct_start=0.1)
+        sched = heads.one_cycle(opt, 1e-3, epochs * ((n + bs - 1) // bs))
 
         def step_loss(pred: Any, target: Any, labels: Any) -> Any:
             loss = torch.nn.functional.smooth_l1_loss(pred[:, :H], target[:, :H])
@@ -246,7 +246,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
         batches = [order[j:j + bs] for j in range(0, len(order), bs)]
         rng = np.random.default_rng(seed)
         opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.0)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=attn_epochs * len(batches), pct_start=0.1)
+        sched = heads.one_cycle(opt, 1e-3, attn_epochs * len(batches))
         head.train()
         for _ in range(attn_epochs):
             for bi in rng.permutation(len(batches)):

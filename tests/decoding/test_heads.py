@@ -203,3 +203,18 @@ def test_prompt_rows_add_the_prompts_positions_labelled_with_the_targets_choice(
     # the output's rows are the same rows either way
     out_rows = np.concatenate([np.flatnonzero(both.group == g)[len(p) - 1:] for g, p in enumerate(ids)])
     assert np.array_equal(both.x_next2[out_rows], plain.x_next2) and np.array_equal(both.h[out_rows], plain.h)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 10, 11, 20, 37])
+def test_the_learning_rate_schedule_runs_at_any_length(total):
+    # torch's OneCycleLR divides by zero when its warm-up is exactly one step (10 steps at 10%):
+    # a head trained on 2,304-2,560 rows for one epoch hit it
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(layer.parameters(), lr=1e-3)
+    sched = heads.one_cycle(opt, 1e-3, total)
+    for _ in range(total):
+        opt.step()
+        sched.step()
+    assert 0 < sched.get_last_lr()[0] <= 1e-3
