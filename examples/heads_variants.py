@@ -178,7 +178,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
         _say(f"layers {LAYERS}: one forward over {len(both)} prompts, {time.perf_counter() - t:.0f} s")
 
     def features(i: int, with_layers: bool) -> np.ndarray:
-        f = np.asarray(states[i], dtype=np.float32)
+        f = np.array(states[i], dtype=np.float32)
         return np.concatenate([f, layer_feats[int(i)].astype(np.float32)], 1) if with_layers else f
 
     def fit_mlp(with_layers: bool, rollout: bool) -> Any:
@@ -240,7 +240,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
         data = []
         for i in train:
             s, a = prompts[i] + outputs[i], np.asarray(argmaxes[i])
-            f = np.asarray(states[i], dtype=np.float32)
+            f = np.array(states[i], dtype=np.float32)
             data.append((f[:-1], np.asarray(s[1:]), f[1:], index_of[a[1:]]))
         order = sorted(range(len(data)), key=lambda j: len(data[j][0]))
         batches = [order[j:j + bs] for j in range(0, len(order), bs)]
@@ -275,7 +275,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
         with torch.no_grad():
             for i in val:
                 s, P = prompts[i] + outputs[i], len(prompts[i])
-                z = head.fc(torch.cat([torch.from_numpy(np.asarray(states[i], dtype=np.float32)[:-1]),
+                z = head.fc(torch.cat([torch.from_numpy(np.array(states[i], dtype=np.float32)[:-1]),
                                        embed(torch.tensor(s[1:]).long()).float()], -1))
                 T = len(z)
                 q, K, V = head.qkv_at(z, torch.arange(T))
