@@ -85,13 +85,12 @@ class Rows:
     group: np.ndarray
 
 
-def hidden_states(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> list[Any]:
-    """The target's final normed hidden states (T, H) float32 of each sequence, and a check that
-    the sequence is greedy: returns (states, argmax) per sequence (argmax[t] = the target's choice after t)."""
+def forward_batches(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> Iterable[tuple[list[int], Any]]:
+    """The target's forward (``output_hidden_states=True``, no grad) over ``sequences`` in right-padded
+    batches of similar lengths: yields (the batch's indices into ``sequences``, the model's output);
+    row r of the output is ``sequences[indices[r]]``, its first ``len(...)`` positions real."""
     torch = _torch()
-    out = []
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths together
-    results: dict[int, tuple[Any, Any]] = {}
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
@@ -101,15 +100,20 @@ def hidden_states(model: Any, sequences: Sequence[Sequence[int]], batch_size: in
             for r, i in enumerate(idx):
                 x[r, :len(sequences[i])] = torch.tensor(list(sequences[i]))
                 mask[r, :len(sequences[i])] = 1
-            res = model(input_ids=x.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True)
-            h = res.hidden_states[-1].float()
-            arg = res.logits.argmax(-1)
-            for r, i in enumerate(idx):
-                n = len(sequences[i])
-                results[i] = (h[r, :n].cpu(), arg[r, :n].cpu())
-    for i in range(len(sequences)):
-        out.append(results[i])
-    return out
+            yield idx, model(input_ids=x.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True)
+
+
+def hidden_states(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 16) -> list[Any]:
+    """The target's final normed hidden states (T, H) float32 of each sequence, and a check that
+    the sequence is greedy: returns (states, argmax) per sequence (argmax[t] = the target's choice after t)."""
+    results: dict[int, tuple[Any, Any]] = {}
+    for idx, res in forward_batches(model, sequences, batch_size):
+        h = res.hidden_states[-1].float()
+        arg = res.logits.argmax(-1)
+        for r, i in enumerate(idx):
+            n = len(sequences[i])
+            results[i] = (h[r, :n].cpu(), arg[r, :n].cpu())
+    return [results[i] for i in range(len(sequences))]
 
 
 def is_greedy(argmax: Any, sequence: Sequence[int], prompt_len: int) -> bool:
@@ -172,12 +176,11 @@ def frequent_vocabulary(tokens: Iterable[int], size: int, always: Iterable[int] 
 
 
 def one_cycle(opt: Any, lr: float, total_steps: int) -> Any:
-    """torch's ``OneCycleLR`` over ``total_steps`` (at least 2) with a 10% warm-up, or 15% where 10%
-    would be exactly one step: torch divides by the warm-up's length minus one there (10 steps, or 2)."""
+    """torch's ``OneCycleLR`` over ``total_steps`` with a 10% warm-up, or 15% at 10 steps, where 10%
+    is exactly one step and torch divides by the warm-up's length minus one (zero)."""
     torch = _torch()
-    total = max(int(total_steps), 2)
-    pct = 0.1 if abs(0.1 * total - 1.0) > 1e-9 else 0.15
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=pct)
+    pct = 0.1 if abs(0.1 * total_steps - 1.0) > 1e-9 else 0.15
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=int(total_steps), pct_start=pct)
 
 
 def train_head(model: Any, rows: Rows, vocab: Sequence[int], *, n_blocks: int = 2, expansion: int = 2, epochs: int = 4,

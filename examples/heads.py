@@ -14,11 +14,12 @@ Steps (``decoding.heads``):
    outputs and of the prompts (labelled with the target's own choice; ``--output-rows-only``: the
    outputs' alone), vocabulary the domain's 2,048 most frequent next tokens; and a learning curve:
    its acceptance on the domain's validation prompts when trained on 1/4, 1/2 and all of them,
-   ungated (k = 3) and gated (``GATE`` = 0.4, k = 5); and each head's own setting, picked on the
-   validation prompts alone: the fastest draft length x gate (``TUNE_LENGTHS`` x ``TUNE_GATES``) under
-   the H200 profile whose acceptance reaches ``MIN_ACCEPTANCE`` (``head-D-tuned``);
-3. every head × draft length k in {3, 5}, gated at k = 5 (``head-D-k5-gated``: a round stops at
-   the head's first token less likely than ``GATE``), its tuned setting, and every head after prompt lookup
+   ungated (k = 3) and gated (``GATE`` = 0.4, k = 5);
+3. each head's own setting, picked on the validation prompts alone: the fastest draft length x gate
+   (``TUNE_LENGTHS`` x ``TUNE_GATES``) under the H200 profile whose acceptance reaches
+   ``MIN_ACCEPTANCE`` (``head-D-tuned``); then every head × draft length k in {3, 5}, gated at k = 5
+   (``head-D-k5-gated``: a round stops at the head's first token less likely than ``GATE``), its
+   tuned setting, and every head after prompt lookup
    (``lookup-head-D``: ``lookup-n3-k10``'s candidates where it matches, the head's 3 elsewhere;
    ``lookup-head-D-gated``: the gated head's up to 5; arm kind ``lookup_head``), replayed on every
    prompt: exact counts of the project's loop (``decoding.specloop``), checked against live
@@ -262,28 +263,30 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         trained[d], records[d] = head, record
         heads.save_head(head, out / "heads" / d, record)
     seconds["train"] = time.perf_counter() - t
+    _say("3/5 each head's setting picked on validation; replaying every head x k (and each head after prompt lookup) "
+         "on every prompt; live check on a sample")
+    t = time.perf_counter()
     raw_h200 = load_calibration(H200)
+    everyone = np.arange(len(plain))
+    # each head's chain from every position of every prompt (a chain's first k tokens are its k-token draft)
+    drafted = {d: chains(trained[d], everyone, max(*DRAFT_LENGTHS, GATED_K, *TUNE_LENGTHS)) for d in domains}
     tuned, tuning = {}, {}  # each head's (k, gate), picked on validation only
     for d in domains:
         val_idx = np.flatnonzero((dom == d) & (splits == "validation"))
-        table = setting_table(chains(trained[d], val_idx, max(TUNE_LENGTHS)), [prompts[i] for i in val_idx],
+        table = setting_table([drafted[d][i] for i in val_idx], [prompts[i] for i in val_idx],
                               [outputs[i] for i in val_idx], session.max_new_tokens, raw_h200)
         pick = pick_setting(table)
-        name = pick or max(table, key=lambda n: table[n]["count_h200"])  # none reached the bar: the fastest
+        name = pick or pick_setting(table, 0.0)  # none reached the bar: the fastest
         tuned[d] = parse_setting(name)
         tuning[d] = {"setting": name, "reached_min_acceptance": pick is not None, "validation": table}
         _say(f"   head-{d}-tuned: {name} (validation: {table[name]['count_h200']:.3f} under the H200 profile, "
              f"acceptance {table[name]['acceptance']:.3f})")
 
-    _say("3/5 replaying every head x k (and each head after prompt lookup) on every prompt; live check on a sample")
-    t = time.perf_counter()
     lookup = session.config.arm(LIVE_LOOKUP)
     rows = []
-    everyone = np.arange(len(plain))
     for d in domains:
-        drafted = chains(trained[d], everyone, max(*DRAFT_LENGTHS, GATED_K))  # a chain's first k tokens are its k-token draft
         for arm, k, gate in head_arms_of(d, tuned):
-            for i, (ch, conf) in zip(everyone, drafted):
+            for i, (ch, conf) in zip(everyone, drafted[d]):
                 if arm.startswith("lookup-"):  # prompt lookup where it matches, this head elsewhere
                     r = heads.replay_lookup_chains(ch, prompts[i], outputs[i], session.max_new_tokens, k, lookup.prompt_lookup_num_tokens,
                                                    lookup.max_matching_ngram_size or 2, session.eos_ids, conf, gate)

@@ -51,22 +51,14 @@ def _layer_states(model: Any, seqs: list[list[int]], batch_size: int = 16) -> li
     """Each sequence's states at ``LAYERS``, RMS-normalised per position: (T, len(LAYERS) * H) float16."""
     import torch
 
+    from decoding.heads import forward_batches
+
     out: dict[int, np.ndarray] = {}
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    with torch.no_grad():
-        for b in range(0, len(order), batch_size):
-            ii = order[b:b + batch_size]
-            width = max(len(seqs[i]) for i in ii)
-            x = torch.zeros((len(ii), width), dtype=torch.long)
-            mask = torch.zeros((len(ii), width), dtype=torch.long)
-            for r, i in enumerate(ii):
-                x[r, :len(seqs[i])] = torch.tensor(seqs[i])
-                mask[r, :len(seqs[i])] = 1
-            hs = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
-            for r, i in enumerate(ii):
-                f = torch.stack([hs[layer][r, :len(seqs[i])].float() for layer in LAYERS], 1)
-                f = f / f.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
-                out[i] = f.reshape(len(seqs[i]), -1).numpy().astype(np.float16)
+    for ii, res in forward_batches(model, seqs, batch_size):
+        for r, i in enumerate(ii):
+            f = torch.stack([res.hidden_states[layer][r, :len(seqs[i])].float() for layer in LAYERS], 1)
+            f = f / f.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
+            out[i] = f.reshape(len(seqs[i]), -1).cpu().numpy().astype(np.float16)
     return [out[i] for i in range(len(seqs))]
 
 
@@ -322,7 +314,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
         first = np.concatenate([c[:-1, 0] == np.asarray(outputs[i][1:]) for (c, _), i in zip(chains, val)])
         table = ex.setting_table(chains, [prompts[i] for i in val], [outputs[i] for i in val], session.max_new_tokens, h200)
         pick = ex.pick_setting(table)
-        fastest = max(table, key=lambda n: table[n]["count_h200"])
+        fastest = ex.pick_setting(table, 0.0)
         result["variants"][name] = {"first_token_accuracy": float(first.mean()), "k3": table["k3-gate0.0"], "fastest": fastest,
                                     "fastest_value": table[fastest], "picked": pick, "picked_value": table[pick] if pick else None,
                                     "settings": table, "seconds": seconds,
