@@ -2,19 +2,23 @@
 every prompt of the shipped joint log, price them on this CPU and on the H200, and let the selection choose.
 
     python examples/heads.py                      # SmolLM2-135M, the shipped joint log; ~75 min on 2 CPU cores
-    python examples/heads.py --max-prompts 200    # a quick look
+    python examples/heads.py --max-prompts 200 --train-prompts 0    # a quick look
 
 Steps (``decoding.heads``):
 
 1. the target's greedy output of every prompt of ``examples/data/smollm2-joint-log`` (its
    ``target_output``, re-tokenized; sequences whose every token is not the target's argmax are
    regenerated) and one batched forward over prompt + output: the hidden states;
-   (kept in ``OUT/states``: a rerun reads them back);
-2. per domain, a head trained on that domain's *train* prompts, on the positions of the greedy
-   outputs and of the prompts (labelled with the target's own choice; ``--output-rows-only``: the
-   outputs' alone), vocabulary the domain's 2,048 most frequent next tokens; and a learning curve:
-   its acceptance on the domain's validation prompts when trained on 1/4, 1/2 and all of them,
-   ungated (k = 3) and gated (``GATE`` = 0.4, k = 5);
+   (kept in ``OUT/states``: a rerun reads them back); then training prompts mined on this machine
+   beyond the log's (``--train-prompts``: each domain topped up to 1,000 where the machine has them;
+   the log's prompts, any split, left out; ``OUT/extra-prompts.parquet``) and the teacher's greedy
+   continuation of each, generated in batches (kept per chunk in ``OUT/extra-states``: resumable);
+2. per domain, a head trained on that domain's *train* prompts (the log's and the mined ones), on the
+   positions of the greedy outputs and of the prompts (labelled with the target's own choice;
+   ``--output-rows-only``: the outputs' alone), vocabulary the domain's 2,048 most frequent next
+   tokens; and a learning curve: its acceptance on the domain's validation prompts when trained on
+   ``--curve`` shares of the log's train prompts and on all of them with the mined ones, ungated
+   (k = 3) and gated (``GATE`` = 0.4, k = 5);
 3. each head's own setting, picked on the validation prompts alone: the fastest draft length x gate
    (``TUNE_LENGTHS`` x ``TUNE_GATES``) under the H200 profile whose acceptance reaches
    ``MIN_ACCEPTANCE`` (``head-D-tuned``); then every head × draft length k in {3, 5}, gated at k = 5
@@ -72,6 +76,8 @@ GATED_K = 5
 TUNE_LENGTHS = (2, 3, 4)
 TUNE_GATES = (0.0, 0.2, 0.3, 0.4, 0.5)
 MIN_ACCEPTANCE = 0.45
+#: at most this many mined training prompts from one source file (the shipped log's prompt set used 50)
+PER_SOURCE = 50
 
 
 def _say(message: str) -> None:
@@ -159,38 +165,137 @@ def parse_setting(name: str) -> tuple[int, float]:
     return int(k[1:]), float(gate)
 
 
+def _load_states(folder: Path, ids: list[str]) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any], int] | None:
+    """What ``_save_states`` kept in ``folder`` for exactly these query ids; None if it holds anything else."""
+    index_path, states_path, tokens_path = folder / "index.json", folder / "states.npy", folder / "tokens.npz"
+    if not (index_path.exists() and states_path.exists() and tokens_path.exists()):
+        return None
+    index = json.loads(index_path.read_text())
+    if index.get("query_ids") != ids:
+        return None
+    flat = np.load(states_path, mmap_mode="r")
+    tok = np.load(tokens_path)
+    cut = np.cumsum(tok["seq_len"])[:-1]
+    seqs, args = np.split(tok["seqs"], cut), np.split(tok["argmax"], cut)
+    starts = np.concatenate([[0], np.cumsum(tok["seq_len"])])
+    prompts = [s[:int(p)].tolist() for s, p in zip(seqs, tok["prompt_len"])]
+    outputs = [s[int(p):].tolist() for s, p in zip(seqs, tok["prompt_len"])]
+    states = [np.asarray(flat[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    return prompts, outputs, states, args, int(index["regenerated"])
+
+
+def _save_states(folder: Path, ids: list[str], prompts: list[list[int]], outputs: list[list[int]], states: list[Any], args: list[Any],
+                 n_redo: int) -> None:
+    """Keep one step-1 result in ``folder`` (``states.npy`` float32, ``tokens.npz``; ``index.json`` last: the folder is whole)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "states.npy", np.concatenate(states).astype(np.float32))
+    np.savez(folder / "tokens.npz", seqs=np.concatenate([np.asarray(p + o, dtype=np.int64) for p, o in zip(prompts, outputs)]),
+             argmax=np.concatenate([np.asarray(a, dtype=np.int64) for a in args]),
+             seq_len=np.asarray([len(p) + len(o) for p, o in zip(prompts, outputs)]), prompt_len=np.asarray([len(p) for p in prompts]))
+    (folder / "index.json").write_text(json.dumps({"query_ids": ids, "regenerated": n_redo}) + "\n")
+
+
 def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any], int]:
     """``greedy_outputs``, kept in ``folder`` (``states.npy`` float32, ``tokens.npz``) and read back
     when it holds the same prompts: a rerun (or a run cut short after step 1) skips the forward."""
     ids = frame["query_id"].astype(str).tolist()
-    index_path, states_path, tokens_path = folder / "index.json", folder / "states.npy", folder / "tokens.npz"
-    if index_path.exists() and states_path.exists() and tokens_path.exists():
-        index = json.loads(index_path.read_text())
-        if index.get("query_ids") == ids:
-            flat = np.load(states_path, mmap_mode="r")
-            tok = np.load(tokens_path)
-            cut = np.cumsum(tok["seq_len"])[:-1]
-            seqs, args = np.split(tok["seqs"], cut), np.split(tok["argmax"], cut)
-            starts = np.concatenate([[0], np.cumsum(tok["seq_len"])])
-            prompts = [s[:int(p)].tolist() for s, p in zip(seqs, tok["prompt_len"])]
-            outputs = [s[int(p):].tolist() for s, p in zip(seqs, tok["prompt_len"])]
-            states = [np.asarray(flat[a:b]) for a, b in zip(starts[:-1], starts[1:])]
-            _say(f"   read back from {folder}")
-            return prompts, outputs, states, args, int(index["regenerated"])
+    kept = _load_states(folder, ids)
+    if kept is not None:
+        _say(f"   read back from {folder}")
+        return kept
     prompts, outputs, states, args, n_redo = greedy_outputs(session, frame)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(states_path, np.concatenate(states).astype(np.float32))
-    np.savez(tokens_path, seqs=np.concatenate([np.asarray(p + o, dtype=np.int64) for p, o in zip(prompts, outputs)]),
-             argmax=np.concatenate([np.asarray(a, dtype=np.int64) for a in args]),
-             seq_len=np.asarray([len(p) + len(o) for p, o in zip(prompts, outputs)]), prompt_len=np.asarray([len(p) for p in prompts]))
-    index_path.write_text(json.dumps({"query_ids": ids, "regenerated": n_redo}) + "\n")  # written last: the cache is whole
+    _save_states(folder, ids, prompts, outputs, states, args, n_redo)
     return prompts, outputs, states, args, n_redo
+
+
+def extra_site_dirs() -> list[Path]:
+    """site-packages folders on this machine beyond this Python's (its base interpreter's, Debian's
+    ``dist-packages``, the Google Cloud SDK's bundled packages): more docstrings to mine."""
+    import site
+    import sysconfig
+
+    found = [Path(p) for p in site.getsitepackages()]
+    found.append(Path(sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})["purelib"]))
+    found += [Path("/usr/lib/python3/dist-packages"), Path("/usr/lib/google-cloud-sdk/lib/third_party")]
+    out: list[Path] = []
+    for p in found:
+        if p.is_dir() and p.resolve() not in [q.resolve() for q in out]:
+            out.append(p)
+    return out
+
+
+def mine_train_prompts(log_prompts: pd.DataFrame, train_prompts: int, seed: int, path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Training prompts the log does not hold, to top each domain's train prompts up to ``train_prompts``
+    where this machine has them: ``bandit-log prompts``' sources (``logging_data.prompts``, at most
+    ``PER_SOURCE`` per file, every site-packages folder of ``extra_site_dirs``), in the builder's seeded
+    order, any prompt of the log (any split) left out. ``log_prompts``: the log's plain rows (domain,
+    split, prompt). Kept at ``path`` (Parquet, with a ``.json`` beside it: the request, counts and the
+    sources' origins and licences) and read back when the request is the same."""
+    from logging_data.prompts import PromptSetConfig, SourceRoots, build_prompt_set
+
+    domains = sorted(log_prompts["domain"].astype(str).unique())
+    have = {d: int(((log_prompts["domain"] == d) & (log_prompts["split"] == "train")).sum()) for d in domains}
+    need = {d: max(0, train_prompts - have[d]) for d in domains}
+    request = {"train_prompts": train_prompts, "seed": seed, "need": need, "log_prompts": int(len(log_prompts))}
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("request") == request:
+        return pd.read_parquet(path), json.loads(meta_path.read_text())
+    wanted = [d for d in domains if need[d] > 0]
+    if not wanted:
+        return pd.DataFrame(columns=["query_id", "prompt", "domain"]), {"request": request, "counts": {}}
+    total = int(log_prompts.groupby("domain", observed=True).size().max())
+    config = PromptSetConfig(per_domain=total + train_prompts, seed=seed, domains=tuple(wanted), per_source=PER_SOURCE)
+    built = build_prompt_set(config, SourceRoots(site_dirs=tuple(extra_site_dirs())), log=_say)
+    frame = built.frame[~built.frame["prompt"].isin(set(log_prompts["prompt"].astype(str)))]
+    frame = frame[frame.groupby("domain").cumcount().to_numpy() < frame["domain"].map(need).to_numpy()]
+    frame = frame[["query_id", "prompt", "domain"]].reset_index(drop=True)
+    meta = {"request": request, "counts": frame.groupby("domain").size().astype(int).to_dict(),
+            "config": built.metadata["config"], "roots": built.metadata["roots"], "origins": built.metadata["origins"]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    meta_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return frame, meta
+
+
+def cached_teacher_outputs(session: Any, frame: pd.DataFrame, folder: Path, chunk: int = 128,
+                           batch_size: int = 16) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any]]:
+    """The target's greedy continuation of each prompt of ``frame`` (generated in batches of
+    ``batch_size``, left-padded) and one batched forward over prompt + continuation: prompt ids,
+    continuation ids, hidden states, the target's argmax after each position. Kept per ``chunk``
+    prompts under ``folder/chunk-NNN`` and read back: a run cut short resumes at its first missing chunk."""
+    from decoding import heads
+
+    prompts: list[list[int]] = []
+    outputs: list[list[int]] = []
+    states: list[Any] = []
+    args: list[Any] = []
+    t = time.perf_counter()
+    n_chunks = -(-len(frame) // chunk)
+    for c in range(n_chunks):
+        part = frame.iloc[c * chunk:(c + 1) * chunk]
+        ids = part["query_id"].astype(str).tolist()
+        sub = folder / f"chunk-{c:03d}"
+        kept = _load_states(sub, ids)
+        if kept is None:
+            p_ids = [session.encode(p) for p in part["prompt"]]
+            o_ids: list[list[int]] = []
+            for start in range(0, len(p_ids), batch_size):
+                o_ids += [list(map(int, o)) for o in session.greedy(p_ids[start:start + batch_size])]
+            st = heads.hidden_states(session.target.model, [p + o for p, o in zip(p_ids, o_ids)], batch_size=batch_size)
+            kept = (p_ids, o_ids, [h.numpy() for h, _ in st], [a.numpy() for _, a in st], 0)
+            _save_states(sub, ids, *kept)
+            _say(f"   teacher outputs: chunk {c + 1}/{n_chunks} ({len(ids)} prompts), {time.perf_counter() - t:.0f} s so far")
+        prompts += kept[0]
+        outputs += kept[1]
+        states += kept[2]
+        args += kept[3]
+    return prompts, outputs, states, args
 
 
 def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: int = 4, seed: int = 0,
          threads: int | None = None, live_check: int = 8, budget: str = "default",
          learners: tuple[str, ...] | None = None, live_per_domain: int = 4, prompt_rows: bool = True,
-         router_live: int = 4) -> dict[str, Any]:
+         router_live: int = 4, train_prompts: int = 1000, curve_shares: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Any]:
     import torch
 
     from decoding import heads
@@ -220,6 +325,17 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     domains = sorted(plain["domain"].astype(str).unique())
     splits = plain["split"].astype(str).to_numpy()
     dom = plain["domain"].astype(str).to_numpy()
+    mined: dict[str, Any] = {"counts": {}}
+    if train_prompts > 0:  # training prompts beyond the log's, with the teacher's continuations: split "mined"
+        t = time.perf_counter()
+        extra, mined = mine_train_prompts(plain, train_prompts, seed, out / "extra-prompts.parquet")
+        _say(f"   mined training prompts beyond the log's (up to {train_prompts} per domain): "
+             + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
+        e_prompts, e_outputs, e_states, e_args = cached_teacher_outputs(session, extra, out / "extra-states")
+        prompts, outputs, states, argmaxes = prompts + e_prompts, outputs + e_outputs, states + e_states, argmaxes + e_args
+        dom = np.concatenate([dom, extra["domain"].astype(str).to_numpy()])
+        splits = np.concatenate([splits, np.full(len(extra), "mined")])
+        seconds["mined_teacher_outputs"] = time.perf_counter() - t
 
     def rows_of(index: np.ndarray) -> heads.Rows:
         return heads.collect_from_states([prompts[i] for i in index], [outputs[i] for i in index], [states[i] for i in index],
@@ -243,19 +359,25 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     _say("2/5 one head per domain, and a learning curve on validation")
     t = time.perf_counter()
     trained, curve, records = {}, {}, {}
-    rng = np.random.default_rng(seed)
+    rng, rng_mined = np.random.default_rng(seed), np.random.default_rng(seed + 2)
     for d in domains:
         train_idx = np.flatnonzero((dom == d) & (splits == "train"))
         val_idx = np.flatnonzero((dom == d) & (splits == "validation"))
         rng.shuffle(train_idx)
+        mined_idx = np.flatnonzero((dom == d) & (splits == "mined"))
+        rng_mined.shuffle(mined_idx)
+        # shares of the log's train prompts (the same heads as without mined prompts), then all of them with the mined ones
+        sizes = sorted({max(2, int(round(share * len(train_idx)))) for share in curve_shares} | {len(train_idx) + len(mined_idx)})
+        train_idx = np.concatenate([train_idx, mined_idx])
         curve[d] = []
-        for share in (0.25, 0.5, 1.0):
-            idx = train_idx[: max(2, int(round(share * len(train_idx))))]
+        for size in sizes:
+            idx = train_idx[:size]
             rows = rows_of(idx)
             vocab = heads.frequent_vocabulary(rows.x_next2, VOCAB_SIZE, session.eos_ids)
             head, record = heads.train_head(session.target.model, rows, vocab, epochs=epochs, seed=seed)
             acc = acceptance(head, val_idx)
-            curve[d].append({"train_prompts": int(len(idx)), "train_rows": record["n_rows"], **acc,
+            curve[d].append({"train_prompts": int(len(idx)), "mined_prompts": int(max(0, len(idx) - (len(train_idx) - len(mined_idx)))),
+                             "train_rows": record["n_rows"], **acc,
                              "vocab_coverage_train": record["vocab_coverage"]})
             _say(f"   {d}: {len(idx)} train prompts ({record['n_rows']} rows) -> validation acceptance {acc['acceptance']:.3f}, "
                  f"{acc['tokens_per_call']:.2f} tokens per target call (k=3); gated at {GATE} (k={GATED_K}): "
@@ -357,7 +479,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
 
     result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "learning_curve": curve,
                               "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
-                              "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads())}
+                              "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads()),
+                              "mined_train_prompts": mined}
     router_models = router_models_file(out, domains, tuned)
     for name, path in logs.items():
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
@@ -556,6 +679,11 @@ if __name__ == "__main__":
                         help="test prompts per domain the selected policy decodes live, under each pricing (0: none)")
     parser.add_argument("--output-rows-only", action="store_true",
                         help="train heads on the greedy outputs' positions only (default: the prompts' positions too)")
+    parser.add_argument("--train-prompts", type=int, default=1000,
+                        help="top each domain's training prompts up to this many with prompts mined on this machine (not in the log; "
+                             "their teacher continuations generated in batches, kept in OUT/extra-states); 0: the log's train prompts only")
+    parser.add_argument("--curve", default="0.25,0.5,1",
+                        help="learning-curve points: shares of the log's train prompts (the mined ones are added for the last point)")
     parser.add_argument("--live-only", action="store_true",
                         help="only step 6, with the heads an earlier run saved under OUT/heads (its --max-prompts)")
     a = parser.parse_args()
@@ -564,7 +692,8 @@ if __name__ == "__main__":
         print(json.dumps(res["live"]["per_arm_by_domain"], indent=2))
         sys.exit(0)
     res = main(a.out, a.max_prompts, a.epochs, a.seed, a.threads, live_per_domain=a.live_per_domain, prompt_rows=not a.output_rows_only,
-               router_live=a.router_live_per_domain)
+               router_live=a.router_live_per_domain, train_prompts=a.train_prompts,
+               curve_shares=tuple(float(x) for x in a.curve.split(",")))
     print(json.dumps({k: res[k] for k in ("learning_curve", "seconds")}, indent=2))
     for name in ("cpu", "h200"):
         r = res[name]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
+
+from logging_data import open_log
 
 pytestmark = pytest.mark.slow
 
@@ -13,8 +16,18 @@ pytestmark = pytest.mark.slow
 def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     ex = load_example("heads")
     res = ex.main(tmp_path / "out", max_prompts=12, epochs=1, threads=2, live_check=2, budget="tiny",
-                  learners=("regression", "classifier"), live_per_domain=1, router_live=1)
+                  learners=("regression", "classifier"), live_per_domain=1, router_live=1, train_prompts=2)
     assert res["n_prompts"] == 12 and res["domains"] == ["code", "questions", "summarize", "translate"]
+    # one training prompt per domain mined beyond the log's one (none of the log's prompts), with its teacher continuation
+    mined = res["mined_train_prompts"]
+    assert mined["counts"] == {d: 1 for d in res["domains"]} and mined["request"]["need"] == {d: 1 for d in res["domains"]}
+    extra = pd.read_parquet(tmp_path / "out" / "extra-prompts.parquet")
+    log_prompts = set(open_log(ex.JOINT_LOG).read("outcomes")["prompt"].astype(str))
+    assert len(extra) == 4 and not set(extra["prompt"]) & log_prompts
+    assert all(c[-1]["train_prompts"] == 2 and c[-1]["mined_prompts"] == 1
+               for c in res["learning_curve"].values())
+    kept = ex.cached_teacher_outputs(None, extra, tmp_path / "out" / "extra-states")  # read back: no model needed
+    assert len(kept[0]) == 4 and all(len(s) == len(p) + len(o) for p, o, s in zip(*kept[:3]))
     assert all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
     for d, points in res["learning_curve"].items():
         assert [p["train_prompts"] for p in points] == sorted(p["train_prompts"] for p in points)
@@ -31,7 +44,7 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
         assert k in ex.TUNE_LENGTHS and gate in ex.TUNE_GATES and set(t["validation"]) == {
             f"k{kk}-gate{g}" for kk in ex.TUNE_LENGTHS for g in ex.TUNE_GATES}
         assert t["reached_min_acceptance"] == (t["validation"][t["setting"]]["acceptance"] >= ex.MIN_ACCEPTANCE)
-    from logging_data import open_log, validate_log
+    from logging_data import validate_log
 
     for pricing in ("cpu", "h200"):
         assert validate_log(tmp_path / "out" / f"log-{pricing}").ok
