@@ -480,7 +480,9 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "learning_curve": curve,
                               "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
                               "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads()),
-                              "mined_train_prompts": mined}
+                              "mined_train_prompts": mined,
+                              # the H200 head step each head arm would need to reach 1.2x on its own domain (test): what a GPU run must beat
+                              "h200_break_even_head_step_s": break_even_head_step(open_log(logs["h200"]).read("outcomes"), raw_h200)}
     router_models = router_models_file(out, domains, tuned)
     for name, path in logs.items():
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
@@ -646,6 +648,23 @@ def _arm_table(log_path: Path) -> dict[str, dict[str, float]]:
         n = part["n_new_tokens"].astype(float)
         table.setdefault(arm, {})[d] = float(n.sum() / (n / part["speedup_count"]).sum())
     return table
+
+
+def break_even_head_step(outcomes: pd.DataFrame, h200: Any, speedup: float = 1.2) -> dict[str, float | None]:
+    """Per head arm of a log's ``outcomes``, on its own domain's test prompts: the H200 head step (seconds)
+    at which its count speed-up there (ratio of totals, linear in the step's cost) is exactly ``speedup``,
+    under ``h200``'s other costs (round, verified token); None where even a free head step falls short.
+    What a GPU measurement of the head's step has to beat (the log assumes ``H200_HEAD_STEP_S``)."""
+    f = outcomes[outcomes["split"].astype(str) == "test"]
+    v, r = h200.relative_verify_cost(), h200.relative_round_cost()
+    out: dict[str, float | None] = {}
+    for arm in sorted(a for a in f["arm"].astype(str).unique() if a.startswith(("head-", "lookup-head-"))):
+        domain = arm.removeprefix("lookup-").split("-")[1]
+        part = f[(f["arm"].astype(str) == arm) & (f["domain"].astype(str) == domain)]
+        n, t, d, c = (float(part[col].sum()) for col in ("n_new_tokens", "target_calls", "draft_tokens", "draft_calls"))
+        rel = (n / speedup - t * (1.0 + r) - d * v) / c if c else -1.0
+        out[arm] = rel * h200.step_s if rel > 0 else None
+    return out
 
 
 def _head_step_seconds(head: Any, session: Any, repeats: int = 50) -> float:
