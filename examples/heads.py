@@ -225,29 +225,33 @@ def extra_site_dirs() -> list[Path]:
     return out
 
 
-def mine_train_prompts(log_prompts: pd.DataFrame, train_prompts: int, seed: int, path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+def mine_train_prompts(log_prompts: pd.DataFrame, train_prompts: int, seed: int, path: Path,
+                       whole_log: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Training prompts the log does not hold, to top each domain's train prompts up to ``train_prompts``
     where this machine has them: ``bandit-log prompts``' sources (``logging_data.prompts``, at most
     ``PER_SOURCE`` per file, every site-packages folder of ``extra_site_dirs``), in the builder's seeded
-    order, any prompt of the log (any split) left out. ``log_prompts``: the log's plain rows (domain,
-    split, prompt). Kept at ``path`` (Parquet, with a ``.json`` beside it: the request, counts and the
+    order, any prompt of the log (any split) left out. ``log_prompts``: the log's plain rows in use
+    (domain, split, prompt); ``whole_log``: every prompt of the log (domain, prompt; default
+    ``log_prompts``), all left out. Kept at ``path`` (Parquet, with a ``.json`` beside it: the request, counts and the
     sources' origins and licences) and read back when the request is the same."""
     from logging_data.prompts import PromptSetConfig, SourceRoots, build_prompt_set
 
     domains = sorted(log_prompts["domain"].astype(str).unique())
     have = {d: int(((log_prompts["domain"] == d) & (log_prompts["split"] == "train")).sum()) for d in domains}
     need = {d: max(0, train_prompts - have[d]) for d in domains}
-    request = {"train_prompts": train_prompts, "seed": seed, "need": need, "log_prompts": int(len(log_prompts))}
+    whole_log = log_prompts if whole_log is None else whole_log
+    exclude = set(whole_log["prompt"].astype(str))
+    request = {"train_prompts": train_prompts, "seed": seed, "need": need, "log_prompts": int(len(exclude))}
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("request") == request:
         return pd.read_parquet(path), json.loads(meta_path.read_text())
     wanted = [d for d in domains if need[d] > 0]
     if not wanted:
         return pd.DataFrame(columns=["query_id", "prompt", "domain"]), {"request": request, "counts": {}}
-    total = int(log_prompts.groupby("domain", observed=True).size().max())
+    total = int(whole_log.groupby("domain", observed=True).size().max())  # the builder's seeded order starts with the log's own
     config = PromptSetConfig(per_domain=total + train_prompts, seed=seed, domains=tuple(wanted), per_source=PER_SOURCE)
     built = build_prompt_set(config, SourceRoots(site_dirs=tuple(extra_site_dirs())), log=_say)
-    frame = built.frame[~built.frame["prompt"].isin(set(log_prompts["prompt"].astype(str)))]
+    frame = built.frame[~built.frame["prompt"].isin(exclude)]
     frame = frame[frame.groupby("domain").cumcount().to_numpy() < frame["domain"].map(need).to_numpy()]
     frame = frame[["query_id", "prompt", "domain"]].reset_index(drop=True)
     meta = {"request": request, "counts": frame.groupby("domain").size().astype(int).to_dict(),
@@ -329,7 +333,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
     mined: dict[str, Any] = {"counts": {}}
     if train_prompts > 0:  # training prompts beyond the log's, with the teacher's continuations: split "mined"
         t = time.perf_counter()
-        extra, mined = mine_train_prompts(plain, train_prompts, seed, out / "extra-prompts.parquet")
+        extra, mined = mine_train_prompts(plain, train_prompts, seed, out / "extra-prompts.parquet",
+                                          whole_log=plain_rows(outcomes, None))  # none of the log's prompts, any split
         _say(f"   mined training prompts beyond the log's (up to {train_prompts} per domain): "
              + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
         e_prompts, e_outputs, e_states, e_args = cached_teacher_outputs(session, extra, out / "extra-states")
