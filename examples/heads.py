@@ -373,7 +373,8 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
         mined_idx = np.flatnonzero((dom == d) & (splits == "mined"))
         rng_mined.shuffle(mined_idx)
         # shares of the log's train prompts (the same heads as without mined prompts), then all of them with the mined ones
-        sizes = sorted({max(2, int(round(share * len(train_idx)))) for share in curve_shares} | {len(train_idx) + len(mined_idx)})
+        n_log = len(train_idx)
+        sizes = sorted({max(2, int(round(share * n_log))) for share in curve_shares} | {n_log + len(mined_idx)})
         train_idx = np.concatenate([train_idx, mined_idx])
         curve[d] = []
         for size in sizes:
@@ -382,7 +383,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
             vocab = heads.frequent_vocabulary(rows.x_next2, VOCAB_SIZE, session.eos_ids)
             head, record = heads.train_head(session.target.model, rows, vocab, epochs=epochs, seed=seed)
             acc = acceptance(head, val_idx)
-            curve[d].append({"train_prompts": int(len(idx)), "mined_prompts": int(max(0, len(idx) - (len(train_idx) - len(mined_idx)))),
+            curve[d].append({"train_prompts": int(len(idx)), "mined_prompts": int(max(0, len(idx) - n_log)),
                              "train_rows": record["n_rows"], **acc,
                              "vocab_coverage_train": record["vocab_coverage"]})
             _say(f"   {d}: {len(idx)} train prompts ({record['n_rows']} rows) -> validation acceptance {acc['acceptance']:.3f}, "
@@ -457,7 +458,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                    **({"lookup_tokens": lookup.prompt_lookup_num_tokens} if a.startswith("lookup-") else {})})
         for a in head_arms)
     kinds = {a.name: a.kind for a in arms}
-    logs = {}
+    logs, priced = {}, {}
     for name, cal, label in (("cpu", cpu_cal, f"this CPU: the joint log's calibration; heads' step measured here ({head_cpu * 1e3:.2f} ms)"),
                              ("h200", h200_cal, f"cost profile {H200} (cuda: NVIDIA H200); heads' step assumed {H200_HEAD_STEP_S * 1e3:.1f} ms")):
         cal = for_arms(cal, arms)
@@ -477,7 +478,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
 
             shutil.rmtree(path)
         create_log(path, meta).append("outcomes", frame)
-        logs[name] = path
+        logs[name], priced[name] = path, frame
 
     _say("5/5 train, select on validation, test: under each pricing")
     sys.path.insert(0, str(HERE))
@@ -488,7 +489,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                               "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads()),
                               "mined_train_prompts": mined,
                               # the H200 head step each head arm would need to reach 1.2x on its own domain (test): what a GPU run must beat
-                              "h200_break_even_head_step_s": break_even_head_step(open_log(logs["h200"]).read("outcomes"), raw_h200)}
+                              "h200_break_even_head_step_s": break_even_head_step(priced["h200"], raw_h200)}
     router_models = router_models_file(out, domains, tuned)
     for name, path in logs.items():
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
