@@ -291,24 +291,26 @@ class HeadDraft:
         self._h, self.draft_calls = None, 0
 
     def propose(self, context: Sequence[int]) -> list[int]:
+        """Up to ``k`` tokens. Each drafted token stays on the device and is fed back in there: an
+        ungated round waits for the device once (its ``tolist``), a gated one once per token (the
+        probability it checks), where one ``int()`` per token would wait twice per token."""
         torch = _torch()
         if self._h is None:
             return []
         h = self._h.float().unsqueeze(0)
-        token = int(context[-1])
-        out = []
+        token = torch.tensor([int(context[-1])], device=self.w_sub.device)
+        picked = []
         with torch.no_grad():
             for _ in range(self.k):
-                e = self.embed(torch.tensor([token], device=self.w_sub.device)).float()
-                h = self.head(h, e)
+                h = self.head(h, self.embed(token).float())
                 logits = (h @ self.w_sub.T)[0]
-                best = int(logits.argmax())
+                best = logits.argmax()
                 self.draft_calls += 1
                 if self.confidence and float(torch.softmax(logits, -1)[best]) < self.confidence:
                     break
-                token = int(self.vocab[best])
-                out.append(token)
-        return out
+                token = self.vocab[best].unsqueeze(0)
+                picked.append(token)
+        return torch.cat(picked).tolist() if picked else []
 
     def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
         self._h = None if hidden is None else _torch().as_tensor(hidden, device=self.w_sub.device)
