@@ -489,7 +489,9 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                               "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads()),
                               "mined_train_prompts": mined,
                               # the H200 head step each head arm would need to reach 1.2x on its own domain (test): what a GPU run must beat
-                              "h200_break_even_head_step_s": break_even_head_step(priced["h200"], raw_h200)}
+                              "h200_break_even_head_step_s": break_even_head_step(priced["h200"], raw_h200),
+                              # and each one's own-domain test counts: its speed-up there at any measured step (examples/gpu_heads.py)
+                              "own_domain_test_totals": own_domain_totals(priced["h200"])}
     router_models = router_models_file(out, domains, tuned)
     for name, path in logs.items():
         with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
@@ -657,18 +659,47 @@ def _arm_table(log_path: Path) -> dict[str, dict[str, float]]:
     return table
 
 
+def head_arm_domain(arm: str) -> str | None:
+    """The domain of a head arm's name (``head_arms_of``'s naming: ``head-D-...``, ``lookup-head-D...``); None for any other arm."""
+    if not arm.startswith(("head-", "lookup-head-")):
+        return None
+    return arm.removeprefix("lookup-").split("-")[1]
+
+
+def own_domain_totals(outcomes: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per head arm of a log's ``outcomes``: its domain and its summed counts on that domain's test
+    prompts (``n_new_tokens``, ``target_calls``, ``draft_tokens``, ``draft_calls``): what its own-domain
+    test speed-up is, at any head step (``own_domain_speedup``)."""
+    f = outcomes[outcomes["split"].astype(str) == "test"]
+    out: dict[str, dict[str, Any]] = {}
+    for arm in sorted(f["arm"].astype(str).unique()):
+        domain = head_arm_domain(arm)
+        if domain is None:
+            continue
+        part = f[(f["arm"].astype(str) == arm) & (f["domain"].astype(str) == domain)]
+        out[arm] = {"domain": domain, "n_prompts": int(len(part)),
+                    **{col: int(part[col].sum()) for col in ("n_new_tokens", "target_calls", "draft_tokens", "draft_calls")}}
+    return out
+
+
+def own_domain_speedup(totals: dict[str, Any], h200: Any, head_step_s: float) -> float:
+    """The count speed-up (ratio of totals) of ``own_domain_totals``' counts of one arm under ``h200``'s
+    round and verification costs, with a head step of ``head_step_s`` seconds."""
+    from decoding.calibrate import speedup_count
+
+    return speedup_count(totals["n_new_tokens"], totals["target_calls"], totals["draft_calls"], head_step_s / h200.step_s,
+                         totals["draft_tokens"], h200.relative_verify_cost(), h200.relative_round_cost())
+
+
 def break_even_head_step(outcomes: pd.DataFrame, h200: Any, speedup: float = 1.2) -> dict[str, float | None]:
     """Per head arm of a log's ``outcomes``, on its own domain's test prompts: the H200 head step (seconds)
     at which its count speed-up there (ratio of totals, linear in the step's cost) is exactly ``speedup``,
     under ``h200``'s other costs (round, verified token); None where even a free head step falls short.
     What a GPU measurement of the head's step has to beat (the log assumes ``H200_HEAD_STEP_S``)."""
-    f = outcomes[outcomes["split"].astype(str) == "test"]
     v, r = h200.relative_verify_cost(), h200.relative_round_cost()
     out: dict[str, float | None] = {}
-    for arm in sorted(a for a in f["arm"].astype(str).unique() if a.startswith(("head-", "lookup-head-"))):
-        domain = arm.removeprefix("lookup-").split("-")[1]
-        part = f[(f["arm"].astype(str) == arm) & (f["domain"].astype(str) == domain)]
-        n, t, d, c = (float(part[col].sum()) for col in ("n_new_tokens", "target_calls", "draft_tokens", "draft_calls"))
+    for arm, tot in own_domain_totals(outcomes).items():
+        n, t, d, c = (float(tot[col]) for col in ("n_new_tokens", "target_calls", "draft_tokens", "draft_calls"))
         rel = (n / speedup - t * (1.0 + r) - d * v) / c if c else -1.0
         out[arm] = rel * h200.step_s if rel > 0 else None
     return out

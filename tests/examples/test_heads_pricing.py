@@ -45,6 +45,9 @@ def test_break_even_step_prices_the_own_domain_at_exactly_the_bar(ex, prompts, b
     else:
         priced = Calibration(**{**h200.to_json(), "arm_step_s": {"head-code-k3": step}})
         assert _ratio_of_totals(own, priced, "head-code-k3") == pytest.approx(bar, rel=1e-9)
+        totals = ex.own_domain_totals(frame)["head-code-k3"]  # what examples/gpu_heads.py prices a measured step with
+        assert totals["domain"] == "code" and totals["n_prompts"] == len(own)
+        assert ex.own_domain_speedup(totals, h200, step) == pytest.approx(bar, rel=1e-9)
 
 
 def test_break_even_step_reads_the_domain_from_the_arm_name(ex):
@@ -57,6 +60,14 @@ def test_break_even_step_reads_the_domain_from_the_arm_name(ex):
     assert got["head-translate-tuned"] is None  # no token accepted: no step is cheap enough
     v, r = h200.relative_verify_cost(), h200.relative_round_cost()
     assert speedup_count(48, 10, 20, got["lookup-head-summarize-gated"] / h200.step_s, 30, v, r) == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("arm, domain", [
+    ("head-code-k3", "code"), ("head-translate-tuned", "translate"), ("head-summarize-k5-gated", "summarize"),
+    ("lookup-head-questions", "questions"), ("lookup-head-code-gated", "code"), ("lookup-n3-k10", None), ("plain", None),
+])
+def test_head_arm_domain(ex, arm, domain):
+    assert ex.head_arm_domain(arm) == domain
 
 
 @pytest.mark.parametrize("table, bar, want", [
