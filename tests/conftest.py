@@ -99,8 +99,12 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
         other = _llama(len(other_tok), 1)
         gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=1, eos_token_id=2, pad_token_id=0))
         head = _head(target, len(tok))
+    from decoding.datastore import Datastore
+
+    store = Datastore([tok(s, add_special_tokens=False)["input_ids"] + [2] for s in SENTENCES], max_ngram=3, max_chain=4)
     return {
         "head": _save_head(head, root / "head"),
+        "datastore": str(store.save(root / "datastore")),
         "target": _save(target, tok, root / "target"),
         "draft": _save(draft, tok, root / "draft"),
         "other": _save(other, other_tok, root / "other"),

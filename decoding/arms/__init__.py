@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import ArmKind
+from .datastore import Datastore
 from .draft import Draft
 from .early_exit import EarlyExit
 from .head import Head
@@ -25,6 +26,7 @@ KINDS: dict[str, ArmKind] = {
     "early_exit": EarlyExit(),
     "head": Head(),
     "lookup_head": LookupHead(),
+    "datastore": Datastore(),
 }
 
 
