@@ -400,6 +400,14 @@ def replay_lookup_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequ
                                lambda context: prompt_lookup_candidates(context, lookup_k, ngram, eos), confidence, threshold)
 
 
+def replay_first_chains(first: Any, chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
+                        confidence: np.ndarray | None = None, threshold: float = 0.0) -> dict[str, int]:
+    """``replay_chains`` for a drafter that proposes ``first(context)`` where that has candidates, else
+    the head's chain of that position (kind ``datastore_head``: a store's lookup; ``replay_lookup_chains``:
+    prompt lookup); same rounds and caps as the loop. ``first``'s own calls are not draft calls."""
+    return _replay_with_chains(chains, prompt, greedy, max_new_tokens, k, first, confidence, threshold)
+
+
 def _replay_with_chains(chains: np.ndarray, prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: int, k: int,
                         first: Any, confidence: np.ndarray | None = None, threshold: float = 0.0) -> dict[str, int]:
     """Counts of rounds that propose ``first(context)`` when it is not empty, else the head's chain

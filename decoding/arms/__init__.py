@@ -12,6 +12,7 @@ from typing import Any
 
 from .base import ArmKind
 from .datastore import Datastore
+from .datastore_head import DatastoreHead
 from .draft import Draft
 from .early_exit import EarlyExit
 from .head import Head
@@ -27,6 +28,7 @@ KINDS: dict[str, ArmKind] = {
     "head": Head(),
     "lookup_head": LookupHead(),
     "datastore": Datastore(),
+    "datastore_head": DatastoreHead(),
 }
 
 

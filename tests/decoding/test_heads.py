@@ -218,3 +218,29 @@ def test_the_learning_rate_schedule_runs_at_any_length(total):
         opt.step()
         sched.step()
     assert 0 < sched.get_last_lr()[0] <= 1e-3
+
+
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_datastore_then_head_replays_the_live_loop_exactly(session, greedy, trained, chains_with_confidence, min_count):
+    """Kind ``datastore_head``'s drafter (a store's lookup, else the head) live against ``replay_first_chains``;
+    the store holds the first half of each greedy output, so both of its paths run."""
+    from decoding.arms.lookup_head import LookupThenHead
+    from decoding.datastore import Datastore, DatastoreDraft
+
+    head, _ = trained
+    ids, outs = greedy
+    _, many = chains_with_confidence
+    store = Datastore([o[:len(o) // 2] for o in outs], max_ngram=3, max_chain=4)  # the first halves: the rest is the head's
+    target = StaticTarget(session.target.model, session.target.context_length)
+    from_store = head_calls = 0
+    for p, ref, (chains, conf) in zip(ids, outs, many):
+        drafter = LookupThenHead(DatastoreDraft(store, 4, min_count), heads.HeadDraft(head, session.target.model, 3, 0.2))
+        live = speculative_greedy(target, p, drafter, session.max_new_tokens, session.eos_ids)
+        assert list(live.tokens) == ref
+        look = DatastoreDraft(store, 4, min_count)
+        replay = heads.replay_first_chains(look.propose, chains, p, ref, session.max_new_tokens, 3, conf, 0.2)
+        assert (replay["target_calls"], replay["draft_tokens"], replay["draft_calls"]) == \
+            (live.target_calls, live.draft_tokens, live.draft_calls), p
+        head_calls += live.draft_calls
+        from_store += sum(bool(store.propose(p + ref[:i], 4, min_count)) for i in range(len(ref)))
+    assert from_store > 0 and head_calls > 0
