@@ -134,3 +134,13 @@ def tiny_heldout(tmp_path_factory):
     path = tmp_path_factory.mktemp("examples_heldout") / "heldout.parquet"
     pd.DataFrame(rows).to_parquet(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def heads_run(smollm2, load_example, tmp_path_factory):
+    """(folder, result) of ``examples/heads.py`` at a tiny size on the real SmolLM2-135M (12 of the log's
+    prompts, one mined training prompt per domain), run once: its own test and ``examples/datastores.py``'s read it."""
+    out = tmp_path_factory.mktemp("heads_run") / "out"
+    res = load_example("heads").main(out, max_prompts=12, epochs=1, threads=2, live_check=2, budget="tiny",
+                                     learners=("regression", "classifier"), live_per_domain=1, router_live=1, train_prompts=2)
+    return out, res

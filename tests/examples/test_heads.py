@@ -13,20 +13,19 @@ from logging_data import open_log
 pytestmark = pytest.mark.slow
 
 
-def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
+def test_heads_example_runs_end_to_end(heads_run, load_example):
     ex = load_example("heads")
-    res = ex.main(tmp_path / "out", max_prompts=12, epochs=1, threads=2, live_check=2, budget="tiny",
-                  learners=("regression", "classifier"), live_per_domain=1, router_live=1, train_prompts=2)
+    out, res = heads_run  # ex.main at a tiny size (tests/examples/conftest.py)
     assert res["n_prompts"] == 12 and res["domains"] == ["code", "questions", "summarize", "translate"]
     # one training prompt per domain mined beyond the log's one (none of the log's prompts), with its teacher continuation
     mined = res["mined_train_prompts"]
     assert mined["counts"] == {d: 1 for d in res["domains"]} and mined["request"]["need"] == {d: 1 for d in res["domains"]}
-    extra = pd.read_parquet(tmp_path / "out" / "extra-prompts.parquet")
+    extra = pd.read_parquet(out / "extra-prompts.parquet")
     log_prompts = set(open_log(ex.JOINT_LOG).read("outcomes")["prompt"].astype(str))
     assert len(extra) == 4 and not set(extra["prompt"]) & log_prompts
     assert all(c[-1]["train_prompts"] == 2 and c[-1]["mined_prompts"] == 1
                for c in res["learning_curve"].values())
-    kept = ex.cached_teacher_outputs(None, extra, tmp_path / "out" / "extra-states")  # read back: no model needed
+    kept = ex.cached_teacher_outputs(None, extra, out / "extra-states")  # read back: no model needed
     assert len(kept[0]) == 4 and all(len(s) == len(p) + len(o) for p, o, s in zip(*kept[:3]))
     assert all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
     for d, points in res["learning_curve"].items():
@@ -47,31 +46,31 @@ def test_heads_example_runs_end_to_end(smollm2, load_example, tmp_path):
     from logging_data import validate_log
 
     for pricing in ("cpu", "h200"):
-        assert validate_log(tmp_path / "out" / f"log-{pricing}").ok
-    h200 = open_log(tmp_path / "out" / "log-h200").metadata
+        assert validate_log(out / f"log-{pricing}").ok
+    h200 = open_log(out / "log-h200").metadata
     assert "h200-smollm2-135m-fp32.json" in h200.reward.priced_by and "assumed" in h200.reward.priced_by
-    assert (tmp_path / "out" / "heads" / "code" / "head.safetensors").exists()
-    assert json.loads((tmp_path / "out" / "heads.json").read_text())["n_prompts"] == 12
+    assert (out / "heads" / "code" / "head.safetensors").exists()
+    assert json.loads((out / "heads.json").read_text())["n_prompts"] == 12
     live = res["live"]  # the heads as kind = "head" arms of a models file, measured by the builder
     assert live["n_prompts"] == 4 and live["n_lossless_failures"] == 0
     assert set(live["per_arm_by_domain"]) == ({"plain", "lookup-n3-k10"} | {f"head-{d}-{s}" for d in res["domains"] for s in ("k3", "tuned")}
                                               | {f"lookup-head-{d}{g}" for d in res["domains"] for g in ("", "-gated")})
     assert all(v["identical"] == 1.0 and v["wall"] > 0 for arm in live["per_arm_by_domain"].values() for v in arm.values())
-    assert validate_log(tmp_path / "out" / "log-live").ok
-    live_arms = open_log(tmp_path / "out" / "log-live").metadata.arms
+    assert validate_log(out / "log-live").ok
+    live_arms = open_log(out / "log-live").metadata.arms
     assert [a.kind for a in live_arms][-2:] == ["lookup_head"] * 2 and live_arms[-1].attrs["confidence"] == ex.GATE
     # the greedy outputs and states are kept: a second call reads them back and gives the same rows
-    again = ex.cached_greedy_outputs(None, ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), tmp_path / "out" / "states")
+    again = ex.cached_greedy_outputs(None, ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), out / "states")
     assert again[4] == res["regenerated"] and len(again[0]) == 12
     # each head over k x gate, picked on validation, reported on test (examples/heads_gate_sweep.py)
-    sweep = load_example("heads_gate_sweep").main(tmp_path / "out", min_acceptance=0.0)
+    sweep = load_example("heads_gate_sweep").main(out, min_acceptance=0.0)
     assert sorted(sweep) == res["domains"]
     for d, x in sweep.items():
         assert len(x["settings"]) == 15 and x["picked_on_validation"] in x["settings"]
         assert all(0.0 <= v[s]["acceptance"] <= 1.0 and v[s]["count_h200"] > 0 for v in x["settings"].values() for s in ("validation", "test"))
     # the head variants against the project's head, on validation (examples/heads_variants.py)
-    var = load_example("heads_variants").main(tmp_path / "out", "translate", epochs=1, max_prompts=3)
+    var = load_example("heads_variants").main(out, "translate", epochs=1, max_prompts=3)
     assert set(var["variants"]) == {"base", "rollout", "layers", "attention"}
     for v in var["variants"].values():
         assert 0.0 <= v["first_token_accuracy"] <= 1.0 and len(v["settings"]) == 15 and v["fastest"] in v["settings"]
-    assert (tmp_path / "out" / "variants-translate.json").exists()
+    assert (out / "variants-translate.json").exists()
