@@ -504,15 +504,17 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
 def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -> None:
     """Fail before any work when an alignment-only build is asked for something it cannot give.
 
-    The reward must be an alignment reward, or ``speedup_count`` when every arm is model-free
-    (plain and prompt lookup: their counts replay exactly from the target's greedy output).
+    The reward must be an alignment reward, or ``speedup_count`` when every arm's counts replay
+    exactly from the target's greedy output (model-free kinds, and model drafts that decode
+    through the project's loop: ``loop = true`` draft arms and ``lookup_draft``).
     """
     if cfg.reward.kind == "speedup_count" and models is not None:
-        drafting = [a.name for a in models.arms if not kind_of(a).model_free]
+        drafting = [a.name for a in models.arms if not kind_of(a).replays(a)]
         if drafting:
-            raise ValueError(f"an alignment-only build can price speedup_count only when every arm is model-free "
-                             f"({', '.join(model_free_kinds())}); arm(s) {', '.join(drafting)} run a drafting model whose counts "
-                             f"need assisted decoding (drop --alignment-only, or use an align_* reward)")
+            raise ValueError(f"an alignment-only build can price speedup_count only when every arm's counts replay "
+                             f"(model-free kinds {', '.join(model_free_kinds())}, or a draft arm with `loop = true`); arm(s) "
+                             f"{', '.join(drafting)} run a drafting model whose counts need assisted decoding (drop "
+                             f"--alignment-only, set `loop = true` on the draft arm, or use an align_* reward)")
     elif cfg.reward.kind != "alignment":
         raise ValueError(f"an alignment-only build needs an alignment reward ({', '.join(ALIGNMENT_METRICS)}), or "
                          f"speedup_count with model-free arms only; got reward kind {cfg.reward.kind!r}, which needs "
@@ -523,25 +525,32 @@ def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -
 
 
 def exact_counts(arm: ArmConfig, ids: Sequence[int], target: Sequence[int], calibration: Calibration, max_new: int,
-                 eos: Any) -> dict[str, Any]:
-    """Counts (and ``speedup_count``) that are exact without assisted decoding: model-free kinds
-    (plain decoding, prompt lookup), replayed on the target's greedy output ``target``.
+                 eos: Any, session: Any = None) -> dict[str, Any]:
+    """Counts (and ``speedup_count``) that are exact without assisted decoding, replayed on the
+    target's greedy output ``target``: model-free kinds (plain decoding, prompt lookup) and, given
+    the ``session`` that holds its draft, a model draft decoded through the project's loop
+    (``ArmKind.replay_counts``: one forward pass of the draft, ``decoding.draft_replay``).
 
     Other arms get nulls (their counts depend on what the drafting model proposes given the
-    target's prefix). ``n_new_tokens`` is the target output's length for every arm.
+    target's prefix in ``generate()``). ``n_new_tokens`` is the target output's length for every arm.
     """
     n = len(target)
     kind = kind_of(arm)
-    v = kind.replay(arm, ids, target, max_new, eos) if kind.model_free else None
-    if v is None:
+    if session is not None:
+        counts = kind.replay_counts(session, arm, ids, target, max_new)
+    else:
+        counts = (kind.replay(arm, ids, target, max_new, eos), 0) if kind.model_free else None
+    if counts is None or counts[0] is None:
         return {"n_new_tokens": n, "target_calls": None, "draft_calls": None, "draft_tokens": None, "accepted_tokens": None,
                 "speedup_count": None}
+    v, draft_calls = counts
     if kind.plain:
         sc = 1.0
     else:
-        sc = (speedup_count(n, v.target_calls, 0, 0.0, v.proposed, calibration.relative_verify_cost(),
+        cost = calibration.relative_costs().get(arm.name, 0.0) if draft_calls else 0.0
+        sc = (speedup_count(n, v.target_calls, draft_calls, cost, v.proposed, calibration.relative_verify_cost(),
                             calibration.relative_round_cost()) if n else 1.0)
-    return {"n_new_tokens": n, "target_calls": v.target_calls, "draft_calls": 0, "draft_tokens": v.proposed,
+    return {"n_new_tokens": n, "target_calls": v.target_calls, "draft_calls": int(draft_calls), "draft_tokens": v.proposed,
             "accepted_tokens": v.accepted, "speedup_count": sc}
 
 
@@ -559,7 +568,7 @@ def _alignment_batch(session, models, frame, batch, encoded, done, costs, calibr
             if (q["query_id"], arm.name) in done:
                 continue
             row = {**q, "arm": arm.name, "arm_cost": float(costs.get(arm.name, 0.0))}
-            row.update(exact_counts(arm, encoded[i], target, calibration, max_new, session.eos_ids))
+            row.update(exact_counts(arm, encoded[i], target, calibration, max_new, session.eos_ids, session))
             row.update(alignment_for(session, arm, encoded[i], target, own.get(arm.name, {}).get(i), max_new))
             row["target_output"] = target_text
             row["reward"] = reward_value(cfg.reward, arm, row)

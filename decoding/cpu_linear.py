@@ -16,8 +16,12 @@ appended (rows are computed independently; the extra row is dropped).
 
 ``resolve(setting, device, dtype)`` says which kernel applies and why: the default one on a
 device other than CPU, a dtype other than float32, or a PyTorch without oneDNN.
-``pack_linears(model)`` swaps the forward of every ``nn.Linear`` in the model for the packed one;
-the original weights stay (tied embeddings and early-exit arms read them). ``probe_error`` is
+``pack_linears(model)`` swaps the forward of every ``nn.Linear`` in the model for the packed one
+and releases each original weight that no other parameter shares (a tied embedding keeps its
+own): the packed copy replaces it, so a packed model holds its weights once (the Qwen2.5-Coder
+1.5B target and 0.5B draft: 9.6 GB resident instead of 18). ``dense_weight(module)`` gives a
+released layer's weight back (from the packed copy, for the rare reader: a drafting head's
+reduced output layer); ``unpack_linears`` restores the layers. ``probe_error`` is
 checked on every packed layer against the default ``linear`` before it is used; the results
 differ only in float rounding (the lossless check of every decode compares against plain greedy
 decoding run with the same kernels).
@@ -76,10 +80,15 @@ def resolve(kernel: str, device: str, dtype: Any) -> tuple[str, str]:
     return "onednn", "cpu float32 with oneDNN"
 
 
-def _packed_forward(weight: Any, bias: Any, out_features: int):
+def _pack(weight: Any) -> Any:
     import torch
 
-    packed = torch.ops.mkldnn._reorder_linear_weight(weight, 4)
+    return torch.ops.mkldnn._reorder_linear_weight(weight, 4)
+
+
+def _packed_forward(packed: Any, bias: Any, out_features: int):
+    import torch
+
     op = torch.ops.mkldnn._linear_pointwise
 
     def forward(self, x):
@@ -107,40 +116,92 @@ def probe_error(module: Any, rows: int = 3, seed: int = 0) -> float:
     return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
 
 
-def pack_linears(model: Any) -> int:
+#: attribute of a packed layer holding its packed weight (and of a released one, its weight's shape)
+PACKED_ATTR, SHAPE_ATTR = "_draftpick_packed", "_draftpick_released_shape"
+
+
+def _shared_storages(model: Any) -> set[int]:
+    """Storage pointers held by more than one parameter or buffer of ``model`` (tied weights)."""
+    seen: dict[int, int] = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.numel():
+            ptr = t.untyped_storage().data_ptr()
+            seen[ptr] = seen.get(ptr, 0) + 1
+    # parameters() yields each Parameter once; a tied weight is one Parameter in two modules
+    tied: dict[int, int] = {}
+    for _, mod in model.named_modules(remove_duplicate=False):
+        for p in mod.parameters(recurse=False):
+            if p.numel():
+                ptr = p.untyped_storage().data_ptr()
+                tied[ptr] = tied.get(ptr, 0) + 1
+    return {p for p, n in seen.items() if n > 1} | {p for p, n in tied.items() if n > 1}
+
+
+def pack_linears(model: Any, release: bool = True) -> int:
     """Swap every ``nn.Linear`` forward in ``model`` for the oneDNN-packed one; returns how many.
 
     Each packed layer is probed against the default linear first (``probe_error``); a layer over
     ``PROBE_TOLERANCE`` keeps the default forward and the whole call raises ``RuntimeError``
-    naming it, after restoring the layers already swapped.
+    naming it, after restoring the layers already swapped. ``release``: then free each original
+    weight no other parameter shares (``dense_weight`` rebuilds one from its packed copy).
     """
     import torch
 
     done = []
     with torch.no_grad():
+        shared = _shared_storages(model) if release else set()
         for name, mod in model.named_modules():
             if not isinstance(mod, torch.nn.Linear) or "forward" in vars(mod):
                 continue
             w = mod.weight.detach()
             b = None if mod.bias is None else mod.bias.detach()
-            mod.forward = types.MethodType(_packed_forward(w, b, mod.out_features), mod)
+            packed = _pack(w)
+            setattr(mod, PACKED_ATTR, packed)
+            mod.forward = types.MethodType(_packed_forward(packed, b, mod.out_features), mod)
             done.append(mod)
             err = probe_error(mod)
             if not err <= PROBE_TOLERANCE:
                 for m in done:
-                    del m.forward
+                    _restore(m)
                 raise RuntimeError(f"oneDNN linear of layer {name!r} differs from the default by {err:.2e} "
                                    f"(relative; at most {PROBE_TOLERANCE:g} expected); use [target] linear = \"default\"")
+        if release:
+            for mod in done:
+                if mod.weight.untyped_storage().data_ptr() not in shared:
+                    setattr(mod, SHAPE_ATTR, tuple(mod.weight.shape))
+                    mod.weight = torch.nn.Parameter(mod.weight.new_empty(0), requires_grad=False)
     return len(done)
 
 
+def dense_weight(module: Any) -> Any:
+    """``module.weight`` as a dense (out, in) tensor: itself, or for a layer ``pack_linears`` released,
+    rebuilt from the packed copy (a new tensor; the layer stays packed)."""
+    shape = getattr(module, SHAPE_ATTR, None)
+    if shape is None or module.weight.numel():
+        return module.weight
+    return getattr(module, PACKED_ATTR).to_dense().reshape(shape)
+
+
+def _restore(mod: Any) -> None:
+    import torch
+
+    shape = getattr(mod, SHAPE_ATTR, None)
+    if shape is not None and not mod.weight.numel():
+        mod.weight = torch.nn.Parameter(dense_weight(mod).clone(), requires_grad=mod.weight.requires_grad)
+    for attr in (SHAPE_ATTR, PACKED_ATTR):
+        if hasattr(mod, attr):
+            delattr(mod, attr)
+    if "forward" in vars(mod):
+        del mod.forward
+
+
 def unpack_linears(model: Any) -> int:
-    """Restore the default forward of every layer ``pack_linears`` swapped; returns how many."""
+    """Restore the default forward (and a released weight) of every layer ``pack_linears`` swapped; returns how many."""
     import torch
 
     n = 0
     for mod in model.modules():
         if isinstance(mod, torch.nn.Linear) and "forward" in vars(mod):
-            del mod.forward
+            _restore(mod)
             n += 1
     return n

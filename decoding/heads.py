@@ -69,7 +69,9 @@ def feature_head(hidden: int, vocab: Sequence[int], n_blocks: int = 2, expansion
 
 def _parts(model: Any) -> tuple[Any, Any]:
     """(input embedding, output weight) of a causal LM."""
-    return model.get_input_embeddings(), model.get_output_embeddings().weight
+    from .cpu_linear import dense_weight
+
+    return model.get_input_embeddings(), dense_weight(model.get_output_embeddings())
 
 
 # -- training rows --------------------------------------------------------------------------------

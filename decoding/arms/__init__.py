@@ -16,6 +16,7 @@ from .datastore_head import DatastoreHead
 from .draft import Draft
 from .early_exit import EarlyExit
 from .head import Head
+from .lookup_draft import LookupDraft
 from .lookup_head import LookupHead
 from .plain import Plain
 from .prompt_lookup import PromptLookup
@@ -29,6 +30,7 @@ KINDS: dict[str, ArmKind] = {
     "lookup_head": LookupHead(),
     "datastore": Datastore(),
     "datastore_head": DatastoreHead(),
+    "lookup_draft": LookupDraft(),
 }
 
 

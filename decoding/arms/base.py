@@ -152,6 +152,11 @@ class ArmKind:
 
         raise ArmNotSupportedError(f"arm {arm.name!r}: kind {arm.kind!r} has no drafter in the project's loop")
 
+    def looped(self, arm: "ArmConfig") -> bool:
+        """Whether ``DecodingSession.assisted`` decodes the arm through the project's loop (kinds
+        ``generate()`` cannot run, or an arm that asks for the loop) rather than ``generate()``."""
+        return not self.generate
+
     def free_drafter(self, arm: "ArmConfig", eos: Any) -> Any:
         """A model-free kind's drafter, which needs nothing loaded (``eos``: the target's EOS ids)."""
         raise NotImplementedError(f"kind {self.name!r} is model-free and must define free_drafter(arm, eos)")
@@ -183,6 +188,19 @@ class ArmKind:
         from ..specloop import replay_drafter
 
         return replay_drafter(self.free_drafter(arm, eos), ids, target, max_new_tokens)
+
+    def replays(self, arm: "ArmConfig") -> bool:
+        """Whether ``replay_counts`` gives the arm's exact counts (model-free kinds, and model drafts
+        that decode through the project's loop)."""
+        return self.model_free
+
+    def replay_counts(self, session: "DecodingSession", arm: "ArmConfig", ids: Sequence[int], target: Sequence[int],
+                      max_new_tokens: int) -> Any:
+        """(``alignment.Verification``, draft calls): the arm's exact counts on the target's greedy
+        output ``target``, as ``session.assisted`` would count them; None where they need decoding."""
+        if not self.replays(arm):
+            return None
+        return self.replay(arm, ids, target, max_new_tokens, session.eos_ids), 0
 
     # -- calibration -----------------------------------------------------------------------------
     def step_seconds(self, session: "DecodingSession", arm: "ArmConfig", timer: Any) -> float:

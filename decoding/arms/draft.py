@@ -1,5 +1,19 @@
 """Kind ``draft``: a separate draft model proposes tokens (transformers' ``assistant_model``); with
-``universal = true`` a draft with another tokenizer (universal assisted decoding)."""
+``universal = true`` a draft with another tokenizer (universal assisted decoding).
+
+Where it decodes: through transformers' ``generate()`` by default, whose assistant stops a round
+early below a confidence threshold it re-fits as it goes; with ``loop = true`` through the
+project's loop (``decoding.specloop.ModelDraft``: a constant ``num_assistant_tokens`` a round),
+whose counts replay exactly from one forward pass of the draft over the target's greedy output
+(``decoding.draft_replay``), so a log of such an arm needs no assisted decoding::
+
+    [[arms]]
+    name = "draft-k3"
+    kind = "draft"
+    draft = "packaged:qwen2.5-coder-0.5b"
+    num_assistant_tokens = 3
+    loop = true
+"""
 
 from __future__ import annotations
 
@@ -11,7 +25,7 @@ from .base import ASSISTANT_KEYS, ArmKind, ModelsConfigError, parse_assistant, t
 class Draft(ArmKind):
     name = "draft"
     label = "draft-model"
-    keys = ("draft", "universal") + ASSISTANT_KEYS
+    keys = ("draft", "universal") + ASSISTANT_KEYS + ("loop",)
     own_output = True
     example = {"draft": "draft", "num_assistant_tokens": 3, "num_assistant_tokens_schedule": "constant"}
 
@@ -19,10 +33,39 @@ class Draft(ArmKind):
         draft = typed(table, "draft", str, where)
         if not draft or not draft.strip():
             raise ModelsConfigError(f"{where}: kind 'draft' needs `draft` (a local HF directory, a .gguf file or packaged:NAME)")
-        return {"draft": draft, "universal": typed(table, "universal", bool, where, False), **parse_assistant(table, where)}
+        out = {"draft": draft, "universal": typed(table, "universal", bool, where, False), **parse_assistant(table, where)}
+        if typed(table, "loop", bool, where, False):
+            if out["universal"]:
+                raise ModelsConfigError(f"{where}: `loop = true` drafts with a draft of the target's own tokenizer; "
+                                        f"`universal = true` needs transformers' generate() (drop one of them)")
+            if out["num_assistant_tokens_schedule"] not in (None, "constant") or out["assistant_confidence_threshold"] is not None:
+                raise ModelsConfigError(f"{where}: `loop = true` drafts a constant num_assistant_tokens a round; "
+                                        f"`num_assistant_tokens_schedule` other than \"constant\" and "
+                                        f"`assistant_confidence_threshold` are generate()'s (drop them, or drop loop)")
+            out["loop"] = True
+        return out
+
+    def looped(self, arm: Any) -> bool:
+        return bool(arm.option("loop", False))
+
+    def replays(self, arm: Any) -> bool:
+        return self.looped(arm) and not arm.universal
+
+    def replay_counts(self, session: Any, arm: Any, ids: Any, target: Any, max_new_tokens: int) -> Any:
+        if not self.replays(arm):
+            return None
+        from ..draft_replay import ChainReplay, next_tokens, replay_counts
+
+        chain = ChainReplay(self._k(arm), len(ids), target, next_tokens(session.draft(arm.name).model, ids, target))
+        return replay_counts(chain, ids, target, max_new_tokens)
+
+    def _k(self, arm: Any) -> int:
+        from ..calibrate import DEFAULT_DRAFT_TOKENS
+
+        return arm.num_assistant_tokens or DEFAULT_DRAFT_TOKENS
 
     def log_attrs(self, arm: Any) -> dict[str, Any]:
-        return {"universal": True} if arm.universal else {}
+        return {**({"universal": True} if arm.universal else {}), **({"loop": True} if self.looped(arm) else {})}
 
     def load(self, session: Any, arm: Any, loaded: dict[str, Any]) -> None:
         from ..loading import ArmNotSupportedError, describe_tokenizer, load_model, same_tokenizer
@@ -59,14 +102,13 @@ class Draft(ArmKind):
         return session.draft(arm.name).model
 
     def drafter(self, session: Any, arm: Any) -> Any:
-        from ..calibrate import DEFAULT_DRAFT_TOKENS
         from ..loading import ArmNotSupportedError
         from ..specloop import ModelDraft
 
         if session._universal[arm.name]:
             raise ArmNotSupportedError(f"arm {arm.name!r}: the project's loop drafts with a draft of the target's own "
                                        f"tokenizer only; this draft has another (use assisted(), transformers' generate)")
-        return ModelDraft(session.draft(arm.name).model, arm.n_draft_tokens or DEFAULT_DRAFT_TOKENS)
+        return ModelDraft(session.draft(arm.name).model, self._k(arm))
 
     def greedy(self, session: Any, arm: Any, batch: Sequence[Sequence[int]], max_new_tokens: int | None) -> list[list[int]]:
         from ..loading import ArmNotSupportedError

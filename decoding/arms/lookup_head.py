@@ -24,26 +24,13 @@ from .head import Head
 
 
 class LookupThenHead:
-    """The ``decoding.specloop`` drafter: ``lookup``'s candidates, else ``head``'s (it sees every round's state)."""
+    """The ``decoding.specloop`` drafter: ``lookup``'s candidates, else ``head``'s (``specloop.LookupThen``,
+    which sees every round's state)."""
 
-    needs_hidden = True
+    def __new__(cls, lookup: Any, head: Any) -> Any:
+        from ..specloop import LookupThen
 
-    def __init__(self, lookup: Any, head: Any) -> None:
-        self.lookup, self.head = lookup, head
-
-    @property
-    def draft_calls(self) -> int:
-        return self.head.draft_calls
-
-    def reset(self, prompt: Sequence[int]) -> None:
-        self.lookup.reset(prompt)
-        self.head.reset(prompt)
-
-    def propose(self, context: Sequence[int]) -> list[int]:
-        return self.lookup.propose(context) or self.head.propose(context)
-
-    def accepted(self, context: Sequence[int], hidden: Any = None) -> None:
-        self.head.accepted(context, hidden)
+        return LookupThen(lookup, head)
 
 
 class LookupHead(Head):

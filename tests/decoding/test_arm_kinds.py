@@ -102,6 +102,24 @@ def test_a_model_free_kind_replays_its_exact_counts(kind_session):
         assert generic == replay  # a kind's own replay, where it has one, is its drafter's rounds
 
 
+def test_a_kind_that_says_it_replays_gives_the_live_counts(kind_session):
+    """``replays(arm)`` / ``replay_counts``: model-free kinds, and model drafts in the project's loop."""
+    kind, session = kind_session
+    arm = session.config.arm("arm")
+    assert kind.replays(arm) == (kind.model_free or kind.name == "lookup_draft")  # the draft example decodes via generate()
+    for prompt in PROMPTS:
+        ids = session.encode(prompt)
+        ref = session.plain(ids)
+        counts = kind.replay_counts(session, arm, ids, ref.tokens, session.max_new_tokens)
+        if not kind.replays(arm):
+            assert counts is None
+            continue
+        v, draft_calls = counts
+        live = session.assisted(ids, arm)
+        assert (v.target_calls, v.proposed, v.accepted, draft_calls) == \
+            (live.target_calls, live.draft_tokens, live.accepted_tokens, live.draft_calls), (kind.name, prompt)
+
+
 def test_its_own_output_size_and_calibration_say_whether_it_runs_a_model(kind_session):
     from decoding.calibrate import calibrate, for_arms
 
@@ -129,7 +147,9 @@ def test_it_fills_an_alignment_only_row(kind_session):
     target = session.greedy([ids])[0]
     counts = exact_counts(arm, ids, target, cal, session.max_new_tokens, session.eos_ids)
     assert counts["n_new_tokens"] == len(target)
-    assert (counts["target_calls"] is not None) == kind.model_free
+    assert (counts["target_calls"] is not None) == kind.model_free  # without the session, only model-free kinds
+    with_session = exact_counts(arm, ids, target, cal, session.max_new_tokens, session.eos_ids, session)
+    assert (with_session["target_calls"] is not None) == kind.replays(arm)
     own = session.arm_greedy([PROMPTS[0]], arm)[0]
     row = alignment_for(session, arm, ids, target, own, session.max_new_tokens)
     # plain decoding has no acceptance; a kind with neither an output of its own nor replayable counts

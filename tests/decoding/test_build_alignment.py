@@ -168,7 +168,7 @@ def test_resume_after_a_crash_equals_uninterrupted(session, all_arms_config, pro
 
 
 @pytest.mark.parametrize("changes, pattern", [
-    ({"reward": "speedup_count"}, r"price speedup_count only when every arm is model-free.*arm\(s\) exit1, draft"),
+    ({"reward": "speedup_count"}, r"price speedup_count only when every arm's counts replay.*arm\(s\) exit1, draft"),
     ({"reward": "speedup_wall"}, r"alignment-only build needs an alignment reward.*'speedup_wall'"),
     ({"repeats": 3}, r"--repeats/--warmup do not apply; got repeats=3, warmup=0"),
     ({"warmup": 1}, r"--repeats/--warmup do not apply; got repeats=1, warmup=1"),
@@ -216,7 +216,7 @@ def test_cli_alignment_only(all_arms_toml, tiny_models, prompts_file, tmp_path):
     bad_args = ["build", str(prompts_file), "--models", str(models), "--out", str(tmp_path / "bad"), "--alignment-only",
                 "--reward", "speedup_count"]
     bad = CliRunner().invoke(cli, bad_args)
-    assert bad.exit_code == 1 and "speedup_count only when every arm is model-free" in bad.output
+    assert bad.exit_code == 1 and "speedup_count only when every arm's counts replay" in bad.output
     assert not (tmp_path / "bad").exists()
     helped = CliRunner().invoke(cli, ["build", "--help"])
     assert "--alignment-only" in helped.output and "bandit-log build prompts.parquet --models models.toml --out ALIGN --alignment-only" in helped.output

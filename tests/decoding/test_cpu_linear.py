@@ -31,12 +31,38 @@ def test_packed_linear_equals_default_up_to_rounding(rows, bias):
         assert torch.equal(lin(x), want)
 
 
-def test_packing_twice_is_a_no_op_and_the_weights_stay():
+def test_packing_twice_is_a_no_op_and_the_weights_come_back_exactly():
     lin = torch.nn.Linear(8, 8)
     w = lin.weight.detach().clone()
     assert cpu_linear.pack_linears(lin) == 1
     assert cpu_linear.pack_linears(lin) == 0
-    assert torch.equal(lin.weight, w)
+    assert lin.weight.numel() == 0  # released: the packed copy replaces it
+    assert torch.equal(cpu_linear.dense_weight(lin), w)
+    assert cpu_linear.unpack_linears(lin) == 1
+    assert torch.equal(lin.weight, w) and cpu_linear.dense_weight(lin) is lin.weight
+
+
+def test_a_tied_weight_is_packed_but_kept_and_release_false_keeps_all():
+    emb, out, other = torch.nn.Embedding(10, 8), torch.nn.Linear(8, 10, bias=False), torch.nn.Linear(8, 8)
+    out.weight = emb.weight  # tied, as small LMs tie their output layer to the input embedding
+    model = torch.nn.ModuleDict({"emb": emb, "out": out, "other": other})
+    assert cpu_linear.pack_linears(model) == 2
+    assert out.weight is emb.weight and emb.weight.numel() == 80 and other.weight.numel() == 0
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(out(x), x @ emb.weight.T, rtol=1e-5, atol=1e-5)
+    kept = torch.nn.Linear(8, 8)
+    assert cpu_linear.pack_linears(kept, release=False) == 1 and kept.weight.numel() == 64
+
+
+def test_packing_releases_the_originals_so_a_model_is_held_once():
+    """What made the Qwen pair 18 GB resident: every packed layer held its weight twice."""
+    model = torch.nn.Sequential(*[torch.nn.Linear(512, 512) for _ in range(4)])
+    before = sum(p.numel() for p in model.parameters())
+    cpu_linear.pack_linears(model)
+    after = sum(p.numel() for p in model.parameters())
+    assert after == 4 * 512  # the biases: every weight now lives only in its packed copy
+    assert before - after == 4 * 512 * 512
 
 
 def test_session_packs_by_default_and_decodes_the_same_tokens(all_arms_config, session):

@@ -123,7 +123,7 @@ def test_a_gated_head_records_its_threshold_and_drafts_with_it(toml_for, tiny_mo
     gated, ungated = config.to_log_arms()
     assert gated.attrs["confidence"] == 0.4 and "confidence" not in ungated.attrs
     session = DecodingSession(config)  # loads every arm's head
-    assert session.drafter(config.arm("g")).head.confidence == 0.4
+    assert session.drafter(config.arm("g")).inner.confidence == 0.4
     assert session.drafter(config.arm("h")).confidence == 0.0
 
 

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from decoding.cpu_linear import dense_weight
+
 from decoding import heads
 from decoding.specloop import StaticTarget, speculative_greedy
 
@@ -37,7 +39,7 @@ def test_the_final_hidden_state_is_what_the_output_layer_reads(session, greedy):
 
     ids, outs = greedy
     (h, arg), = heads.hidden_states(session.target.model, [ids[0] + outs[0]])
-    logits = h @ session.target.model.get_output_embeddings().weight.detach().float().T
+    logits = h @ dense_weight(session.target.model.get_output_embeddings()).detach().float().T
     assert torch.equal(logits.argmax(-1), arg)
 
 
@@ -135,7 +137,7 @@ def test_chains_confidence_is_the_heads_probability_of_each_drafted_token(sessio
     tokens, conf = many[0]
     assert tokens.shape == conf.shape and ((conf > 0) & (conf <= 1)).all()
     p, o, h = ids[0], outs[0], states[0]
-    w = session.target.model.get_output_embeddings().weight.detach()[head.vocab].float()
+    w = dense_weight(session.target.model.get_output_embeddings()).detach()[head.vocab].float()
     with torch.no_grad():
         x = head(h[len(p) - 1:len(p)].float(), session.target.model.get_input_embeddings()(torch.tensor([o[0]])).float())
         probs = torch.softmax(x @ w.T, -1)[0]
