@@ -37,7 +37,7 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 #: transformers' default number of draft tokens per block (``num_assistant_tokens``) when an arm fixes none
 DEFAULT_DRAFT_TOKENS = 20
@@ -57,6 +57,8 @@ class Calibration:
     repeats: int = 5
     n_threads: int = 1
     device: str = "cpu"
+    #: what was timed -> interquartile range / median of its repeats (``calibrate``); empty for older profiles
+    spread: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def step_s(self) -> float:
@@ -78,11 +80,12 @@ class Calibration:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["arm_step_s"] = dict(self.arm_step_s)
+        d["spread"] = dict(self.spread)
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Calibration":
-        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "plain_step_s", "context_len", "repeats", "n_threads", "device")
+        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "plain_step_s", "context_len", "repeats", "n_threads", "device", "spread")
         missing = [k for k in ("target_step_s", "arm_step_s") if k not in d]
         if missing:
             raise ValueError(f"calibration record is missing {', '.join(missing)}; found keys {sorted(d)}")
@@ -340,31 +343,107 @@ class StepTimer:
         return float(statistics.median(times))
 
 
-def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int = 2) -> Calibration:
-    """Time one target step and one drafting step per arm on this machine (``session``: a ``DecodingSession``)."""
+class CalibrationUnstable(RuntimeError):
+    """Step timings that kept varying more than ``max_spread`` (a busy machine): the message has the numbers."""
+
+
+#: a calibration's relative spread limit (interquartile range / median of one step's repeats)
+MAX_SPREAD = 0.25
+#: steps faster than this are not spread-checked: timer jitter dominates, and they cost next to nothing
+SPREAD_FLOOR_S = 0.002
+
+
+def spread(samples: Sequence[float]) -> float:
+    """Interquartile range over median of ``samples`` (0 for fewer than 2)."""
+    if len(samples) < 2:
+        return 0.0
+    q = statistics.quantiles(samples, n=4, method="inclusive")
+    med = statistics.median(samples)
+    return float((q[2] - q[0]) / med) if med > 0 else 0.0
+
+
+def _drafting_models(session: Any) -> dict[str, list[str]]:
+    """Key of each drafting model -> the arms that draft with it: arms that share one model (a draft
+    and the hybrid around it) get one step cost. Arms without a model of their own are their own key."""
+    from .arms import kind_of
+    from .arms.draft import Draft
+
+    groups: dict[str, list[str]] = {}
+    for arm in session.config.arms:
+        kind = kind_of(arm)
+        key = f"draft:{id(session.draft(arm.name).model)}" if isinstance(kind, Draft) else f"arm:{arm.name}"
+        groups.setdefault(key, []).append(arm.name)
+    return groups
+
+
+def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int = 2, max_spread: float | None = MAX_SPREAD,
+              attempts: int = 3) -> Calibration:
+    """Time one target step and one drafting step per arm on this machine (``session``: a ``DecodingSession``).
+
+    Robust to a busy machine: the steps are timed *interleaved* (each repeat times the target, the
+    verification block and every drafting model once, in turn, so a burst of load hits all of them
+    alike, not one arm), each cost is the median of its repeats, arms that draft with one model get
+    that model's one cost, and a step whose repeats spread by more than ``max_spread`` (interquartile
+    range / median) is timed ``repeats`` more times, up to ``attempts`` rounds, then raises
+    ``CalibrationUnstable`` with every spread (``max_spread=None``: no check). The spreads are kept
+    in ``Calibration.spread``.
+    """
     import torch
 
     from .arms import kind_of
 
-    if repeats < 1 or warmup < 0 or context_len < 1:
-        raise ValueError(f"calibrate needs repeats >= 1, warmup >= 0, context_len >= 1; got {repeats}, {warmup}, {context_len}")
+    if repeats < 1 or warmup < 0 or context_len < 1 or attempts < 1:
+        raise ValueError(f"calibrate needs repeats >= 1, warmup >= 0, context_len >= 1, attempts >= 1; got {repeats}, {warmup}, "
+                         f"{context_len}, {attempts}")
     target = session.target
     ctx = min(context_len, (target.context_length or context_len + 1) - 1)
     vocab = target.model.config.get_text_config().vocab_size
-    c_t = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync)
     block = 1 + max([a.n_draft_tokens or DEFAULT_DRAFT_TOKENS for a in session.config.arms if not kind_of(a).plain], default=0)
     block = min(block, ctx)
-    c_v = 0.0
-    if block > 1:
-        c_block = _step_seconds(target.model, vocab, ctx, repeats, warmup, session._sync, n_tokens=block)
-        c_v = max(0.0, (c_block - c_t) / (block - 1))
-    timer = StepTimer(ctx, repeats, warmup, session._sync)
-    arm_s = {arm.name: float(kind_of(arm).step_seconds(session, arm, timer)) for arm in session.config.arms}
+    once = StepTimer(ctx, 1, 0, session._sync)
+    groups = _drafting_models(session)
+    arms = {a.name: a for a in session.config.arms}
+
+    def one_round() -> dict[str, float]:
+        got = {"target": _step_seconds(target.model, vocab, ctx, 1, 0, session._sync)}
+        if block > 1:
+            got["block"] = _step_seconds(target.model, vocab, ctx, 1, 0, session._sync, n_tokens=block)
+        for key, names in groups.items():
+            a = arms[names[0]]
+            got[key] = float(kind_of(a).step_seconds(session, a, once))
+        return got
+
+    for _ in range(warmup):
+        one_round()
+    samples: dict[str, list[float]] = {}
+    for attempt in range(attempts):
+        for _ in range(repeats):
+            for k, v in one_round().items():
+                samples.setdefault(k, []).append(v)
+        spreads = {k: spread(v) for k, v in samples.items()}
+        noisy = {k: x for k, x in spreads.items() if max_spread is not None and x > max_spread and statistics.median(samples[k]) >= SPREAD_FLOOR_S}
+        if not noisy:
+            break
+    else:
+        def label(k: str) -> str:
+            return {"target": "the target step", "block": f"a {block}-token verification pass"}.get(k, "arm(s) " + ", ".join(groups.get(k, [k])))
+
+        detail = "; ".join(f"{label(k)}: median {statistics.median(samples[k]):.4f} s, spread {x:.0%} over {len(samples[k])} runs "
+                           f"({min(samples[k]):.4f}-{max(samples[k]):.4f} s)" for k, x in noisy.items())
+        raise CalibrationUnstable(f"step timings kept varying more than {max_spread:.0%} (interquartile range / median) after "
+                                  f"{attempts} rounds of {repeats} interleaved repeats: {detail}. The machine is busy: calibrate "
+                                  f"when it is idle, or allow more spread (--max-spread)")
+    med = {k: float(statistics.median(v)) for k, v in samples.items()}
+    c_t = med["target"]
+    c_v = max(0.0, (med["block"] - c_t) / (block - 1)) if block > 1 else 0.0
+    arm_s = {name: med[key] for key, names in groups.items() for name in names}
+    arm_s = {a.name: arm_s[a.name] for a in session.config.arms}
     plain_step, c_r = _round_overhead(session, c_v, repeats=max(1, min(repeats, 3)))
+    named = {"target": "target", "block": "verify_block"}
+    spread_out = {named.get(k, ",".join(groups.get(k, [k]))): round(spread(v), 4) for k, v in samples.items()}
     return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, round_overhead_s=c_r,
-                       plain_step_s=plain_step,
-                       context_len=ctx, repeats=repeats,
-                       n_threads=int(torch.get_num_threads()), device=session.device)
+                       plain_step_s=plain_step, context_len=ctx, repeats=len(samples["target"]),
+                       n_threads=int(torch.get_num_threads()), device=session.device, spread=spread_out)
 
 
 #: the calibration prompt of ``_round_overhead``: text the target tends to copy, so prompt lookup finds candidates

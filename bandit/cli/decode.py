@@ -259,9 +259,12 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--context-len", type=click.IntRange(min=1), default=64, show_default=True,
               help="Tokens in the KV cache while a step is timed.")
-@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Timed runs per step (median).")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed runs per step, interleaved across the target and the drafting models (median).")
+@click.option("--max-spread", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
+              help="Re-time (then refuse) a step whose repeats vary more than this (interquartile range / median).")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile on stdout.")
-def calibrate(models_path, out, device, threads, context_len, repeats, as_json):
+def calibrate(models_path, out, device, threads, context_len, repeats, max_spread, as_json):
     """Time the target's step and each arm's drafting step here; write a cost profile.
 
     The profile (the calibration, this machine, the library versions and the models file) prices
@@ -290,7 +293,12 @@ def calibrate(models_path, out, device, threads, context_len, repeats, as_json):
         raise click.BadParameter(f"{target}: the folder {target.parent} does not exist", param_hint="--out")
     models = load_models_config(models_path)
     session = DecodingSession(models, device=device, threads=threads)
-    cal = for_arms(run_calibration(session, context_len=context_len, repeats=repeats), models.arms)
+    from decoding.calibrate import CalibrationUnstable
+
+    try:
+        cal = for_arms(run_calibration(session, context_len=context_len, repeats=repeats, max_spread=max_spread), models.arms)
+    except CalibrationUnstable as exc:
+        raise click.ClickException(str(exc)) from None
     record = cost_profile(cal, models=models, command=_command_line())
     write_profile(target, record)
     if as_json:

@@ -58,3 +58,49 @@ def test_calibrate_measures_every_arm_and_the_verification_block(session):
     kinds = {a.name: a.kind for a in session.config.arms}
     for name, seconds in cal.arm_step_s.items():
         assert (seconds > 0) == (kinds[name] in ("draft", "early_exit"))
+
+
+def test_spread_is_the_interquartile_range_over_the_median():
+    from decoding.calibrate import spread
+
+    assert spread([1.0]) == 0.0 and spread([]) == 0.0
+    assert spread([1.0, 1.0, 1.0]) == 0.0
+    assert spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.0 - 2.0) / 3.0)
+
+
+def _fake_steps(monkeypatch, times):
+    """Replace the timed forward step with a sequence of durations (the decision logic under test,
+    not the clock: a real busy machine is not reproducible)."""
+    import itertools
+
+    from decoding import calibrate as cal_mod
+
+    it = itertools.cycle(times)
+    monkeypatch.setattr(cal_mod, "_step_seconds", lambda *a, **k: next(it))
+
+
+def test_a_step_that_keeps_varying_is_retimed_then_refused_with_its_numbers(monkeypatch, session):
+    from decoding.calibrate import CalibrationUnstable, calibrate
+
+    _fake_steps(monkeypatch, [0.1, 0.3, 0.1, 0.5, 0.2, 0.9, 0.1])
+    with pytest.raises(CalibrationUnstable, match=r"after 2 rounds of 4 interleaved repeats: the target step: median [0-9.]+ s, "
+                                                   r"spread [0-9]+% over 8 runs"):
+        calibrate(session, context_len=8, repeats=4, warmup=0, attempts=2)
+    cal = calibrate(session, context_len=8, repeats=4, warmup=0, max_spread=None)  # no check asked for
+    assert cal.spread["target"] > 0.25 and cal.repeats == 4
+
+
+def test_a_steady_machine_passes_and_every_arm_of_one_draft_gets_its_one_cost(monkeypatch, toml_for, tiny_models):
+    from decoding.calibrate import Calibration, calibrate
+    from decoding.models import parse_models_config
+    from decoding.session import DecodingSession
+
+    arms = ('[[arms]]\nname = "d"\nkind = "draft"\ndraft = "draft"\nnum_assistant_tokens = 2\nloop = true\n\n'
+            '[[arms]]\nname = "h"\nkind = "lookup_draft"\ndraft = "draft"\nnum_assistant_tokens = 2\n\n'
+            '[[arms]]\nname = "l"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 3\n')
+    s = DecodingSession(parse_models_config(toml_for(arms), base_dir=tiny_models["root"]), threads=1)
+    _fake_steps(monkeypatch, [0.1, 0.11, 0.1, 0.105])
+    cal = calibrate(s, context_len=8, repeats=4, warmup=1)
+    assert cal.arm_step_s["d"] == cal.arm_step_s["h"] > 0 and cal.arm_step_s["l"] == 0.0
+    assert set(cal.spread) == {"target", "verify_block", "d,h", "l"} and max(cal.spread.values()) <= 0.25
+    assert Calibration.from_json(cal.to_json()) == cal  # the spreads travel with the profile
