@@ -165,11 +165,10 @@ def pack_linears(model: Any, release: bool = True) -> int:
                     _restore(m)
                 raise RuntimeError(f"oneDNN linear of layer {name!r} differs from the default by {err:.2e} "
                                    f"(relative; at most {PROBE_TOLERANCE:g} expected); use [target] linear = \"default\"")
-        if release:
-            for mod in done:
-                if mod.weight.untyped_storage().data_ptr() not in shared:
-                    setattr(mod, SHAPE_ATTR, tuple(mod.weight.shape))
-                    mod.weight = torch.nn.Parameter(mod.weight.new_empty(0), requires_grad=False)
+            if release and w.untyped_storage().data_ptr() not in shared:  # at once: the model is never held twice
+                del w
+                setattr(mod, SHAPE_ATTR, tuple(mod.weight.shape))
+                mod.weight = torch.nn.Parameter(mod.weight.new_empty(0), requires_grad=False)
     return len(done)
 
 

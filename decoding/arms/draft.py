@@ -54,10 +54,24 @@ class Draft(ArmKind):
     def replay_counts(self, session: Any, arm: Any, ids: Any, target: Any, max_new_tokens: int) -> Any:
         if not self.replays(arm):
             return None
-        from ..draft_replay import ChainReplay, next_tokens, replay_counts
+        from ..draft_replay import ChainReplay, replay_counts
 
-        chain = ChainReplay(self._k(arm), len(ids), target, next_tokens(session.draft(arm.name).model, ids, target))
-        return replay_counts(chain, ids, target, max_new_tokens)
+        return replay_counts(ChainReplay(self._k(arm), len(ids), target, self.next_tokens(session, arm, ids, target)),
+                             ids, target, max_new_tokens)
+
+    def next_tokens(self, session: Any, arm: Any, ids: Any, target: Any) -> list[int]:
+        """``draft_replay.next_tokens`` of the arm's draft, kept for the last few prompts: every arm of
+        one draft (k settings, the hybrid) replays from the same pass."""
+        from ..draft_replay import next_tokens
+
+        model = session.draft(arm.name).model
+        memo = session.__dict__.setdefault("_next_tokens_memo", {})
+        key = (id(model), tuple(int(t) for t in ids), tuple(int(t) for t in target))
+        if key not in memo:
+            if len(memo) >= 16:
+                memo.pop(next(iter(memo)))
+            memo[key] = next_tokens(model, ids, target)
+        return memo[key]
 
     def _k(self, arm: Any) -> int:
         from ..calibrate import DEFAULT_DRAFT_TOKENS

@@ -63,8 +63,8 @@ class LookupDraft(Draft):
         return LookupThen(self._lookup(session, arm), super().drafter(session, arm))
 
     def replay_counts(self, session: Any, arm: Any, ids: Any, target: Any, max_new_tokens: int) -> Any:
-        from ..draft_replay import ChainReplay, next_tokens, replay_counts
+        from ..draft_replay import ChainReplay, replay_counts
         from ..specloop import LookupThen
 
-        chain = ChainReplay(self._k(arm), len(ids), target, next_tokens(session.draft(arm.name).model, ids, target))
+        chain = ChainReplay(self._k(arm), len(ids), target, self.next_tokens(session, arm, ids, target))
         return replay_counts(LookupThen(self._lookup(session, arm), chain), ids, target, max_new_tokens)
