@@ -182,7 +182,9 @@ def replay_rounds(prompt: Sequence[int], greedy: Sequence[int], max_new_tokens: 
             run += 1
         run = min(run, max(max_length - cur - 1, 0))
         proposed += len(cand)
-        accepted_n += run
+        # as live decoding counts it (``DecodeOutcome.accepted_tokens`` = new tokens - target calls):
+        # a round whose accepted candidates end the output (at EOS) emits no token of the target's own
+        accepted_n += min(run + 1, L - i) - 1
         calls += 1
         ctx.extend(greedy[i:i + run + 1])
         if accepted is not None:

@@ -169,7 +169,38 @@ def pack_linears(model: Any, release: bool = True) -> int:
                 del w
                 setattr(mod, SHAPE_ATTR, tuple(mod.weight.shape))
                 mod.weight = torch.nn.Parameter(mod.weight.new_empty(0), requires_grad=False)
+    if release and done:
+        _own_memory(model)
+        trim_heap()
     return len(done)
+
+
+def _own_memory(model: Any) -> None:
+    """Copy every tensor the model still holds into storage of its own. A loader may hand out tensors
+    that share one buffer (safetensors read whole, or a mapping of the file): the released weights'
+    part of it stays resident while one embedding or norm still holds the buffer. A tied weight
+    stays tied (its one ``Parameter`` gets the copy)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.numel():
+            t.data = t.data.clone()
+
+
+def trim_heap() -> bool:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; False where there is none).
+
+    The released weights were allocated below glibc's dynamic mmap threshold, so freeing them leaves
+    holes in the heap that count as resident until trimmed (measured: the Qwen 0.5B draft held
+    4.8 GB after packing, 2.5 GB once trimmed)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        return False
+    return bool(trim is not None and trim(0) is not None)
 
 
 def dense_weight(module: Any) -> Any:

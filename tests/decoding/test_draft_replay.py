@@ -130,6 +130,7 @@ def test_replay_equals_a_brute_force_draft_loop(target, prompt, k, salt, hybrid)
     want = replay_rounds(prompt, target, max_new, brute.propose)
     got, calls = replay_counts(replay, prompt, target, max_new)
     assert (got, calls) == (want, brute.draft_calls)
+    assert got.accepted == len(target) - got.target_calls  # the live definition
 
 
 @pytest.mark.parametrize("arm, message", [
@@ -157,3 +158,14 @@ def test_alignment_only_speedup_count_needs_every_arm_to_replay(replay_session, 
     generate_draft = parse_models_config(toml_for('[[arms]]\nname = "d"\nkind = "draft"\ndraft = "draft"\n'), base_dir=tiny_models["root"])
     with pytest.raises(ValueError, match="arm\\(s\\) d run a drafting model.*set `loop = true`"):
         check_alignment_only(cfg, generate_draft)
+
+
+def test_a_round_that_accepts_up_to_the_end_counts_as_live_decoding_does():
+    """Live, accepted tokens = new tokens - target calls: a round whose candidates are accepted up to
+    the output's EOS emits no token of the target's own (found on the real Qwen pair: the replay said
+    one more than the loop on every prompt that ended that way)."""
+    target = [5, 6, 2]  # 2: EOS, the last greedy token
+    v = replay_rounds([1], target, 8, lambda ctx: target[len(ctx) - 1:len(ctx) + 2])
+    assert (v.target_calls, v.proposed, v.accepted) == (1, 3, 2)
+    v = replay_rounds([1], target, 8, lambda ctx: [9])
+    assert (v.target_calls, v.proposed, v.accepted) == (3, 3, 0)
