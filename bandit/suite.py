@@ -326,3 +326,43 @@ def prompt_frame(outcomes: pd.DataFrame, qids: Sequence[str], extra: Sequence[st
     first = outcomes.drop_duplicates("query_id")
     first = first.set_index(first["query_id"].astype(str)).loc[list(qids)]
     return first.reset_index(drop=True)[[c for c in ("query_id", "prompt", "domain", *extra) if c in first.columns]]
+
+
+def domain_table(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> dict[str, str]:
+    """Each domain's best arm on ``outcomes`` (pick it on validation): the arm with the highest count
+    speed-up of the domain's whole group (total tokens / total count-model cost). The baseline a
+    per-prompt choice must beat to be more than task routing (DESIGN.md, "Baselines")."""
+    if "domain" not in outcomes.columns:
+        raise ValueError("a domain table needs a `domain` column in the outcomes")
+    frame, _, speedups, n_new = matrices(outcomes, arm_names)
+    cost = n_new[:, None] / speedups
+    out = {}
+    for domain in sorted(set(frame["domain"].astype(str))):
+        m = frame["domain"].astype(str).to_numpy() == domain
+        out[domain] = arm_names[int((n_new[m].sum() / cost[m].sum(axis=0)).argmax())]
+    return out
+
+
+def domain_table_probs(frame: pd.DataFrame, table: Mapping[str, str], arm_names: Sequence[str], fallback: str) -> np.ndarray:
+    """float (n, n_arms) one-hot choices of a domain table on ``frame``'s prompts (``fallback`` for a
+    domain the table does not know)."""
+    idx = [list(arm_names).index(table.get(str(d), fallback)) for d in frame["domain"]]
+    return np.eye(len(arm_names))[idx]
+
+
+def paired_totals(cost_a: np.ndarray, cost_b: np.ndarray, n_new: np.ndarray, level: float = 0.95, n_bootstrap: int = 2000,
+                  seed: int = 0) -> dict[str, float]:
+    """Speed-up of a whole set under two policies, total tokens / total cost, and a paired bootstrap
+    interval of the difference (prompts resampled). ``cost_a``, ``cost_b``, ``n_new``: float (n,)
+    per prompt (a cost in any unit common to both: count-model steps, or wall seconds relative to
+    plain decoding's: pass the plain time as ``n_new`` then)."""
+    a, b, n = (np.asarray(x, dtype=np.float64) for x in (cost_a, cost_b, n_new))
+    if not (a.shape == b.shape == n.shape) or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired totals need three float (n,) arrays of the same prompts; got {a.shape}, {b.shape}, {n.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(n), (n_bootstrap, len(n)))
+    boot = n[idx].sum(axis=1) / a[idx].sum(axis=1) - n[idx].sum(axis=1) / b[idx].sum(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    va, vb = float(n.sum() / a.sum()), float(n.sum() / b.sum())
+    return {"a": va, "b": vb, "diff": va - vb, "ratio": va / vb, "low": float(lo), "high": float(hi), "level": level,
+            "n_prompts": int(len(n)), "n_bootstrap": n_bootstrap}

@@ -82,15 +82,24 @@ def count_table(probs: dict[str, np.ndarray], rewards: np.ndarray, speedups: np.
     return pd.DataFrame.from_records(records)
 
 
-def evaluate_set(name: str, outcomes: pd.DataFrame, runs: dict[str, Any], arm_names: Sequence[str], selected: str) -> dict:
-    """Every number of one held-out set from its (replayed) outcomes."""
-    from bandit.suite import against_best_arm, matrices
+DOMAIN_TABLE = "domain table"
+
+
+def evaluate_set(name: str, outcomes: pd.DataFrame, runs: dict[str, Any], arm_names: Sequence[str], selected: str,
+                 table: dict[str, str], fallback: str) -> dict:
+    """Every number of one held-out set from its (replayed) outcomes; ``table``: the domain table
+    picked on validation (``fallback``: its arm for a domain validation did not have)."""
+    from bandit.suite import against_best_arm, domain_table_probs, matrices, paired_totals
 
     frame, rewards, speedups, n_new = matrices(outcomes, arm_names)
     probs = policy_probs(runs, frame, arm_names)
+    probs[DOMAIN_TABLE] = domain_table_probs(frame, table, arm_names, fallback)
+    cost = n_new[:, None] / speedups
     return {"set": name, "n_prompts": len(frame), "frame": frame, "rewards": rewards, "speedups": speedups, "probs": probs,
             "table": count_table(probs, rewards, speedups, n_new, frame["domain"].astype(str).to_numpy(), selected),
-            "selected_vs_best_arm": against_best_arm(probs[selected], rewards, speedups, n_new, arm_names)}
+            "selected_vs_best_arm": against_best_arm(probs[selected], rewards, speedups, n_new, arm_names),
+            "selected_vs_domain_table": paired_totals((probs[selected] * cost).sum(axis=1), (probs[DOMAIN_TABLE] * cost).sum(axis=1),
+                                                      n_new)}
 
 
 # -- live (wall clock) -------------------------------------------------------------------------------
@@ -111,6 +120,7 @@ def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, be
         "oracle": [arm_names[int(a)] for a in speedups.argmax(axis=1)],
         f"best fixed arm of validation ({best_fixed.removeprefix('fixed:')})": [best_fixed.removeprefix("fixed:")] * len(frame),
         f"best single arm of this set ({best_arm})": [best_arm] * len(frame),
+        DOMAIN_TABLE: [arm_names[int(a)] for a in ev["probs"][DOMAIN_TABLE][idx].argmax(axis=1)],
         "plain": ["plain"] * len(frame),
     }
     pairs = {q: [c[i] for c in choice.values()] for i, q in enumerate(frame["query_id"])}
@@ -128,9 +138,21 @@ def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, be
                             "wall": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
                             "count": float(part["n_new_tokens"].sum() / (part["n_new_tokens"] / part["speedup_count"]).sum()),
                             "identical_to_greedy": float(part["lossless"].astype(bool).mean())})
+    from bandit.suite import paired_totals
+
+    walls = {policy: m.loc[list(zip(frame["query_id"], arms)), "wall_time_s"].to_numpy(float) for policy, arms in choice.items()}
+    plain_wall = m.loc[list(zip(frame["query_id"], choice["plain"])), "plain_wall_time_s"].to_numpy(float)
+    sel = f"selected ({selected})"
+    paired = {other: paired_totals(walls[sel], walls[other], plain_wall) for other in choice if other not in (sel, "plain", "oracle")}
+    per_arm = [{"arm": arm, "n_prompts": int(len(part)), "wall": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
+                "count": float(part["n_new_tokens"].sum() / (part["n_new_tokens"] / part["speedup_count"]).sum())}
+               for arm, part in measured.drop_duplicates(["query_id", "arm"]).groupby("arm")]
+    for r in per_arm:
+        r["count_over_wall"] = r["count"] / r["wall"]
     return {"n_prompts": len(frame), "table": pd.DataFrame.from_records(records),
             "identical_to_greedy": float(measured["lossless"].astype(bool).mean()),
-            "live_counts_equal_replayed": count_match, "n_measurements": int(len(measured))}
+            "live_counts_equal_replayed": count_match, "n_measurements": int(len(measured)),
+            "selected_vs": paired, "per_arm": per_arm}
 
 
 def replay_heldout(prompts: Path, models: Any, out: Path, calibration: Any, reward: Any, session: Any, batch_size: int,
@@ -201,10 +223,16 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     selection = select_on_outcomes(runs, outcomes[outcomes["split"].astype(object) == "validation"], arm_names)
     selected = selection.chosen
     _say(selection.table())
+    from bandit.suite import domain_table
+
+    table = domain_table(outcomes[outcomes["split"].astype(object) == "validation"], arm_names)
+    fallback = selection.best_fixed.removeprefix("fixed:")
+    _say(f"domain table (each domain's best arm on validation): {table}")
 
     _say("3/4 held-out sets: count model from exact replayed counts")
     session = DecodingSession(cfg, threads=threads)
-    sets = {"test": evaluate_set("test", outcomes[outcomes["split"].astype(object) == "test"], runs, arm_names, selected)}
+    sets = {"test": evaluate_set("test", outcomes[outcomes["split"].astype(object) == "test"], runs, arm_names, selected,
+                                 table, fallback)}
     if heldout is not None:
         held_log = out / "heldout_log"
         if held_log.exists():
@@ -212,7 +240,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
 
             shutil.rmtree(held_log)
         held = replay_heldout(Path(heldout), cfg, held_log, calibration, opened.metadata.reward, session, batch_size, progress)
-        sets["heldout"] = evaluate_set("heldout", held, runs, arm_names, selected)
+        sets["heldout"] = evaluate_set("heldout", held, runs, arm_names, selected, table, fallback)
 
     _say("4/4 live: plain decoding beside the selected policy's arms, the best fixed arm and the oracle's arms")
     t_live = time.perf_counter()
@@ -231,8 +259,11 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
         "log": str(log), "models": str(models), "heldout": str(heldout) if heldout else None, "arms": list(arm_names),
         "featurizer": featurizer, "learners": list(learners), "selected": selected,
         "selection": selection.to_json(),
+        "domain_table": table,
         "sets": {k: {"n_prompts": v["n_prompts"], "table": v["table"].to_dict(orient="records"),
-                     "selected_vs_best_arm": v["selected_vs_best_arm"]} for k, v in sets.items()},
+                     "selected_vs_best_arm": v["selected_vs_best_arm"], "selected_vs_domain_table": v["selected_vs_domain_table"]}
+                 for k, v in sets.items()},
+        "peak_rss_gb": _peak_rss_gb(),
         "live": {k: {**{kk: vv for kk, vv in v.items() if kk != "table"}, "table": v["table"].to_dict(orient="records")}
                  for k, v in live.items()},
         "repeats": repeats, "warmup": warmup, "threads": threads, "calibration": calibration.to_json(),
@@ -242,6 +273,16 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     result["figure"] = str(plot(result, out / "bench.png"))
     (out / "bench.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+def _peak_rss_gb() -> float | None:
+    """This process's peak resident memory (GB; Linux and macOS), models included."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1e9 if sys.platform == "darwin" else 1e6)
 
 
 def print_result(res: dict) -> None:
@@ -270,7 +311,16 @@ def print_result(res: dict) -> None:
                   f"repeats={res['repeats']}, warmup={res['warmup']}); output identical to plain greedy: "
                   f"{100 * lv['identical_to_greedy']:.1f}%; live counts equal replayed: {100 * lv['live_counts_equal_replayed']:.1f}%")
             print(t.pivot(index="policy", columns="domain", values="wall").to_string())
-        print(f"\nfigure: {res['figure']}   total {res['seconds']['total']:.0f} s")
+            for other, d in lv["selected_vs"].items():
+                print(f"  wall: selected {d['a']:.3f} vs {other} {d['b']:.3f}: x{d['ratio']:.3f}, {d['diff']:+.3f}, paired bootstrap "
+                      f"95% [{d['low']:+.3f}, {d['high']:+.3f}]")
+            print("  per arm measured (count model against the wall clock):")
+            print(pd.DataFrame(lv["per_arm"]).set_index("arm").to_string())
+        for name, s in res["sets"].items():
+            d = s["selected_vs_domain_table"]
+            print(f"\n[{name}] count: selected {d['a']:.4f} vs the domain table {d['b']:.4f}: {d['diff']:+.4f}, paired bootstrap 95% "
+                  f"[{d['low']:+.4f}, {d['high']:+.4f}]")
+        print(f"\nfigure: {res['figure']}   total {res['seconds']['total']:.0f} s; peak resident {res.get('peak_rss_gb') or 0:.2f} GB")
 
 
 if __name__ == "__main__":

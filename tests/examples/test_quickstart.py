@@ -77,7 +77,10 @@ def test_bench_tiny(tiny_joint_log, tiny_joint_models_file, tiny_heldout, tmp_pa
     for name, s in res["sets"].items():
         t = pd.DataFrame(s["table"])
         overall = t[t["domain"] == "(all)"].set_index("policy")
-        assert {"regression", "classifier", "uniform", "oracle", f"selected ({res['selected']})"} | {f"fixed:{a}" for a in arms} == set(overall.index)
+        assert {"regression", "classifier", "uniform", "oracle", "domain table", f"selected ({res['selected']})"} | \
+            {f"fixed:{a}" for a in arms} == set(overall.index)
+        d = s["selected_vs_domain_table"]
+        assert d["b"] == pytest.approx(overall.loc["domain table", "count"]) and d["low"] <= d["diff"] <= d["high"]
         assert overall.loc["fixed:plain", "mean_count"] == pytest.approx(1.0) == overall.loc["fixed:plain", "count"]
         assert overall.loc["oracle", "mean_count"] >= overall["mean_count"].max() - 1e-9
         assert overall.loc["oracle", "count"] >= overall["count"].max() - 1e-9
@@ -96,6 +99,11 @@ def test_bench_tiny(tiny_joint_log, tiny_joint_models_file, tiny_heldout, tmp_pa
         assert lv["live_counts_equal_replayed"] == 1.0  # live assisted decoding gave exactly the replayed counts
         t = pd.DataFrame(lv["table"])
         assert (t[t["policy"] == "plain"]["wall"] == 1.0).all()
+        assert "domain table" in set(t["policy"]) and "domain table" in lv["selected_vs"]
+        for d in lv["selected_vs"].values():
+            assert d["low"] <= d["diff"] <= d["high"] and d["n_prompts"] == lv["n_prompts"]
+        assert {r["arm"] for r in lv["per_arm"]} <= set(arms) and all(r["count_over_wall"] > 0 for r in lv["per_arm"])
+    assert set(res["domain_table"]) == {"copy", "free"} and set(res["domain_table"].values()) <= set(arms) and res["peak_rss_gb"] > 0
     assert res["live"]["test"]["n_prompts"] == 2 and res["live"]["heldout"]["n_prompts"] == 4
     assert (tmp_path / "bench" / "bench.png").stat().st_size > 1000
     assert json.loads((tmp_path / "bench" / "bench.json").read_text())["selected"] == res["selected"]
