@@ -85,11 +85,56 @@ class Calibration:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Calibration":
-        keys = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "plain_step_s", "context_len", "repeats", "n_threads", "device", "spread")
-        missing = [k for k in ("target_step_s", "arm_step_s") if k not in d]
-        if missing:
-            raise ValueError(f"calibration record is missing {', '.join(missing)}; found keys {sorted(d)}")
-        return cls(**{k: d[k] for k in keys if k in d})
+        """A calibration record checked whole (``check_record``): every cost present, a finite number
+        of seconds in range; every problem named at once."""
+        check_record(d)
+        return cls(**{k: d[k] for k in _RECORD_KEYS if k in d})
+
+
+_RECORD_KEYS = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "plain_step_s",
+                "context_len", "repeats", "n_threads", "device", "spread")
+#: the costs a calibration record must have: each is a price of the count model, and a missing one read as 0 inflates
+#: every speed-up it prices
+REQUIRED_COSTS = ("target_step_s", "arm_step_s", "verify_token_s", "round_overhead_s", "plain_step_s")
+#: no step of any model on any machine takes this long (seconds): a larger value is a unit or typing error
+MAX_STEP_S = 3600.0
+
+
+def check_record(d: Any) -> None:
+    """Raise ``ValueError`` naming every field of calibration record ``d`` that cannot price a log:
+    missing costs, non-numbers, NaN or infinite, negative, absurdly large (``MAX_STEP_S``), a target
+    step that is not > 0."""
+    import math
+
+    if not isinstance(d, Mapping):
+        raise ValueError(f"a calibration record must be a JSON object; found {type(d).__name__}")
+    problems = []
+    missing = [k for k in REQUIRED_COSTS if k not in d]
+    if missing:
+        problems.append(f"missing {', '.join(missing)} (found {', '.join(sorted(map(str, d))) or 'no keys'}; an older record: "
+                        f"re-measure with `bandit-log calibrate`)")
+
+    def cost(name: str, v: Any, positive: bool = False) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            problems.append(f"{name} must be a number of seconds; got {v!r} ({type(v).__name__})")
+        elif not math.isfinite(v) or v < 0 or v > MAX_STEP_S or (positive and v <= 0):
+            problems.append(f"{name} must be a finite number of seconds in {'(0' if positive else '[0'}, {MAX_STEP_S:g}]; got {v!r}")
+
+    for k in ("target_step_s", "verify_token_s", "round_overhead_s", "plain_step_s"):
+        if k in d:
+            cost(k, d[k], positive=(k == "target_step_s"))
+    steps = d.get("arm_step_s", {})
+    if not isinstance(steps, Mapping):
+        problems.append(f"arm_step_s must be an object of arm name -> seconds; got {type(steps).__name__}")
+    else:
+        for arm, v in steps.items():
+            cost(f"arm_step_s[{arm!r}]", v)
+    for k in ("verify_block", "context_len", "repeats", "n_threads"):
+        v = d.get(k, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            problems.append(f"{k} must be an integer >= 1; got {v!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def for_arms(calibration: Calibration, arms: Any) -> Calibration:
@@ -349,8 +394,9 @@ class CalibrationUnstable(RuntimeError):
 
 #: a calibration's relative spread limit (interquartile range / median of one step's repeats)
 MAX_SPREAD = 0.25
-#: steps faster than this are not spread-checked: timer jitter dominates, and they cost next to nothing
-SPREAD_FLOOR_S = 0.002
+#: steps faster than this (seconds) are not spread-checked: timer and scheduler jitter dominate them (tiny test
+#: models take 1-10 ms); the real targets this project prices take 50-550 ms a step on a CPU
+SPREAD_FLOOR_S = 0.02
 
 
 def spread(samples: Sequence[float]) -> float:

@@ -43,9 +43,40 @@ def test_calibration_json_round_trip_keeps_the_verify_cost():
     assert back.relative_costs() == {"d": pytest.approx(0.25), "lookup": 0.0}
 
 
-def test_old_records_without_verify_fields_still_load():
-    cal = Calibration.from_json({"target_step_s": 0.01, "arm_step_s": {}})
-    assert cal.relative_verify_cost() == 0.0 and cal.verify_block == 1 and cal.relative_round_cost() == 0.0
+GOOD = {"target_step_s": 0.01, "arm_step_s": {"d": 0.002, "lookup": 0.0}, "verify_token_s": 0.001, "round_overhead_s": 0.0005,
+        "plain_step_s": 0.011}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"verify_token_s": None}, r"missing verify_token_s .*re-measure with `bandit-log calibrate`"),
+    ({"round_overhead_s": None, "plain_step_s": None}, r"missing round_overhead_s, plain_step_s"),
+    ({"target_step_s": 0}, r"target_step_s must be a finite number of seconds in \(0, 3600\]; got 0"),
+    ({"target_step_s": -0.01}, r"target_step_s must be a finite number of seconds in \(0"),
+    ({"verify_token_s": float("nan")}, r"verify_token_s must be a finite number of seconds in \[0, 3600\]; got nan"),
+    ({"round_overhead_s": 1e300}, r"round_overhead_s must be a finite number .*got 1e\+300"),
+    ({"plain_step_s": "0.3"}, r"plain_step_s must be a number of seconds; got '0.3' \(str\)"),
+    ({"arm_step_s": {"d": -1.0}}, r"arm_step_s\['d'\] must be a finite number of seconds in \[0"),
+    ({"arm_step_s": [0.1]}, r"arm_step_s must be an object of arm name -> seconds; got list"),
+    ({"verify_block": 0}, r"verify_block must be an integer >= 1; got 0"),
+    ({"target_step_s": True}, r"target_step_s must be a number of seconds; got True"),
+])
+def test_a_record_that_cannot_price_a_log_is_refused_with_every_problem(change, message):
+    record = {**GOOD, **change}
+    record = {k: v for k, v in record.items() if v is not None}
+    with pytest.raises(ValueError, match=message):
+        Calibration.from_json(record)
+
+
+def test_a_good_record_loads_and_a_profile_file_names_itself_in_the_error(tmp_path):
+    import json
+
+    from decoding.calibrate import load_calibration
+
+    assert Calibration.from_json(GOOD).relative_verify_cost() == pytest.approx(0.1 / 1.1)
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"calibration": {**GOOD, "target_step_s": 0, "verify_token_s": -1}}))
+    with pytest.raises(ValueError, match=r"calibration .*p.json: target_step_s must .*; verify_token_s must"):
+        load_calibration(bad)
 
 
 def test_calibrate_measures_every_arm_and_the_verification_block(session):
@@ -82,7 +113,7 @@ def _fake_steps(monkeypatch, times):
 def test_a_step_that_keeps_varying_is_retimed_then_refused_with_its_numbers(monkeypatch, session):
     from decoding.calibrate import CalibrationUnstable, calibrate
 
-    _fake_steps(monkeypatch, [0.1, 0.3, 0.1, 0.5, 0.2, 0.9, 0.1])
+    _fake_steps(monkeypatch, [0.1, 0.3, 0.1, 0.5, 0.2, 0.9, 0.1])  # above the floor: checked
     with pytest.raises(CalibrationUnstable, match=r"after 2 rounds of 4 interleaved repeats: the target step: median [0-9.]+ s, "
                                                    r"spread [0-9]+% over 8 runs"):
         calibrate(session, context_len=8, repeats=4, warmup=0, attempts=2)
