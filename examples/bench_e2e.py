@@ -192,7 +192,8 @@ def plot(result: dict, path: Path) -> Path:
 
 
 def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, heldout: str | Path | None = HELDOUT,
-         out: str | Path = "out/bench", live_per_domain: int | None = 8, live_heldout: bool = True, repeats: int = 1,
+         out: str | Path = "out/bench", live_per_domain: int | None = 8, live_heldout: bool = True,
+         live_heldout_per_domain: int | None = None, repeats: int = 1,
          warmup: int = 0, threads: int | None = 1, learners: Sequence[str] | None = None, budget: str = "default",
          featurizer: str = FEATURIZER, batch_size: int = 16, seed: int = 0, progress: bool = True) -> dict:
     """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
@@ -246,7 +247,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     t_live = time.perf_counter()
     live = {}
     for name, ev in sets.items():
-        per_domain = live_per_domain if name == "test" else None
+        per_domain = live_per_domain if name == "test" else live_heldout_per_domain
         if (name == "test" and live_per_domain == 0) or (name == "heldout" and not live_heldout):
             continue
         live[name] = live_set(session, ev, arm_names, selected, selection.best_fixed, calibration, per_domain, repeats,
@@ -330,6 +331,8 @@ if __name__ == "__main__":
     parser.add_argument("--heldout", default=str(HELDOUT), help="held-out prompts file ('' to skip)")
     parser.add_argument("--live-per-domain", type=int, default=8, help="test-split prompts per domain measured live (0: none)")
     parser.add_argument("--no-live-heldout", action="store_true", help="skip the live run of the held-out set")
+    parser.add_argument("--live-heldout-per-domain", type=int, default=None,
+                        help="held-out prompts per domain measured live (default: all of them)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -338,7 +341,7 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     res = main(args.log, args.models, heldout=args.heldout or None, out=args.out, live_per_domain=args.live_per_domain,
-               live_heldout=not args.no_live_heldout, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+               live_heldout=not args.no_live_heldout, live_heldout_per_domain=args.live_heldout_per_domain, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
                featurizer=args.featurizer)
     if args.json:
         print(json.dumps(res, indent=2, default=str))
