@@ -443,7 +443,7 @@ def build_log(
         # encode everything first: a bad prompt stops the build before anything is decoded or written
         encoded = {i: session.encode(frame.at[i, "prompt"], max_new) for i in pending}
         if not config.measure:  # batches of similar lengths waste little on left padding (nothing is timed here)
-            pending = sorted(pending, key=lambda i: (len(encoded[i]), i))
+            pending = length_sorted_windows(pending, {i: len(encoded[i]) for i in pending}, config.batch_size)
 
         if existing is None:
             log = prepare_log(out, models, session, config, command, calibration, extra_build)
@@ -499,6 +499,24 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
             fails += outcome.lossless is False
             rows.append(row)
     return rows, fails
+
+
+#: batches per window that ``length_sorted_windows`` sorts by length
+SORT_WINDOW_BATCHES = 8
+
+
+def length_sorted_windows(pending: Sequence[int], lengths: dict[int, int], batch_size: int) -> list[int]:
+    """``pending`` in windows of ``SORT_WINDOW_BATCHES * batch_size`` prompts, each sorted by length.
+
+    Batches of similar lengths waste little on left padding (a batch's prefill costs its longest
+    prompt times its rows), and windows keep the prompts file's order at large: a build stopped
+    early (or a shard) holds a prefix of the file with its mix of domains and splits, not only its
+    shortest prompts (a 1.5B target's prefill is most of a replay build's time on a CPU)."""
+    window = max(1, SORT_WINDOW_BATCHES * batch_size)
+    out: list[int] = []
+    for start in range(0, len(pending), window):
+        out += sorted(pending[start:start + window], key=lambda i: (lengths[i], i))
+    return out
 
 
 def check_alignment_only(cfg: BuildConfig, models: ModelsConfig | None = None) -> None:

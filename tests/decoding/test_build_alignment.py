@@ -264,7 +264,7 @@ def test_load_calibration_from_a_log_a_record_or_a_profile(tmp_path):
     (tmp_path / "profile.json").write_text(json.dumps({"what": "a profile", "calibration": cal.to_json()}))
     assert load_calibration(tmp_path / "profile.json") == cal
     for name, text, pattern in [("bad.json", "{nope", "not a JSON document"), ("list.json", "[1]", "expected a JSON object; found list"),
-                                ("empty.json", "{}", "calibration record is missing target_step_s, arm_step_s")]:
+                                ("empty.json", "{}", "missing target_step_s, arm_step_s, verify_token_s, round_overhead_s, plain_step_s")]:
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=f"calibration {tmp_path / name}: {pattern}"):
             load_calibration(tmp_path / name)
@@ -274,3 +274,17 @@ def test_load_calibration_from_a_log_a_record_or_a_profile(tmp_path):
     with pytest.raises(ValueError, match="not a log"):
         load_calibration(tmp_path / "dir")
     assert isinstance(cal, Calibration)
+
+
+def test_length_sorted_windows_keep_the_files_order_at_large():
+    from decoding.build import SORT_WINDOW_BATCHES, length_sorted_windows
+
+    pending = list(range(40))
+    lengths = {i: (7 * i) % 11 for i in pending}
+    got = length_sorted_windows(pending, lengths, batch_size=2)
+    window = SORT_WINDOW_BATCHES * 2
+    assert sorted(got) == pending  # every prompt once
+    for start in range(0, 40, window):
+        part = got[start:start + window]
+        assert sorted(part) == pending[start:start + window]  # a window holds the same prompts as the file's
+        assert [lengths[i] for i in part] == sorted(lengths[i] for i in part)
