@@ -126,8 +126,11 @@ def read_rows(path: Path, fmt: str, what: str = "prompts file") -> pd.DataFrame:
                         raise PromptTableError(f"{label}, line {n}: expected a JSON object, found {type(obj).__name__}")
                     rows.append(obj)
             return pd.DataFrame(rows)
-        text = path.read_text(encoding="utf-8")
-        return pd.DataFrame({"prompt": [ln for ln in text.splitlines() if ln.strip()]})
+        # utf-8-sig: a byte-order mark is not part of the first prompt; lines end at \n, \r\n or \r only
+        # (str.splitlines would also split inside a prompt at form feeds, U+2028 and other separators)
+        text = path.read_text(encoding="utf-8-sig")
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        return pd.DataFrame({"prompt": [ln for ln in lines if ln.strip()]})
     except PromptTableError:
         raise
     except UnicodeDecodeError as e:

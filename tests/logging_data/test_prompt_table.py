@@ -47,6 +47,17 @@ def test_text_file_one_prompt_per_line_gets_ids_and_seeded_splits(tmp_path):
     assert "split" not in read_prompt_table(p).columns
 
 
+@pytest.mark.parametrize("raw, want", [
+    (b"\xef\xbb\xbffirst\nsecond\n", ["first", "second"]),  # a BOM is not part of the first prompt
+    ("a\u2028still a\nb\n".encode(), ["a\u2028still a", "b"]),  # U+2028 inside a prompt does not end it
+    (b"page\x0cbreak\r\nnext\rlast", ["page\x0cbreak", "next", "last"]),  # nor a form feed; \r\n and \r do
+])
+def test_text_file_lines_end_only_at_newlines(tmp_path, raw, want):
+    p = tmp_path / "p.txt"
+    p.write_bytes(raw)
+    assert read_prompt_table(p)["prompt"].tolist() == want
+
+
 def test_column_mapping(tmp_path):
     p = _write(tmp_path / "p.csv", "csv", [{"id": "x", "text": "hello", "task": "code", "part": "train"}])
     got = read_prompt_table(p, columns=PromptColumns(query_id="id", prompt="text", domain="task", split="part"))
