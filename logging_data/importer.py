@@ -5,13 +5,20 @@ only a ``decisions`` table, which every estimator, ``evaluate`` and the HTML rep
 
 - ``action`` (required): the logged action; any values, kept as text. The arms are the sorted
   distinct values (numbers in numeric order), or ``arms`` in the given order;
-- ``reward`` (required): a finite number per row;
+- ``reward`` (required): a finite number per row, at most ``MAX_ABS_REWARD`` in magnitude;
 - ``propensity`` (required): the logging policy's probability of the logged action, in (0, 1];
 - ``context`` columns (optional, numeric): kept as ``x_<name>`` columns; ``bandit-log evaluate
-  --features context`` fits the DM/DR reward model on them;
-- ``position`` (optional, Open Bandit Dataset style): kept as ``x_position``;
-- ``query_id`` / ``prompt`` / ``domain`` / ``split`` (optional): ids default to ``row-0000001``...,
-  prompts to the empty string, splits to a seeded 60/20/20 draw from the ids.
+  --features context`` fits the DM/DR reward model on them (a context named ``position`` is
+  refused: ``x_position`` is where ``--position`` goes);
+- ``position`` (optional, Open Bandit Dataset style): a non-negative integer within int64, kept as
+  ``x_position``;
+- ``query_id`` / ``prompt`` / ``domain`` / ``split`` (optional): ids (never empty) default to
+  ``row-0000001``..., prompts to the empty string, splits to a seeded 60/20/20 draw from the ids.
+
+The propensities are then checked against how often each action is logged in each context (the
+context columns, position, prompt and domain given; ``logging_data.propensities``): a
+deterministic logger (propensity 1) that takes several actions in one context is refused, a clear
+disagreement is a ``PropensityWarning`` with the numbers.
 
 The log's reward definition is ``custom`` with a description (given, or naming the file and
 column). Every mapping mistake names the option, the column and what the file has.
@@ -20,6 +27,7 @@ column). Every mapping mistake names the option, the column and what the file ha
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -29,11 +37,23 @@ import pandas as pd
 
 from .io import Log, create_log
 from .prompt_table import format_of, missing, read_rows, row_label, split_for
+from .propensities import check_propensities
 from .schema import Arm, LogMetadata, RewardDefinition
+
+#: the largest reward magnitude imported: beyond it a value is a unit or parsing mistake (a
+#: timestamp, an id, a sum over many decisions) rather than one decision's outcome, and its square
+#: (in every interval's variance, times squared importance weights) leaves float64's exact range
+MAX_ABS_REWARD = 1e12
+#: positions are stored as int64
+_INT64_MAX = 2**63 - 1
 
 
 class ImportError_(ValueError):
     """The file cannot be imported with this mapping; the message names the option and the column."""
+
+
+class PropensityWarning(UserWarning):
+    """The imported propensities disagree with how often each action is logged (see ``logging_data.propensities``)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,14 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
     for flag, col in roles:
         if col is not None and col not in raw.columns:
             raise ImportError_(f"{p}: {flag} {col!r} is not a column; the file has {found}")
+    if not str(policy_id).strip():
+        raise ImportError_(f"--policy-id must be a non-empty name (it is recorded on every row); got {policy_id!r}")
+    if "position" in mapping.context:
+        clash = (f"and --position {mapping.position!r} would both be stored as x_position" if mapping.position is not None
+                 else "would be stored as x_position, the column of --position (the slot position, which the reward "
+                      "model leaves out)")
+        raise ImportError_(f"{p}: --context 'position' {clash}; give the slot as --position and rename any other "
+                           f"context column called position")
 
     def where(i: int) -> str:
         return row_label(fmt, i)
@@ -105,12 +133,20 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
             raise ImportError_(f"{p}: --action {mapping.action!r} has values not in --arms: {', '.join(unknown[:5])}")
         order = arms
     rewards = numeric("--reward", mapping.reward)
+    huge = np.flatnonzero(np.abs(rewards) > MAX_ABS_REWARD)
+    if huge.size:
+        raise ImportError_(f"{p}: --reward {mapping.reward!r} must be at most {MAX_ABS_REWARD:g} in magnitude; {huge.size} "
+                           f"row(s) are not, first at {where(int(huge[0]))}: {float(rewards[int(huge[0])])!r}")
     props = numeric("--propensity", mapping.propensity)
     bad = np.flatnonzero((props <= 0) | (props > 1))
     if bad.size:
         raise ImportError_(f"{p}: --propensity {mapping.propensity!r} must be in (0, 1]; {bad.size} row(s) are not, first at "
                            f"{where(int(bad[0]))}: {float(props[int(bad[0])])!r}")
     if mapping.query_id is not None:
+        empty = np.flatnonzero(raw[mapping.query_id].map(missing).to_numpy(dtype=bool))
+        if empty.size:
+            raise ImportError_(f"{p}: --id-col {mapping.query_id!r} is empty in {empty.size} row(s), first at "
+                               f"{where(int(empty[0]))}; every row needs an id")
         ids = raw[mapping.query_id].astype(str)
         dup = ids.duplicated(keep=False).to_numpy()
         if dup.any():
@@ -129,8 +165,55 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
     for col in mapping.context:
         frame[f"x_{col}"] = numeric("--context", col)
     if mapping.position is not None:
-        frame["x_position"] = numeric("--position", mapping.position).astype(np.int64)
+        frame["x_position"] = _positions(raw[mapping.position], mapping.position, p, where)
+    _check_feedback(frame, mapping, p, where)
     return frame, order
+
+
+def _positions(column: pd.Series, name: str, p: Path, where) -> np.ndarray:
+    """int64 (n,): the position column, every value a non-negative integer within int64 (else an error
+    naming the flag, the column, the row and the value)."""
+    def bad(i: int, what: str):
+        return ImportError_(f"{p}: --position {name!r} must hold non-negative integers (within int64); {what}, first at "
+                            f"{where(i)}: {column.iloc[i]!r}")
+
+    parsed = pd.to_numeric(column, errors="coerce")
+    if parsed.dtype.kind in "iu":  # exact integers: no float rounding on the way
+        values = parsed.to_numpy()
+        wrong = np.flatnonzero((values < 0) | (values > _INT64_MAX))
+        if wrong.size:
+            raise bad(int(wrong[0]), f"{wrong.size} row(s) are not")
+        return values.astype(np.int64)
+    values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    wrong = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.floor(values)) | (values >= 2.0**63))
+    if wrong.size:
+        raise bad(int(wrong[0]), f"{wrong.size} row(s) are not")
+    return values.astype(np.int64)
+
+
+def _check_feedback(frame: pd.DataFrame, mapping: ImportMapping, p: Path, where) -> None:
+    """Refuse a deterministic logger that takes several actions in one context; warn (``PropensityWarning``) where the
+    propensities clearly disagree with how often each action is logged (``logging_data.propensities``)."""
+    columns = {c: frame[f"x_{c}"] for c in mapping.context}
+    if mapping.position is not None:
+        columns[mapping.position] = frame["x_position"]
+    for col, kept in ((mapping.prompt, "prompt"), (mapping.domain, "domain")):
+        if col is not None:
+            columns[col] = frame[kept]
+    context = pd.DataFrame(columns) if columns else None
+    check = check_propensities(frame["arm"], frame["propensity"], context)
+    grouped = (f"contexts: {', '.join(columns)}" if columns else "no --context given: every row one context")
+    if check.conflicts:
+        c = check.conflicts[0]
+        hint = (f"If its choice depends on more than {', '.join(columns)}, name those columns with --context too" if columns
+                else "If its choice depends on columns of the file, name them with --context (or --prompt-col)")
+        more = f"; {len(check.conflicts) - 1} more context(s) like it" if len(check.conflicts) > 1 else ""
+        raise ImportError_(f"{p}: --propensity {mapping.propensity!r} contradicts the logged actions: {c.text()} (first at "
+                           f"{where(c.first_row)} and {where(c.other_row)}){more}; a deterministic logger takes one action "
+                           f"per context. {hint}")
+    for line in check.lines():
+        warnings.warn(f"{p}: --propensity {mapping.propensity!r} disagrees with how often the actions are logged: {line} "
+                      f"({grouped})", PropensityWarning, stacklevel=3)
 
 
 def import_decisions(path: str | os.PathLike, out: str | os.PathLike, mapping: ImportMapping, *, fmt: str | None = None,

@@ -10,6 +10,12 @@ import click
 from ._common import emit_json, say
 
 
+def _non_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter(f"must be a non-empty name (it is recorded on every row); got {value!r}")
+    return value
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="The new log (must not exist).")
@@ -23,7 +29,7 @@ from ._common import emit_json, say
 @click.option("--domain-col", default=None, help="Column of a domain label.")
 @click.option("--split-col", default=None, help="Column of train/validation/test (default: seeded 60/20/20).")
 @click.option("--arms", default=None, help="The arms in order, comma-separated (default: the sorted distinct actions).")
-@click.option("--policy-id", default="logged", show_default=True, help="policy_id recorded on every row.")
+@click.option("--policy-id", default="logged", show_default=True, callback=_non_empty, help="policy_id recorded on every row.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), default=None, help="File format (default: from the suffix).")
 @click.option("--reward-description", default=None, help="What the reward means (recorded in the log's metadata).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits made when --split-col is absent.")
@@ -36,6 +42,11 @@ def import_(file, out, action, reward, propensity, context, position, id_col, pr
     action probabilities, and --features context for a reward model on the context columns)
     and the HTML report then work on it.
 
+    The propensities are checked against how often each action is logged per context (the
+    --context, --position, --prompt-col and --domain-col values; all rows one context without
+    them): a logger with propensity 1 that takes several actions in one context is refused, and
+    a clear disagreement is printed as a warning line with the numbers.
+
     \b
     Example (Open Bandit Pipeline's names in the file):
       bandit-log import logged.csv --out LOG2 --action action --reward reward --propensity pscore --context x0 --context x1
@@ -43,16 +54,25 @@ def import_(file, out, action, reward, propensity, context, position, id_col, pr
     """
     import shlex
     import sys
+    import warnings
 
-    from logging_data.importer import ImportMapping, import_decisions
+    from logging_data.importer import ImportMapping, PropensityWarning, import_decisions
 
     mapping = ImportMapping(action=action, reward=reward, propensity=propensity, context=tuple(context), position=position,
                             query_id=id_col, prompt=prompt_col, domain=domain_col, split=split_col)
-    log = import_decisions(file, out, mapping, fmt=fmt, policy_id=policy_id,
-                           arms=[a.strip() for a in arms.split(",")] if arms else None, description=reward_description,
-                           seed=seed, command=shlex.join(["bandit-log"] + sys.argv[1:]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log = import_decisions(file, out, mapping, fmt=fmt, policy_id=policy_id,
+                               arms=[a.strip() for a in arms.split(",")] if arms else None, description=reward_description,
+                               seed=seed, command=shlex.join(["bandit-log"] + sys.argv[1:]))
+    messages = [str(w.message) for w in caught if issubclass(w.category, PropensityWarning)]
+    for w in caught:
+        if not issubclass(w.category, PropensityWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for message in messages:
+        say(f"warning: {message}")
     summary = {"out": out, "n_rows": log.n_rows("decisions"), "arms": list(log.metadata.arm_names),
-               "context": list(log.extra_types("decisions")), "policy_id": policy_id}
+               "context": list(log.extra_types("decisions")), "policy_id": policy_id, "warnings": messages}
     if as_json:
         emit_json(summary)
     else:
