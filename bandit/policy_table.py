@@ -8,7 +8,9 @@ probabilities per logged decision. This reads it from
   ``query_id`` column (rows matched to the decisions by id, any order), or context key columns
   (one row per context: a policy that depends only on, say, ``domain`` or an imported context
   column ``segment``, matched to the decisions' ``domain`` or ``x_segment``), or exactly one row
-  per decision in the decisions' order.
+  per decision in the decisions' order. Context keys are context: a key named after what was
+  logged or observed (``arm``, ``reward``, ``propensity``, ``policy_id``, the measured columns) is
+  refused, since a policy cannot choose by the outcome of its own choice.
 
 Each row must be non-negative and sum to 1 (within 1e-6). Problems name the file, the row and
 what was found. ``.npy`` files are read with ``allow_pickle=False``.
@@ -22,6 +24,11 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from logging_data.schema import QUERY_COLUMNS, columns
+
+#: decisions columns that record the logged choice and what followed it: never a context key
+NOT_CONTEXT = tuple(c.name for c in columns("decisions") if c.name not in {q.name for q in QUERY_COLUMNS})
 
 
 class PolicyTableError(ValueError):
@@ -103,13 +110,18 @@ def load_policy_table(path: str | os.PathLike, decisions: pd.DataFrame, arm_name
 def _by_context(p: Path, frame: pd.DataFrame, keys: list, cols: list[str], decisions: pd.DataFrame) -> np.ndarray:
     """Probabilities per context key (``keys``: columns of the table that name decision columns), one row per decision."""
     matched = {}
+    have = [c for c in decisions.columns if str(c).startswith("x_") or c in ("prompt", "domain", "split")]
     for k in keys:
-        for name in (str(k), f"x_{k}"):
+        logged = str(k) in NOT_CONTEXT
+        for name in ((f"x_{k}",) if logged else (str(k), f"x_{k}")):  # an imported context column of that name is context
             if name in decisions.columns:
                 matched[k] = name
                 break
         else:
-            have = [c for c in decisions.columns if c.startswith("x_") or c in ("domain", "split")]
+            if logged:
+                raise PolicyTableError(f"{p}: column {k!r} is the decisions' {k} column (what was logged or observed), not "
+                                       f"a context; a policy table's key columns must be context columns (context "
+                                       f"columns: {', '.join(have) or 'none'})")
             raise PolicyTableError(f"{p}: column {k!r} is neither an arm nor query_id, and the decisions have no column "
                                    f"{str(k)!r} or 'x_{k}' to match it as a context key (context columns: "
                                    f"{', '.join(have) or 'none'})")

@@ -26,8 +26,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from estimators import CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, UndefinedEstimateError, diagnose
+from estimators import (CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, UndefinedEstimateError, diagnose,
+                        normaliser_gap)
 from logging_data.files import json_text, write_text_atomic
+from logging_data.propensities import PropensityWarning, check_propensities, decision_context
 from logging_data.simulate import reward_matrix, true_policy_value
 
 BASELINES = ("uniform", "fixed:ARM", "oracle")
@@ -216,6 +218,12 @@ def evaluate_policies(
 ) -> EvaluationResult:
     """Estimate the value of every target policy with every estimator on ``decisions``.
 
+    Besides each policy's weight diagnostics, two warnings of one line each (in ``warnings`` and
+    as Python warnings): the logged propensities checked against how often each arm is logged per
+    context (``logging_data.propensities``; ``PropensityWarning``), and the policies whose mean
+    importance weight (SNIPS's normaliser) is clearly not 1, so that IPS and SNIPS part
+    (``estimators.normaliser_gap``; ``RuntimeWarning``).
+
     - ``decisions``: rows of a decisions table (query_id, prompt, domain, arm, propensity, reward,
       policy_id); the logged data.
     - ``targets``: policy name -> float64 (n, n_arms) probabilities aligned with ``decisions`` rows.
@@ -265,6 +273,10 @@ def evaluate_policies(
             truth_rewards = None
     caught: list[str] = []
     results = []
+    feedback = check_propensities(decisions["arm"], propensities, decision_context(decisions)).summary()
+    if feedback:
+        caught.append(feedback)
+        warnings.warn_explicit(feedback, PropensityWarning, __file__, 0)
     for i, (name, probs) in enumerate(targets.items()):
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
@@ -294,10 +306,27 @@ def evaluate_policies(
             except ValueError:
                 truth = None
         results.append(PolicyEvaluation(name, estimates, truth, diag, np.array(batch.weights)))
+    gaps = _normaliser_gaps(results)
+    if gaps:
+        caught.append(gaps)
+        warnings.warn_explicit(gaps, RuntimeWarning, __file__, 0)
     if any(e.name == "dm" for e in estimators):
         caught.append(DM_INTERVAL_NOTE)
     ids = tuple(dict.fromkeys(decisions["policy_id"].astype(str))) if "policy_id" in decisions else ()
     return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught), reward_range)
+
+
+def _normaliser_gaps(results: Sequence[PolicyEvaluation]) -> str | None:
+    """One line naming every policy whose mean importance weight is clearly not 1, or None."""
+    found = [(p.policy, gap) for p in results if (gap := normaliser_gap(p.weights)) is not None]
+    if not found:
+        return None
+    shown = ", ".join(f"{name} {m:.3g} +- {se:.2g}" for name, (m, se) in found[:4])
+    more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+    factor = max(max(m, 1 / m) for _, (m, _se) in found)
+    return (f"IPS and SNIPS disagree by up to a factor {factor:.3g}: the mean importance weight (SNIPS's normaliser, "
+            f"1 in expectation) is {shown}{more}; the propensities may be wrong, or the target takes arms the logger "
+            f"seldom or never takes in some contexts")
 
 
 def _estimate_or_nan(est: EstimatorBase, batch: LoggedBatch, diag: Diagnostics, ci: str, level: float, n_bootstrap: int,

@@ -6,7 +6,7 @@ or the classes), call ``estimator.estimate(batch)`` for an ``Estimate``.
 
 from .base import DEFAULT_N_BOOTSTRAP, Estimate, Estimator, EstimatorBase, UndefinedEstimateError
 from .batch import BatchError, LoggedBatch
-from .diagnostics import Diagnostics, LowEffectiveSampleSizeWarning, SupportWarning, diagnose, effective_sample_size
+from .diagnostics import Diagnostics, LowEffectiveSampleSizeWarning, SupportWarning, diagnose, effective_sample_size, normaliser_gap
 from .direct import DM
 from .doubly_robust import DR, SNDR, DRos, SwitchDR
 from .intervals import CI_METHODS, Interval, bootstrap_interval, bootstrap_means, normal_interval
@@ -19,5 +19,5 @@ __all__ = [
     "BatchError", "CrossFitRewardModel", "Diagnostics", "Estimate", "Estimator", "EstimatorBase", "UndefinedEstimateError",
     "Interval", "LoggedBatch", "LowEffectiveSampleSizeWarning", "SupportWarning", "SwitchDR",
     "bootstrap_interval", "bootstrap_means", "diagnose", "effective_sample_size", "estimator_names",
-    "get_estimator", "make_estimator", "normal_interval", "parse_estimator",
+    "get_estimator", "make_estimator", "normal_interval", "normaliser_gap", "parse_estimator",
 ]

@@ -5,7 +5,11 @@
 - the largest weight;
 - arms the target policy gives probability to but the logging policy never chose in the
   batch: nothing in the log says what those arms earn, so weighting estimators are blind to
-  them and model-based ones extrapolate.
+  them and model-based ones extrapolate;
+- the mean weight (SNIPS's normaliser; IPS = SNIPS x mean weight when neither clips), 1 in
+  expectation when the propensities are right and the logger can take every arm the target
+  takes: ``normaliser_gap`` says when it is clearly not 1 (further than ``NORMALISER_Z`` standard
+  errors *and* ``NORMALISER_TOLERANCE`` relative), which is when IPS and SNIPS part.
 
 Problems are reported as warnings (``SupportWarning``, ``LowEffectiveSampleSizeWarning``), not
 errors: the numbers can still be computed, and the caller decides.
@@ -22,6 +26,10 @@ from .batch import LoggedBatch
 
 # Warn when fewer than this share of the rows effectively carry the estimate.
 LOW_ESS_FRACTION = 0.10
+#: the mean weight is reported when further from 1 than this many standard errors ...
+NORMALISER_Z = 4.0
+#: ... and than this relative gap (a factor 1.1 either way)
+NORMALISER_TOLERANCE = 0.1
 
 
 class SupportWarning(UserWarning):
@@ -63,6 +71,18 @@ def effective_sample_size(weights: np.ndarray) -> float:
     w = np.asarray(weights, dtype=np.float64)
     s2 = float(np.dot(w, w))
     return 0.0 if s2 == 0 else float(w.sum()) ** 2 / s2
+
+
+def normaliser_gap(weights: np.ndarray) -> tuple[float, float] | None:
+    """(mean, standard error) of float (n,) importance weights when the mean is clearly not 1 (see
+    the module docstring), else None. All-zero weights give None: the support warning says more."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size < 2 or not w.any():
+        return None
+    mean = float(w.mean())
+    se = float(w.std(ddof=1)) / np.sqrt(w.size)
+    off = not 1 / (1 + NORMALISER_TOLERANCE) <= mean <= 1 + NORMALISER_TOLERANCE
+    return (mean, se) if off and abs(mean - 1) > NORMALISER_Z * se else None
 
 
 def diagnose(batch: LoggedBatch, warn: bool = True, arm_names: tuple[str, ...] | None = None) -> Diagnostics:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .io import Log, create_log
 from .prompt_table import format_of, missing, read_rows, row_label, split_for
-from .propensities import check_propensities
+from .propensities import PropensityWarning, check_propensities
 from .schema import Arm, LogMetadata, RewardDefinition
 
 #: the largest reward magnitude imported: beyond it a value is a unit or parsing mistake (a
@@ -50,10 +50,6 @@ _INT64_MAX = 2**63 - 1
 
 class ImportError_(ValueError):
     """The file cannot be imported with this mapping; the message names the option and the column."""
-
-
-class PropensityWarning(UserWarning):
-    """The imported propensities disagree with how often each action is logged (see ``logging_data.propensities``)."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+class PropensityWarning(UserWarning):
+    """The logged propensities disagree with how often each action is logged."""
+
+
 #: family-wise false-alarm rate of the binomial test over every (context, arm) pair tested
 ALPHA = 1e-3
 #: relative gap between the logged count and the count the propensities predict that is worth a word
@@ -136,8 +140,18 @@ class PropensityCheck:
             parts.append(self.mismatches[0].text() + more)
         if not parts:
             return None
-        return ("the logged propensities contradict the logged actions: " + "; ".join(parts)
+        return ("the logged propensities disagree with how often each arm is logged: " + "; ".join(parts)
                 + "; weighting estimators (IPS, SNIPS, DR) rest on these propensities")
+
+
+def decision_context(decisions: pd.DataFrame) -> pd.DataFrame | None:
+    """The columns of a decisions table the logger's choice may depend on: the ``x_*`` context
+    columns (an imported position too), ``prompt``, ``domain`` and ``policy_id`` (several loggers
+    may share a log), leaving out those holding one value (they split nothing); None when none is left."""
+    names = [c for c in decisions.columns if str(c).startswith("x_")] + [c for c in ("prompt", "domain", "policy_id")
+                                                                          if c in decisions.columns]
+    kept = [c for c in names if decisions[c].nunique(dropna=False) > 1]
+    return decisions[kept].reset_index(drop=True) if kept else None
 
 
 def check_propensities(arms: Sequence, propensities: Sequence[float], context: pd.DataFrame | None = None, *,

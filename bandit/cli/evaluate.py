@@ -34,6 +34,13 @@ def _table(rows: list[dict]) -> list[str]:
     return ["  ".join(c[0].ljust(widths[0]) if i == 0 else c[i].ljust(widths[i]) if i == 1 else c[i].rjust(widths[i]) for i in range(len(header))).rstrip() for c in cells]
 
 
+def _non_empty_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not value.strip():
+            raise click.BadParameter(f"must be a non-empty policy_id; got {value!r}")
+    return values
+
+
 def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
     import numpy as np
 
@@ -69,7 +76,7 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--level", type=float, default=0.95, show_default=True, help="Interval coverage level.")
 @click.option("--n-bootstrap", type=int, default=200, show_default=True, help="Bootstrap resamples (with --ci bootstrap).")
 @click.option("--folds", type=int, default=5, show_default=True, help="Cross-fitting folds of the reward model (DM and DR family).")
-@click.option("--policy-id", "policy_ids", multiple=True, help="Only decisions logged by this policy_id (repeatable; default: all rows).")
+@click.option("--policy-id", "policy_ids", multiple=True, callback=_non_empty_ids, help="Only decisions logged by this policy_id (repeatable; default: all rows).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reward model's folds and the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -83,6 +90,10 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     model of DM and the DR family is a per-arm ridge regression on hashed word n-grams of the
     prompt, cross-fitted. Where LOG also has the outcomes of the same prompts, the true value
     is printed beside the estimate.
+
+    The logged propensities are checked against how often each arm is logged per context, and
+    policies whose mean importance weight (SNIPS's normaliser) is clearly not 1 are named: one
+    warning line each on stderr, and in the JSON and the report.
 
     \b
     Example:
