@@ -169,21 +169,22 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
 def _positions(column: pd.Series, name: str, p: Path, where) -> np.ndarray:
     """int64 (n,): the position column, every value a non-negative integer within int64 (else an error
     naming the flag, the column, the row and the value)."""
-    def bad(i: int, what: str):
-        return ImportError_(f"{p}: --position {name!r} must hold non-negative integers (within int64); {what}, first at "
-                            f"{where(i)}: {column.iloc[i]!r}")
+    def refuse(wrong: np.ndarray):
+        i = int(wrong[0])
+        return ImportError_(f"{p}: --position {name!r} must hold non-negative integers (within int64); {wrong.size} row(s) "
+                            f"are not, first at {where(i)}: {column.iloc[i]!r}")
 
     parsed = pd.to_numeric(column, errors="coerce")
     if parsed.dtype.kind in "iu":  # exact integers: no float rounding on the way
         values = parsed.to_numpy()
         wrong = np.flatnonzero((values < 0) | (values > _INT64_MAX))
         if wrong.size:
-            raise bad(int(wrong[0]), f"{wrong.size} row(s) are not")
+            raise refuse(wrong)
         return values.astype(np.int64)
     values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
     wrong = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.floor(values)) | (values >= 2.0**63))
     if wrong.size:
-        raise bad(int(wrong[0]), f"{wrong.size} row(s) are not")
+        raise refuse(wrong)
     return values.astype(np.int64)
 
 
