@@ -33,7 +33,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -48,6 +47,7 @@ from bandit.policy import policy_act, policy_probabilities
 from logging_data import Arm, Log, LogMetadata, open_log, require_valid_log
 from logging_data.features import get_featurizer, load_featurizer, save_featurizer, timed_transform
 from logging_data.files import write_json_atomic
+from logging_data.outputs import RUN, check_output, publish, staged
 
 FILES = ("config.json", "metrics.json", "fingerprint.json")
 FEEDBACKS = ("full", "bandit")
@@ -271,38 +271,10 @@ def _checkpoint_dir(out: Path, tag: str) -> Path:
     return ckpt
 
 
-def check_replaceable_run(out: Path, log_path: str | os.PathLike | None = None) -> None:
-    """``overwrite`` replaces a run folder and nothing else: not the log being read, not a log, not
-    a file, not a folder that holds other things (FileExistsError naming what was found)."""
-    if log_path is not None and out.resolve() == Path(log_path).resolve():
-        raise FileExistsError(f"--out {out} is the log being trained on; overwrite replaces a run folder, never the log")
-    if not out.is_dir():
-        raise FileExistsError(f"--out {out}: exists and is not a run folder (a file); overwrite replaces run folders only")
-    if (out / "_log.json").exists():
-        raise FileExistsError(f"--out {out}: is a log (it has _log.json); overwrite replaces run folders only")
-    entries = [p.name for p in out.iterdir()]
-    if entries and "config.json" not in entries:
-        raise FileExistsError(f"--out {out}: exists and is not a run folder (no config.json; it holds "
-                              f"{', '.join(sorted(entries)[:3])}{'...' if len(entries) > 3 else ''}); overwrite replaces run folders only")
-
-
-def _commit(staging: Path, out: Path, overwrite: bool) -> None:
-    """Rename the complete ``staging`` folder to ``out`` (replacing an old run only with ``overwrite``)."""
-    trash = None
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out}: already exists; choose another --out or pass overwrite")
-        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out, trash)
-    os.replace(staging, out)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
-
-
 def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLike, *, feedback: str = "full",
               split: str | None = "train", policy_id: str | None = None,
               featurizer_settings: Mapping[str, Any] | None = None, overwrite: bool = False,
-              progress: bool = True, validate: bool = True) -> Run:
+              progress: bool = True, validate: bool = True, inputs: Sequence[tuple[str, Any]] = ()) -> Run:
     """Train ``config``'s policy on the log at ``log_path`` and write the run folder ``out_dir``.
 
     - ``feedback``: ``"full"`` trains on the outcomes table (every arm's reward per prompt),
@@ -312,7 +284,11 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
       for every row. Hindsight policies (the oracle) always take every row: they memorise
       outcomes, they do not generalise.
     - ``featurizer_settings``: keyword settings for the featurizer named by ``config.featurizer``.
-    - ``overwrite``: replace an existing run at ``out_dir`` (only once the new one is complete).
+    - ``overwrite``: replace an existing run folder at ``out_dir`` (only once the new one is
+      complete); never a log, an input or a folder holding anything a run does not
+      (``logging_data.outputs.check_output``).
+    - ``inputs``: (label, path) of other files the caller read (a ``--config`` file): the run is
+      written neither onto nor around them.
     - ``validate``: check the log against its contract first (``require_valid_log``); a caller
       that trains many runs on one log checks it once and passes False.
 
@@ -327,11 +303,7 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
     if feedback not in accepted:
         raise ValueError(f"policy {type(config).name!r} trains on {' or '.join(accepted)} feedback only; got feedback={feedback!r}")
     hindsight = bool(getattr(type(config), "hindsight", False))
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; choose another --out or pass overwrite")
-    if out.exists():
-        check_replaceable_run(out, log_path)
+    out = check_output(out_dir, RUN, inputs=[("the log", log_path), *inputs], if_exists="overwrite", overwrite=overwrite)
     if validate:
         require_valid_log(log_path)
     log = open_log(log_path)
@@ -377,20 +349,15 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
             metrics["train_values"] = _train_values(policy, data)
 
         stages.set_postfix_str("writing run")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            staging.mkdir()
+        check_output(out, RUN, inputs=[("the log", log_path), *inputs], if_exists="overwrite", overwrite=overwrite)
+        with staged(out) as staging:  # written whole beside out, then renamed into place
             _write_json(staging / "config.json", record)
             save_featurizer(featurizer, staging / "featurizer", settings)
             (staging / "model").mkdir()
             policy.save(staging / "model")
             _write_json(staging / "metrics.json", metrics)
             _write_json(staging / "fingerprint.json", read.fingerprint)
-            _commit(staging, out, overwrite)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+            publish(staging, out, replace=overwrite)
         shutil.rmtree(ckpt, ignore_errors=True)
         stages.update()
     return Run(out, config, policy, featurizer, meta.arms, record, metrics, read.fingerprint)

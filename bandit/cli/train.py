@@ -46,7 +46,7 @@ def _read_config_file(path: str) -> tuple[str | None, dict, dict]:
 @click.option("--split", type=click.Choice(["train", "validation", "test", "all"]), default="train", show_default=True,
               help="Which rows to train on.")
 @click.option("--policy-id", default=None, help="With --feedback bandit: the logging policy whose decisions to use.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only once the new one is complete).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder (only a run folder that holds nothing else, and only once the new one is complete).")
 @click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as one JSON document on stdout.")
 def train(log: str, policy_name: str | None, config_file: str | None, assignments: tuple[str, ...],
@@ -86,7 +86,8 @@ def train(log: str, policy_name: str | None, config_file: str | None, assignment
             featurizer_settings[key] = value
     say(f"training {name} on {log} ({feedback} feedback, split {split}) -> {out_dir}")
     run = train_run(log, config, out_dir, feedback=feedback, split=split, policy_id=policy_id,
-                    featurizer_settings=featurizer_settings, overwrite=overwrite, progress=not no_progress and stderr_is_tty())
+                    featurizer_settings=featurizer_settings, overwrite=overwrite, progress=not no_progress and stderr_is_tty(),
+                    inputs=[("--config", config_file)])
     summary = {"run": str(run.path), "policy": name, "config": run.record, "metrics": run.metrics,
                "fingerprint": {k: run.fingerprint[k] for k in ("log_path", "table", "rows", "n_prompts", "split", "sha256")}}
     if as_json:

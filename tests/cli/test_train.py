@@ -153,14 +153,14 @@ def test_overwrite_never_replaces_the_log_or_anything_but_a_run(log_path, tmp_pa
 
     before = open_log(log_path).read("outcomes")
     r = _run("train", log_path, "--policy", "uniform", "--out", log_path, "--overwrite", "--no-progress")
-    assert r.exit_code == 1 and "is the log being trained on" in r.stderr
+    assert r.exit_code == 1 and "is a log (it has _log.json), not a run folder" in r.stderr
     pd_equal = before.equals(open_log(log_path).read("outcomes"))
     assert pd_equal
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     r = _run("train", log_path, "--policy", "uniform", "--out", other, "--overwrite", "--no-progress")
-    assert r.exit_code == 1 and "is not a run folder (no config.json; it holds keep.txt)" in r.stderr
+    assert r.exit_code == 1 and "is not a run folder (no config.json, metrics.json, fingerprint.json; it holds keep.txt)" in r.stderr
     assert (other / "keep.txt").read_text() == "mine"
     assert _run("train", log_path, "--policy", "uniform", "--out", tmp_path / "run", "--no-progress").exit_code == 0
     assert _run("train", log_path, "--policy", "uniform", "--out", tmp_path / "run", "--overwrite", "--no-progress").exit_code == 0

@@ -1,0 +1,277 @@
+"""Where a command may write: one guard that every writing command calls before it writes.
+
+``check_output(out, kind, inputs=..., if_exists=..., overwrite=...)`` reads the disk and raises
+``OutputError`` (naming the path, what was expected and what was found) unless writing the
+output ``kind`` at ``out`` loses nothing:
+
+1. never inside a log or its tables: no folder at or above ``out`` holds a log's ``_log.json``
+   (a log holds its own tables only; anything else breaks ``validate`` and
+   ``pd.read_parquet("LOG/outcomes")``). An output that *is* a log may be one.
+2. never onto, inside or around an input of the same command (the logs, runs, models, prompts
+   and files it reads), compared as resolved paths in both directions.
+3. an existing file, or a folder that is not empty, must be the command's own kind of output,
+   recognised by the marker files that kind always writes (``OutputKind.markers``).
+4. an existing output of the own kind is refused, continued or replaced as the command says
+   (``if_exists``); replacing needs ``overwrite`` (the CLI's ``--overwrite``), and a folder that
+   also holds what its writer never makes (``OutputKind.entries``) is not replaced.
+5. the output is written whole elsewhere and renamed into place (``staged`` then ``publish``),
+   so a failure leaves the old output or nothing: no debris that blocks the corrected re-run.
+
+The kinds are declared here, one line each, with the markers their writers already make.
+Standard library only (pyarrow, lazily, to recognise a Parquet file's own kind).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Literal
+
+LOG_MARKER = "_log.json"  # the file that makes a folder a log (logging_data.io.METADATA_FILE)
+PARQUET_KIND_KEY = b"draftpick_output"  # schema metadata of a Parquet file a command wrote: its kind's name
+
+IfExists = Literal["refuse", "continue", "overwrite"]
+Inputs = Iterable[tuple[str, "str | os.PathLike | None"]]
+
+
+class OutputError(FileExistsError):
+    """A command's output path would lose or damage something; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """One kind of output a command writes, and how an existing one is recognised.
+
+    - ``name``: the words used in messages ("run folder").
+    - ``made_by``: the command that writes it.
+    - ``markers``: files every output of this kind holds (all of them); a folder with them is one.
+    - ``entries``: everything such a folder may hold, when known: ``--overwrite`` replaces a folder
+      that holds nothing else (None: the markers alone decide).
+    - ``is_file``: a single file, not a folder; ``recognise`` then says whether a file is one.
+    """
+
+    name: str
+    made_by: str
+    markers: tuple[str, ...] = ()
+    entries: tuple[str, ...] | None = None
+    is_file: bool = False
+    recognise: Callable[[Path], bool] | None = field(default=None, compare=False)
+
+    def is_one(self, path: Path) -> bool:
+        """Whether the existing ``path`` is an output of this kind."""
+        if self.is_file:
+            return path.is_file() and self.recognise is not None and self.recognise(path)
+        if not path.is_dir():
+            return False
+        if self.recognise is not None:
+            return self.recognise(path)
+        return bool(self.markers) and all((path / m).exists() for m in self.markers)
+
+
+def _parquet_kind(path: Path) -> str | None:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # not Parquet at all: not ours
+        return None
+    raw = meta.get(PARQUET_KIND_KEY)
+    return raw.decode("utf-8", "replace") if raw is not None else None
+
+
+def _prompt_set(path: Path) -> bool:
+    return path.suffix == ".parquet" and path.with_name(path.stem + ".sources.json").is_file()
+
+
+def _cost_profile(path: Path) -> bool:
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "calibration" in record
+
+
+def _draft(path: Path) -> bool:
+    return (path / ".settings.json").is_file() or (path / "distill.json").is_file()
+
+
+LOG = OutputKind("log", "bandit-log build, decode, import or reprice", markers=(LOG_MARKER,))
+RUN = OutputKind("run folder", "bandit-log train", markers=("config.json", "metrics.json", "fingerprint.json"),
+                 entries=("config.json", "featurizer", "model", "metrics.json", "fingerprint.json"))
+DRAFT = OutputKind("distilled draft", "bandit-log drafts distill", markers=(".settings.json",), recognise=_draft)
+REPORT = OutputKind("report folder", "bandit-log evaluate or compare --report", markers=("report.json", "report.html"))
+PROMPT_SET = OutputKind("prompt set", "bandit-log prompts", is_file=True, recognise=_prompt_set)
+PROMPT_TABLE = OutputKind("prompt table", "bandit-log drafts cluster or eval --rows", is_file=True,
+                          recognise=lambda p: _parquet_kind(p) == "prompt table")
+COST_PROFILE = OutputKind("cost profile", "bandit-log calibrate", is_file=True, recognise=_cost_profile)
+
+KINDS: dict[str, OutputKind] = {k.name: k for k in (LOG, RUN, DRAFT, REPORT, PROMPT_SET, PROMPT_TABLE, COST_PROFILE)}
+
+
+def _listing(names: Iterable[str], n: int = 4) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + ("..." if len(names) > n else "")
+
+
+def _resolved(path: str | os.PathLike) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _local_inputs(inputs: Inputs) -> list[tuple[str, Path, Path]]:
+    """(label, path as given, resolved path) of each input that is a local path on disk."""
+    found = []
+    for label, path in inputs:
+        if path is None or str(path).startswith("packaged:"):
+            continue
+        given = Path(str(path)[4:] if str(path).startswith("fit:") else path)
+        if given.exists():
+            found.append((label, given, _resolved(given)))
+    return found
+
+
+def enclosing_log(path: str | os.PathLike, *, include_self: bool = False) -> Path | None:
+    """The nearest folder at or above ``path`` (resolved) that holds a log's ``_log.json``; ``path``
+    itself counts only with ``include_self``."""
+    here = _resolved(path)
+    for folder in ([here] if include_self else []) + list(here.parents):
+        if (folder / LOG_MARKER).is_file():
+            return folder
+    return None
+
+
+def _check_existing_kind(out: Path, kind: OutputKind, option: str) -> bool:
+    """Rule 3: what exists at ``out`` must be ``kind`` (or an empty folder). True when it is one."""
+    if not out.exists():
+        return False
+    if kind.is_file:
+        if out.is_dir():
+            raise OutputError(f"{option} {out}: a folder; expected a {kind.name} file path")
+        if kind.is_one(out):
+            return True
+        raise OutputError(f"{option} {out}: exists and is not a {kind.name} written by {kind.made_by}; a {kind.name} "
+                          f"replaces only its own kind (nothing written): remove the file or choose another path")
+    if not out.is_dir():
+        raise OutputError(f"{option} {out}: exists and is a file; expected a {kind.name} (a folder)")
+    if kind.is_one(out):
+        return True
+    held = [p.name for p in out.iterdir()]
+    if not held:
+        return False
+    if kind is not LOG and (out / LOG_MARKER).exists():
+        raise OutputError(f"{option} {out}: is a log (it has {LOG_MARKER}), not a {kind.name}; a log is never replaced "
+                          f"or written into by {kind.made_by}: choose another path")
+    missing = f"no {', '.join(m for m in kind.markers if not (out / m).exists())}; " if kind.markers else ""
+    raise OutputError(f"{out}: a directory that is not empty and is not a {kind.name} ({missing}it holds {_listing(held)}); "
+                      f"{option} takes a new or empty folder or a {kind.name} written by {kind.made_by} (nothing written)")
+
+
+def _check_inputs(out: Path, inputs: Inputs, option: str) -> None:
+    """Rule 2: ``out`` is not an input, not inside one, and holds none."""
+    target = _resolved(out)
+    for label, given, path in _local_inputs(inputs):
+        if target == path:
+            raise OutputError(f"{option} {out} is {label} {given}, an input of this command; the inputs are never "
+                              f"written to: choose another path")
+        if path in target.parents:
+            raise OutputError(f"{option} {out} is inside {label} {given}, an input of this command; the inputs are "
+                              f"never written to: choose a path outside it")
+        if target in path.parents:
+            raise OutputError(f"{option} {out} holds {label} {given}, an input of this command; the inputs are never "
+                              f"written to or replaced: choose a path that does not hold it")
+
+
+def _check_not_in_log(out: Path, kind: OutputKind, option: str) -> None:
+    """Rule 1: no log at or above ``out`` (``out`` itself may be one when the output is a log)."""
+    log = enclosing_log(out, include_self=kind is not LOG)
+    if log is None:
+        return
+    where = _resolved(out).relative_to(log)
+    inside = f"its {where} folder" if str(where) != "." else "the log's own folder"
+    raise OutputError(f"{option} {out} is inside the log {log} ({inside}); a log holds only its own tables, and "
+                      f"anything else there breaks `bandit-log validate` and pd.read_parquet(LOG/outcomes): "
+                      f"choose a path outside the log")
+
+
+def _check_replaceable(out: Path, kind: OutputKind, option: str) -> None:
+    """Rule 4: a folder replaced by ``--overwrite`` holds only what its writer makes."""
+    if kind.is_file or kind.entries is None:
+        return
+    extra = [p.name for p in out.iterdir() if p.name not in kind.entries]
+    if extra:
+        raise OutputError(f"{option} {out}: a {kind.name} that also holds {_listing(extra)}, which {kind.made_by} never "
+                          f"writes; --overwrite replaces only a {kind.name}'s own files (nothing removed): move them out "
+                          f"first or choose another path")
+
+
+def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Inputs = (), option: str = "--out",
+                 if_exists: IfExists = "refuse", overwrite: bool = False) -> Path:
+    """Raise ``OutputError`` unless ``kind`` may be written at ``out``; returns ``out`` as a Path.
+
+    - ``inputs``: (label, path) of everything the command reads ("LOG", "--config", "--target"...);
+      None and ``packaged:`` entries are skipped, ``fit:PATH`` counts as PATH.
+    - ``if_exists``: what an existing output of the own kind means: ``"refuse"`` (the command
+      writes a new one), ``"continue"`` (it resumes, appends to or rewrites its own files) or
+      ``"overwrite"`` (replaced, only when ``overwrite``).
+
+    Reads the disk only: nothing is written or removed.
+    """
+    out = Path(out)
+    exists = _check_existing_kind(out, kind, option)
+    _check_inputs(out, inputs, option)
+    _check_not_in_log(out, kind, option)
+    if not exists:
+        return out
+    if if_exists == "refuse":
+        raise OutputError(f"{option} {out}: a {kind.name} already exists here; this command writes a new one "
+                          f"(nothing written): choose another path")
+    if if_exists == "overwrite":
+        if not overwrite:
+            raise OutputError(f"{out} already exists; pass --overwrite to replace it (a {kind.name}), or choose another "
+                              f"{option}")
+        _check_replaceable(out, kind, option)
+    return out
+
+
+# -- staged writes ----------------------------------------------------------------------------
+@contextmanager
+def staged(out: str | os.PathLike) -> Iterator[Path]:
+    """A new hidden folder beside ``out`` to write the whole output into; removed when the block
+    fails. The block's last step is ``publish(stage, out)``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    try:
+        yield stage
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: str | os.PathLike, out: str | os.PathLike, *, replace: bool = False) -> Path:
+    """Rename the finished ``stage`` to ``out`` in one step. An empty folder at ``out`` is taken
+    over; an existing output only with ``replace`` (renamed aside, then removed once the new one
+    is in place); anything else that appeared meanwhile is an ``OutputError``."""
+    stage, out = Path(stage), Path(out)
+    aside = None
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not replace:
+            raise OutputError(f"{out}: appeared while this command was writing (another process?); nothing replaced: "
+                              f"choose another path")
+        aside = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, aside)
+    try:
+        os.replace(stage, out)
+    except OSError:
+        if aside is not None:
+            os.replace(aside, out)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return out
