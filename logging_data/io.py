@@ -366,15 +366,22 @@ class Log:
     def stale_temporaries(self) -> list[Path]:
         return sorted(p for t in TABLES if self.table_dir(t).exists() for p in self.table_dir(t).glob(f"{TMP_PREFIX}*"))
 
-    def remove_stale_temporaries(self) -> int:
-        """Delete temporary files left by interrupted appends. Only call with no append running."""
-        stale = self.stale_temporaries()
-        for p in stale:
-            p.unlink(missing_ok=True)
+    def remove_stale_temporaries(self, command: str = "remove_stale_temporaries") -> int:
+        """Delete temporary files left by interrupted appends; returns how many.
+
+        Holds the log as a writer does (``writer``: ``LogBusyError`` naming the holder while a
+        build, shard, decode, simulate or import writes it, and nothing is removed) and the append
+        lock, so a part being written right now is never taken for a leftover."""
+        with self.writer(command, busy_advice="nothing was removed: clean once the writing has finished"):
+            with _flock(self.root / APPEND_LOCK, blocking=True):
+                stale = self.stale_temporaries()
+                for p in stale:
+                    p.unlink(missing_ok=True)
         return len(stale)
 
     @contextmanager
-    def writer(self, command: str, shard: "Shard | None" = None) -> Iterator["Log"]:
+    def writer(self, command: str, shard: "Shard | None" = None,
+               busy_advice: str = "wait until the writing has finished, or write to another log") -> Iterator["Log"]:
         """Hold the log for one writing command, or raise ``LogBusyError`` naming the one holding it.
 
         ``build``, ``simulate``, ``decode`` and ``import`` take it for their whole run, so a second
@@ -385,7 +392,7 @@ class Log:
         count share the log: each holds ``.writer.lock`` shared and its own shard's lock
         exclusively. A second writer of the same shard, a writer of another shard count (its keys
         would overlap) and an unsharded writer are refused while it runs, and it is refused
-        while an unsharded writer runs.
+        while an unsharded writer runs. ``busy_advice`` ends the refusal's message (what to do).
         """
         path = self.root / WRITER_LOCK
         if not (self.root / SIGNPOST_FILE).exists():  # a log made before the signpost existed
@@ -394,10 +401,8 @@ class Log:
             if fd is None:
                 if shard is None and _held_shard_locks(self.root):
                     shards = ", ".join(f"shard {name} ({_holder(p)})" for name, p in _held_shard_locks(self.root))
-                    raise LogBusyError(f"{self.root}: shard writers are writing this log ({shards}); wait for them to "
-                                       f"finish, or write to another log")
-                raise LogBusyError(f"{self.root}: another process is writing this log ({_holder(path)}); wait for it to "
-                                   f"finish, or write to another log")
+                    raise LogBusyError(f"{self.root}: shard writers are writing this log ({shards}); {busy_advice}")
+                raise LogBusyError(f"{self.root}: another process is writing this log ({_holder(path)}); {busy_advice}")
             if shard is None:
                 _sign(fd, command)
                 yield self

@@ -38,7 +38,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 @click.option(
     "--clean",
     is_flag=True,
-    help="First remove temporary files left by interrupted appends (only while no append is running).",
+    help="First remove temporary files left by interrupted appends (refused while a build or another writer holds the log).",
 )
 def validate(log: str, as_json: bool, clean: bool) -> None:
     """Check LOG against the log contract and report every problem at once.
@@ -55,7 +55,7 @@ def validate(log: str, as_json: bool, clean: bool) -> None:
 
     opened = open_log(log)  # not a log at all: a one-line error at the CLI edge
     if clean:
-        n = opened.remove_stale_temporaries()
+        n = opened.remove_stale_temporaries(f"bandit-log validate {log} --clean")
         say(f"removed {n} temporary file(s) left by interrupted appends")
     report = validate_log(log)
     if as_json:
