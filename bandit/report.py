@@ -29,6 +29,7 @@ import pandas as pd
 from estimators import (CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, UndefinedEstimateError, diagnose,
                         normaliser_gap)
 from logging_data.files import json_text, write_text_atomic
+from logging_data.outputs import REPORT, check_output
 from logging_data.propensities import PropensityWarning, check_propensities, decision_context
 from logging_data.simulate import reward_matrix, true_policy_value
 
@@ -435,10 +436,13 @@ def write_html_report(result: EvaluationResult, directory: str | os.PathLike) ->
     """Write ``report.html`` (self-contained) and ``report.json`` into ``directory``; returns the HTML path.
 
     Both files are rendered fully before either is written, and each is replaced atomically.
+    ``directory`` is new, empty or a report folder, and never inside a log
+    (``logging_data.outputs.check_output``).
     """
     root = Path(directory)
     if root.exists() and not root.is_dir():
         raise ValueError(f"report directory {root} exists and is not a directory")
+    check_output(root, REPORT, option="--report", if_exists="continue")
     page = render_html(result)
     numbers = json_text(result.to_json(), sort_keys=False)
     root.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ import pandas as pd
 from logging_data import ALIGNMENT_METRICS, LogMetadata, RewardDefinition, create_log, open_log
 from logging_data.schema import REWARD_CHOICES, SPEEDUP_KINDS
 from logging_data.io import check_new_log_path, creating
+from logging_data.outputs import LOG, check_output
 from logging_data.shards import Shard
 from logging_data.prompt_table import PromptColumns, read_prompt_table
 
@@ -419,6 +420,8 @@ def build_log(
         frame = frame[config.shard.mask(frame["query_id"].astype(str))].reset_index(drop=True)
     arm_names = models.arm_names
     out = Path(out)
+    check_output(out, LOG, if_exists="continue",  # a log (resumed) or new; never inside a log or around an input
+                 inputs=[("PROMPTS", None if isinstance(prompts, pd.DataFrame) else prompts), *models.input_paths()])
     who = command or "build_log"
     with ExitStack() as held:
         existing = None

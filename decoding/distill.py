@@ -50,6 +50,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from logging_data.files import atomic_write, write_text_atomic
+from logging_data.outputs import DRAFT, check_output, publish
 
 from .models import DRAFT_MAX_NEW_TOKENS
 
@@ -588,13 +589,20 @@ def _fingerprint(parts: dict[str, Any]) -> str:
 
 def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: str | os.PathLike, *,
                   config: DistillConfig, arch: DraftArchitecture = DraftArchitecture(), target_name: str = "",
-                  progress: bool = True) -> DistillResult:
+                  progress: bool = True, overwrite: bool = False) -> DistillResult:
     """Train a draft for ``target`` on ``prompts`` (one domain's) into ``out_dir``; resumable.
 
     ``target`` is a loaded causal LM (eval mode, fp32) and ``tokenizer`` its tokenizer; both are
-    only read. Running again with the same settings continues from the last checkpoint (or, when
-    finished, only rewrites the final folder); changing any setting other than
-    ``DistillConfig.RESUMABLE_CHANGES`` for an existing folder is an error naming the fields.
+    only read. ``out_dir`` is new, empty or a distilled draft, never the target, a log or a
+    folder around them (``logging_data.outputs.check_output``).
+
+    A new draft is trained in a hidden folder beside ``out_dir`` named by its settings
+    (``.NAME.partial-KEY``: the teacher cache and checkpoints) and renamed into place when
+    finished: a failed run leaves nothing at ``out_dir``, and running again with the same
+    settings resumes it, with other settings starts apart from it. Running again onto a finished
+    draft continues it in place when only ``DistillConfig.RESUMABLE_CHANGES`` differ (more steps);
+    other settings are an error naming the fields, unless ``overwrite``: the new draft then
+    replaces it once complete.
     """
     import torch
     from tqdm.auto import tqdm
@@ -604,21 +612,24 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a directory")
+    inputs = [("the target", target_name or None)]
+    check_output(out, DRAFT, inputs=inputs, if_exists="continue")
     texts = sample_prompts(list(prompts), config.max_prompts, config.seed)
     if not texts:
         raise ValueError(f"no prompts to distil on for domain {config.domain!r}")
-    out.mkdir(parents=True, exist_ok=True)
     settings = {"config": asdict(config), "arch": asdict(arch), "target": target_name,
                 "n_prompts": len(texts), "prompts_sha": _fingerprint({"p": texts})}
-    _check_resumable(out, settings)
-    _write_json(out / ".settings.json", settings)
+    work = _work_folder(out, settings, overwrite, inputs)
+    work.mkdir(parents=True, exist_ok=True)
+    _check_resumable(work, settings)
+    _write_json(work / ".settings.json", settings)
 
     teacher_fp = _fingerprint({"target": target_name, "prompts": settings["prompts_sha"], "n": config.max_new_tokens,
                                "k": config.top_k, "maxp": config.max_prompt_tokens, "vocab": int(target.config.vocab_size)})
-    teacher = build_teacher(target, tokenizer, texts, out / TEACHER_DIR, max_new_tokens=config.max_new_tokens,
+    teacher = build_teacher(target, tokenizer, texts, work / TEACHER_DIR, max_new_tokens=config.max_new_tokens,
                             top_k=config.top_k, gen_batch_size=config.gen_batch_size,
                             max_prompt_tokens=config.max_prompt_tokens, fingerprint=teacher_fp, progress=progress)
-    teacher_s = teacher_seconds(out / TEACHER_DIR)
+    teacher_s = teacher_seconds(work / TEACHER_DIR)
 
     draft = init_draft(target, arch, seed=config.seed)
     draft.train()
@@ -626,7 +637,7 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     pad_id = _pad_id(tokenizer, target)
-    ckpt = out / CHECKPOINT_DIR
+    ckpt = work / CHECKPOINT_DIR
     state: dict[str, Any] = {"step": 0, "losses": [], "train_seconds": 0.0, "teacher_seconds": 0.0, "order": []}
     if (ckpt / "state.json").exists():
         state = _load_checkpoint(ckpt, draft, optimizer, generator)
@@ -681,8 +692,30 @@ def distill_draft(target: Any, tokenizer: Any, prompts: Sequence[str], out_dir: 
         "architecture": asdict(arch),
         "draft_config": {k: getattr(draft.config, k) for k in _ARCH_FIELDS},
     }
-    save_draft(draft, tokenizer, out, metadata)
+    save_draft(draft, tokenizer, work, metadata)
+    if work != out:
+        publish(work, out, replace=overwrite)
     return DistillResult(out_dir=out, metadata=metadata)
+
+
+def _resume_key(settings: dict[str, Any]) -> str:
+    """The settings a run can not resume across (all but ``DistillConfig.RESUMABLE_CHANGES``), hashed."""
+    fixed = {**settings, "config": {k: v for k, v in settings["config"].items() if k not in DistillConfig.RESUMABLE_CHANGES}}
+    return _fingerprint(fixed)[:12]
+
+
+def _work_folder(out: Path, settings: dict[str, Any], overwrite: bool, inputs: list) -> Path:
+    """Where this run trains: ``out`` itself when it is a draft these settings continue; else the
+    hidden partial folder beside it that these settings name (resumed when it exists)."""
+    if DRAFT.is_one(out):
+        try:
+            _check_resumable(out, settings)
+            return out
+        except ValueError:
+            if not overwrite:
+                raise
+        check_output(out, DRAFT, inputs=inputs, if_exists="overwrite", overwrite=True)  # only a draft's own files
+    return out.parent / f".{out.name}.partial-{_resume_key(settings)}"
 
 
 def _check_resumable(out: Path, settings: dict[str, Any]) -> None:
@@ -702,7 +735,7 @@ def _check_resumable(out: Path, settings: dict[str, Any]) -> None:
             diffs.append(f"{k} changed")
     if diffs:
         raise ValueError(f"{out} holds a distillation run with other settings ({'; '.join(diffs[:4])}); "
-                         "rerun with the same settings to resume, or choose another --out")
+                         "rerun with the same settings to resume, pass --overwrite to replace it, or choose another --out")
 
 
 def save_draft(draft: Any, tokenizer: Any, out: str | os.PathLike, metadata: dict[str, Any]) -> Path:
@@ -714,11 +747,12 @@ def save_draft(draft: Any, tokenizer: Any, out: str | os.PathLike, metadata: dic
     try:
         draft.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
+        files = sorted(f.name for f in tmp.iterdir())
+        for name in files:
+            os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _write_json(out / METADATA_FILE, metadata)
+    _write_json(out / METADATA_FILE, {**metadata, "files": files})  # what --overwrite may replace
     return out
 
 

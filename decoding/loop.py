@@ -42,6 +42,7 @@ import pandas as pd
 
 from logging_data import RewardDefinition, create_log, open_log
 from logging_data.io import check_new_log_path
+from logging_data.outputs import LOG, check_output
 from logging_data.prompt_table import PromptColumns
 
 from .build import (
@@ -144,6 +145,8 @@ def decode_prompts(
     policy_id = config.policy_id or Path(getattr(run, "path", "policy")).name
     frame = read_prompts(prompts, config.split, config.limit, config.prompt_columns, config.prompts_format)
     out = Path(out)
+    check_output(out, LOG, if_exists="continue",  # decisions go to a log (appended) or a new one, apart from the inputs
+                 inputs=[("PROMPTS", prompts), ("the run", getattr(run, "path", None)), *models.input_paths()])
     who = command or "decode_with_policy"
     with ExitStack() as held:
         existing = open_log(out) if (out / "_log.json").exists() else None

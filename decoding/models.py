@@ -152,6 +152,20 @@ class ModelsConfig:
             return path
         return str(Path(self.base_dir) / path)
 
+    def input_paths(self) -> list[tuple[str, str]]:
+        """(label, path) of every local file or folder this models file makes a command read: the
+        file itself, the target, each draft and each path-valued arm option (a head, a datastore).
+        For ``logging_data.outputs.check_output``: an output is never written onto or around them."""
+        found = [("--models", self.source_path)] if self.source_path else []
+        found.append(("the [target] model", self.resolve(self.target.path)))
+        for a in self.arms:
+            if a.draft:
+                found.append((f"arm {a.name!r}'s draft", self.resolve(a.draft)))
+            for key, value in a.options:
+                if isinstance(value, str) and value and os.path.exists(self.resolve(value)):
+                    found.append((f"arm {a.name!r}'s {key}", self.resolve(value)))
+        return found
+
     def to_log_arms(
         self,
         costs: Mapping[str, float] | None = None,

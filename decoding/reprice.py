@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from logging_data import LogMetadata, RewardDefinition, create_log, open_log, require_valid_log
+from logging_data.outputs import LOG, check_output, publish, staged
 from logging_data.schema import Arm
 
 from .build import reward_value
@@ -64,8 +65,7 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
     source's when its costs are kept, else a generic line naming the calibration's device)."""
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)
-    if out.exists():
-        raise FileExistsError(f"--out {out} already exists; reprice writes a new log (choose another path)")
+    check_output(out, LOG, inputs=[("LOG", src)])  # a new log, apart from the source and outside every log
     log = open_log(src)
     require_valid_log(src)  # never re-price rows that break the contract
     if not log.has("outcomes") or log.n_rows("outcomes") == 0:
@@ -115,6 +115,8 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
                         "note": "outcomes re-priced from their counts; measured wall-clock columns copied unchanged"}
     if "reprice" in meta.extra:  # keep the history of earlier re-pricings
         extra["reprice"]["previous"] = meta.extra["reprice"]
-    new = create_log(out, LogMetadata(arms=arms, reward=reward, extra=extra))
-    new.append("outcomes", frame)
+    check_output(out, LOG, inputs=[("LOG", src)])
+    with staged(out) as stage:  # written whole beside out, then renamed: a failure leaves nothing at out
+        create_log(stage, LogMetadata(arms=arms, reward=reward, extra=extra)).append("outcomes", frame)
+        publish(stage, out)
     return RepriceSummary(str(out), len(frame), reward.to_json(), cal.to_json(), time.perf_counter() - t0)

@@ -35,7 +35,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .io import Log, create_log
+from .io import Log, create_log, open_log
+from .outputs import LOG, check_output, publish, staged
 from .prompt_table import format_of, missing, read_rows, row_label, split_for
 from .propensities import PropensityWarning, check_propensities
 from .schema import Arm, LogMetadata, RewardDefinition
@@ -216,13 +217,21 @@ def _check_feedback(frame: pd.DataFrame, mapping: ImportMapping, p: Path, where)
 def import_decisions(path: str | os.PathLike, out: str | os.PathLike, mapping: ImportMapping, *, fmt: str | None = None,
                      policy_id: str = "logged", arms: Sequence[str] | None = None, description: str | None = None,
                      seed: int = 0, command: str | None = None) -> Log:
-    """Write the decisions log ``out`` from ``path`` (see the module docstring); returns it."""
+    """Write the decisions log ``out`` from ``path`` (see the module docstring); returns it.
+
+    ``out`` must be new (or an empty folder), outside any log and apart from ``path``
+    (``outputs.check_output``). The log is written whole beside ``out`` and renamed into place:
+    a failed import leaves nothing there."""
+    check_output(out, LOG, inputs=[("FILE", path)])
     frame, order = read_decisions(path, mapping, fmt=fmt, policy_id=policy_id, arms=arms, seed=seed)
     desc = description or f"imported from {Path(path).name}: column {mapping.reward!r}"
     meta = LogMetadata(arms=tuple(Arm(name=a) for a in order), reward=RewardDefinition(kind="custom", metric="", description=desc),
                        extra={"import": {"file": str(path), "mapping": asdict(mapping),
                                          "n_rows": len(frame), "command": command}})
-    log = create_log(out, meta)
-    with log.writer(command or "import_decisions"):
-        log.append("decisions", frame)
-    return log
+    check_output(out, LOG, inputs=[("FILE", path)])
+    with staged(out) as stage:
+        log = create_log(stage, meta)
+        with log.writer(command or "import_decisions"):
+            log.append("decisions", frame)
+        publish(stage, out)
+    return open_log(out)

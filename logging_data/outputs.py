@@ -49,15 +49,15 @@ class OutputKind:
     - ``name``: the words used in messages ("run folder").
     - ``made_by``: the command that writes it.
     - ``markers``: files every output of this kind holds (all of them); a folder with them is one.
-    - ``entries``: everything such a folder may hold, when known: ``--overwrite`` replaces a folder
-      that holds nothing else (None: the markers alone decide).
+    - ``entries``: everything such a folder may hold (names, or a function of the folder giving
+      them): ``--overwrite`` replaces a folder that holds nothing else (None: the markers decide).
     - ``is_file``: a single file, not a folder; ``recognise`` then says whether a file is one.
     """
 
     name: str
     made_by: str
     markers: tuple[str, ...] = ()
-    entries: tuple[str, ...] | None = None
+    entries: tuple[str, ...] | Callable[[Path], Iterable[str]] | None = field(default=None, compare=False)
     is_file: bool = False
     recognise: Callable[[Path], bool] | None = field(default=None, compare=False)
 
@@ -70,6 +70,12 @@ class OutputKind:
         if self.recognise is not None:
             return self.recognise(path)
         return bool(self.markers) and all((path / m).exists() for m in self.markers)
+
+    def own_entries(self, path: Path) -> set[str] | None:
+        """What the existing output ``path`` of this kind may hold (None: not known)."""
+        if self.entries is None:
+            return None
+        return set(self.entries(path) if callable(self.entries) else self.entries)
 
 
 def _parquet_kind(path: Path) -> str | None:
@@ -97,14 +103,46 @@ def _cost_profile(path: Path) -> bool:
     return isinstance(record, dict) and "calibration" in record
 
 
+def _log(path: Path) -> bool:
+    """A log, or a log being created right now (only its lock files and signpost so far: shard
+    writers starting together)."""
+    from .io import _is_ours
+
+    if (path / LOG_MARKER).is_file():
+        return True
+    names = [p.name for p in path.iterdir()]
+    return bool(names) and all(_is_ours(n) for n in names)
+
+
 def _draft(path: Path) -> bool:
     return (path / ".settings.json").is_file() or (path / "distill.json").is_file()
 
 
-LOG = OutputKind("log", "bandit-log build, decode, import or reprice", markers=(LOG_MARKER,))
+#: what a Hugging Face model folder saved by ``save_pretrained`` may hold (a draft made before its
+#: distill.json listed its files)
+_HF_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+             "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
+             "chat_template.jinja", "chat_template.json")
+
+
+def _draft_entries(path: Path) -> list[str]:
+    """A distilled draft's own files: its work folders and settings, and the model files its
+    ``distill.json`` lists."""
+    import json
+
+    own = [".settings.json", "distill.json", "teacher", "checkpoint"]
+    try:
+        files = json.loads((path / "distill.json").read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        files = None
+    return own + (list(files) if isinstance(files, list) else list(_HF_FILES))
+
+
+LOG = OutputKind("log", "bandit-log build, decode, import or reprice", markers=(LOG_MARKER,), recognise=_log)
 RUN = OutputKind("run folder", "bandit-log train", markers=("config.json", "metrics.json", "fingerprint.json"),
                  entries=("config.json", "featurizer", "model", "metrics.json", "fingerprint.json"))
-DRAFT = OutputKind("distilled draft", "bandit-log drafts distill", markers=(".settings.json",), recognise=_draft)
+DRAFT = OutputKind("distilled draft", "bandit-log drafts distill", markers=(".settings.json",), recognise=_draft,
+                   entries=_draft_entries)
 REPORT = OutputKind("report folder", "bandit-log evaluate or compare --report", markers=("report.json", "report.html"))
 PROMPT_SET = OutputKind("prompt set", "bandit-log prompts", is_file=True, recognise=_prompt_set)
 PROMPT_TABLE = OutputKind("prompt table", "bandit-log drafts cluster or eval --rows", is_file=True,
@@ -200,9 +238,10 @@ def _check_not_in_log(out: Path, kind: OutputKind, option: str) -> None:
 
 def _check_replaceable(out: Path, kind: OutputKind, option: str) -> None:
     """Rule 4: a folder replaced by ``--overwrite`` holds only what its writer makes."""
-    if kind.is_file or kind.entries is None:
+    own = None if kind.is_file else kind.own_entries(out)
+    if own is None:
         return
-    extra = [p.name for p in out.iterdir() if p.name not in kind.entries]
+    extra = [p.name for p in out.iterdir() if p.name not in own]
     if extra:
         raise OutputError(f"{option} {out}: a {kind.name} that also holds {_listing(extra)}, which {kind.made_by} never "
                           f"writes; --overwrite replaces only a {kind.name}'s own files (nothing removed): move them out "
@@ -223,17 +262,15 @@ def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Inputs = (
     """
     out = Path(out)
     exists = _check_existing_kind(out, kind, option)
+    if exists and if_exists == "refuse":
+        raise OutputError(f"{out}: a {kind.name} already exists here; this command writes a new one (nothing written): "
+                          f"choose another {option}")
     _check_inputs(out, inputs, option)
     _check_not_in_log(out, kind, option)
-    if not exists:
-        return out
-    if if_exists == "refuse":
-        raise OutputError(f"{option} {out}: a {kind.name} already exists here; this command writes a new one "
-                          f"(nothing written): choose another path")
-    if if_exists == "overwrite":
+    if exists and if_exists == "overwrite":
         if not overwrite:
-            raise OutputError(f"{out} already exists; pass --overwrite to replace it (a {kind.name}), or choose another "
-                              f"{option}")
+            raise OutputError(f"{out} exists; pass --overwrite to replace it, or choose another {option} (a {kind.name} "
+                              f"already exists there; nothing written)")
         _check_replaceable(out, kind, option)
     return out
 

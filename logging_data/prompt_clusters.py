@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .files import atomic_write
+from .outputs import PARQUET_KIND_KEY, PROMPT_TABLE, check_output
 
 ORIGINAL_DOMAIN = "x_domain_original"
 
@@ -90,10 +92,20 @@ def cluster_prompts(frame: pd.DataFrame, k: int, *, featurizer: str = "tfidf-svd
     return ClusterResult(frame=out, sizes=sizes, inertia=float(km.inertia_), crosstab=crosstab)
 
 
-def write_clustered(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` to Parquet at ``path`` atomically (temporary file in the same folder, then rename)."""
+def write_clustered(frame: pd.DataFrame, path: str | os.PathLike, inputs: Iterable[tuple[str, Any]] = (),
+                    option: str = "--out") -> Path:
+    """Write ``frame`` to Parquet at ``path`` atomically (temporary file in the same folder, then rename).
+
+    The file records its kind (``outputs.PROMPT_TABLE``) in its schema metadata: an existing file
+    is replaced only when it is one, never inside a log, onto or around ``inputs`` (label, path)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     p = Path(path)
     if p.exists() and p.is_dir():
         raise ValueError(f"output {p} is a directory; expected a .parquet file path")
+    check_output(p, PROMPT_TABLE, inputs=inputs, option=option, if_exists="continue")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KIND_KEY: PROMPT_TABLE.name.encode()})
     p.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(p, lambda tmp: frame.to_parquet(tmp, index=False))
+    return atomic_write(p, lambda tmp: pq.write_table(table, tmp))

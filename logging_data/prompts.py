@@ -42,7 +42,7 @@ import platform
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .files import atomic_write
+from .outputs import PROMPT_SET, check_output
 from .schema import SPLITS
 from .prompt_sources import SOURCES, find_sources
 from .prompt_sources.base import (_SKIP_DIRS, LANGUAGE_NAMES, LANGUAGES, MAX_PROMPT_CHARS, Candidate, DistIndex,  # noqa: F401
@@ -310,15 +311,17 @@ def sidecar_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.stem + ".sources.json")
 
 
-def check_prompt_set_path(out: str | os.PathLike, overwrite: bool = False) -> None:
-    """Raise unless a prompt set can be written to ``out``; the CLI calls it before mining anything."""
+def check_prompt_set_path(out: str | os.PathLike, overwrite: bool = False, inputs: Iterable[tuple[str, Any]] = ()) -> None:
+    """Raise unless a prompt set can be written to ``out``; the CLI calls it before mining anything.
+
+    ``overwrite`` replaces a prompt set (a .parquet file with its sidecar) and nothing else; never
+    inside a log, onto or around ``inputs`` (label, path) (``outputs.check_output``)."""
     out = Path(out)
     if out.suffix != ".parquet":
         raise ValueError(f"the prompt set must be written to a .parquet file; got {out}")
-    if not overwrite:
-        for p in (out, sidecar_path(out)):
-            if p.exists():
-                raise FileExistsError(f"{p} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    check_output(out, PROMPT_SET, inputs=inputs, if_exists="overwrite", overwrite=overwrite)
+    if not overwrite and sidecar_path(out).exists():
+        raise FileExistsError(f"{sidecar_path(out)} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"folder {out.parent} does not exist (for {out.name})")
 

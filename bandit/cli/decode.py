@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from logging_data.outputs import COST_PROFILE, LOG, check_output
 from logging_data.schema import REWARD_CHOICES
 
 from ._common import EXIT_LOSSLESS_FAILED, emit_json, prompt_file_options, say, stderr_is_tty
@@ -61,7 +62,8 @@ def _exit_on_lossless_failures(models, out: str, table: str, n_failures: int) ->
 @click.argument("prompts", type=click.Path(dir_okay=False))
 @prompt_file_options
 @click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Log directory (created, or resumed).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Log directory (created, or resumed); never inside another log or around an input.")
 @click.option("--limit", type=int, default=None, help="Use only the first N prompts (after --split).")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None, help="Use only prompts of this split.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Timed repeats per measurement (median wall time).")
@@ -131,6 +133,8 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--shard") from None
     models = load_models_config(models_path)
+    check_output(out, LOG, inputs=[("PROMPTS", prompts), ("--calibration", calibration_path), *models.input_paths()],
+                 if_exists="continue")  # a log is resumed; nothing else is written into, before any model loads
     calibration = load_calibration(calibration_path) if calibration_path else None
     definition = reward_definition(reward, alpha)
     if calibration is not None and definition.kind in PRICED_KINDS:
@@ -185,6 +189,7 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
     from decoding.calibrate import calibration_source_label, fit_calibration_from_log, load_calibration
     from decoding.reprice import reprice_log
 
+    check_output(out, LOG, inputs=[("LOG", log), ("--calibration", calibration_path)])  # a new log, apart from its inputs
     calibration, source, label = None, None, None
     if calibration_path and calibration_path.startswith("fit:"):  # fitted once; the fit's record goes in the metadata
         calibration, record = fit_calibration_from_log(calibration_path[4:])
@@ -239,6 +244,8 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
     from decoding.models import load_models_config
 
     models = load_models_config(models_path)
+    check_output(out, LOG, inputs=[("PROMPTS", prompts), ("--policy", run_path), *models.input_paths()],
+                 if_exists="continue")  # decisions are appended to a log; nothing else is written into
     cfg = DecodeConfig(greedy=greedy, seed=seed, learn=learn, split=split, limit=limit,
                        reward=reward_definition(reward, alpha), policy_id=policy_id, prompt_columns=prompt_columns,
                        prompts_format=prompts_format)
@@ -292,6 +299,7 @@ def calibrate(models_path, out, device, threads, context_len, repeats, max_sprea
     if not target.parent.is_dir():
         raise click.BadParameter(f"{target}: the folder {target.parent} does not exist", param_hint="--out")
     models = load_models_config(models_path)
+    check_output(target, COST_PROFILE, inputs=models.input_paths())  # not onto a model, not inside a log
     session = DecodingSession(models, device=device, threads=threads)
     from decoding.calibrate import CalibrationUnstable
 

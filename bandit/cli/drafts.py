@@ -35,7 +35,9 @@ def drafts() -> None:
 @prompt_file_options
 @click.option("--domain", required=True, help="Train on the prompts of this domain.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (a Hugging Face model folder when done; rerun to resume).")
+              help="Output folder (a Hugging Face model folder when done; rerun to resume). New, empty or a distilled draft.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a distilled draft made with other settings (only a draft's own files, once the new one is done).")
 @click.option("--split", default="train", show_default=True, help="Prompt split to train on ('all' for every row).")
 @click.option("--layers", default=2, show_default=True, type=int, help="Transformer blocks of the draft.")
 @click.option("--hidden", default="256", show_default=True, help="Draft width, or 'target' for the target's.")
@@ -57,13 +59,14 @@ def drafts() -> None:
               help="torch threads (1 is fastest on a CPU shared with other jobs).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the training metadata as JSON on stdout.")
-def distill(target, prompts_path, domain, out_dir, split, layers, hidden, intermediate, heads, kv_heads, reuse_embeddings,
-            freeze_embeddings, steps, batch_size, lr, max_prompts, max_new_tokens, top_k, checkpoint_every, threads, seed,
-            as_json, prompt_columns, prompts_format) -> None:
+def distill(target, prompts_path, domain, out_dir, overwrite, split, layers, hidden, intermediate, heads, kv_heads,
+            reuse_embeddings, freeze_embeddings, steps, batch_size, lr, max_prompts, max_new_tokens, top_k, checkpoint_every,
+            threads, seed, as_json, prompt_columns, prompts_format) -> None:
     """Distil a small draft from TARGET on one domain's prompts (KL to the target's next-token
     distributions on its own greedy continuations and on the prompts).
 
-    Running the same command again resumes from the last checkpoint.
+    Running the same command again resumes from the last checkpoint. Until it finishes the
+    draft trains in a hidden folder beside --out, so a failed run leaves nothing at --out.
 
     \b
     Example:
@@ -73,7 +76,9 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
     import torch
 
     from decoding.distill import DistillConfig, DraftArchitecture, distill_draft, load_target, read_domain_prompts
+    from logging_data.outputs import DRAFT, check_output
 
+    check_output(out_dir, DRAFT, inputs=[("--target", target), ("--prompts", prompts_path)], if_exists="continue")
     if threads < 1:
         raise click.BadParameter(f"must be >= 1; got {threads}", param_hint="--threads")
     torch.set_num_threads(threads)
@@ -101,7 +106,7 @@ def distill(target, prompts_path, domain, out_dir, split, layers, hidden, interm
     say(f"distilling a draft for domain {domain!r} from {len(texts)} prompt(s) of {prompts_path}")
     model, tokenizer, path = load_target(target)
     result = distill_draft(model, tokenizer, texts, out_dir, config=config, arch=arch, target_name=path,
-                           progress=True)
+                           progress=True, overwrite=overwrite)
     meta = result.metadata
     say(f"wrote {out_dir}: {meta['n_params'] / 1e6:.1f}M parameters, {meta['steps']} steps, KL {meta['first_loss']:.3f} -> "
         f"{meta['final_loss']:.3f}, teacher {meta['teacher_seconds']:.0f}s + training {meta['train_seconds']:.0f}s")
@@ -132,11 +137,15 @@ def cluster(prompts_path, k, out_path, featurizer, fit_split, seed, as_json, pro
     from logging_data.prompt_clusters import cluster_prompts, write_clustered
     from logging_data.prompt_table import read_prompt_table
 
+    from logging_data.outputs import PROMPT_TABLE, check_output
+
     if out_path.resolve() == prompts_path.resolve():
         raise click.BadParameter("must differ from --prompts (the input is never overwritten)", param_hint="--out")
+    inputs = [("--prompts", prompts_path)]
+    check_output(out_path, PROMPT_TABLE, inputs=inputs, if_exists="continue")  # before any work
     frame = read_prompt_table(prompts_path, columns=prompt_columns, fmt=prompts_format)
     result = cluster_prompts(frame, k, featurizer=featurizer, seed=seed, fit_split=fit_split)
-    write_clustered(result.frame, out_path)
+    write_clustered(result.frame, out_path, inputs=inputs)
     say(f"wrote {out_path}: {len(result.frame)} prompts in {k} clusters ({', '.join(f'{c}={n}' for c, n in result.sizes.items())})")
     if result.crosstab is not None and not as_json:
         say(result.crosstab.to_string())
@@ -180,7 +189,11 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
     from logging_data.prompt_table import read_prompt_table
 
     from decoding.draft_eval import DraftEvalConfig, evaluate_drafts, format_table
+    from logging_data.outputs import PROMPT_TABLE, check_output
 
+    inputs = [("--target", target), ("--prompts", prompts_path), *(("--draft", d) for d in draft_dirs)]
+    if rows_path is not None:  # before any model loads
+        check_output(rows_path, PROMPT_TABLE, inputs=inputs, option="--rows", if_exists="continue")
     names = [d.name for d in draft_dirs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -195,7 +208,7 @@ def eval_(target, draft_dirs, prompts_path, split, per_domain, domains, max_new_
     if rows_path is not None:
         from logging_data.prompt_clusters import write_clustered
 
-        write_clustered(report.rows, rows_path)
+        write_clustered(report.rows, rows_path, inputs=inputs, option="--rows")
     if as_json:
         emit_json(report.to_json())
     else:

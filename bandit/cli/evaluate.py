@@ -107,7 +107,11 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     from bandit.report import baseline_probs, context_features, evaluate_policies, write_html_report
 
     from logging_data import require_valid_log
+    from logging_data.outputs import REPORT, check_output
 
+    if report_dir:  # before any work: a new, empty or report folder, apart from the inputs and outside every log
+        check_output(report_dir, REPORT, option="--report", if_exists="continue",
+                     inputs=[("LOG", log), *(("--run", r) for r in runs), *(("--policy-table", t) for t in tables)])
     require_valid_log(log)
     opened = open_log(log)
     arms = opened.metadata.arm_names

@@ -48,7 +48,7 @@ def _split(value: str) -> tuple[float, float, float]:
               help="gettext catalogs root [default: /usr/share/locale].")
 @click.option("--man-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="man pages root [default: /usr/share/man].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing prompt set (never another kind of file).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (counts, splits, sources) on stdout.")
 def prompts(out: Path, per_domain: int, seed: int, domains: str, split: str, languages: str, per_source: int,
             stdlib_dir: Path | None, site_dirs: tuple[Path, ...], locale_dir: Path | None, man_dir: Path | None,
@@ -75,9 +75,9 @@ def prompts(out: Path, per_domain: int, seed: int, domains: str, split: str, lan
         man_dir=man_dir if man_dir is not None else defaults.man_dir,
         dpkg_dir=defaults.dpkg_dir,
     )
-    if out.exists() and not overwrite:  # fail before the (slow) build, not after it
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    check_prompt_set_path(out, overwrite)  # the suffix, the sidecar and the folder too, before mining any text
+    # before the (slow) build: the suffix, the sidecar, the folder; never onto a source or inside a log
+    check_prompt_set_path(out, overwrite, inputs=[("--stdlib-dir", roots.stdlib_dir), ("--locale-dir", roots.locale_dir),
+                                                  ("--man-dir", roots.man_dir), *(("--site-dir", d) for d in roots.site_dirs)])
     built = build_prompt_set(config, roots, log=say)
     parquet, sidecar = write_prompt_set(built, out, overwrite=overwrite)
     say(f"prompts: wrote {len(built.frame)} prompts to {parquet} (sources: {sidecar})")

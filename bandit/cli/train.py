@@ -180,7 +180,11 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
     from bandit.runs import load_run
 
     from logging_data import require_valid_log
+    from logging_data.outputs import REPORT, check_output
 
+    if report_dir:  # before any work: a new, empty or report folder, apart from the inputs and outside every log
+        check_output(report_dir, REPORT, option="--report", if_exists="continue",
+                     inputs=[("LOG", log), *(("RUN", r) for r in runs)])
     require_valid_log(log)
     opened = open_log(log)
     arms = opened.metadata.arm_names

@@ -72,9 +72,14 @@ def test_bad_arguments(tmp_path, args, code, pattern):
 def test_refuses_to_overwrite_and_leaves_the_file(tmp_path):
     out = tmp_path / "p.parquet"
     out.write_bytes(b"keep me")
+    for extra in ([], ["--overwrite"]):  # --overwrite replaces a prompt set only, never another file
+        result = run(["--out", str(out), "--per-domain", "1", "--domains", "code"] + extra)
+        assert result.exit_code == 1 and "p.parquet: exists and is not a prompt set" in result.output
+        assert out.read_bytes() == b"keep me"
+    out = tmp_path / "q.parquet"
+    assert run(["--out", str(out), "--per-domain", "1", "--domains", "code"]).exit_code == 0
     result = run(["--out", str(out), "--per-domain", "1", "--domains", "code"])
     assert result.exit_code == 1 and "exists; pass --overwrite" in result.output
-    assert out.read_bytes() == b"keep me"
     result = run(["--out", str(out), "--per-domain", "1", "--domains", "code", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert len(pd.read_parquet(out)) == 1

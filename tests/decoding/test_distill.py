@@ -119,8 +119,10 @@ def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatc
     monkeypatch.setattr(D, "_save_checkpoint", crash_after_second)
     with pytest.raises(KeyboardInterrupt):
         D.distill_draft(model, tok, SENTENCES, tmp_path / "b", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
-    assert json.loads((tmp_path / "b" / D.CHECKPOINT_DIR / "state.json").read_text())["step"] == 10
-    assert not (tmp_path / "b" / "model.safetensors").exists()
+    # until it finishes the draft trains in a hidden folder beside --out: nothing at --out yet
+    (partial,) = tmp_path.glob(".b.partial-*")
+    assert json.loads((partial / D.CHECKPOINT_DIR / "state.json").read_text())["step"] == 10
+    assert not (tmp_path / "b").exists()
     monkeypatch.setattr(D, "_save_checkpoint", real_save)
 
     def no_generation(*a, **k):
@@ -129,6 +131,7 @@ def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatc
     monkeypatch.setattr(D, "_greedy_batch", no_generation)
     resumed = D.distill_draft(model, tok, SENTENCES, tmp_path / "b", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
     assert resumed.metadata["losses"] == pytest.approx(straight.metadata["losses"], rel=1e-5, abs=1e-6)
+    assert not list(tmp_path.glob(".b.partial-*"))  # renamed into place
     wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     assert set(wa) == set(wb)
     for k in wa:
