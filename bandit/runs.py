@@ -303,7 +303,7 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
     if feedback not in accepted:
         raise ValueError(f"policy {type(config).name!r} trains on {' or '.join(accepted)} feedback only; got feedback={feedback!r}")
     hindsight = bool(getattr(type(config), "hindsight", False))
-    out = check_output(out_dir, RUN, inputs=[("the log", log_path), *inputs], if_exists="overwrite", overwrite=overwrite)
+    out = check_output(out_dir, RUN, inputs=[("LOG", log_path), *inputs], if_exists="overwrite", overwrite=overwrite)
     if validate:
         require_valid_log(log_path)
     log = open_log(log_path)
@@ -349,7 +349,7 @@ def train_run(log_path: str | os.PathLike, config: Any, out_dir: str | os.PathLi
             metrics["train_values"] = _train_values(policy, data)
 
         stages.set_postfix_str("writing run")
-        check_output(out, RUN, inputs=[("the log", log_path), *inputs], if_exists="overwrite", overwrite=overwrite)
+        check_output(out, RUN, inputs=[("LOG", log_path), *inputs], if_exists="overwrite", overwrite=overwrite)
         with staged(out) as staging:  # written whole beside out, then renamed into place
             _write_json(staging / "config.json", record)
             save_featurizer(featurizer, staging / "featurizer", settings)

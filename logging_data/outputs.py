@@ -149,8 +149,6 @@ PROMPT_TABLE = OutputKind("prompt table", "bandit-log drafts cluster or eval --r
                           recognise=lambda p: _parquet_kind(p) == "prompt table")
 COST_PROFILE = OutputKind("cost profile", "bandit-log calibrate", is_file=True, recognise=_cost_profile)
 
-KINDS: dict[str, OutputKind] = {k.name: k for k in (LOG, RUN, DRAFT, REPORT, PROMPT_SET, PROMPT_TABLE, COST_PROFILE)}
-
 
 def _listing(names: Iterable[str], n: int = 4) -> str:
     names = sorted(names)
@@ -192,8 +190,8 @@ def _check_existing_kind(out: Path, kind: OutputKind, option: str) -> bool:
             raise OutputError(f"{option} {out}: a folder; expected a {kind.name} file path")
         if kind.is_one(out):
             return True
-        raise OutputError(f"{option} {out}: exists and is not a {kind.name} written by {kind.made_by}; a {kind.name} "
-                          f"replaces only its own kind (nothing written): remove the file or choose another path")
+        raise OutputError(f"{option} {out}: exists and is not a {kind.name} written by {kind.made_by}; only a "
+                          f"{kind.name} is ever replaced (nothing written): remove the file or choose another path")
     if not out.is_dir():
         raise OutputError(f"{option} {out}: exists and is a file; expected a {kind.name} (a folder)")
     if kind.is_one(out):
@@ -229,11 +227,9 @@ def _check_not_in_log(out: Path, kind: OutputKind, option: str) -> None:
     log = enclosing_log(out, include_self=kind is not LOG)
     if log is None:
         return
-    where = _resolved(out).relative_to(log)
-    inside = f"its {where} folder" if str(where) != "." else "the log's own folder"
-    raise OutputError(f"{option} {out} is inside the log {log} ({inside}); a log holds only its own tables, and "
-                      f"anything else there breaks `bandit-log validate` and pd.read_parquet(LOG/outcomes): "
-                      f"choose a path outside the log")
+    raise OutputError(f"{option} {out} is inside the log {log} (at {_resolved(out).relative_to(log)}); a log holds "
+                      f"only its own tables, and anything else there breaks `bandit-log validate` and "
+                      f"pd.read_parquet(LOG/outcomes) (nothing written): choose a path outside the log")
 
 
 def _check_replaceable(out: Path, kind: OutputKind, option: str) -> None:

@@ -73,12 +73,12 @@ def distill(target, prompts_path, domain, out_dir, overwrite, split, layers, hid
       bandit-log drafts distill --target packaged:smollm2-135m --prompts prompts.parquet \\
           --domain code --out drafts/code --layers 2 --hidden 256 --steps 50
     """
+    from logging_data.outputs import DRAFT, check_output
+
+    check_output(out_dir, DRAFT, inputs=[("--target", target), ("--prompts", prompts_path)], if_exists="continue")  # before torch loads
     import torch
 
     from decoding.distill import DistillConfig, DraftArchitecture, distill_draft, load_target, read_domain_prompts
-    from logging_data.outputs import DRAFT, check_output
-
-    check_output(out_dir, DRAFT, inputs=[("--target", target), ("--prompts", prompts_path)], if_exists="continue")
     if threads < 1:
         raise click.BadParameter(f"must be >= 1; got {threads}", param_hint="--threads")
     torch.set_num_threads(threads)
