@@ -164,7 +164,8 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
 
 @click.command("reprice")
 @click.argument("log", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="The new log (must not exist).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="The new log (a new or empty folder, outside every log; written whole, then renamed into place).")
 @click.option("--reward", type=click.Choice(REWARDS), default=None, help="Reward of the new log (default: the source's).")
 @click.option("--alpha", type=float, default=0.0, show_default=True, help="Cost weight of alignment rewards.")
 @click.option("--calibration", "calibration_path", type=click.Path(), default=None,

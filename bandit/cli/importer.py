@@ -18,7 +18,7 @@ def _non_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="The new log (must not exist).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="The new log (a new or empty folder, outside every log; written whole, then renamed into place).")
 @click.option("--action", required=True, help="Column of the logged action (OBP: action).")
 @click.option("--reward", required=True, help="Column of the observed reward (OBP: reward).")
 @click.option("--propensity", required=True, help="Column of the logging policy's probability of the logged action (OBP: pscore).")
