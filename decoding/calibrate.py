@@ -100,41 +100,30 @@ REQUIRED_COSTS = ("target_step_s", "arm_step_s", "verify_token_s", "round_overhe
 MAX_STEP_S = 3600.0
 
 
+def _record_fields() -> tuple[Any, ...]:
+    """The calibration record's schema (``logging_data.records``): each cost a finite number of seconds in
+    [0, ``MAX_STEP_S``] (the target's step > 0), each count an integer >= 1 (1 when absent)."""
+    from logging_data.records import integer, mapping, number, text
+
+    def seconds(name: str, positive: bool = False) -> Any:
+        return number(name, 0.0, MAX_STEP_S, lo_open=positive, unit="seconds")
+
+    return (seconds("target_step_s", positive=True),
+            mapping("arm_step_s", "an object of arm name -> seconds", each=seconds("arm_step_s")),
+            seconds("verify_token_s"), seconds("round_overhead_s"), seconds("plain_step_s"),
+            *(integer(k, 1, required=False) for k in ("verify_block", "context_len", "repeats", "n_threads")),
+            text("device", required=False), mapping("spread", required=False))
+
+
 def check_record(d: Any) -> None:
-    """Raise ``ValueError`` naming every field of calibration record ``d`` that cannot price a log:
-    missing costs, non-numbers, NaN or infinite, negative, absurdly large (``MAX_STEP_S``), a target
-    step that is not > 0."""
-    import math
+    """Raise ``ValueError`` (``logging_data.records.RecordError``) naming every field of calibration
+    record ``d`` that cannot price a log: missing costs, non-numbers, NaN or infinite, negative,
+    absurdly large (``MAX_STEP_S``), a target step that is not > 0."""
+    from logging_data.records import check_record as check
 
     if not isinstance(d, Mapping):
         raise ValueError(f"a calibration record must be a JSON object; found {type(d).__name__}")
-    problems = []
-    missing = [k for k in REQUIRED_COSTS if k not in d]
-    if missing:
-        problems.append(f"missing {', '.join(missing)} (found {', '.join(sorted(map(str, d))) or 'no keys'}; an older record: "
-                        f"re-measure with `bandit-log calibrate`)")
-
-    def cost(name: str, v: Any, positive: bool = False) -> None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            problems.append(f"{name} must be a number of seconds; got {v!r} ({type(v).__name__})")
-        elif not math.isfinite(v) or v < 0 or v > MAX_STEP_S or (positive and v <= 0):
-            problems.append(f"{name} must be a finite number of seconds in {'(0' if positive else '[0'}, {MAX_STEP_S:g}]; got {v!r}")
-
-    for k in ("target_step_s", "verify_token_s", "round_overhead_s", "plain_step_s"):
-        if k in d:
-            cost(k, d[k], positive=(k == "target_step_s"))
-    steps = d.get("arm_step_s", {})
-    if not isinstance(steps, Mapping):
-        problems.append(f"arm_step_s must be an object of arm name -> seconds; got {type(steps).__name__}")
-    else:
-        for arm, v in steps.items():
-            cost(f"arm_step_s[{arm!r}]", v)
-    for k in ("verify_block", "context_len", "repeats", "n_threads"):
-        v = d.get(k, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            problems.append(f"{k} must be an integer >= 1; got {v!r}")
-    if problems:
-        raise ValueError("; ".join(problems))
+    check(d, _record_fields(), missing_hint="an older record: re-measure with `bandit-log calibrate`")
 
 
 def for_arms(calibration: Calibration, arms: Any) -> Calibration:

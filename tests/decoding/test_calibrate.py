@@ -54,11 +54,11 @@ GOOD = {"target_step_s": 0.01, "arm_step_s": {"d": 0.002, "lookup": 0.0}, "verif
     ({"target_step_s": -0.01}, r"target_step_s must be a finite number of seconds in \(0"),
     ({"verify_token_s": float("nan")}, r"verify_token_s must be a finite number of seconds in \[0, 3600\]; got nan"),
     ({"round_overhead_s": 1e300}, r"round_overhead_s must be a finite number .*got 1e\+300"),
-    ({"plain_step_s": "0.3"}, r"plain_step_s must be a number of seconds; got '0.3' \(str\)"),
+    ({"plain_step_s": "0.3"}, r"plain_step_s must be a finite number of seconds in \[0, 3600\]; got '0.3' \(str\)"),
     ({"arm_step_s": {"d": -1.0}}, r"arm_step_s\['d'\] must be a finite number of seconds in \[0"),
-    ({"arm_step_s": [0.1]}, r"arm_step_s must be an object of arm name -> seconds; got list"),
+    ({"arm_step_s": [0.1]}, r"arm_step_s must be an object of arm name -> seconds; got \[0.1\] \(list\)"),
     ({"verify_block": 0}, r"verify_block must be an integer >= 1; got 0"),
-    ({"target_step_s": True}, r"target_step_s must be a number of seconds; got True"),
+    ({"target_step_s": True}, r"target_step_s must be a finite number of seconds in \(0, 3600\]; got True \(bool\)"),
 ])
 def test_a_record_that_cannot_price_a_log_is_refused_with_every_problem(change, message):
     record = {**GOOD, **change}
