@@ -15,8 +15,9 @@ dictionary reads on the host, and its counts replay exactly from the target's gr
   context and occurs in the store, at most ``k`` tokens, cut before its first token seen fewer
   than ``min_count`` times or in less than ``min_fraction`` of the occurrences left (shorter
   n-grams are not tried once a longer one matched);
-- ``save`` / ``load``: ``datastore.json`` (settings, sizes) and ``datastore.npz`` (the sequences);
-  nothing pickled; the table is rebuilt on load, the same every time;
+- ``save`` / ``load``: ``datastore.json`` (settings, sizes, the target it was built for) and
+  ``datastore.npz`` (the sequences); nothing pickled; every field and array header checked before
+  anything is read (``read_datastore_record``); the table is rebuilt on load, the same every time;
 - ``DatastoreDraft``: its ``decoding.specloop`` drafter (one draft call per lookup);
   ``replay_datastore``: its exact counts on a greedy output (``specloop.replay_drafter``).
 """
@@ -27,7 +28,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -65,6 +66,11 @@ class Datastore:
     @property
     def n_tokens(self) -> int:
         return len(self._corpus) - len(self.sequences)
+
+    @property
+    def max_token(self) -> int | None:
+        """The largest token id the store holds (None when it holds none)."""
+        return max((max(s) for s in self.sequences if s), default=None)
 
     @property
     def n_keys(self) -> int:
@@ -117,36 +123,110 @@ class Datastore:
         return []
 
     # -- files -------------------------------------------------------------------------------------
-    def save(self, folder: str | os.PathLike, record: dict[str, Any] | None = None) -> Path:
-        """``folder/datastore.npz`` (the sequences) and ``folder/datastore.json`` (settings, sizes, ``record``)."""
+    def save(self, folder: str | os.PathLike, record: dict[str, Any] | None = None, *,
+             made_for: Mapping[str, Any] | None = None) -> Path:
+        """``folder/datastore.npz`` (the sequences) and ``folder/datastore.json`` (settings, sizes, ``record``,
+        and ``made_for``: the identity of the target whose outputs it holds, ``decoding.artifacts.target_identity``)."""
+        from .artifacts import check_identity_record
+
         folder = Path(folder)
+        if made_for is not None:
+            check_identity_record(made_for, "Datastore.save")
         folder.mkdir(parents=True, exist_ok=True)
         lengths = np.asarray([len(s) for s in self.sequences], dtype=np.int64)
         tokens = np.asarray([t for s in self.sequences for t in s], dtype=np.int64)
         np.savez(folder / "datastore.npz", tokens=tokens, lengths=lengths)
         meta = {"format": FORMAT, "max_ngram": self.max_ngram, "max_chain": self.max_chain, "n_sequences": len(self.sequences),
-                "n_tokens": self.n_tokens, **({"record": record} if record else {})}
+                "n_tokens": self.n_tokens, **({"record": record} if record else {}), **({"made_for": dict(made_for)} if made_for else {})}
         (folder / "datastore.json").write_text(json.dumps(meta, indent=2) + "\n")
         return folder
 
 
-def load_datastore(folder: str | os.PathLike) -> Datastore:
-    """The datastore saved in ``folder`` (``Datastore.save``; arrays only: nothing pickled is loaded)."""
+#: the longest n-gram and chain a store's file may declare: a larger value is a corrupt file
+MAX_SETTING = 1024
+
+
+def datastore_fields() -> tuple[Any, ...]:
+    """``datastore.json``'s schema (``logging_data.records``); ``made_for`` is absent in stores written before it was recorded."""
+    from logging_data.records import integer, mapping, text
+
+    return (text("format", (FORMAT,)), integer("max_ngram", 1, MAX_SETTING), integer("max_chain", 1, MAX_SETTING),
+            integer("n_sequences", 0), integer("n_tokens", 0), mapping("record", required=False), mapping("made_for", required=False))
+
+
+def read_datastore_record(folder: str | os.PathLike) -> dict[str, Any]:
+    """``datastore.json`` of the store in ``folder``, checked (``datastore_fields``), and ``datastore.npz``'s
+    array headers checked against it (two 1-D integer arrays ``tokens`` and ``lengths`` of the sizes it
+    declares; an array of Python objects is refused, never unpickled); nothing allocated.
+    ``FileNotFoundError`` or ``logging_data.records.RecordError``, naming the file."""
+    from logging_data.records import RecordError, npz_headers, read_json_record
+
+    from .artifacts import check_identity_record
+
     folder = Path(folder)
     meta_path, data_path = folder / "datastore.json", folder / "datastore.npz"
     if not meta_path.exists() or not data_path.exists():
         raise FileNotFoundError(f"{folder}: a datastore folder holds datastore.json and datastore.npz "
                                 f"(found: {', '.join(sorted(p.name for p in folder.iterdir())) if folder.is_dir() else 'no such folder'})")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: format must be {FORMAT!r}; got {meta.get('format')!r}")
-    with np.load(data_path, allow_pickle=False) as data:
-        tokens, lengths = data["tokens"], data["lengths"]
-    if int(lengths.sum()) != len(tokens) or len(lengths) != meta.get("n_sequences"):
-        raise ValueError(f"{data_path}: {len(lengths)} sequences of {int(lengths.sum())} tokens in all, but it holds {len(tokens)} "
-                         f"tokens and {meta_path.name} says {meta.get('n_sequences')} sequences")
+    meta = read_json_record(meta_path, datastore_fields())
+    if "made_for" in meta:
+        check_identity_record(meta["made_for"], str(meta_path))
+    arrays = npz_headers(data_path)
+    want = {"tokens": meta["n_tokens"], "lengths": meta["n_sequences"]}
+    problems = [f"array {name!r} is missing" for name in want if name not in arrays]
+    problems += [f"array {name!r} is not one of a datastore's (tokens, lengths)" for name in arrays if name not in want]
+    for name, n in want.items():
+        if name in arrays:
+            shape, dtype = arrays[name]
+            if dtype.kind not in "iu":
+                problems.append(f"{name} must hold integers; its dtype is {dtype}")
+            if shape != (n,):
+                problems.append(f"{name} has shape {list(shape)}; {meta_path.name} declares {n} "
+                                f"{'tokens' if name == 'tokens' else 'sequences'} ([{n}])")
+    if problems:
+        raise RecordError(f"{data_path}: " + "; ".join(problems))
+    return meta
+
+
+def load_datastore(folder: str | os.PathLike, target: Mapping[str, Any] | None = None, allow_other_target: bool = False) -> Datastore:
+    """The datastore saved in ``folder`` (``Datastore.save``; arrays only: nothing pickled is loaded), its files
+    checked (``read_datastore_record``) and, given ``target`` (a ``decoding.artifacts.target_identity``), checked
+    against it: made for another tokenizer or target, or token ids the target does not have, is refused
+    (``decoding.artifacts.TargetMismatchError``, naming both sides)."""
+    from logging_data.records import RecordError, load_npz
+
+    folder = Path(folder)
+    meta = read_datastore_record(folder)
+    if target is not None:
+        check_datastore_target(folder, meta, target, allow_other_target)
+    data_path = folder / "datastore.npz"
+    arrays = load_npz(data_path, ("tokens", "lengths"))
+    tokens, lengths = arrays["tokens"].astype(np.int64), arrays["lengths"].astype(np.int64)
+    if (lengths < 0).any() or int(lengths.sum()) != len(tokens):
+        raise RecordError(f"{data_path}: {len(lengths)} sequences of {int(lengths.sum())} tokens in all, but it holds {len(tokens)} "
+                          f"tokens (lengths must be >= 0 and sum to the tokens held)")
+    if len(tokens) and int(tokens.min()) < 0:
+        raise RecordError(f"{data_path}: tokens holds token id {int(tokens.min())}; token ids are >= 0")
+    if target is not None and len(tokens):
+        check_datastore_target(folder, meta, target, allow_other_target, max_token=int(tokens.max()))
     cut = np.cumsum(lengths)[:-1]
     return Datastore([s.tolist() for s in np.split(tokens, cut)] if len(lengths) else [], meta["max_ngram"], meta["max_chain"])
+
+
+def check_datastore_target(folder: str | os.PathLike, meta: Mapping[str, Any], target: Mapping[str, Any],
+                           allow_other_target: bool = False, max_token: int | None = None) -> None:
+    """Refuse the store in ``folder`` (``read_datastore_record``'s ``meta``) for the target of identity ``target``:
+    made for another tokenizer or target (``decoding.artifacts.check_made_for``), or, given ``max_token`` (its
+    largest token id), holding ids the target does not have (``TargetMismatchError``, naming both sides)."""
+    from .artifacts import TargetMismatchError, check_made_for, describe
+
+    what = f"the datastore at {Path(folder)}"
+    if max_token is None:
+        check_made_for(meta.get("made_for"), target, what, allow_other_target=allow_other_target)
+    elif max_token >= int(target["vocab_size"]):
+        raise TargetMismatchError(f"{what} holds token ids up to {max_token}; the target {describe(target)} has "
+                                  f"{target['vocab_size']} tokens (ids 0 to {int(target['vocab_size']) - 1}): it was built "
+                                  f"for another target")
 
 
 class DatastoreDraft:

@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -236,30 +236,145 @@ def train_head(model: Any, rows: Rows, vocab: Sequence[int], *, n_blocks: int = 
                   "n_blocks": n_blocks, "expansion": expansion, "lr": lr, "ce_weight": ce_weight}
 
 
-def save_head(head: Any, folder: str | os.PathLike, record: dict[str, Any] | None = None) -> Path:
-    """``folder/head.safetensors`` and ``folder/head.json`` (its shape, vocabulary size, training record)."""
+#: the largest hidden size, blocks, expansion and vocabulary a head's file may declare: a larger value is a corrupt
+#: or foreign file, refused before anything is allocated
+MAX_HIDDEN, MAX_BLOCKS, MAX_EXPANSION, MAX_VOCAB = 1 << 16, 64, 64, 1 << 24
+HEAD_FORMAT = "draftpick.head/1"
+
+
+def head_fields() -> tuple[Any, ...]:
+    """``head.json``'s schema (``logging_data.records``): the head's shape, its training record, and
+    ``made_for`` (``decoding.artifacts``; absent in heads written before it was recorded)."""
+    from logging_data.records import integer, mapping, text
+
+    return (text("format", (HEAD_FORMAT,), required=False), integer("hidden", 1, MAX_HIDDEN), integer("n_blocks", 0, MAX_BLOCKS),
+            integer("expansion", 1, MAX_EXPANSION), integer("vocab_size", 1, MAX_VOCAB), mapping("training", required=False),
+            mapping("made_for", required=False))
+
+
+def head_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the weights of a head of ``meta``'s shape (``FeatureHead.state_dict``)."""
+    H, E = int(meta["hidden"]), int(meta["expansion"]) * int(meta["hidden"])
+    shapes = {"vocab": (int(meta["vocab_size"]),), "fc.weight": (H, 2 * H), "fc.bias": (H,)}
+    for i in range(int(meta["n_blocks"])):
+        shapes.update({f"blocks.{i}.0.weight": (H,), f"blocks.{i}.0.bias": (H,), f"blocks.{i}.1.weight": (E, H),
+                       f"blocks.{i}.1.bias": (E,), f"blocks.{i}.3.weight": (H, E), f"blocks.{i}.3.bias": (H,)})
+    return shapes
+
+
+def save_head(head: Any, folder: str | os.PathLike, record: dict[str, Any] | None = None, *,
+              made_for: Mapping[str, Any] | None = None) -> Path:
+    """``folder/head.safetensors`` and ``folder/head.json`` (its shape, vocabulary size, training record and
+    ``made_for``: the identity of the target it was trained on, ``decoding.artifacts.target_identity``)."""
     from safetensors.torch import save_file
 
+    from .artifacts import check_identity_record
+
     folder = Path(folder)
+    if made_for is not None:
+        check_identity_record(made_for, "save_head")
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / "head.safetensors"))
-    meta = {"hidden": head.hidden, "n_blocks": head.n_blocks, "expansion": head.expansion, "vocab_size": int(len(head.vocab)),
-            "training": record or {}}
+    meta = {"format": HEAD_FORMAT, "hidden": head.hidden, "n_blocks": head.n_blocks, "expansion": head.expansion,
+            "vocab_size": int(len(head.vocab)), "training": record or {}, **({"made_for": dict(made_for)} if made_for else {})}
     (folder / "head.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return folder
 
 
-def load_head(folder: str | os.PathLike) -> Any:
-    """The head saved in ``folder`` (safetensors only: nothing pickled is loaded)."""
-    from safetensors.torch import load_file
+def read_head_record(folder: str | os.PathLike) -> dict[str, Any]:
+    """``head.json`` of the head in ``folder``, checked (``head_fields``), and ``head.safetensors``'s header
+    checked against it: every tensor the shape declares, of that shape, and no other; nothing allocated.
+    ``FileNotFoundError`` or ``logging_data.records.RecordError``, naming the file."""
+    from logging_data.records import RecordError, read_json_record
+
+    from .artifacts import check_identity_record
 
     folder = Path(folder)
     meta_path, weights = folder / "head.json", folder / "head.safetensors"
     if not meta_path.exists() or not weights.exists():
         raise FileNotFoundError(f"head {folder}: expected head.json and head.safetensors; found "
                                 f"{sorted(p.name for p in folder.iterdir()) if folder.is_dir() else 'no such folder'}")
-    meta = json.loads(meta_path.read_text())
-    state = load_file(str(weights))
+    meta = read_json_record(meta_path, head_fields())
+    if "made_for" in meta:
+        check_identity_record(meta["made_for"], str(meta_path))
+    found = _safetensors_header(weights)
+    want = head_shapes(meta)
+    problems = [f"{name} is missing (expected shape {list(shape)})" for name, shape in want.items() if name not in found]
+    problems += [f"{name} has shape {list(found[name][0])}; {meta_path.name} declares {list(shape)}"
+                 for name, shape in want.items() if name in found and found[name][0] != shape]
+    problems += [f"{name} is not a tensor of a head of this shape" for name in found if name not in want]
+    if "vocab" in found and not found["vocab"][1].startswith(("I", "U")):
+        problems.append(f"vocab must hold integer token ids; its dtype is {found['vocab'][1]}")
+    problems += [f"{name} must hold floating-point weights; its dtype is {dtype}" for name, (_, dtype) in found.items()
+                 if name != "vocab" and dtype not in ("F16", "BF16", "F32", "F64")]
+    if problems:
+        raise RecordError(f"{weights}: " + "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else ""))
+    return meta
+
+
+def _safetensors_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Tensor name -> (shape, dtype) from a safetensors file's header (nothing else read); a corrupt file names itself."""
+    from safetensors import safe_open
+
+    from logging_data.records import RecordError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: (tuple(int(n) for n in f.get_slice(k).get_shape()), str(f.get_slice(k).get_dtype())) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own SafetensorError, not a ValueError
+        raise RecordError(f"{path}: not a safetensors file ({exc})") from None
+
+
+def check_head_target(folder: str | os.PathLike, meta: Mapping[str, Any], target: Mapping[str, Any],
+                      allow_other_target: bool = False) -> None:
+    """Refuse the head in ``folder`` (``read_head_record``'s ``meta``) for the target of identity ``target``
+    (``decoding.artifacts``): made for another tokenizer or target, another hidden size, or token ids the
+    target does not have (``TargetMismatchError``, naming both sides). Reads the head's vocabulary only."""
+    from safetensors import safe_open
+
+    from logging_data.records import RecordError
+
+    from .artifacts import TargetMismatchError, check_made_for, describe
+
+    folder = Path(folder)
+    what = f"the head at {folder}"
+    check_made_for(meta.get("made_for"), target, what, uses_hidden_states=True, allow_other_target=allow_other_target)
+    if int(meta["hidden"]) != int(target["hidden_size"]):
+        raise TargetMismatchError(f"{what} was trained for hidden size {meta['hidden']} (its head.json); the target {describe(target)} has "
+                                  f"hidden size {target['hidden_size']} (train a head on this target)")
+    try:
+        with safe_open(str(folder / "head.safetensors"), framework="pt") as f:
+            vocab = f.get_tensor("vocab")
+    except Exception as exc:
+        raise RecordError(f"{folder / 'head.safetensors'}: cannot read its vocabulary ({exc})") from None
+    lo, hi = int(vocab.min()), int(vocab.max())
+    if lo < 0:
+        raise RecordError(f"{folder / 'head.safetensors'}: vocab holds token id {lo}; token ids are >= 0")
+    if hi >= int(target["vocab_size"]):
+        raise TargetMismatchError(f"{what} proposes token ids up to {hi}; the target {describe(target)} has "
+                                  f"{target['vocab_size']} tokens (ids 0 to {int(target['vocab_size']) - 1}): it was made "
+                                  f"for another target")
+
+
+def load_head(folder: str | os.PathLike, target: Mapping[str, Any] | None = None, allow_other_target: bool = False) -> Any:
+    """The head saved in ``folder`` (safetensors only: nothing pickled is loaded), its files checked
+    (``read_head_record``) and, given ``target`` (a ``decoding.artifacts.target_identity``), checked
+    against it (``check_head_target``) before any module is built."""
+    from safetensors.torch import load_file
+
+    from logging_data.records import RecordError
+
+    folder = Path(folder)
+    meta = read_head_record(folder)
+    if target is not None:
+        check_head_target(folder, meta, target, allow_other_target)
+    weights = folder / "head.safetensors"
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # SafetensorError: a file whose header passed but whose data does not
+        raise RecordError(f"{weights}: cannot read its tensors ({exc})") from None
+    if int(state["vocab"].min()) < 0:
+        raise RecordError(f"{weights}: vocab holds token id {int(state['vocab'].min())}; token ids are >= 0")
     head = feature_head(int(meta["hidden"]), state["vocab"].tolist(), int(meta["n_blocks"]), int(meta["expansion"]))
     head.load_state_dict(state)
     return head.eval()

@@ -39,6 +39,7 @@ early-exit probing and early-exit greedy generation restore ``config.num_hidden_
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from typing import Any, Iterator, Sequence
 
 from . import cpu_linear
 from .arms import kind_of
+from .arms.base import check_draft_lengths
 from .loading import (EXACT_DTYPES, InexactDtypeWarning, LoadedModel, ModelLoadError, PromptError, load_model, prompt_ids,
                       resolve_device)
 from .models import ArmConfig, ModelsConfig
@@ -145,6 +147,7 @@ class DecodingSession:
         self._universal: dict[str, bool] = {}
         self.arm_state: dict[str, Any] = {}  # arm name -> what its kind loaded for it (decoding.arms)
         loaded: dict[str, LoadedModel] = {}  # path -> model: arms that name one file share it
+        check_draft_lengths(self)
         for arm in config.arms:
             kind_of(arm).load(self, arm, loaded)
         self.linear, self.linear_reason = cpu_linear.resolve(config.target.linear, self.device, self.target.model.dtype)
@@ -164,6 +167,14 @@ class DecodingSession:
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (min(self.eos_ids) if self.eos_ids else 0)
 
     # -- helpers -------------------------------------------------------------------------------
+    @functools.cached_property
+    def target_identity(self) -> dict[str, Any]:
+        """The target's identity (``decoding.artifacts.target_identity``): what a head or datastore made
+        for it records, and what one loaded for it is checked against."""
+        from .artifacts import target_identity
+
+        return target_identity(self.target)
+
     def arm(self, arm: str | ArmConfig | None) -> ArmConfig:
         if arm is None:
             return PLAIN
@@ -366,6 +377,11 @@ class DecodingSession:
         drafter = self.drafter(a)
         block = max([x.n_draft_tokens or 20 for x in self.config.arms if not kind_of(x).plain] + [1])
         block = 1 << block.bit_length()  # room for a block padded to its power-of-two bucket
+        limit = self.target.context_length
+        if limit and len(ids) + n_new + block > limit:
+            raise PromptError(f"the prompt ({len(ids)} tokens), max_new_tokens = {n_new} and a drafted block of {block} (the "
+                              f"longest draft length of the models file's arms, padded to a power of two) need "
+                              f"{len(ids) + n_new + block} positions; the target's context holds {limit}")
         target = self.static_target(len(ids) + n_new + block, compile=compile)
         times, result = [], None
         for i in range(warmup + repeats):

@@ -59,9 +59,42 @@ def positive_int(table: Mapping[str, Any], key: str, where: str, default: int | 
     return v
 
 
+#: the most tokens an arm may draft per round (``num_assistant_tokens``, ``prompt_lookup_num_tokens``,
+#: ``datastore_tokens``): acceptance falls fast with depth, so a larger value is a typing error
+MAX_DRAFT_TOKENS = 256
+#: the settings that fix how many tokens an arm drafts per round
+DRAFT_LENGTH_KEYS = ("num_assistant_tokens", "prompt_lookup_num_tokens", "datastore_tokens")
+
+
+def draft_tokens(table: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int | None:
+    """A draft length (tokens per round): an integer in [1, ``MAX_DRAFT_TOKENS``]."""
+    v = positive_int(table, key, where, default)
+    if v is not None and v > MAX_DRAFT_TOKENS:
+        raise ModelsConfigError(f"{where}: `{key}` (tokens drafted per round) must be at most {MAX_DRAFT_TOKENS}; got {v}")
+    return v
+
+
+def check_draft_lengths(session: "DecodingSession") -> None:
+    """Refuse an arm whose draft length leaves no room in the target's context for one prompt token
+    and ``max_new_tokens`` (``ArmNotSupportedError`` naming the arm and the key), before a prompt is blamed."""
+    from ..loading import ArmNotSupportedError
+
+    limit = session.target.context_length
+    if not limit:
+        return
+    for arm in session.config.arms:
+        for key in DRAFT_LENGTH_KEYS:
+            v = getattr(arm, key, None) if hasattr(arm, key) else arm.option(key)
+            if v is not None and 1 + session.max_new_tokens + int(v) > limit:
+                raise ArmNotSupportedError(
+                    f"arm {arm.name!r}: `{key}` = {v} drafts more tokens per round than the target's context of {limit} "
+                    f"positions leaves beside a prompt and max_new_tokens = {session.max_new_tokens} (at most "
+                    f"{max(limit - 1 - session.max_new_tokens, 0)})")
+
+
 def parse_assistant(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The assistant settings (``ASSISTANT_KEYS``) of a kind that drafts with a model through ``generate()``."""
-    out: dict[str, Any] = {"num_assistant_tokens": positive_int(table, "num_assistant_tokens", where)}
+    out: dict[str, Any] = {"num_assistant_tokens": draft_tokens(table, "num_assistant_tokens", where)}
     sched = typed(table, "num_assistant_tokens_schedule", str, where)
     if sched is not None and sched not in SCHEDULES:
         raise ModelsConfigError(f"{where}: `num_assistant_tokens_schedule` must be one of {', '.join(SCHEDULES)}; got {sched!r}")

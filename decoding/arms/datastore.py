@@ -15,6 +15,13 @@ loop; output stays plain greedy's token for token::
     num_assistant_tokens = 4         # tokens proposed at most per round (default 4)
     min_count = 3                    # optional: stop at a token the store saw fewer than 3 times there
     min_fraction = 0.5               # optional: ... or after less than half of the matching places
+    allow_other_target = true        # optional: load a store built for another target with the same tokenizer
+
+A store records the target whose outputs it holds (``made_for``, ``decoding.artifacts``); loading
+it for another is refused by name: another tokenizer always (its ids would mean other words),
+another target with the same tokenizer unless the arm sets ``allow_other_target = true``. A store
+written before targets were recorded loads with a warning. A corrupt file, one holding pickled
+objects, or token ids the target does not have are refused naming the arm and the file.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .base import ArmKind, ModelsConfigError, positive_int, typed
+from .base import ArmKind, ModelsConfigError, draft_tokens, positive_int, typed
 
 #: tokens a store proposes per round when the arm sets none
 DEFAULT_STORE_TOKENS = 4
@@ -31,7 +38,7 @@ DEFAULT_STORE_TOKENS = 4
 class Datastore(ArmKind):
     name = "datastore"
     label = "retrieval datastore"
-    keys = ("datastore", "num_assistant_tokens", "min_count", "min_fraction")
+    keys = ("datastore", "num_assistant_tokens", "min_count", "min_fraction", "allow_other_target")
     generate = False
     example = {"datastore": "datastore", "num_assistant_tokens": 3}
 
@@ -42,9 +49,10 @@ class Datastore(ArmKind):
         fraction = typed(table, "min_fraction", (int, float), where)
         if fraction is not None and not (math.isfinite(fraction) and 0 <= fraction <= 1):
             raise ModelsConfigError(f"{where}: `min_fraction` must be in [0, 1]; got {fraction}")
-        return {"datastore": path, "num_assistant_tokens": positive_int(table, "num_assistant_tokens", where),
+        return {"datastore": path, "num_assistant_tokens": draft_tokens(table, "num_assistant_tokens", where),
                 "min_count": positive_int(table, "min_count", where),
-                "min_fraction": None if fraction is None else float(fraction)}
+                "min_fraction": None if fraction is None else float(fraction),
+                "allow_other_target": typed(table, "allow_other_target", bool, where, False)}
 
     def log_attrs(self, arm: Any) -> dict[str, Any]:
         return {k: arm.option(k) for k in ("min_count", "min_fraction") if arm.option(k) is not None}
@@ -53,15 +61,19 @@ class Datastore(ArmKind):
         return arm.num_assistant_tokens or DEFAULT_STORE_TOKENS
 
     def load(self, session: Any, arm: Any, loaded: dict[str, Any]) -> None:
-        from ..datastore import load_datastore
-        from ..loading import ModelLoadError
+        from ..datastore import check_datastore_target, load_datastore, read_datastore_record
+        from .head import artifact_errors
 
         path = session.config.resolve(arm.option("datastore"))
-        if path not in loaded:
-            try:
-                loaded[path] = load_datastore(path)
-            except (FileNotFoundError, KeyError, ValueError) as exc:
-                raise ModelLoadError(f"arm {arm.name!r}: cannot load the datastore at {path}: {exc}") from None
+        target, allow = session.target_identity, bool(arm.option("allow_other_target"))
+        with artifact_errors(arm, "datastore", path):
+            if path in loaded:  # another arm loaded it (for its own target check): check it for this arm's
+                meta = read_datastore_record(path)
+                check_datastore_target(path, meta, target, allow)
+                if loaded[path].max_token is not None:
+                    check_datastore_target(path, meta, target, allow, max_token=loaded[path].max_token)
+            else:
+                loaded[path] = load_datastore(path, target, allow)
         session.arm_state[arm.name] = loaded[path]
 
     def n_params_m(self, session: Any, arm: Any) -> float | None:

@@ -17,13 +17,14 @@ not counted). Like ``head``, it decodes through the project's loop; output stays
     datastore_tokens = 4
     min_count = 3
     min_fraction = 0.5
+    allow_other_target = true   # optional: for both the head and the store (kinds head, datastore)
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import positive_int
+from .base import draft_tokens
 from .datastore import DEFAULT_STORE_TOKENS, Datastore
 from .head import Head
 from .lookup_head import LookupThenHead
@@ -40,7 +41,8 @@ class DatastoreHead(Head):
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         store = _STORE.parse({k: v for k, v in table.items() if k in ("datastore", "min_count", "min_fraction")}, where)
         store.pop("num_assistant_tokens")
-        return {**super().parse(table, where), **store, "datastore_tokens": positive_int(table, "datastore_tokens", where)}
+        store.pop("allow_other_target")  # the head's parse reads it: one key for both files
+        return {**super().parse(table, where), **store, "datastore_tokens": draft_tokens(table, "datastore_tokens", where)}
 
     def log_attrs(self, arm: Any) -> dict[str, Any]:
         return {**super().log_attrs(arm), **_STORE.log_attrs(arm), "datastore_tokens": self._store_tokens(arm)}

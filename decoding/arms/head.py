@@ -11,22 +11,48 @@ and ``save_head``); the arm names its folder (``head.json`` + ``head.safetensors
     head = "heads/code"        # relative to the models file's folder
     num_assistant_tokens = 3   # tokens drafted per round (default 3)
     assistant_confidence_threshold = 0.4   # optional: stop a round at a token the head gives < 0.4
+    allow_other_target = true  # optional: load a head made for another target with the same tokenizer
+
+A head records the target it was trained for (``made_for``, ``decoding.artifacts``); loading it
+for another is refused by name: another tokenizer or hidden size always, another target with
+the same tokenizer unless the arm sets ``allow_other_target = true`` (the same model moved, or a
+sibling it should draft for: output stays exact, only acceptance may fall). A head written before
+targets were recorded loads with a warning. A corrupt or mis-shaped file is refused naming the
+arm and the file, before anything is allocated.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
-from .base import ArmKind, ModelsConfigError, confidence_threshold, positive_int, typed
+from .base import ArmKind, ModelsConfigError, confidence_threshold, draft_tokens, typed
 
 #: tokens a head drafts per round when the arm sets none (a head's acceptance falls fast with depth)
 DEFAULT_HEAD_TOKENS = 3
 
 
+@contextmanager
+def artifact_errors(arm: Any, what: str, path: str) -> Iterator[None]:
+    """Errors of loading a drafter's files (``decoding.artifacts``) as the session's, naming the arm and the
+    file: a missing or bad file ``ModelLoadError``, one made for another target ``ArmNotSupportedError``."""
+    from logging_data.records import RecordError
+
+    from ..artifacts import TargetMismatchError
+    from ..loading import ArmNotSupportedError, ModelLoadError
+
+    try:
+        yield
+    except TargetMismatchError as exc:
+        raise ArmNotSupportedError(f"arm {arm.name!r}: {exc}") from None
+    except (FileNotFoundError, RecordError) as exc:
+        raise ModelLoadError(f"arm {arm.name!r}: cannot load the {what} at {path}: {exc}") from None
+
+
 class Head(ArmKind):
     name = "head"
     label = "hidden-state head"
-    keys = ("head", "num_assistant_tokens", "assistant_confidence_threshold")
+    keys = ("head", "num_assistant_tokens", "assistant_confidence_threshold", "allow_other_target")
     generate = False
     example = {"head": "head", "num_assistant_tokens": 2}
 
@@ -34,8 +60,9 @@ class Head(ArmKind):
         path = typed(table, "head", str, where)
         if not path or not path.strip():
             raise ModelsConfigError(f"{where}: kind 'head' needs `head` (a folder holding head.json and head.safetensors)")
-        return {"head": path, "num_assistant_tokens": positive_int(table, "num_assistant_tokens", where),
-                "assistant_confidence_threshold": confidence_threshold(table, where)}
+        return {"head": path, "num_assistant_tokens": draft_tokens(table, "num_assistant_tokens", where),
+                "assistant_confidence_threshold": confidence_threshold(table, where),
+                "allow_other_target": typed(table, "allow_other_target", bool, where, False)}
 
     def log_attrs(self, arm: Any) -> dict[str, Any]:
         return {"confidence": arm.assistant_confidence_threshold} if arm.assistant_confidence_threshold else {}
@@ -44,24 +71,16 @@ class Head(ArmKind):
         return arm.num_assistant_tokens or DEFAULT_HEAD_TOKENS
 
     def load(self, session: Any, arm: Any, loaded: dict[str, Any]) -> None:
-        from ..heads import load_head
-        from ..loading import ArmNotSupportedError, ModelLoadError
+        from ..heads import check_head_target, load_head, read_head_record
 
         path = session.config.resolve(arm.option("head"))
-        if path not in loaded:
-            try:
-                loaded[path] = load_head(path)
-            except (FileNotFoundError, KeyError, ValueError) as exc:
-                raise ModelLoadError(f"arm {arm.name!r}: cannot load the head at {path}: {exc}") from None
-        head = loaded[path]
-        config = session.target.model.config.get_text_config()
-        vocab = head.vocab.tolist()
-        if head.hidden != config.hidden_size or not vocab or max(vocab) >= config.vocab_size or min(vocab) < 0:
-            raise ArmNotSupportedError(
-                f"arm {arm.name!r}: the head at {path} was trained for hidden size {head.hidden} over token ids up to "
-                f"{max(vocab) if vocab else 'none'}; the target {session.target.spec} has hidden size {config.hidden_size} "
-                f"and {config.vocab_size} tokens (train a head on this target)")
-        session.arm_state[arm.name] = head.to(session.target.model.device)
+        target, allow = session.target_identity, bool(arm.option("allow_other_target"))
+        with artifact_errors(arm, "head", path):
+            if path in loaded:  # another arm loaded it (for its own target check): check it for this arm's
+                check_head_target(path, read_head_record(path), target, allow)
+            else:
+                loaded[path] = load_head(path, target, allow)
+        session.arm_state[arm.name] = loaded[path].to(session.target.model.device)
 
     def n_params_m(self, session: Any, arm: Any) -> float | None:
         return sum(p.numel() for p in session.arm_state[arm.name].parameters()) / 1e6

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import ModelsConfigError, positive_int, typed
+from .base import ModelsConfigError, draft_tokens, positive_int, typed
 from .draft import Draft
 
 #: draft tokens a round when the arm sets none (the draft's acceptance falls with depth; 3 paid best on the Qwen pair)
@@ -39,8 +39,8 @@ class LookupDraft(Draft):
         if not draft or not draft.strip():
             raise ModelsConfigError(f"{where}: kind 'lookup_draft' needs `draft` (a local HF directory, a .gguf file or "
                                     f"packaged:NAME) with the target's tokenizer")
-        return {"draft": draft, "num_assistant_tokens": positive_int(table, "num_assistant_tokens", where, DEFAULT_HYBRID_DRAFT_TOKENS),
-                "prompt_lookup_num_tokens": positive_int(table, "prompt_lookup_num_tokens", where, 10),
+        return {"draft": draft, "num_assistant_tokens": draft_tokens(table, "num_assistant_tokens", where, DEFAULT_HYBRID_DRAFT_TOKENS),
+                "prompt_lookup_num_tokens": draft_tokens(table, "prompt_lookup_num_tokens", where, 10),
                 "max_matching_ngram_size": positive_int(table, "max_matching_ngram_size", where)}
 
     def n_draft_tokens(self, arm: Any) -> int | None:

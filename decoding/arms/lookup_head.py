@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .base import positive_int
+from .base import draft_tokens, positive_int
 from .head import Head
 
 
@@ -40,7 +40,7 @@ class LookupHead(Head):
     example = {"head": "head", "num_assistant_tokens": 2, "prompt_lookup_num_tokens": 3}
 
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
-        return {**super().parse(table, where), "prompt_lookup_num_tokens": positive_int(table, "prompt_lookup_num_tokens", where, 10),
+        return {**super().parse(table, where), "prompt_lookup_num_tokens": draft_tokens(table, "prompt_lookup_num_tokens", where, 10),
                 "max_matching_ngram_size": positive_int(table, "max_matching_ngram_size", where)}
 
     def n_draft_tokens(self, arm: Any) -> int | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import ArmKind, positive_int
+from .base import ArmKind, draft_tokens, positive_int
 
 
 class PromptLookup(ArmKind):
@@ -17,7 +17,7 @@ class PromptLookup(ArmKind):
     example = {"prompt_lookup_num_tokens": 3}
 
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
-        return {"prompt_lookup_num_tokens": positive_int(table, "prompt_lookup_num_tokens", where, 10),
+        return {"prompt_lookup_num_tokens": draft_tokens(table, "prompt_lookup_num_tokens", where, 10),
                 "max_matching_ngram_size": positive_int(table, "max_matching_ngram_size", where)}
 
     def n_draft_tokens(self, arm: Any) -> int | None:

@@ -79,7 +79,7 @@ def test_files_round_trip(tmp_path):
 @pytest.mark.parametrize("case, pattern", [
     ("missing", r"holds datastore.json and datastore.npz \(found: datastore.json\)"),
     ("format", r"format must be 'draftpick.datastore/1'; got 'other'"),
-    ("lengths", r"3 sequences of 6 tokens in all, but it holds 5 tokens"),
+    ("lengths", r"datastore.npz: tokens has shape \[5\]; datastore.json declares 6 tokens"),
     ("pickled", r"pickle"),
 ])
 def test_bad_files_are_refused_by_name(tmp_path, case, pattern):
