@@ -79,7 +79,8 @@ def number(name: str, lo: float | None = None, hi: float | None = None, *, lo_op
 def text(name: str, choices: Sequence[str] = (), *, required: bool = True) -> Field:
     """A non-empty string; one of ``choices`` when given."""
     if choices:
-        return Field(name, (str,), f"one of {', '.join(map(repr, choices))}", lambda v: v in choices, required)
+        words = repr(choices[0]) if len(choices) == 1 else f"one of {', '.join(map(repr, choices))}"
+        return Field(name, (str,), words, lambda v: v in choices, required)
     return Field(name, (str,), "a non-empty string", lambda v: bool(v.strip()), required)
 
 
