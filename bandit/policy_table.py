@@ -13,7 +13,8 @@ probabilities per logged decision. This reads it from
   refused, since a policy cannot choose by the outcome of its own choice.
 
 Each row must be non-negative and sum to 1 (within 1e-6). Problems name the file, the row and
-what was found. ``.npy`` files are read with ``allow_pickle=False``.
+what was found. A ``.npy`` file's shape and dtype are checked from its header before it is read
+(``logging_data.records``), with ``allow_pickle=False``: an array of Python objects is refused.
 """
 
 from __future__ import annotations
@@ -60,24 +61,13 @@ def load_policy_table(path: str | os.PathLike, decisions: pd.DataFrame, arm_name
     n = len(decisions)
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as e:
-            raise PolicyTableError(f"{p}: not a plain numeric .npy array ({e})") from None
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        if arr.ndim == 3:
-            raise PolicyTableError(f"{p}: shape {arr.shape} has {arr.shape[2]} positions; evaluate one position at a time "
-                                   f"(slice [:, :, k]) or save it as (n, n_arms)")
-        if arr.ndim != 2 or arr.shape != (n, len(arms)):
-            raise PolicyTableError(f"{p}: expected shape ({n}, {len(arms)}) = (decisions, arms {', '.join(arms)}); found {arr.shape}")
-        return p.stem, _check(p, np.asarray(arr, dtype=np.float64))
-    if suffix == ".csv":
-        frame = pd.read_csv(p)
-    elif suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(p)
-    else:
+        return p.stem, _check(p, _read_npy(p, n, arms))
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise PolicyTableError(f"{p}: a policy table is a .npy, .csv or .parquet file; got {suffix or 'no suffix'}")
+    try:
+        frame = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+    except (ValueError, OSError) as e:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise PolicyTableError(f"{p}: not a readable {'CSV' if suffix == '.csv' else 'Parquet'} file ({e})") from None
     cols = []
     for a in arms:
         if a in frame.columns:
@@ -105,6 +95,29 @@ def load_policy_table(path: str | os.PathLike, decisions: pd.DataFrame, arm_name
         raise PolicyTableError(f"{p}: {len(frame)} rows and no query_id column; expected one row per decision ({n}) in "
                                f"the decisions' order, a query_id column, or context key columns")
     return p.stem, _check(p, frame[cols].to_numpy(dtype=np.float64))
+
+
+def _read_npy(p: Path, n: int, arms: list[str]) -> np.ndarray:
+    """The (n, n_arms) float array of a ``.npy`` table (or OBP's (n, n_arms, 1)), its shape and dtype checked from
+    the header (``logging_data.records.npy_header``) before it is read; never unpickled."""
+    from logging_data.records import RecordError, npy_header
+
+    try:
+        shape, dtype = npy_header(p)
+    except RecordError as e:
+        raise PolicyTableError(f"{p}: not a plain numeric .npy array ({str(e).removeprefix(f'{p}: ')})") from None
+    if dtype.kind not in "biuf":
+        raise PolicyTableError(f"{p}: not a plain numeric .npy array (dtype {dtype})")
+    if len(shape) == 3 and shape[2] != 1:
+        raise PolicyTableError(f"{p}: shape {shape} has {shape[2]} positions; evaluate one position at a time "
+                               f"(slice [:, :, k]) or save it as (n, n_arms)")
+    if shape[:2] != (n, len(arms)) or len(shape) not in (2, 3):
+        raise PolicyTableError(f"{p}: expected shape ({n}, {len(arms)}) = (decisions, arms {', '.join(arms)}); found {shape}")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise PolicyTableError(f"{p}: not a plain numeric .npy array ({e})") from None
+    return np.asarray(arr.reshape(n, len(arms)), dtype=np.float64)
 
 
 def _by_context(p: Path, frame: pd.DataFrame, keys: list, cols: list[str], decisions: pd.DataFrame) -> np.ndarray:
