@@ -38,11 +38,14 @@ A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
     kind = "head"                    # a drafting head on the target's hidden states (decoding.heads)
     head = "heads/code"              # its folder: head.json + head.safetensors
     num_assistant_tokens = 3
+    # allow_other_target = true      # load a head (or datastore) recorded as made for another target
+    #                                # with the same tokenizer (decoding.artifacts)
 
 What each kind means, loads and costs is its class in ``decoding.arms`` (one per kind, one
 registry); the settings an arm may take are its kind's.
-Unknown keys, wrong types, settings that do not belong to an arm's kind, and repeated arm names
-are errors that name the offending key and the valid ones. Nothing here loads a model:
+Unknown keys, wrong types, settings that do not belong to an arm's kind, repeated arm names and
+draft lengths past ``decoding.arms.base.MAX_DRAFT_TOKENS`` are errors that name the offending key
+and the valid ones. Nothing here loads a model:
 ``decoding.session.DecodingSession`` does.
 """
 

@@ -212,8 +212,6 @@ def main(heads_dir: str | Path, out: str | Path, threads: int | None = None, see
             held = set(fold.tolist())
             cross = Datastore([outputs[i] for i in idx if i not in held])
             store_of.update({int(i): cross for i in fold})
-        stores[d].save(out / "stores" / d, {"domain": d, "made_by": "examples/datastores.py", "heads_run": str(heads_dir),
-                                            "prompts": store_info[d]["train_prompts"]})
         _say(f"   {d}: {len(idx)} prompts, {stores[d].n_tokens} tokens, {stores[d].n_keys} n-grams")
     seconds["stores"] = time.perf_counter() - t
 
@@ -221,7 +219,10 @@ def main(heads_dir: str | Path, out: str | Path, threads: int | None = None, see
     t = time.perf_counter()
     session = DecodingSession(load_models_config(heads_run.MODELS), threads=threads)
     model = session.target.model
-    trained = {d: heads.load_head(heads_dir / "heads" / d) for d in domains}
+    for d in domains:  # each store records the target whose greedy outputs it holds
+        stores[d].save(out / "stores" / d, {"domain": d, "made_by": "examples/datastores.py", "heads_run": str(heads_dir),
+                                            "prompts": store_info[d]["train_prompts"]}, made_for=session.target_identity)
+    trained = {d: heads.load_head(heads_dir / "heads" / d, session.target_identity) for d in domains}
     log_idx = np.flatnonzero(frame["split"].isin(["train", "validation", "test"]).to_numpy())  # the log's prompts, in its order
     items = [(prompts[i], outputs[i]) for i in range(len(frame))]
     chains = {d: heads.draft_chains_many(trained[d], model, [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in log_idx],

@@ -390,7 +390,7 @@ def main(out: str | Path = "out/heads", max_prompts: int | None = None, epochs: 
                  f"{acc['tokens_per_call']:.2f} tokens per target call (k=3); gated at {GATE} (k={GATED_K}): "
                  f"{acc['acceptance_gated']:.3f}, {acc['tokens_per_call_gated']:.2f}")
         trained[d], records[d] = head, record
-        heads.save_head(head, out / "heads" / d, record)
+        heads.save_head(head, out / "heads" / d, record, made_for=session.target_identity)
     seconds["train"] = time.perf_counter() - t
     _say("3/5 each head's setting picked on validation; replaying every head x k (and each head after prompt lookup) "
          "on every prompt; live check on a sample")

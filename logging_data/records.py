@@ -51,12 +51,16 @@ class Field:
     each: "Field | None" = None
 
 
+def _bound(v: float) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
 def _interval(lo: float | None, hi: float | None, lo_open: bool = False) -> str:
     if lo is not None and hi is not None:
-        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        return f"in {'(' if lo_open else '['}{_bound(lo)}, {_bound(hi)}]"
     if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    return f"<= {hi:g}" if hi is not None else ""
+        return f"{'>' if lo_open else '>='} {_bound(lo)}"
+    return f"<= {_bound(hi)}" if hi is not None else ""
 
 
 def integer(name: str, lo: int | None = None, hi: int | None = None, *, required: bool = True) -> Field:
@@ -161,7 +165,8 @@ def read_json_record(path: str | os.PathLike, fields: Sequence[Field] = (), miss
 
 
 # -- arrays ----------------------------------------------------------------------------------------
-def _npy_header(fp: Any, where: str) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(fp: Any, where: str, size: int | None = None) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the header at ``fp``; ``size``: the bytes the array's file holds, which its data must fit."""
     fmt = np.lib.format
     try:
         version = fmt.read_magic(fp)
@@ -176,7 +181,12 @@ def _npy_header(fp: Any, where: str) -> tuple[tuple[int, ...], np.dtype]:
     if dtype.hasobject:
         raise RecordError(f"{where}: holds Python objects (dtype {dtype}), which only pickle can load, and nothing pickled "
                           f"is loaded; save a plain numeric array")
-    return tuple(int(n) for n in shape), dtype
+    shape = tuple(int(n) for n in shape)
+    need = math.prod(shape) * dtype.itemsize
+    if size is not None and need > size - fp.tell():
+        raise RecordError(f"{where}: its header declares shape {list(shape)} of {dtype} ({need} bytes), but the file holds "
+                          f"{max(size - fp.tell(), 0)} bytes of data")
+    return shape, dtype
 
 
 def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
@@ -184,7 +194,7 @@ def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     file that is not one or that holds Python objects."""
     p = Path(path)
     with open(p, "rb") as fp:
-        return _npy_header(fp, str(p))
+        return _npy_header(fp, str(p), p.stat().st_size)
 
 
 def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -199,7 +209,7 @@ def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.
                 if not info.filename.endswith(".npy"):
                     raise RecordError(f"{p}: holds {info.filename!r}, which is not an array (.npy); an .npz holds arrays only")
                 with z.open(info) as fp:
-                    out[info.filename[:-4]] = _npy_header(fp, f"{p}: array {info.filename[:-4]!r}")
+                    out[info.filename[:-4]] = _npy_header(fp, f"{p}: array {info.filename[:-4]!r}", info.file_size)
             return out
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
         raise RecordError(f"{p}: not an .npz archive ({exc})") from None
