@@ -22,7 +22,8 @@ does. ``tests/decoding/test_arm_kinds.py`` runs every registered kind through th
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models import ArmConfig
@@ -90,6 +91,23 @@ def check_draft_lengths(session: "DecodingSession") -> None:
                     f"arm {arm.name!r}: `{key}` = {v} drafts more tokens per round than the target's context of {limit} "
                     f"positions leaves beside a prompt and max_new_tokens = {session.max_new_tokens} (at most "
                     f"{max(limit - 1 - session.max_new_tokens, 0)})")
+
+
+@contextmanager
+def artifact_errors(arm: Any, what: str, path: str) -> Iterator[None]:
+    """Errors of loading a drafter's files (``decoding.artifacts``) as the session's, naming the arm and the
+    file: a missing or bad file ``ModelLoadError``, one made for another target ``ArmNotSupportedError``."""
+    from logging_data.records import RecordError
+
+    from ..artifacts import TargetMismatchError
+    from ..loading import ArmNotSupportedError, ModelLoadError
+
+    try:
+        yield
+    except TargetMismatchError as exc:
+        raise ArmNotSupportedError(f"arm {arm.name!r}: {exc}") from None
+    except (FileNotFoundError, RecordError) as exc:
+        raise ModelLoadError(f"arm {arm.name!r}: cannot load the {what} at {path}: {exc}") from None
 
 
 def parse_assistant(table: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .base import ArmKind, ModelsConfigError, draft_tokens, positive_int, typed
+from .base import ArmKind, ModelsConfigError, artifact_errors, draft_tokens, positive_int, typed
 
 #: tokens a store proposes per round when the arm sets none
 DEFAULT_STORE_TOKENS = 4
@@ -62,7 +62,6 @@ class Datastore(ArmKind):
 
     def load(self, session: Any, arm: Any, loaded: dict[str, Any]) -> None:
         from ..datastore import check_datastore_target, load_datastore, read_datastore_record
-        from .head import artifact_errors
 
         path = session.config.resolve(arm.option("datastore"))
         target, allow = session.target_identity, bool(arm.option("allow_other_target"))

@@ -23,30 +23,12 @@ arm and the file, before anything is allocated.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
-from .base import ArmKind, ModelsConfigError, confidence_threshold, draft_tokens, typed
+from .base import ArmKind, ModelsConfigError, artifact_errors, confidence_threshold, draft_tokens, typed
 
 #: tokens a head drafts per round when the arm sets none (a head's acceptance falls fast with depth)
 DEFAULT_HEAD_TOKENS = 3
-
-
-@contextmanager
-def artifact_errors(arm: Any, what: str, path: str) -> Iterator[None]:
-    """Errors of loading a drafter's files (``decoding.artifacts``) as the session's, naming the arm and the
-    file: a missing or bad file ``ModelLoadError``, one made for another target ``ArmNotSupportedError``."""
-    from logging_data.records import RecordError
-
-    from ..artifacts import TargetMismatchError
-    from ..loading import ArmNotSupportedError, ModelLoadError
-
-    try:
-        yield
-    except TargetMismatchError as exc:
-        raise ArmNotSupportedError(f"arm {arm.name!r}: {exc}") from None
-    except (FileNotFoundError, RecordError) as exc:
-        raise ModelLoadError(f"arm {arm.name!r}: cannot load the {what} at {path}: {exc}") from None
 
 
 class Head(ArmKind):
