@@ -11,7 +11,6 @@ Running them is ``decoding.session.DecodingSession``.
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +116,41 @@ def _source(spec: str) -> tuple[Path, str | None]:
     return p, None
 
 
+#: transformers' notices about its own calls, which a user of this project cannot act on: dropped
+#: (logger name, start of the message). Assisted decoding with a draft model makes transformers call
+#: the draft's generate() with both a generation_config and generation arguments, and it then
+#: warns that this is deprecated.
+TRANSFORMERS_NOTICES = (
+    ("transformers.generation.utils", "Passing `generation_config` together with generation-related arguments"),
+)
+
+
+class _DropNotices:
+    """A ``logging`` filter dropping the records whose message starts with one of ``starts``."""
+
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        self.starts = starts
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith(self.starts)
+
+
+def _quiet_transformers_notices() -> None:
+    """Install the ``TRANSFORMERS_NOTICES`` filters once per process."""
+    import logging
+
+    for name, start in TRANSFORMERS_NOTICES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotices) and start in f.starts for f in logger.filters):
+            logger.addFilter(_DropNotices((start,)))
+
+
 def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedModel:
     """Load a causal LM and its tokenizer from ``spec`` (dir, .gguf or packaged:NAME), in eval mode."""
     import torch  # noqa: F401  (transformers needs it; imported here so errors name torch)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not sys.stderr.isatty():  # progress bars only on a terminal, as everywhere in this project
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    _quiet_transformers_notices()
 
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
@@ -142,7 +167,7 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedMod
             # layers replace the weights (decoding.cpu_linear), and a mapping would keep every page
             # the packing read resident beside them (the Qwen pair: 16.6 GB instead of 9.6)
             model_kw["disable_mmap"] = True
-        with _quiet_gguf_bar(gguf_file is not None and not sys.stderr.isatty()):
+        with quiet_progress():
             model = AutoModelForCausalLM.from_pretrained(directory, **model_kw)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"model path {spec}: cannot load ({str(exc).splitlines()[0][:200]})") from None
@@ -150,6 +175,24 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedMod
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, n_params=n_params)
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """transformers' progress bars (loading weights, writing shards, converting a GGUF) only when
+    stderr is a terminal (``logging_data.console.progress_bars``), as everywhere in this project:
+    off otherwise, for the rest of the process (its progress-bar switch) and, for the GGUF reader's
+    own bar, within the block."""
+    from logging_data.console import progress_bars
+
+    if progress_bars():
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    with _quiet_gguf_bar(True):
+        yield
 
 
 @contextmanager

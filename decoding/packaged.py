@@ -151,9 +151,12 @@ def packaged_hf_dir(name: str) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    from decoding.loading import quiet_progress
+
     try:
-        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-        model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
+        with quiet_progress():  # the conversion and shard-writing bars only on a terminal
+            tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+            model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
         # GGUF weights are dequantised on load; drop the quantizer so the fp32 copy can be saved
         model.hf_quantizer = None
         if hasattr(model, "is_quantized"):
@@ -167,8 +170,9 @@ def packaged_hf_dir(name: str) -> Path:
                 del model.config.quantization_config
             except AttributeError:
                 pass
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
+        with quiet_progress():
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
         del model
         if target.exists():
             shutil.rmtree(target)

@@ -26,7 +26,9 @@ CPU; the exact commands, the machine and the calibration are in the log's metada
    decoding timed beside it, token-for-token lossless check), and print the speed-up table.
 
 Results go to stdout (a table, or ``--json``), ``OUT/quickstart.json`` and the figure
-``OUT/speedups.png``; progress to stderr.
+``OUT/speedups.png``; progress to stderr, where Python warnings are one line each with repeats
+folded (``logging_data.console``, as in every ``bandit-log`` command) and progress bars appear
+only on a terminal.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ SIZES: dict[str, dict[str, Any]] = {
 
 
 def _say(message: str) -> None:
+    from logging_data.console import flush_warnings
+
+    flush_warnings()  # the warnings of the step before, one line each, ahead of the next step's line
     print(f"[quickstart] {message}", file=sys.stderr, flush=True)
 
 
@@ -322,7 +327,11 @@ def print_tables(result: dict) -> None:
         print(f"\nreport: {result['report']}   numbers: quickstart.json   total {result['seconds']['total']:.0f} s")
 
 
-if __name__ == "__main__":
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The command line: parse ``argv``, run ``main`` with one-line warnings, print; the exit status."""
+    from bandit.suite import BUDGETS, LEARNERS
+    from logging_data.console import one_line_warnings, progress_bars
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="build a larger log live first (hours on a CPU)")
     parser.add_argument("--out", default="out/quickstart")
@@ -330,17 +339,27 @@ if __name__ == "__main__":
     parser.add_argument("--models", default=None, help="models TOML matching the log's arms (default: the shipped one)")
     parser.add_argument("--live-per-domain", type=int, default=None,
                         help="held-out prompts per domain to decode live with the choice (0: skip the live step)")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default=None,
+                        help="training budget of every learner (default: the size's, 'default'; 'tiny' for a smoke run)")
+    parser.add_argument("--learners", default=None,
+                        help=f"comma-separated learners to train (default: all of {', '.join(LEARNERS)})")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--featurizer", default=FEATURIZER, help="featurizer of every policy (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.live_per_domain is not None and args.live_per_domain < 0:
         parser.error(f"--live-per-domain must be >= 0 (0 skips the live step); got {args.live_per_domain}")
-    res = main("full" if args.full else "default", args.out, log=args.log, models=args.models,
-               live_per_domain=args.live_per_domain, threads=args.threads, featurizer=args.featurizer,
-               progress=sys.stderr.isatty())
+    learners = tuple(x.strip() for x in args.learners.split(",") if x.strip()) if args.learners else None
+    with one_line_warnings():
+        res = main("full" if args.full else "default", args.out, log=args.log, models=args.models,
+                   live_per_domain=args.live_per_domain, budget=args.budget, learners=learners, threads=args.threads,
+                   featurizer=args.featurizer, progress=progress_bars())
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:
         print_tables(res)
-    sys.exit(1 if res["live_lossless_failures"] else 0)
+    return 1 if res["live_lossless_failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

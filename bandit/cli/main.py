@@ -3,7 +3,9 @@
 Each command group lives in its own module and is imported only when that command runs, so
 ``bandit-log --help`` stays instant (no torch, transformers, VW or d3rlpy at start-up).
 Library errors become one-line messages with exit status 1 here, at the edge; set
-``BANDIT_LOG_DEBUG=1`` to see the traceback instead.
+``BANDIT_LOG_DEBUG=1`` to see the traceback instead. Python warnings become one line each
+(``warning: ...``, repeats folded with a count; ``logging_data.console.one_line_warnings``),
+printed when the command ends, before any error line.
 """
 
 from __future__ import annotations
@@ -63,8 +65,11 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        from logging_data.console import one_line_warnings
+
         try:
-            return super().invoke(ctx)
+            with one_line_warnings():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except KeyboardInterrupt:
@@ -92,14 +97,6 @@ def cli() -> None:
       bandit-log evaluate LOG --run runs/reinforce
       bandit-log decode --policy runs/reinforce --models models.toml prompts.parquet --out LOG2
     """
-    import warnings
-
-    warnings.formatwarning = _one_line_warning
-
-
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """Warnings on stderr as one line each (``warning: ...``), not Python's source-line format."""
-    return f"warning: {message}\n"
 
 
 def main() -> None:  # pragma: no cover

@@ -33,7 +33,9 @@ in ``d3rlpy_params.json``, plus the state dicts of the algorithm's torch modules
 ``LearnableConfigWithShape.deserialize(...).create("cpu:0")`` and loads the tensors (strict).
 Checkpoints (``fit(data, checkpoint_dir=DIR)``) add the optimizer state as safetensors.
 
-``d3rlpy`` (about 6 s to import) and torch are imported inside the functions that use them.
+``d3rlpy`` (about 6 s to import) and torch are imported inside the functions that use them,
+d3rlpy through ``_d3rlpy()``: it imports Gym, which prints a multi-line "unmaintained" banner on
+stderr at import; that import alone runs with its printed text dropped.
 """
 
 from __future__ import annotations
@@ -52,6 +54,30 @@ import numpy as np
 from bandit.policies import _torch_io
 from bandit.policy import NotFittedError, check_training_arms, sample_actions, softmax
 from logging_data.schema import as_arms
+
+def _d3rlpy() -> Any:
+    """The ``d3rlpy`` module, imported after ``_quiet_gym()``."""
+    if "d3rlpy" not in sys.modules:
+        _quiet_gym()
+    import d3rlpy
+
+    return d3rlpy
+
+
+def _quiet_gym() -> None:
+    """Import Gym (which d3rlpy imports) with its "unmaintained" banner dropped
+    (``logging_data.console.without_stderr``); nothing when it is imported already or absent."""
+    if "gym" in sys.modules:
+        return
+    import importlib
+
+    from logging_data.console import without_stderr
+
+    try:
+        without_stderr(lambda: importlib.import_module("gym"))
+    except ImportError:  # d3rlpy without gym installed: nothing to silence
+        pass
+
 
 MODEL_FILE = "model.safetensors"
 D3RLPY_FILE = "d3rlpy_params.json"
@@ -105,6 +131,7 @@ class _OfflineRLConfig:
         raise NotImplementedError
 
     def _common_d3rlpy_kwargs(self) -> dict:
+        _d3rlpy()
         from d3rlpy.models.encoders import VectorEncoderFactory
 
         return {
@@ -141,8 +168,7 @@ class DiscreteCQLConfig(_OfflineRLConfig):
         return super()._problems() + extra
 
     def d3rlpy_config(self) -> Any:
-        import d3rlpy
-
+        d3rlpy = _d3rlpy()
         return d3rlpy.algos.DiscreteCQLConfig(alpha=self.alpha, **self._common_d3rlpy_kwargs())
 
 
@@ -163,8 +189,7 @@ class DiscreteBCQConfig(_OfflineRLConfig):
         return super()._problems() + extra
 
     def d3rlpy_config(self) -> Any:
-        import d3rlpy
-
+        d3rlpy = _d3rlpy()
         return d3rlpy.algos.DiscreteBCQConfig(action_flexibility=self.action_flexibility, beta=self.beta, **self._common_d3rlpy_kwargs())
 
 
@@ -179,6 +204,7 @@ def _transitions(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _mini_batch(x: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> Any:
     """A d3rlpy ``TransitionMiniBatch`` of terminal one-step transitions."""
+    _d3rlpy()
     from d3rlpy.dataset import TransitionMiniBatch
 
     b = x.shape[0]
@@ -344,6 +370,8 @@ class OfflineRLPolicy:
     def save(self, path: str | os.PathLike) -> None:
         """Write ``model.safetensors``, ``d3rlpy_params.json`` and ``policy.json`` into the folder ``path``."""
         import torch
+
+        _d3rlpy()
         from d3rlpy.base import LearnableConfigWithShape
 
         if not hasattr(self, "algo_"):
@@ -371,6 +399,8 @@ class OfflineRLPolicy:
     @classmethod
     def load(cls, path: str | os.PathLike, arms: Sequence[Any], config_class: type) -> "OfflineRLPolicy":
         import torch
+
+        _d3rlpy()
         from d3rlpy.base import LearnableConfigWithShape
 
         path = Path(path)
