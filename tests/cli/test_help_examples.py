@@ -154,7 +154,13 @@ def drafts_work(sandbox, tmp_path_factory):
     return work
 
 
-@pytest.mark.parametrize("page, examples", PAGES, ids=[n for n, _ in PAGES])
+def _marks(examples: list[str]) -> list:
+    """The pages whose examples load the real SmolLM2-135M or mine this machine's text run as a benchmark
+    command (``pytest -m benchmark``, BENCHMARKS.md), not in the README's test command: minutes each."""
+    return [pytest.mark.benchmark] if any(m in ex for ex in examples for m in SLOW_MARKERS) else []
+
+
+@pytest.mark.parametrize("page, examples", [pytest.param(n, ex, id=n, marks=_marks(ex)) for n, ex in PAGES])
 def test_help_examples_run_as_written(sandbox, drafts_work, tmp_path, page, examples):
     if any(m in ex for ex in examples for m in SLOW_MARKERS) and os.environ.get("DRAFTPICK_SKIP_MODEL_EXAMPLES"):
         pytest.skip("DRAFTPICK_SKIP_MODEL_EXAMPLES is set")

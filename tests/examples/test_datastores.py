@@ -10,7 +10,7 @@ import pytest
 
 from logging_data import open_log, validate_log
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.benchmark]  # a benchmark command (BENCHMARKS.md), not in the README's test command
 
 
 def test_datastores_example_runs_end_to_end(heads_run, load_example, tmp_path):

@@ -30,6 +30,7 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=900, **kw)
 
 
+@pytest.mark.benchmark  # a benchmark command (BENCHMARKS.md), not in the README's test command
 def test_the_check_runs_end_to_end_from_model_parts(smollm2, tmp_path):
     from decoding.packaged import packaged_model_path
 

@@ -36,6 +36,7 @@ def test_shipped_log_is_valid_and_says_how_it_was_made():
     assert outcomes["lossless"].all()
 
 
+@pytest.mark.slow
 def test_rebuilding_a_slice_gives_the_same_counts(tmp_path, smollm2):
     from decoding.build import BuildConfig, build_log
     from decoding.models import load_models_config
