@@ -19,15 +19,17 @@ import html
 import io
 import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from estimators import (CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch, UndefinedEstimateError, diagnose,
-                        normaliser_gap)
+from estimators import (AUTO_RANGE, CrossFitRewardModel, Diagnostics, Estimate, EstimatorBase, LoggedBatch,
+                        LowEffectiveSampleSizeWarning, SupportWarning, UndefinedEstimateError, diagnose, normaliser_gap,
+                        resolve_reward_range)
+from estimators.diagnostics import LOW_ESS_FRACTION
 from logging_data.files import json_text, write_text_atomic
 from logging_data.outputs import REPORT, check_output
 from logging_data.propensities import PropensityWarning, check_propensities, decision_context
@@ -119,6 +121,7 @@ class PolicyEvaluation:
     """One target policy: its estimates (one per estimator), true value if known, weights.
 
     ``weights`` float64 (n,): the raw importance weights target_prob(logged arm) / propensity.
+    ``source``: what was scored (a policy table's file, a run folder, a baseline), when known.
     """
 
     policy: str
@@ -126,11 +129,13 @@ class PolicyEvaluation:
     true_value: float | None
     diagnostics: Diagnostics
     weights: np.ndarray
+    source: str | None = None
 
     def to_json(self) -> dict:
         q = np.quantile(self.weights, [0.0, 0.5, 0.9, 0.99, 1.0])
         return {
             "policy": self.policy,
+            "source": self.source,
             "true_value": self.true_value,
             "diagnostics": self.diagnostics.to_json(),
             "weight_quantiles": dict(zip(["min", "p50", "p90", "p99", "max"], q.tolist())),
@@ -141,7 +146,15 @@ class PolicyEvaluation:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Every (policy, estimator) estimate on one decisions log."""
+    """Every (policy, estimator) estimate on one decisions log, and what a reader needs to trust it.
+
+    - ``reward_model``: the DM/DR reward model (None when no estimator needs one), and
+      ``features``: what it read (which columns, whether they were standardized);
+    - ``reward_range``: the bounds every interval was clipped to (None: not clipped), and
+      ``clip_rule``: why (``auto: ...``, ``given`` or never); each estimate keeps its unclipped ends;
+    - ``warnings``: one line per problem found; ``notes``: facts that are not problems (what an
+      interval does not cover, intervals of zero width).
+    """
 
     policies: tuple[PolicyEvaluation, ...]
     arm_names: tuple[str, ...]
@@ -152,6 +165,29 @@ class EvaluationResult:
     reward_model: str | None
     warnings: tuple[str, ...]
     reward_range: tuple[float, float] | None = None  # intervals were clipped to it
+    clip_rule: str | None = None
+    features: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def has_truth(self) -> bool:
+        """Whether any policy has a true value (the log's outcomes cover the decisions)."""
+        return any(p.true_value is not None for p in self.policies)
+
+    @property
+    def n_clipped(self) -> int:
+        """How many intervals clipping to ``reward_range`` moved."""
+        return sum(e.clipped for p in self.policies for e in p.estimates)
+
+    def clipping(self) -> str:
+        """One sentence: whether and how the intervals were clipped."""
+        if self.reward_range is None:
+            return f"intervals not clipped ({self.clip_rule or 'no reward range'})"
+        lo, hi = self.reward_range
+        moved = self.n_clipped
+        return (f"intervals clipped to the reward range [{lo:g}, {hi:g}] ({self.clip_rule}); clipping moved {moved} of "
+                f"{sum(len(p.estimates) for p in self.policies)} interval(s)"
+                + ("; their unclipped ends are in ci_low_unclipped / ci_high_unclipped" if moved else ""))
 
     def rows(self) -> list[dict]:
         """One flat dict per (policy, estimator): the table ``bandit-log evaluate`` prints."""
@@ -165,6 +201,9 @@ class EvaluationResult:
                         "estimate": e.value,
                         "ci_low": e.ci_low,
                         "ci_high": e.ci_high,
+                        "clipped": e.clipped,
+                        "ci_low_unclipped": e.ci_low_unclipped if e.ci_low_unclipped is not None else e.ci_low,
+                        "ci_high_unclipped": e.ci_high_unclipped if e.ci_high_unclipped is not None else e.ci_high,
                         "std_err": e.std_err,
                         "ess": e.diagnostics.effective_sample_size,
                         "max_weight": e.diagnostics.max_weight,
@@ -182,24 +221,55 @@ class EvaluationResult:
             "ci": self.ci,
             "level": self.level,
             "reward_model": self.reward_model,
+            "features": self.features,
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "reward_range": list(self.reward_range) if self.reward_range is not None else None,
+            "clip_rule": self.clip_rule,
+            "n_clipped": self.n_clipped,
+            "sources": {p.policy: p.source for p in self.policies},
             "rows": self.rows(),
             "policies": [p.to_json() for p in self.policies],
         }
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def context_features(decisions: pd.DataFrame) -> tuple[np.ndarray | None, list[str]]:
-    """The reward model's features from a decisions table's numeric ``x_*`` context columns
-    (``bandit-log import --context``; ``x_position`` left out), each standardized; (None, []) when
-    it has none."""
-    cols = [c for c in decisions.columns if str(c).startswith("x_") and c != "x_position" and decisions[c].dtype.kind in "fiu"]
+PROMPT_FEATURES = f"hashed word 1-2-grams of the prompt text and its domain ({HASH_FEATURES} hashed columns)"
+
+
+def context_columns(decisions: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+    """The context columns the reward model reads: ``columns`` (each an existing numeric column),
+    or else every numeric ``x_*`` column of ``decisions`` but ``x_position``."""
+    if columns is None:
+        return [c for c in decisions.columns if str(c).startswith("x_") and c != "x_position" and decisions[c].dtype.kind in "fiu"]
+    missing = [c for c in columns if c not in decisions.columns]
+    if missing:
+        raise ValueError(f"context column {missing[0]!r} is not in the decisions table (its x_* columns: "
+                         f"{', '.join(c for c in decisions.columns if str(c).startswith('x_')) or 'none'})")
+    text = [c for c in columns if decisions[c].dtype.kind not in "fiu"]
+    if text:
+        raise ValueError(f"context column {text[0]!r} is not numeric ({decisions[text[0]].dtype}); the reward model reads numbers")
+    return list(columns)
+
+
+def context_features(decisions: pd.DataFrame, columns: Sequence[str] | None = None) -> tuple[np.ndarray | None, list[str]]:
+    """float64 (n, d): the reward model's features from the context columns (``context_columns``),
+    each standardized to mean 0 and standard deviation 1 over these rows (a constant column is only
+    centred); (None, []) when there are none. ``context_description`` says so in words."""
+    cols = context_columns(decisions, columns)
     if not cols:
         return None, []
     x = decisions[cols].to_numpy(dtype=np.float64)
     std = x.std(axis=0)
     return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0), cols
+
+
+def context_description(columns: Sequence[str], n: int, shown: int | None = None) -> str:
+    """What ``context_features`` did, in one sentence: every column for the report, or the first
+    ``shown`` of them and a count for a line on stderr."""
+    names = ", ".join(columns) if shown is None or len(columns) <= shown else _names(list(columns), shown)
+    return (f"{len(columns)} context column(s) {names}, each standardized (mean 0, standard deviation 1 over these {n} "
+            f"decisions) before fitting")
 
 
 def evaluate_policies(
@@ -210,32 +280,40 @@ def evaluate_policies(
     *,
     outcomes: pd.DataFrame | None = None,
     features: Any = None,
+    features_description: str | None = None,
     reward_model: CrossFitRewardModel | None = None,
     ci: str = "normal",
     level: float = 0.95,
     n_bootstrap: int = 200,
     seed: int = 0,
-    reward_range: tuple[float, float] | None = None,
+    reward_range: tuple[float, float] | str | None = AUTO_RANGE,
+    sources: Mapping[str, str] | None = None,
 ) -> EvaluationResult:
     """Estimate the value of every target policy with every estimator on ``decisions``.
 
-    Besides each policy's weight diagnostics, two warnings of one line each (in ``warnings`` and
-    as Python warnings): the logged propensities checked against how often each arm is logged per
-    context (``logging_data.propensities``; ``PropensityWarning``), and the policies whose mean
+    Problems found are one line each (in ``warnings``, and as Python warnings): the logged
+    propensities checked against how often each arm is logged per context
+    (``logging_data.propensities``; ``PropensityWarning``); the policies whose importance weights
+    have a low effective sample size (``LowEffectiveSampleSizeWarning``) or that take arms the
+    logger never took (``SupportWarning``), one line for all of them; the policies whose mean
     importance weight (SNIPS's normaliser) is clearly not 1, so that IPS and SNIPS part
-    (``estimators.normaliser_gap``; ``RuntimeWarning``).
+    (``estimators.normaliser_gap``; ``RuntimeWarning``); a prompt-text reward model on empty
+    prompts. Facts that are not problems (DM's interval, intervals of zero width) are ``notes``.
 
     - ``decisions``: rows of a decisions table (query_id, prompt, domain, arm, propensity, reward,
       policy_id); the logged data.
     - ``targets``: policy name -> float64 (n, n_arms) probabilities aligned with ``decisions`` rows.
     - ``outcomes``: the log's outcomes table, if any: gives each policy's true value when it covers
       every decision's prompt (and every arm the policy uses there).
-    - ``features``: float (n, d) dense or sparse for the reward model; default ``hashed_features``.
+    - ``features``: float (n, d) dense or sparse for the reward model, and
+      ``features_description``, what they are (for the report); default ``hashed_features``.
     - ``reward_model``: default ``CrossFitRewardModel(seed=seed)``; fitted once, out-of-fold.
     - ``seed``: seeds the reward model's folds and each bootstrap (one Generator per pair).
-    - ``reward_range``: (low, high) bounds every reward obeys; each interval is clipped to it (a
-      policy's value lies within them). None: (0, 1) when every logged reward is 0 or 1, else no
-      clipping.
+    - ``reward_range``: the bounds each interval is clipped to, as ``Estimator.estimate`` takes
+      it (``estimators.intervals.resolve_reward_range``): ``"auto"`` (default), (0, 1) when every
+      logged reward is 0 or 1, else no clipping; ``(low, high)``: bounds every reward obeys;
+      ``None``: never clip.
+    - ``sources``: policy name -> what was scored (a file, a run folder), shown in the report.
     """
     if len(decisions) == 0:
         raise ValueError("the decisions table is empty: nothing to evaluate (simulate a logging policy with `bandit-log simulate`)")
@@ -248,73 +326,133 @@ def evaluate_policies(
     actions = decision_actions(decisions, arm_names)
     rewards = decisions["reward"].to_numpy(dtype=np.float64, na_value=np.nan)
     propensities = decisions["propensity"].to_numpy(dtype=np.float64, na_value=np.nan)
-    reward_hat = None
-    model_desc = None
+    bounds = resolve_reward_range(rewards, reward_range)
+    clip_rule = _clip_rule(reward_range, bounds)
+    caught: list[str] = []
+
+    def warn(message: str, category: type[Warning]) -> None:
+        caught.append(message)
+        warnings.warn(message, category, stacklevel=3)
+
+    reward_hat = model_desc = feature_desc = None
     if any(e.needs_reward_model for e in estimators):
         model = reward_model or CrossFitRewardModel(seed=seed)
-        x = hashed_features(decisions) if features is None else features
+        if features is None:
+            x, feature_desc = hashed_features(decisions), PROMPT_FEATURES
+            empty = _empty_prompts_line(decisions)
+            if empty:
+                warn(empty, RuntimeWarning)
+        else:
+            x = features
+            feature_desc = features_description or f"the caller's features ({np.shape(x)[1]} columns)"
         reward_hat = model.fit_predict(x, actions, rewards, len(arm_names))
         model_desc = f"{type(model.regressor).__name__ if model.regressor is not None else 'Ridge'} per arm, {model.n_folds}-fold cross-fitted"
-    if reward_range is None and len(rewards) and np.isin(rewards, (0.0, 1.0)).all():
-        reward_range = (0.0, 1.0)
-    if reward_range is not None:
-        lo, hi = (float(v) for v in reward_range)
-        if not lo < hi:
-            raise ValueError(f"reward_range must be (low, high) with low < high; got {reward_range!r}")
-        outside = (rewards < lo) | (rewards > hi)
-        if outside.any():
-            i = int(np.flatnonzero(outside)[0])
-            raise ValueError(f"reward_range ({lo:g}, {hi:g}): {int(outside.sum())} logged reward(s) lie outside it "
-                             f"(first: row {i}, {rewards[i]!r})")
-        reward_range = (lo, hi)
     truth_rewards = None
     if outcomes is not None and not outcomes.empty:
         truth_rewards, covered = outcome_rewards_for(decisions, outcomes, arm_names)
         if not covered.all():
             truth_rewards = None
-    caught: list[str] = []
-    results = []
     feedback = check_propensities(decisions["arm"], propensities, decision_context(decisions)).summary()
     if feedback:
-        caught.append(feedback)
-        warnings.warn_explicit(feedback, PropensityWarning, __file__, 0)
+        warn(feedback, PropensityWarning)
+    results = []
     for i, (name, probs) in enumerate(targets.items()):
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always")
-            batch = LoggedBatch(actions, rewards, propensities, probs, reward_hat)
-            diag = diagnose(batch, warn=True, arm_names=arm_names)
-            estimates = tuple(
-                _estimate_or_nan(est, batch, diag, ci, level, n_bootstrap, np.random.default_rng([seed, i, j]))
-                for j, est in enumerate(estimators)
-            )
-            if reward_range is not None:  # a policy's value lies within the rewards' bounds
-                estimates = tuple(replace(e, ci_low=min(max(e.ci_low, reward_range[0]), reward_range[1]),
-                                          ci_high=max(min(e.ci_high, reward_range[1]), reward_range[0]))
-                                  if np.isfinite(e.ci_low) else e for e in estimates)
-        for w in record:
-            caught.append(f"{name}: {w.message}")
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        for e in estimates:
-            if len(decisions) > 1 and np.isfinite(e.ci_low) and e.ci_low == e.ci_high:
-                message = (f"{name}: {e.estimator}'s interval [{e.ci_low:.4g}, {e.ci_high:.4g}] has zero width: every "
-                           f"row contributes the same value, so it shows no uncertainty (too few distinct rewards or weights)")
-                caught.append(message)
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+        batch = LoggedBatch(actions, rewards, propensities, probs, reward_hat)
+        diag = diagnose(batch, warn=False)
+        estimates = []
+        for j, est in enumerate(estimators):
+            estimate, undefined = _estimate_or_nan(est, batch, diag, ci, level, n_bootstrap, np.random.default_rng([seed, i, j]), bounds)
+            estimates.append(estimate)
+            if undefined:
+                warn(f"{name}: {undefined}", RuntimeWarning)
         truth = None
         if truth_rewards is not None:
             try:
                 truth = true_policy_value(truth_rewards, batch.target_probs)
             except ValueError:
                 truth = None
-        results.append(PolicyEvaluation(name, estimates, truth, diag, np.array(batch.weights)))
+        results.append(PolicyEvaluation(name, tuple(estimates), truth, diag, np.array(batch.weights),
+                                        (sources or {}).get(name)))
+    for message, category in _diagnostic_lines(results, arm_names):
+        warn(message, category)
     gaps = _normaliser_gaps(results)
     if gaps:
-        caught.append(gaps)
-        warnings.warn_explicit(gaps, RuntimeWarning, __file__, 0)
-    if any(e.name == "dm" for e in estimators):
-        caught.append(DM_INTERVAL_NOTE)
+        warn(gaps, RuntimeWarning)
+    notes = [DM_INTERVAL_NOTE] if any(e.name == "dm" for e in estimators) else []
+    notes += _zero_width_notes(results, len(decisions))
     ids = tuple(dict.fromkeys(decisions["policy_id"].astype(str))) if "policy_id" in decisions else ()
-    return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught), reward_range)
+    return EvaluationResult(tuple(results), arm_names, len(decisions), ids, ci, float(level), model_desc, tuple(caught), bounds,
+                            clip_rule, feature_desc, tuple(notes))
+
+
+def _clip_rule(option: Any, bounds: tuple[float, float] | None) -> str:
+    """Why the intervals were (not) clipped, from the ``reward_range`` option and its resolved bounds."""
+    if isinstance(option, str):
+        return "auto: every logged reward is 0 or 1" if bounds is not None else "auto: the logged rewards are not all 0 or 1"
+    return "given" if bounds is not None else "reward range none: never clipped"
+
+
+def _empty_prompts_line(decisions: pd.DataFrame) -> str | None:
+    """A warning when the prompt-text reward model would read nothing: every prompt empty."""
+    if "prompt" in decisions and decisions["prompt"].astype(str).fillna("").str.strip().ne("").any():
+        return None
+    context = context_columns(decisions)
+    hint = (f"this log has context columns ({', '.join(context[:4])}{', ...' if len(context) > 4 else ''}): "
+            f"bandit-log evaluate --features context" if context else "import the prompts (bandit-log import --prompt-col) "
+            "or context columns (--context)")
+    return (f"the reward model of DM and the DR family reads the prompt text, and every prompt is empty: it sees only the "
+            f"domain, so it predicts one mean per arm{' and domain' if 'domain' in decisions and decisions['domain'].notna().any() else ''}; {hint}")
+
+
+def _names(names: Sequence[str], shown: int = 6) -> str:
+    """``a, b, c`` or ``a, b, c and 4 more``."""
+    head = ", ".join(names[:shown])
+    return head + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _diagnostic_lines(results: Sequence[PolicyEvaluation], arm_names: Sequence[str]) -> list[tuple[str, type[Warning]]]:
+    """One line for every policy that takes arms the logger never took, one for every policy whose
+    effective sample size is low (``estimators.diagnostics``' thresholds), instead of one each."""
+    lines: list[tuple[str, type[Warning]]] = []
+    if not results:
+        return lines
+    n = results[0].diagnostics.n
+    unsupported = [p for p in results if p.diagnostics.unsupported_arms]
+    if unsupported:
+        parts = [f"{p.policy} puts {p.diagnostics.unsupported_mass:.1%} of its probability on "
+                 f"{', '.join(arm_names[a] for a in p.diagnostics.unsupported_arms)}" for p in unsupported]
+        lines.append((f"arms the logging policy never chose in these {n} rows: {'; '.join(parts[:6])}"
+                      f"{f'; and {len(parts) - 6} more policies' if len(parts) > 6 else ''}; weighting estimators cannot "
+                      f"see those arms and model-based ones extrapolate", SupportWarning))
+    low = [p for p in results if p.diagnostics.effective_sample_size < LOW_ESS_FRACTION * n]
+    if len(low) == 1:
+        d = low[0].diagnostics
+        lines.append((f"{low[0].policy}: effective sample size is {d.effective_sample_size:.1f} of {n} rows (max weight "
+                      f"{d.max_weight:.3g}); the estimate rests on a few rows", LowEffectiveSampleSizeWarning))
+    elif low:
+        top = max(p.diagnostics.max_weight for p in low)
+        shown = [f"{p.policy} {p.diagnostics.effective_sample_size:.1f}" for p in low]
+        lines.append((f"{len(low)} of {len(results)} policies have an effective sample size below {LOW_ESS_FRACTION:.0%} of "
+                      f"the {n} rows, so their estimates rest on a few rows (max weight {top:.3g}): {_names(shown)}",
+                      LowEffectiveSampleSizeWarning))
+    return lines
+
+
+def _zero_width_notes(results: Sequence[PolicyEvaluation], n: int) -> list[str]:
+    """One note for every interval of zero width (every row contributes the same value: e.g. an arm
+    whose reward is the same on every row, such as plain decoding's time saved, 0), or none."""
+    if n < 2:
+        return []
+    found = []
+    for p in results:
+        flat = [e for e in p.estimates if np.isfinite(e.ci_low) and e.ci_low == e.ci_high and
+                (e.ci_low_unclipped is None or e.ci_low_unclipped == e.ci_high_unclipped)]
+        if flat:
+            found.append(f"{p.policy} ({', '.join(e.estimator for e in flat)}: {flat[0].ci_low:.4g})")
+    if not found:
+        return []
+    return [f"zero-width intervals, where every row contributes the same value (a policy whose arms earn the same "
+            f"reward on every logged row), so the interval shows no uncertainty: {_names(found)}"]
 
 
 def _normaliser_gaps(results: Sequence[PolicyEvaluation]) -> str | None:
@@ -331,15 +469,14 @@ def _normaliser_gaps(results: Sequence[PolicyEvaluation]) -> str | None:
 
 
 def _estimate_or_nan(est: EstimatorBase, batch: LoggedBatch, diag: Diagnostics, ci: str, level: float, n_bootstrap: int,
-                     rng: np.random.Generator) -> Estimate:
-    """``est.estimate(batch)``; an estimator undefined on this batch gives NaN and a warning, so one
-    policy's undefined estimate does not stop the report on every other."""
+                     rng: np.random.Generator, bounds: tuple[float, float] | None) -> tuple[Estimate, str | None]:
+    """(``est.estimate(batch)``, None); an estimator undefined on this batch gives NaN and the reason,
+    so one policy's undefined estimate does not stop the report on every other."""
     try:
-        return est.estimate(batch, ci=ci, level=level, n_bootstrap=n_bootstrap, rng=rng, warn=False)
+        return est.estimate(batch, ci=ci, level=level, n_bootstrap=n_bootstrap, rng=rng, warn=False, reward_range=bounds), None
     except UndefinedEstimateError as exc:
-        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
         nan = float("nan")
-        return Estimate(est.name, nan, nan, nan, nan, batch.n, ci, float(level), diag)
+        return Estimate(est.name, nan, nan, nan, nan, batch.n, ci, float(level), diag), str(exc)
 
 
 # -- the HTML report -----------------------------------------------------------------------------
@@ -353,7 +490,8 @@ def _png(fig: Any) -> str:
 
 
 def plot_estimates(result: EvaluationResult) -> str:
-    """Base64 PNG: every (policy, estimator) estimate with its interval; true values as diamonds."""
+    """Base64 PNG: every (policy, estimator) estimate with its interval; true values as diamonds (the
+    legend names them only where there are some)."""
     from matplotlib.figure import Figure
 
     rows = result.rows()
@@ -371,9 +509,16 @@ def plot_estimates(result: EvaluationResult) -> str:
         if r["true_value"] is not None:
             ax.plot([r["true_value"]], [yi], marker="D", color="black", markerfacecolor="none", linestyle="none")
     ax.set_yticks(y, [f"{r['policy']} / {r['estimator']}" for r in rows])
-    ax.set_xlabel(f"estimated policy value ({result.level:.0%} {result.ci} interval; open diamond = true value)")
+    ax.set_xlabel(estimates_axis_label(result))
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
+
+
+def estimates_axis_label(result: EvaluationResult) -> str:
+    """The estimates plot's axis label, its legend: the true value's marker only where one is drawn."""
+    legend = "; open diamond = true value" if result.has_truth else ""
+    clipped = f"; clipped to [{result.reward_range[0]:g}, {result.reward_range[1]:g}]" if result.n_clipped else ""
+    return f"estimated policy value ({result.level:.0%} {result.ci} interval{clipped}{legend})"
 
 
 def plot_weights(result: EvaluationResult) -> str:
@@ -407,11 +552,30 @@ def _fmt(x: Any) -> str:
     return html.escape(str(x))
 
 
+def _interval_cell(row: dict) -> str:
+    """The unclipped interval of a clipped row, ``-`` otherwise."""
+    if not row["clipped"]:
+        return "-"
+    return f"[{_fmt(row['ci_low_unclipped'])}, {_fmt(row['ci_high_unclipped'])}]"
+
+
 def render_html(result: EvaluationResult) -> str:
-    """The self-contained HTML page of ``result``."""
-    head = ["policy", "estimator", "estimate", "ci_low", "ci_high", "std_err", "ess", "max_weight", "true_value", "covers_truth"]
-    body = "\n".join("<tr>" + "".join(f"<td>{_fmt(r[h])}</td>" for h in head) + "</tr>" for r in result.rows())
+    """The self-contained HTML page of ``result``: what was scored, how (reward model features,
+    clipping), the estimates, the plots, warnings and notes. Columns of the true value appear only
+    when the log has one."""
+    head = ["policy", "estimator", "estimate", "ci_low", "ci_high"]
+    head += ["unclipped interval"] if result.n_clipped else []
+    head += ["std_err", "ess", "max_weight"] + (["true_value", "covers_truth"] if result.has_truth else [])
+    cell = {"unclipped interval": _interval_cell}
+    body = "\n".join("<tr>" + "".join(f"<td>{cell[h](r) if h in cell else _fmt(r[h])}</td>" for h in head) + "</tr>"
+                     for r in result.rows())
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings) or "<li>none</li>"
+    notes = "".join(f"<li>{html.escape(w)}</li>" for w in result.notes) or "<li>none</li>"
+    sources = "".join(f"<li>{html.escape(p.policy)}: {html.escape(p.source or 'given by the caller')}</li>" for p in result.policies)
+    model = (f"{html.escape(result.reward_model)}, on {html.escape(result.features or 'unstated features')}"
+             if result.reward_model else "none (no estimator needs one)")
+    truth = ("true values from the log's outcomes, beside each estimate" if result.has_truth
+             else "no true values (the log has no outcomes for these decisions)")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Off-policy evaluation report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}
@@ -419,8 +583,13 @@ table{{border-collapse:collapse;font-size:0.9em}}td,th{{border:1px solid #ccc;pa
 td:first-child,td:nth-child(2){{text-align:left}}img{{max-width:100%}}</style></head><body>
 <h1>Off-policy evaluation</h1>
 <p>{result.n} logged decisions (logging policies: {html.escape(', '.join(result.logging_policy_ids) or 'unknown')});
-arms: {html.escape(', '.join(result.arm_names))}; intervals: {result.level:.0%} {html.escape(result.ci)};
-reward model: {html.escape(result.reward_model or 'none')}.</p>
+arms: {html.escape(', '.join(result.arm_names))}; {truth}.</p>
+<ul>
+<li>intervals: {result.level:.0%} {html.escape(result.ci)}; {html.escape(result.clipping())}.</li>
+<li>reward model (DM and the DR family): {model}.</li>
+</ul>
+<h2>Policies scored</h2>
+<ul>{sources}</ul>
 <h2>Estimates</h2>
 <table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>
 {body}</table>
@@ -428,6 +597,7 @@ reward model: {html.escape(result.reward_model or 'none')}.</p>
 <h2>Importance weights</h2>
 <p><img alt="importance weight distribution per policy" src="data:image/png;base64,{plot_weights(result)}"></p>
 <h2>Warnings</h2><ul>{warn}</ul>
+<h2>Notes</h2><ul>{notes}</ul>
 </body></html>
 """
 

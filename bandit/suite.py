@@ -153,9 +153,10 @@ def evaluate_runs(runs: Mapping[str, Any], decisions: pd.DataFrame, outcomes: pd
     if len(decisions) < 2:
         raise ValueError(f"off-policy evaluation needs at least 2 logged decisions; got {len(decisions)}")
     targets = {name: run.probabilities(decisions) for name, run in runs.items()}
+    sources = {name: f"run folder {run.path}" for name, run in runs.items() if getattr(run, "path", None) is not None}
     model = CrossFitRewardModel(n_folds=min(5, len(decisions)), seed=seed)
     return evaluate_policies(decisions, arm_names, targets, [parse_estimator(e) for e in estimators],
-                             outcomes=outcomes, reward_model=model, seed=seed)
+                             outcomes=outcomes, reward_model=model, seed=seed, sources=sources)
 
 
 def select_on_outcomes(runs: Mapping[str, Any], outcomes: pd.DataFrame, arm_names: Sequence[str],

@@ -9,15 +9,15 @@ from .batch import BatchError, LoggedBatch
 from .diagnostics import Diagnostics, LowEffectiveSampleSizeWarning, SupportWarning, diagnose, effective_sample_size, normaliser_gap
 from .direct import DM
 from .doubly_robust import DR, SNDR, DRos, SwitchDR
-from .intervals import CI_METHODS, Interval, bootstrap_interval, bootstrap_means, normal_interval
+from .intervals import AUTO_RANGE, CI_METHODS, Interval, bootstrap_interval, bootstrap_means, clip_interval, normal_interval, resolve_reward_range
 from .registry import ESTIMATORS, estimator_names, get_estimator, make_estimator, parse_estimator
 from .reward_model import CrossFitRewardModel
 from .weighting import IPS, SNIPS
 
 __all__ = [
-    "CI_METHODS", "DEFAULT_N_BOOTSTRAP", "DM", "DR", "DRos", "ESTIMATORS", "IPS", "SNDR", "SNIPS",
+    "AUTO_RANGE", "CI_METHODS", "DEFAULT_N_BOOTSTRAP", "DM", "DR", "DRos", "ESTIMATORS", "IPS", "SNDR", "SNIPS",
     "BatchError", "CrossFitRewardModel", "Diagnostics", "Estimate", "Estimator", "EstimatorBase", "UndefinedEstimateError",
     "Interval", "LoggedBatch", "LowEffectiveSampleSizeWarning", "SupportWarning", "SwitchDR",
-    "bootstrap_interval", "bootstrap_means", "diagnose", "effective_sample_size", "estimator_names",
-    "get_estimator", "make_estimator", "normal_interval", "normaliser_gap", "parse_estimator",
+    "bootstrap_interval", "bootstrap_means", "clip_interval", "diagnose", "effective_sample_size", "estimator_names",
+    "get_estimator", "make_estimator", "normal_interval", "normaliser_gap", "parse_estimator", "resolve_reward_range",
 ]

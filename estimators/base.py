@@ -18,7 +18,7 @@ import numpy as np
 
 from .batch import LoggedBatch
 from .diagnostics import Diagnostics, diagnose
-from .intervals import CI_METHODS, bootstrap_interval, normal_interval
+from .intervals import AUTO_RANGE, CI_METHODS, bootstrap_interval, clip_interval, normal_interval, resolve_reward_range
 
 DEFAULT_N_BOOTSTRAP = 200
 
@@ -29,6 +29,9 @@ class Estimate:
 
     ``value`` is the point estimate, ``[ci_low, ci_high]`` the ``level`` interval by ``ci``
     ('normal' or 'bootstrap'), ``std_err`` its standard error, ``n`` the number of rows.
+    ``reward_range`` is the (low, high) the interval was clipped to (None: not clipped), and
+    ``ci_low_unclipped`` / ``ci_high_unclipped`` its ends before (None when not clipped);
+    ``clipped`` says whether clipping moved an end.
     """
 
     estimator: str
@@ -40,6 +43,14 @@ class Estimate:
     ci: str
     level: float
     diagnostics: Diagnostics
+    reward_range: tuple[float, float] | None = None
+    ci_low_unclipped: float | None = None
+    ci_high_unclipped: float | None = None
+
+    @property
+    def clipped(self) -> bool:
+        """Whether clipping to ``reward_range`` moved either end of the interval."""
+        return self.reward_range is not None and (self.ci_low != self.ci_low_unclipped or self.ci_high != self.ci_high_unclipped)
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +62,10 @@ class Estimate:
             "n": self.n,
             "ci": self.ci,
             "level": self.level,
+            "reward_range": list(self.reward_range) if self.reward_range is not None else None,
+            "clipped": self.clipped,
+            "ci_low_unclipped": self.ci_low_unclipped,
+            "ci_high_unclipped": self.ci_high_unclipped,
             "diagnostics": self.diagnostics.to_json(),
         }
 
@@ -80,6 +95,7 @@ class Estimator(Protocol):
         rng: np.random.Generator | None = None,
         warn: bool = True,
         arm_names: tuple[str, ...] | None = None,
+        reward_range: tuple[float, float] | str | None = AUTO_RANGE,
     ) -> Estimate: ...
 
 
@@ -114,12 +130,20 @@ class EstimatorBase:
         rng: np.random.Generator | None = None,
         warn: bool = True,
         arm_names: tuple[str, ...] | None = None,
+        reward_range: tuple[float, float] | str | None = AUTO_RANGE,
         **unknown: Any,
     ) -> Estimate:
         """The estimate of the target policy's value on ``batch`` with a ``level`` interval.
 
         ``ci`` is 'normal' or 'bootstrap' (the latter needs ``rng``). With ``warn``, support and
         effective-sample-size problems are reported as warnings (``estimators.diagnostics``).
+
+        ``reward_range`` clips the interval to the rewards' bounds, as ``bandit-log evaluate
+        --reward-range`` does, with the same default: ``"auto"`` clips to (0, 1) when every logged
+        reward is 0 or 1 and leaves other intervals alone; ``(low, high)`` clips to those bounds
+        (a logged reward outside them is an error); ``None`` never clips
+        (``estimators.intervals.resolve_reward_range``). The point estimate is never changed, and
+        the returned ``Estimate`` records the bounds and the unclipped ends.
         """
         if unknown:
             obp = sorted(set(unknown) & (set(LoggedBatch.OBP_NAMES) | {"position", "alpha", "n_bootstrap_samples", "random_state"}))
@@ -131,6 +155,7 @@ class EstimatorBase:
             raise TypeError(f"estimate() takes a LoggedBatch; got {type(batch).__name__}")
         if ci not in CI_METHODS:
             raise ValueError(f"`ci` must be one of {', '.join(CI_METHODS)}; got {ci!r}")
+        bounds = resolve_reward_range(batch.rewards, reward_range)
         diag = diagnose(batch, warn=warn, arm_names=arm_names)
         c = self.contributions(batch)
         value = float(c.mean())
@@ -140,7 +165,10 @@ class EstimatorBase:
             interval = bootstrap_interval(c, level, n_bootstrap, rng)
         if not math.isfinite(value):  # pragma: no cover - guarded by batch validation
             raise ValueError(f"estimator {self.name!r} produced a non-finite estimate ({value})")
-        return Estimate(self.name, value, interval.low, interval.high, interval.std_err, batch.n, ci, float(level), diag)
+        if bounds is None:
+            return Estimate(self.name, value, interval.low, interval.high, interval.std_err, batch.n, ci, float(level), diag)
+        low, high = clip_interval(interval.low, interval.high, bounds)
+        return Estimate(self.name, value, low, high, interval.std_err, batch.n, ci, float(level), diag, bounds, interval.low, interval.high)
 
 
     # -- Open Bandit Pipeline's interface, for code ported from it -----------------------------
@@ -156,10 +184,10 @@ class EstimatorBase:
                           position=None, alpha: float = 0.05, n_bootstrap_samples: int = 10000,
                           random_state: int | None = None, **unknown) -> dict[str, float]:
         """OBP's ``estimate_interval``: a bootstrap interval at level ``1 - alpha``, returned under OBP's keys
-        (``mean``, ``95.0% CI (lower)``, ``95.0% CI (upper)``)."""
+        (``mean``, ``95.0% CI (lower)``, ``95.0% CI (upper)``); unclipped, as OBP's."""
         batch = _obp_batch(self, reward, action, pscore, action_dist, estimated_rewards_by_reg_model, position, unknown)
         est = self.estimate(batch, ci="bootstrap", level=1 - alpha, n_bootstrap=n_bootstrap_samples,
-                            rng=np.random.default_rng(random_state))
+                            rng=np.random.default_rng(random_state), reward_range=None)  # OBP's interval is never clipped
         pct = f"{100 * (1 - alpha)}%"
         return {"mean": est.value, f"{pct} CI (lower)": est.ci_low, f"{pct} CI (upper)": est.ci_high}
 

@@ -92,3 +92,49 @@ def bootstrap_interval(contributions: np.ndarray, level: float = 0.95, n_bootstr
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return Interval(float(low), float(high), float(means.std(ddof=1)))
+
+
+# -- clipping to the rewards' bounds -------------------------------------------------------------
+#: ``reward_range="auto"``: clip to (0, 1) when every logged reward is 0 or 1, else not at all
+AUTO_RANGE = "auto"
+
+
+def resolve_reward_range(rewards: np.ndarray, reward_range: tuple[float, float] | str | None = AUTO_RANGE) -> tuple[float, float] | None:
+    """The bounds an interval is clipped to, from float (n,) logged ``rewards`` and the option.
+
+    - ``"auto"`` (the default of ``estimate()``, ``bandit.report.evaluate_policies`` and
+      ``bandit-log evaluate --reward-range``): (0, 1) when every reward is 0 or 1 (clicks,
+      successes: a policy's value lies in [0, 1]), else None;
+    - ``None``: None (never clip);
+    - ``(low, high)``: bounds every reward obeys (low < high); a logged reward outside is an error.
+
+    Clipping never lowers coverage: the policy's value lies within the bounds, so intersecting an
+    interval with them only removes values it cannot take.
+    """
+    if reward_range is None:
+        return None
+    r = np.asarray(rewards, dtype=np.float64)
+    if isinstance(reward_range, str):
+        if reward_range != AUTO_RANGE:
+            raise ValueError(f"reward_range must be 'auto', None or (low, high); got {reward_range!r}")
+        return (0.0, 1.0) if r.size and np.isin(r, (0.0, 1.0)).all() else None
+    try:
+        lo, hi = (float(v) for v in reward_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_range must be 'auto', None or (low, high); got {reward_range!r}") from None
+    if not lo < hi:
+        raise ValueError(f"reward_range must be (low, high) with low < high; got {reward_range!r}")
+    outside = (r < lo) | (r > hi)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise ValueError(f"reward_range ({lo:g}, {hi:g}): {int(outside.sum())} logged reward(s) lie outside it "
+                         f"(first: row {i}, {float(r[i])!r})")
+    return (lo, hi)
+
+
+def clip_interval(low: float, high: float, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """``[low, high]`` intersected with ``bounds`` (unchanged when None or not finite)."""
+    if bounds is None or not (math.isfinite(low) and math.isfinite(high)):
+        return low, high
+    lo, hi = bounds
+    return min(max(low, lo), hi), max(min(high, hi), lo)

@@ -8,9 +8,11 @@ Writes ``logged.csv`` (OBP's column names: ``action``, ``reward``, ``pscore``, a
 decision), knowing the target policy's true value (its expected reward under the generating
 model, from 400,000 fresh contexts). Then runs the README's two commands::
 
-    bandit-log import logged.csv --out LOG --action action --reward reward --propensity pscore --context x0 --context x1
-    bandit-log evaluate LOG --policy-table target.csv --features context --estimator ips --estimator snips \
-        --estimator dr --report REPORT --json
+    bandit-log import logged.csv --out LOG --action action --reward reward --propensity pscore --context 'x*'
+    bandit-log evaluate LOG --policy-table target.csv --estimator ips --estimator snips --estimator dr \
+        --report REPORT --json
+
+(the reward model of DR reads the imported context, ``x0`` and ``x1``, by default)
 
 and prints each estimate and interval beside the true value.
 """
@@ -65,8 +67,8 @@ def main(n: int = 20_000, seed: int = 0, out: str | Path = "out/obp_style") -> d
     truth = generate(n, seed, out)
     cli = [sys.executable, "-m", "bandit.cli.main"]
     subprocess.run(cli + ["import", str(out / "logged.csv"), "--out", str(out / "LOG"), "--action", "action", "--reward", "reward",
-                          "--propensity", "pscore", "--context", "x0", "--context", "x1"], check=True)
-    res = subprocess.run(cli + ["evaluate", str(out / "LOG"), "--policy-table", str(out / "target.csv"), "--features", "context",
+                          "--propensity", "pscore", "--context", "x*"], check=True)
+    res = subprocess.run(cli + ["evaluate", str(out / "LOG"), "--policy-table", str(out / "target.csv"),
                                 "--estimator", "ips", "--estimator", "snips", "--estimator", "dr", "--report", str(out / "report"),
                                 "--json"], check=True, capture_output=True, text=True)
     rows = [r for r in json.loads(res.stdout)["rows"] if r["policy"] == "target"]

@@ -7,9 +7,12 @@ only a ``decisions`` table, which every estimator, ``evaluate`` and the HTML rep
   distinct values (numbers in numeric order), or ``arms`` in the given order;
 - ``reward`` (required): a finite number per row, at most ``MAX_ABS_REWARD`` in magnitude;
 - ``propensity`` (required): the logging policy's probability of the logged action, in (0, 1];
-- ``context`` columns (optional, numeric): kept as ``x_<name>`` columns; ``bandit-log evaluate
-  --features context`` fits the DM/DR reward model on them (a context named ``position`` is
-  refused: ``x_position`` is where ``--position`` goes);
+- ``context`` columns (optional, numeric): kept as ``x_<name>`` columns; a name with ``*``, ``?``
+  or ``[...]`` is a glob over the file's columns (``user_feature_*``: every column it matches, in
+  the file's order, the mapped action, reward, propensity, position and id columns left out; a
+  glob matching nothing is an error). The log records the columns (``imported_context``), and
+  ``bandit-log evaluate`` fits the DM/DR reward model on them by default (a context named
+  ``position`` is refused: ``x_position`` is where ``--position`` goes);
 - ``position`` (optional, Open Bandit Dataset style): a non-negative integer within int64, kept as
   ``x_position``;
 - ``query_id`` / ``prompt`` / ``domain`` / ``split`` (optional): ids (never empty) default to
@@ -26,9 +29,10 @@ column). Every mapping mistake names the option, the column and what the file ha
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -40,6 +44,9 @@ from .outputs import LOG, check_output, publish, staged
 from .prompt_table import format_of, missing, read_rows, row_label, split_for
 from .propensities import PropensityWarning, check_propensities
 from .schema import Arm, LogMetadata, RewardDefinition
+
+#: characters that make a --context name a glob over the file's columns
+GLOB_CHARS = "*?["
 
 #: the largest reward magnitude imported: beyond it a value is a unit or parsing mistake (a
 #: timestamp, an id, a sum over many decisions) rather than one decision's outcome, and its square
@@ -68,6 +75,33 @@ class ImportMapping:
     split: str | None = None
 
 
+def expand_context(mapping: ImportMapping, columns: Sequence[str], where: str = "") -> ImportMapping:
+    """``mapping`` with every glob of ``context`` (a name holding ``*``, ``?`` or ``[``) replaced by
+    the ``columns`` it matches, in their order, leaving out the columns mapped to another role and
+    any already named; a glob matching none is an ``ImportError_`` naming it and the columns."""
+    if not any(ch in c for c in mapping.context for ch in GLOB_CHARS):
+        return mapping
+    taken = {mapping.action, mapping.reward, mapping.propensity, mapping.position, mapping.query_id, mapping.prompt,
+             mapping.domain, mapping.split} - {None}
+    out: list[str] = []
+    for name in mapping.context:
+        if not any(ch in name for ch in GLOB_CHARS):
+            out.append(name)
+            continue
+        matched = [str(c) for c in columns if fnmatch.fnmatchcase(str(c), name) and str(c) not in taken]
+        if not matched:
+            raise ImportError_(f"{where}--context {name!r} matches no column; the file has {', '.join(map(str, columns))}")
+        out.extend(matched)
+    return replace(mapping, context=tuple(dict.fromkeys(out)))
+
+
+def imported_context(metadata: LogMetadata) -> list[str]:
+    """The decisions table's context columns (``x_NAME``) an import recorded in ``metadata``
+    (the --context columns, globs expanded); [] for a log not imported or imported without any."""
+    mapping = (metadata.extra.get("import") or {}).get("mapping") or {}
+    return [f"x_{c}" for c in mapping.get("context") or ()]
+
+
 def _arm_order(values: Sequence[str]) -> list[str]:
     def key(v: str):
         try:
@@ -90,6 +124,7 @@ def read_decisions(path: str | os.PathLike, mapping: ImportMapping, *, fmt: str 
     raw = read_rows(p, fmt, what="")
     if raw.empty:
         raise ImportError_(f"{p}: holds no rows")
+    mapping = expand_context(mapping, list(raw.columns), f"{p}: ")
     found = ", ".join(map(str, raw.columns))
     roles = [("--action", mapping.action), ("--reward", mapping.reward), ("--propensity", mapping.propensity),
              ("--position", mapping.position), ("--id-col", mapping.query_id), ("--prompt-col", mapping.prompt),
@@ -225,8 +260,12 @@ def import_decisions(path: str | os.PathLike, out: str | os.PathLike, mapping: I
     check_output(out, LOG, inputs=[("FILE", path)])
     frame, order = read_decisions(path, mapping, fmt=fmt, policy_id=policy_id, arms=arms, seed=seed)
     desc = description or f"imported from {Path(path).name}: column {mapping.reward!r}"
+    context = [c[2:] for c in frame.columns if c.startswith("x_") and c != "x_position"]  # globs expanded, in order
+    recorded = {**asdict(mapping), "context": context}
+    if tuple(context) != tuple(mapping.context):
+        recorded["context_patterns"] = list(mapping.context)
     meta = LogMetadata(arms=tuple(Arm(name=a) for a in order), reward=RewardDefinition(kind="custom", metric="", description=desc),
-                       extra={"import": {"file": str(path), "mapping": asdict(mapping),
+                       extra={"import": {"file": str(path), "mapping": recorded,
                                          "n_rows": len(frame), "command": command}})
     check_output(out, LOG, inputs=[("FILE", path)])
     with staged(out) as stage:

@@ -63,11 +63,14 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
               help="A target policy as a table of action probabilities: .npy (n, arms), or .csv/.parquet with one column "
                    "per arm and a query_id column, or context key columns (one row per context, e.g. segment), or one row "
                    "per decision in order (repeatable; OBP's action_dist).")
-@click.option("--features", type=click.Choice(["prompt", "context"]), default="prompt", show_default=True,
-              help="What the DM/DR reward model reads: hashed prompt text, or the log's numeric x_* context columns "
-                   "(bandit-log import --context).")
-@click.option("--reward-range", default=None, metavar="LOW,HIGH",
-              help="Bounds every reward obeys; intervals are clipped to them (default: 0,1 when every logged reward is 0 or 1).")
+@click.option("--features", type=click.Choice(["prompt", "context"]), default=None,
+              help="What the DM/DR reward model reads: hashed prompt text, or the log's numeric context columns, each "
+                   "standardized (default: the context columns an import recorded, bandit-log import --context; else the "
+                   "prompt). Said on stderr and in the report.")
+@click.option("--reward-range", default="auto", show_default=True, metavar="auto|none|LOW,HIGH",
+              help="Bounds every reward obeys; each interval is clipped to them, as Python's estimate(reward_range=...) "
+                   "does with the same default: auto clips to 0,1 when every logged reward is 0 or 1; none never clips. "
+                   "The report says whether clipping moved an interval, with its unclipped ends.")
 @click.option("--baseline", "baselines", multiple=True,
               help="A baseline policy: uniform, fixed:ARM or oracle (repeatable). Default with no --run: uniform, fixed:ARM for every arm, and oracle when the log has outcomes.")
 @click.option("--estimator", "estimator_specs", multiple=True,
@@ -81,15 +84,16 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Also write report.html (self-contained, with plots) and report.json into this folder.")
-def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str, reward_range: str | None, baselines: tuple[str, ...],
+def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str | None, reward_range: str, baselines: tuple[str, ...],
              estimator_specs: tuple[str, ...], ci: str, level: float, n_bootstrap: int, folds: int, policy_ids: tuple[str, ...],
              seed: int, as_json: bool, report_dir: str | None) -> None:
     """Estimate the value of trained runs and baselines from LOG's logged decisions.
 
     Each target policy is evaluated with each estimator on the decisions table; the reward
-    model of DM and the DR family is a per-arm ridge regression on hashed word n-grams of the
-    prompt, cross-fitted. Where LOG also has the outcomes of the same prompts, the true value
-    is printed beside the estimate.
+    model of DM and the DR family is a per-arm ridge regression, cross-fitted, on the context
+    columns an import recorded (each standardized) or else on hashed word n-grams of the prompt
+    (--features picks). Where LOG also has the outcomes of the same prompts, the true value is
+    printed beside the estimate. Intervals are clipped to --reward-range.
 
     The logged propensities are checked against how often each arm is logged per context, and
     policies whose mean importance weight (SNIPS's normaliser) is clearly not 1 are named: one
@@ -104,11 +108,12 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     from estimators import CrossFitRewardModel, parse_estimator
     from logging_data import open_log
 
-    from bandit.report import baseline_probs, context_features, evaluate_policies, write_html_report
+    from bandit.report import baseline_probs, evaluate_policies, write_html_report
 
     from logging_data import require_valid_log
     from logging_data.outputs import REPORT, check_output
 
+    bounds = _reward_range(reward_range)
     if report_dir:  # before any work: a new, empty or report folder, apart from the inputs and outside every log
         check_output(report_dir, REPORT, option="--report", if_exists="continue",
                      inputs=[("LOG", log), *(("--run", r) for r in runs), *(("--policy-table", t) for t in tables)])
@@ -128,37 +133,27 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     specs = list(baselines)
     if not specs and not runs and not tables:
         specs = ["uniform"] + [f"fixed:{a}" for a in arms] + (["oracle"] if outcomes is not None else [])
-    targets = {}
+    targets, sources = {}, {}
     for spec in specs:
         targets[spec] = baseline_probs(spec, decisions, arms, outcomes)
+        sources[spec] = f"baseline {spec}"
     for path in runs:
         name, probs = _run_probs(path, decisions, opened.metadata)
         if name in targets:
             name = f"{name} ({path})"
-        targets[name] = probs
+        targets[name], sources[name] = probs, f"run folder {path}"
     for path in tables:
         from bandit.policy_table import load_policy_table
 
         name, probs = load_policy_table(path, decisions, arms)
-        targets[name if name not in targets else f"{name} ({path})"] = probs
-    x = None
-    if features == "context":
-        x, xcols = context_features(decisions)
-        if not xcols:
-            raise ValueError(f"{log}: --features context needs numeric x_* columns in the decisions table "
-                             f"(bandit-log import --context COL); it has none")
-        say(f"reward model features: {', '.join(xcols)}")
-    bounds = None
-    if reward_range is not None:
-        try:
-            lo, hi = (float(v) for v in reward_range.split(","))
-        except ValueError:
-            raise click.BadParameter(f"expected LOW,HIGH (two numbers); got {reward_range!r}", param_hint="--reward-range") from None
-        bounds = (lo, hi)
+        name = name if name not in targets else f"{name} ({path})"
+        targets[name], sources[name] = probs, f"policy table {path}"
     say(f"evaluating {len(targets)} policies x {len(estimators)} estimators on {len(decisions)} decisions")
+    x, described = _reward_features(features, decisions, opened.metadata, log, estimators)
     result = evaluate_policies(
-        decisions, arms, targets, estimators, outcomes=outcomes, features=x, reward_range=bounds,
+        decisions, arms, targets, estimators, outcomes=outcomes, features=x, features_description=described, reward_range=bounds,
         reward_model=CrossFitRewardModel(n_folds=folds, seed=seed), ci=ci, level=level, n_bootstrap=n_bootstrap, seed=seed,
+        sources=sources,
     )
     if report_dir:
         path = write_html_report(result, report_dir)
@@ -167,7 +162,44 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
         emit_json(result.to_json())
     else:
         click.echo("\n".join(_table(result.rows())))
-    if any(e.name == "dm" for e in estimators):
-        from bandit.report import DM_INTERVAL_NOTE
+    if result.n_clipped:
+        say(f"note: {result.clipping()}")
+    for note in result.notes:
+        say(f"note: {note}")
 
-        say(f"note: {DM_INTERVAL_NOTE}")
+
+def _reward_range(option: str) -> tuple[float, float] | str | None:
+    """``--reward-range``: 'auto', None (none) or (low, high)."""
+    text = option.strip().lower()
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        lo, hi = (float(v) for v in option.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH (two numbers); got {option!r} (or auto, or none)", param_hint="--reward-range") from None
+    return (lo, hi)
+
+
+def _reward_features(features: str | None, decisions: Any, metadata: Any, log: str, estimators: list) -> tuple[Any, str | None]:
+    """(features of the DM/DR reward model, what they are) for ``--features``; (None, None) means
+    the prompt text (``bandit.report.hashed_features``). The choice is said on stderr when an
+    estimator needs the model."""
+    from bandit.report import PROMPT_FEATURES, context_description, context_features
+    from logging_data.importer import imported_context
+
+    recorded = [c for c in imported_context(metadata) if c in decisions.columns]
+    if features is None:
+        features = "context" if recorded else "prompt"
+    needed = any(e.needs_reward_model for e in estimators)
+    if features == "prompt":
+        if needed:
+            say(f"reward model features: {PROMPT_FEATURES}")
+        return None, None
+    x, xcols = context_features(decisions, recorded or None)
+    if not xcols:
+        raise ValueError(f"{log}: --features context needs numeric x_* columns in the decisions table "
+                         f"(bandit-log import --context COL); it has none")
+    described = context_description(xcols, len(decisions))
+    if needed:
+        say(f"reward model features: {context_description(xcols, len(decisions), shown=4)}")
+    return x, described

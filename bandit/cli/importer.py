@@ -22,7 +22,9 @@ def _non_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--action", required=True, help="Column of the logged action (OBP: action).")
 @click.option("--reward", required=True, help="Column of the observed reward (OBP: reward).")
 @click.option("--propensity", required=True, help="Column of the logging policy's probability of the logged action (OBP: pscore).")
-@click.option("--context", "context", multiple=True, help="A numeric context column, kept as x_NAME (repeatable; OBP: context).")
+@click.option("--context", "context", multiple=True,
+              help="A numeric context column, kept as x_NAME (repeatable; OBP: context); a glob such as 'user_feature_*' "
+                   "takes every column it matches (quote it in a shell).")
 @click.option("--position", default=None, help="Column of the slot position, kept as x_position (OBP: position).")
 @click.option("--id-col", default=None, help="Column of unique row ids (default: row-0000001, ...).")
 @click.option("--prompt-col", default=None, help="Column of prompt text (default: empty).")
@@ -39,7 +41,7 @@ def import_(file, out, action, reward, propensity, context, position, id_col, pr
     """Import logged bandit feedback (one row per decision) as a decisions log.
 
     Every estimator, `bandit-log evaluate` (with --policy-table for a target policy given as
-    action probabilities, and --features context for a reward model on the context columns)
+    action probabilities; its DM/DR reward model reads the --context columns recorded here)
     and the HTML report then work on it.
 
     The propensities are checked against how often each action is logged per context (the
@@ -49,8 +51,8 @@ def import_(file, out, action, reward, propensity, context, position, id_col, pr
 
     \b
     Example (Open Bandit Pipeline's names in the file):
-      bandit-log import logged.csv --out LOG2 --action action --reward reward --propensity pscore --context x0 --context x1
-      bandit-log evaluate LOG2 --policy-table target.csv --features context --estimator ips --estimator dr --report out/obp
+      bandit-log import logged.csv --out LOG2 --action action --reward reward --propensity pscore --context 'x*'
+      bandit-log evaluate LOG2 --policy-table target.csv --estimator ips --estimator dr --report out/obp
     """
     import shlex
     import sys

@@ -279,7 +279,8 @@ def _off_policy(opened: Any, loaded: list, names: list[str], outcomes: Any, esti
     estimators = [parse_estimator(s) for s in (estimator_specs or DEFAULT_ESTIMATORS)]
     say(f"off-policy: {len(targets)} runs x {len(estimators)} estimators on {len(decisions)} decisions (split {split or 'all'})")
     evaluation = evaluate_policies(decisions, arms, targets, estimators, outcomes=outcomes,
-                                   reward_model=CrossFitRewardModel(seed=seed), seed=seed)
+                                   reward_model=CrossFitRewardModel(seed=seed), seed=seed,
+                                   sources={name: f"run folder {run.path}" for name, run in zip(names, loaded) if name in targets})
     if report_dir:
         say(f"wrote {write_html_report(evaluation, report_dir)}")
     return {"split": split, **evaluation.to_json()}
