@@ -602,7 +602,8 @@ def summary_json(summary: BuildSummary) -> dict[str, Any]:
 
 
 def measure_pairs(session: Any, frame: pd.DataFrame, arms_by_prompt: dict[str, Sequence[str]], calibration: Calibration,
-                  *, repeats: int = 1, warmup: int = 0, max_new_tokens: int | None = None, progress: bool = False) -> pd.DataFrame:
+                  *, repeats: int = 1, warmup: int = 0, max_new_tokens: int | None = None, progress: bool = False,
+                  warm_arms: bool = True) -> pd.DataFrame:
     """Live measurements of chosen (prompt, arm) pairs only: what a benchmark needs when measuring
     every arm of every prompt would cost too much.
 
@@ -610,14 +611,15 @@ def measure_pairs(session: Any, frame: pd.DataFrame, arms_by_prompt: dict[str, S
     measure (plain decoding is always measured, timed beside them). Returns one row per measured
     (prompt, arm) with the outcomes table's measured columns (``measured_row``: counts, wall
     times, ``speedup_wall``, ``speedup_count`` priced with ``calibration``, ``lossless`` against
-    plain greedy) and the target's greedy tokens as ``target_tokens`` (a tuple).
+    plain greedy) and the target's greedy tokens as ``target_tokens`` (a tuple). ``warm_arms=False``
+    skips the untimed first run of each arm (when only the counts matter: they do not depend on it).
     """
     from tqdm import tqdm
 
     max_new = max_new_tokens or session.max_new_tokens
     costs = calibration.relative_costs()
     rows = []
-    if len(frame) and warmup == 0:  # one untimed run of each arm first: one-time costs are not decoding time
+    if len(frame) and warmup == 0 and warm_arms:  # one untimed run of each arm first: one-time costs are not decoding time
         ids = session.encode(frame["prompt"].iloc[0], max_new)
         for name in dict.fromkeys(a for arms in arms_by_prompt.values() for a in arms if a in session.config.arm_names):
             session.assisted(ids, session.arm(name), max_new_tokens=max_new)
