@@ -363,7 +363,8 @@ def prepare_log(out: str | os.PathLike, models: ModelsConfig, session: Any, conf
         if calibration is None:
             from .calibrate import calibrate
 
-            calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats)
+            calibration = calibrate(session, context_len=config.calibration_context, repeats=config.calibration_repeats,
+                                    on_unstable="warn")
         else:
             calibration = for_arms(calibration, models.arms)
         build = {**build_settings(config, models), **(extra_build or {})}

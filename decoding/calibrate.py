@@ -412,7 +412,7 @@ def _drafting_models(session: Any) -> dict[str, list[str]]:
 
 
 def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int = 2, max_spread: float | None = MAX_SPREAD,
-              attempts: int = 3) -> Calibration:
+              attempts: int = 3, on_unstable: str = "raise") -> Calibration:
     """Time one target step and one drafting step per arm on this machine (``session``: a ``DecodingSession``).
 
     Robust to a busy machine: the steps are timed *interleaved* (each repeat times the target, the
@@ -420,13 +420,16 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     alike, not one arm), each cost is the median of its repeats, arms that draft with one model get
     that model's one cost, and a step whose repeats spread by more than ``max_spread`` (interquartile
     range / median) is timed ``repeats`` more times, up to ``attempts`` rounds, then raises
-    ``CalibrationUnstable`` with every spread (``max_spread=None``: no check). The spreads are kept
-    in ``Calibration.spread``.
+    ``CalibrationUnstable`` with every spread (``max_spread=None``: no check), or, with
+    ``on_unstable="warn"`` (a build's own calibration: hours of decoding should not die on it), warns
+    the same message and keeps the medians. The spreads are kept in ``Calibration.spread``.
     """
     import torch
 
     from .arms import kind_of
 
+    if on_unstable not in ("raise", "warn"):
+        raise ValueError(f"calibrate: on_unstable must be 'raise' or 'warn'; got {on_unstable!r}")
     if repeats < 1 or warmup < 0 or context_len < 1 or attempts < 1:
         raise ValueError(f"calibrate needs repeats >= 1, warmup >= 0, context_len >= 1, attempts >= 1; got {repeats}, {warmup}, "
                          f"{context_len}, {attempts}")
@@ -465,9 +468,15 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
 
         detail = "; ".join(f"{label(k)}: median {statistics.median(samples[k]):.4f} s, spread {x:.0%} over {len(samples[k])} runs "
                            f"({min(samples[k]):.4f}-{max(samples[k]):.4f} s)" for k, x in noisy.items())
-        raise CalibrationUnstable(f"step timings kept varying more than {max_spread:.0%} (interquartile range / median) after "
-                                  f"{attempts} rounds of {repeats} interleaved repeats: {detail}. The machine is busy: calibrate "
-                                  f"when it is idle, or allow more spread (--max-spread)")
+        message = (f"step timings kept varying more than {max_spread:.0%} (interquartile range / median) after "
+                   f"{attempts} rounds of {repeats} interleaved repeats: {detail}. The machine is busy: calibrate "
+                   f"when it is idle, or allow more spread (--max-spread)")
+        if on_unstable == "raise":
+            raise CalibrationUnstable(message)
+        import warnings
+
+        warnings.warn(f"{message}; the medians are kept (the spreads are in the log's calibration: reprice the log "
+                      f"with a calibration from an idle machine)", RuntimeWarning, stacklevel=2)
     med = {k: float(statistics.median(v)) for k, v in samples.items()}
     c_t = med["target"]
     c_v = max(0.0, (med["block"] - c_t) / (block - 1)) if block > 1 else 0.0

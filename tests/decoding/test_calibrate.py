@@ -119,6 +119,11 @@ def test_a_step_that_keeps_varying_is_retimed_then_refused_with_its_numbers(monk
         calibrate(session, context_len=8, repeats=4, warmup=0, attempts=2)
     cal = calibrate(session, context_len=8, repeats=4, warmup=0, max_spread=None)  # no check asked for
     assert cal.spread["target"] > 0.25 and cal.repeats == 4
+    with pytest.warns(RuntimeWarning, match=r"after 2 rounds of 4 interleaved repeats: .*the medians are kept"):
+        cal = calibrate(session, context_len=8, repeats=4, warmup=0, attempts=2, on_unstable="warn")  # a build's own calibration
+    assert cal.spread["target"] > 0.25 and cal.repeats == 8 and cal.target_step_s > 0
+    with pytest.raises(ValueError, match="on_unstable must be 'raise' or 'warn'; got 'ignore'"):
+        calibrate(session, context_len=8, repeats=4, on_unstable="ignore")
 
 
 def test_a_steady_machine_passes_and_every_arm_of_one_draft_gets_its_one_cost(monkeypatch, toml_for, tiny_models):
