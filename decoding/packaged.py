@@ -174,9 +174,14 @@ def packaged_hf_dir(name: str) -> Path:
             model.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
         del model
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if not (target / "config.json").exists():  # else another process (pytest -n 2) converted it meanwhile: keep its
+            if target.exists():                    # copy, which it may be reading; a folder without config.json is debris
+                shutil.rmtree(target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not (target / "config.json").exists():
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

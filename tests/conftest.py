@@ -16,9 +16,13 @@ Weights are initialised under ``torch.random.fork_rng`` so the global RNG is lef
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: one OpenMP thread per worker, or N x 2 threads spin on 2 cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",

@@ -124,6 +124,7 @@ def test_transformers_bars_are_off_when_stderr_is_not_a_terminal(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark  # converts the real GGUF (43 s): a benchmark command (BENCHMARKS.md)
 def test_packaged_gguf_conversion_draws_no_bar_on_a_pipe(tmp_path):
     """The real conversion of the packaged SmolLM2-135M (a minute or more), into an empty cache."""
     pytest.importorskip("transformers")
