@@ -43,6 +43,12 @@ A TOML file, read with ``tomllib``, turned into frozen dataclasses. Example::
 
 What each kind means, loads and costs is its class in ``decoding.arms`` (one per kind, one
 registry); the settings an arm may take are its kind's.
+
+Writing one: build the dataclasses (``ArmConfig.of(name, kind, **settings)`` checks the settings
+as a file's would be checked), then ``ModelsConfig.to_toml()`` gives the text and
+``write_models_file(path, config)`` writes it (atomically, never over an existing file unless
+asked). ``parse_models_config(config.to_toml())`` gives back the same target and arms; paths are
+written as given, so a relative one is read relative to the written file's folder.
 Unknown keys, wrong types, settings that do not belong to an arm's kind, repeated arm names and
 draft lengths past ``decoding.arms.base.MAX_DRAFT_TOKENS`` are errors that name the offending key
 and the valid ones. Nothing here loads a model:
@@ -56,9 +62,12 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import tomli_w
 
 from logging_data import Arm
+from logging_data.files import write_text_atomic
 from .arms import KINDS, kind_of
 from .arms.base import ASSISTANT_KEYS, ModelsConfigError
 from .arms.base import positive_int as _positive_int
@@ -77,6 +86,7 @@ DEFAULT_MAX_NEW_TOKENS = 64  # [target] max_new_tokens when the models file leav
 DRAFT_MAX_NEW_TOKENS = 48
 _ARM_KEYS_BY_KIND: dict[str, tuple[str, ...]] = {name: kind.valid_keys() for name, kind in KINDS.items()}
 _ALL_ARM_KEYS = tuple(dict.fromkeys(k for keys in _ARM_KEYS_BY_KIND.values() for k in keys))
+_FIXED_ARM_FIELDS = ("name", "kind", "options")
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,14 @@ class TargetConfig:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     chat_template: str | bool = "auto"  # "auto", True or False
     linear: str = "auto"  # "auto", "onednn" or "default" (decoding.cpu_linear)
+
+    def to_table(self) -> dict[str, Any]:
+        """The ``[target]`` table: every setting, written out (so a file says what it runs)."""
+        return {key: getattr(self, key) for key in _TARGET_KEYS}
+
+    def to_toml(self) -> str:
+        """The ``[target]`` table as TOML text."""
+        return "[target]\n" + tomli_w.dumps(self.to_table())
 
 
 @dataclass(frozen=True)
@@ -112,8 +130,42 @@ class ArmConfig:
     assistant_confidence_threshold: float | None = None
     options: tuple[tuple[str, Any], ...] = ()
 
+    @classmethod
+    def of(cls, name: str, kind: str, **settings: Any) -> "ArmConfig":
+        """An arm from a kind and its settings, checked as a models file's ``[[arms]]`` table is
+        (``ModelsConfigError`` naming the key), defaults filled in as parsing fills them:
+        ``ArmConfig.of("k3", "prompt_lookup", prompt_lookup_num_tokens=3)``."""
+        return _parse_arm({"name": name, "kind": kind, **settings}, 0, "ArmConfig.of")
+
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that is set, whether a field or an option (unset: None; a flag left false)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _FIXED_ARM_FIELDS}
+        out.update(self.options)
+        return {k: v for k, v in out.items() if v is not None and v is not False}
+
+    def to_table(self) -> dict[str, Any]:
+        """The arm's ``[[arms]]`` table: name, kind, family when set, then each set setting in the
+        order its kind lists them. Unset settings and false flags (every flag defaults to false) are
+        left out. A setting its kind does not take is a ``ModelsConfigError`` naming it."""
+        if self.kind not in KINDS:
+            raise ModelsConfigError(f"arm {self.name!r}: `kind` must be one of {', '.join(MODEL_ARM_KINDS)}; got {self.kind!r}")
+        valid = _ARM_KEYS_BY_KIND[self.kind]
+        settings = self.settings()
+        foreign = sorted(set(settings) - set(valid))
+        if foreign:
+            raise ModelsConfigError(f"arm {self.name!r}: setting(s) {', '.join(map(repr, foreign))} do not apply to kind "
+                                    f"{self.kind!r}; valid keys for it: {', '.join(valid)}")
+        table: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        table.update((k, settings[k]) for k in valid if k in settings)
+        return table
+
+    def to_toml(self) -> str:
+        """The arm as one ``[[arms]]`` table of TOML text (the header written here, so that a short
+        arm is not folded into an inline table; ``tomli_w`` writes the values)."""
+        return "[[arms]]\n" + tomli_w.dumps(self.to_table())
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the target's ``generate()`` that select this arm (no model objects)."""
@@ -138,6 +190,31 @@ class ModelsConfig:
     source_text: str = ""
     source_path: str | None = None
     base_dir: str = "."
+
+    @classmethod
+    def of(cls, target: TargetConfig | str, arms: Sequence[ArmConfig], base_dir: str | os.PathLike = ".") -> "ModelsConfig":
+        """A models config built in code: ``target`` a ``TargetConfig`` or a model path, ``arms`` in
+        order; checked as a file is (``ModelsConfigError``), with the text ``to_toml()`` writes."""
+        target = TargetConfig(path=target) if isinstance(target, str) else target
+        config = cls(target=target, arms=tuple(arms), base_dir=str(base_dir))
+        text = config.to_toml()
+        return dataclasses.replace(config, source_text=text)
+
+    def to_table(self) -> dict[str, Any]:
+        """The whole file as TOML-ready values: ``{"target": {...}, "arms": [{...}, ...]}``."""
+        return {"target": self.target.to_table(), "arms": [a.to_table() for a in self.arms]}
+
+    def to_toml(self) -> str:
+        """The models file's TOML text (written with ``tomli_w``), checked to parse back to the same
+        target and arms: a config a file could not hold is a ``ModelsConfigError`` naming the key."""
+        text = "\n".join([self.target.to_toml(), *(a.to_toml() for a in self.arms)])
+        back = parse_models_config(text, base_dir=self.base_dir, source="the models config to write")
+        if (back.target, back.arms) != (self.target, self.arms):
+            changed = [a.name for a, b in zip(self.arms, back.arms) if a != b]
+            what = f"arm(s) {', '.join(map(repr, changed))}" if changed else "the [target] table"
+            raise ModelsConfigError(f"the models config does not survive writing: {what} would read back differently "
+                                    f"(build arms with ArmConfig.of so their defaults are filled as a file's are)")
+        return text
 
     @property
     def arm_names(self) -> tuple[str, ...]:
@@ -193,6 +270,26 @@ class ModelsConfig:
             attrs.update(kind_of(a).log_attrs(a))
             out.append(Arm(name=a.name, kind=a.kind, cost=float(costs.get(a.name, 0.0)), attrs=attrs))
         return tuple(out)
+
+
+# -- writing ------------------------------------------------------------------------------------
+def write_models_file(path: str | os.PathLike, config: ModelsConfig, *, overwrite: bool = False) -> Path:
+    """Write ``config`` as a models file at ``path`` (its folder made when missing) and return the path.
+
+    All or nothing (``logging_data.files.write_text_atomic``). An existing file is refused
+    (``FileExistsError``) unless ``overwrite``; a folder at ``path`` always is. Paths in the config
+    are written as given: a relative one is read relative to ``path``'s folder when the file loads.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"models file {p}: a folder is there; expected a path for a TOML file (nothing written)")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"models file {p} already exists; pass overwrite=True to replace it (nothing written)")
+    if p.parent.exists() and not p.parent.is_dir():
+        raise NotADirectoryError(f"models file {p}: {p.parent} is a file, not a folder (nothing written)")
+    text = config.to_toml()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(p, text)
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -259,7 +356,7 @@ def _parse_target(t: Mapping[str, Any], source: str) -> TargetConfig:
 
 
 def _parse_arm(a: Any, i: int, source: str) -> ArmConfig:
-    where = f"{source} [[arms]] #{i + 1}"
+    where = f"{source} [[arms]] #{i + 1}"  # before the arm's name is known
     if not isinstance(a, dict):
         raise ModelsConfigError(f"{where}: expected a table, got {type(a).__name__}")
     name = _typed(a, "name", str, where)
