@@ -18,7 +18,7 @@ d3rlpy and matplotlib may be missing: only the learners that need neither run). 
 4. **the profile against the wall clock**, per arm: the count model's speed-up (ratio of totals)
    beside the measured one, under the build's calibration and under one fitted to the train
    split's wall times (``fit_calibration``) and scored on the other splits;
-5. **train, select, decode**: ``examples/quickstart.py`` on that log: the learners that run here
+5. **train, select, decode**: ``decoding.pipeline.select_and_test`` (the quickstart's pipeline) on that log: the learners that run here
    train on the train split, the project's rule selects on validation, the test split is scored
    offline, and held-out test prompts are decoded live with the choice, plain decoding beside;
 6. ``OUT/summary.json`` (every number) and ``OUT/summary.md`` (the tables), the device, the
@@ -37,6 +37,8 @@ from typing import Any
 
 import pandas as pd
 
+from decoding.loop_bench import LOOP_ARMS, backends_table, compare_backends
+
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "data" / "prompts.parquet"
 #: prompts per domain in each split, tokens per prompt, live prompts per domain, budget of the learners
@@ -47,12 +49,9 @@ SIZES: dict[str, dict[str, Any]] = {
              "budget": "tiny", "static_tokens": 8, "static_repeats": 1, "calibration_repeats": 1, "loop_prompts": 1,
              "loop_repeats": 1},
 }
-sys.path.insert(0, str(HERE))  # the sibling examples, also when this file is loaded by path
-import bench_loop  # noqa: E402
-
-#: bench_loop's arms (plain, prompt lookup n3 x k3/k10) plus lookup n2 x k5 and one early exit
+#: the loop benchmark's arms (plain, prompt lookup n3 x k3/k10) plus lookup n2 x k5 and one early exit
 #: (measured on an H200 at 0.28x: a loser to show)
-ARMS = bench_loop.ARMS + """
+ARMS = LOOP_ARMS + """
 [[arms]]
 name = "lookup-n2-k5"
 kind = "prompt_lookup"
@@ -186,7 +185,7 @@ def markdown(summary: dict[str, Any]) -> str:
     if "error" in loop:
         lines.append(f"The loop failed: {loop['error']}")
     else:
-        lines.append(bench_loop.table(loop))
+        lines.append(backends_table(loop))
         if loop.get("compile_s") is not None:
             lines += ["", f"Compile (first call of every block bucket): {loop['compile_s']:.1f} s."]
     lines += ["", "## The cost profile against the wall clock (ratio of totals)", "",
@@ -252,7 +251,7 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
     t = time.perf_counter()
     test_prompts = prompts[prompts["split"] == "test"]["prompt"].head(preset["loop_prompts"]).tolist()
     try:
-        loop = bench_loop.compare(session, test_prompts, preset["loop_repeats"], compile=device == "cuda")
+        loop = compare_backends(session, test_prompts, preset["loop_repeats"], compile=device == "cuda")
         loop.pop("rows")
     except Exception as exc:  # noqa: BLE001 - a failure of the new loop is a finding to report, not a reason to stop
         loop = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
@@ -273,16 +272,16 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
     accuracy = profile_accuracy(out / "log")
 
     _say("5/5 train, select on validation, decode held-out test prompts with the choice")
-    import quickstart
     from bandit.suite import LEARNERS
+    from decoding.pipeline import select_and_test
 
     learners = tuple(name for name in LEARNERS if _available(name))
     t = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:  # a small log warns a lot: kept in a file, counted here
         warnings.simplefilter("always")
-        q = quickstart.main("default", out / "quickstart", log=out / "log", models=out / "models.toml",
-                            live_per_domain=preset["live_per_domain"], budget=preset["budget"], learners=learners,
-                            seed=seed, threads=threads, progress=sys.stderr.isatty())
+        q = select_and_test(out / "log", out / "quickstart", out / "models.toml", live_per_domain=preset["live_per_domain"],
+                            budget=preset["budget"], learners=learners, seed=seed, threads=threads, progress=sys.stderr.isatty(),
+                            h200_profile=HERE / "profiles" / "h200-smollm2-135m-fp32.json")
     if caught:
         lines = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
         (out / "warnings.txt").write_text("\n".join(lines) + "\n")

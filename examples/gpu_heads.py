@@ -54,11 +54,16 @@ from typing import Any
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the sibling examples, also when this file is loaded by path
-import heads as heads_run  # noqa: E402
+from bandit.suite import speedup_totals
+from decoding.drafters.heads_run import H200_HEAD_STEP_S
+from decoding.drafters.models_file import LIVE_LOOKUP as LOOKUP
+from decoding.drafters.pricing import head_arm_domain, own_domain_totals, price_totals
+from decoding.drafters.tuning import HeadSetting
 
-LOOKUP = heads_run.LIVE_LOOKUP
+HERE = Path(__file__).resolve().parent
+JOINT_LOG = HERE / "data" / "smollm2-joint-log"
+MODELS = HERE / "models" / "smollm2-joint.toml"
+H200 = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
 
 
 def _say(message: str) -> None:
@@ -104,35 +109,36 @@ def read_run(folder: Path) -> dict[str, Any]:
     if totals is None and (folder / "log-h200").exists():  # a run from before heads.json kept them
         from logging_data import open_log
 
-        totals = heads_run.own_domain_totals(open_log(folder / "log-h200").read("outcomes"))
-    return {"domains": domains, "tuned": {d: heads_run.parse_setting(saved["tuned"][d]["setting"]) for d in domains},
-            "assumed_s": float(saved.get("head_step_s_h200_assumed", heads_run.H200_HEAD_STEP_S)),
+        totals = own_domain_totals(open_log(folder / "log-h200").read("outcomes"))
+    return {"domains": domains, "tuned": {d: HeadSetting.parse(saved["tuned"][d]["setting"]) for d in domains},
+            "assumed_s": float(saved.get("head_step_s_h200_assumed", H200_HEAD_STEP_S)),
             "break_even_s": saved.get("h200_break_even_head_step_s", {}), "totals": totals or {}}
 
 
-def models_text(model: str, device: str, heads_dir: Path, domains: list[str], tuned: dict[str, tuple[int, float]],
+def models_text(model: str, device: str, heads_dir: Path, domains: list[str], tuned: dict[str, HeadSetting],
                 max_new_tokens: int) -> str:
     """The models file of step 1 (heads by absolute path)."""
     from decoding.models import load_models_config
 
-    lookup = load_models_config(heads_run.MODELS).arm(LOOKUP)
+    lookup = load_models_config(MODELS).arm(LOOKUP)
     spec = model if model.startswith("packaged:") else str(Path(model).resolve())
     text = (f"# written by examples/gpu_heads.py\n[target]\npath = {json.dumps(spec)}\ndevice = \"{device}\"\ndtype = \"float32\"\n"
             f"max_new_tokens = {max_new_tokens}\n\n[[arms]]\nname = \"plain\"\nkind = \"none\"\n\n"
             f"[[arms]]\nname = \"{LOOKUP}\"\nkind = \"prompt_lookup\"\nprompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n"
             f"max_matching_ngram_size = {lookup.max_matching_ngram_size}\n")
     for d in domains:
-        for name, (k, gate) in ((f"head-{d}-k3", (3, 0.0)), (f"head-{d}-tuned", tuned[d])):
+        for name, s in ((f"head-{d}-k3", HeadSetting(3)), (f"head-{d}-tuned", tuned[d])):
             text += (f"\n[[arms]]\nname = \"{name}\"\nkind = \"head\"\nhead = {json.dumps(str((heads_dir / 'heads' / d).resolve()))}\n"
-                     f"num_assistant_tokens = {k}\n" + (f"assistant_confidence_threshold = {gate}\n" if gate else ""))
+                     f"num_assistant_tokens = {s.k}\n" + (f"assistant_confidence_threshold = {s.gate}\n" if s.gate else ""))
     return text
 
 
 def live_prompts(per_domain: int, domains: list[str]) -> pd.DataFrame:
     """The first ``per_domain`` test prompts of each of ``domains`` in the joint log (``examples/heads.py``'s live step's)."""
+    from decoding.drafters.states import plain_rows
     from logging_data import open_log
 
-    plain = heads_run.plain_rows(open_log(heads_run.JOINT_LOG).read("outcomes"), None)
+    plain = plain_rows(open_log(JOINT_LOG).read("outcomes"), None)
     test = plain[(plain["split"].astype(str) == "test") & plain["domain"].astype(str).isin(domains)]
     test = test.groupby("domain", observed=True, group_keys=False).head(per_domain)
     return test[["query_id", "prompt", "domain"]].reset_index(drop=True)
@@ -164,8 +170,7 @@ def decode_all(session: Any, prompts: pd.DataFrame, domains: list[str], repeats:
 
 
 def _ratio(part: pd.DataFrame, column: str) -> float:
-    n = part["n_new_tokens"].astype(float)
-    return float(n.sum() / (n / part[column]).sum())
+    return speedup_totals(part.assign(speedup_count=part[column]))["count"]
 
 
 def tables(frame: pd.DataFrame, run: dict[str, Any], own: Any, h200: Any, measured: dict[str, float]) -> dict[str, Any]:
@@ -183,7 +188,7 @@ def tables(frame: pd.DataFrame, run: dict[str, Any], own: Any, h200: Any, measur
     live: dict[str, dict[str, Any]] = {}
     for (arm, d), part in assisted.groupby(["arm", "domain"]):
         live.setdefault(arm, {})[d] = {
-            "own_domain": heads_run.head_arm_domain(arm) == d, "n_prompts": int(len(part)),
+            "own_domain": head_arm_domain(arm) == d, "n_prompts": int(len(part)),
             "wall_over_generate": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
             "wall_over_loop": float(part["loop_plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
             "count_own": _ratio(part, "count_own"), "count_h200_assumed": _ratio(part, "count_h200_assumed"),
@@ -195,10 +200,10 @@ def tables(frame: pd.DataFrame, run: dict[str, Any], own: Any, h200: Any, measur
         step, be, tot = measured[arm], run["break_even_s"].get(arm), run["totals"].get(arm)
         verdicts[arm] = {"step_s": step, "assumed_s": run["assumed_s"], "break_even_s": be,
                          "meets_1_2x_on_own_test": (be is not None and step <= be) if arm in run["break_even_s"] else None,
-                         "own_test_count_h200_measured": heads_run.own_domain_speedup(tot, h200, step) if tot else None,
+                         "own_test_count_h200_measured": price_totals(tot, h200, step) if tot else None,
                          # every cost this run's own (the device's target step, round and verification too)
-                         "own_test_count_own_calibration": heads_run.own_domain_speedup(tot, own, step) if tot else None,
-                         "own_test_count_h200_assumed": heads_run.own_domain_speedup(tot, h200, run["assumed_s"]) if tot else None,
+                         "own_test_count_own_calibration": price_totals(tot, own, step) if tot else None,
+                         "own_test_count_h200_assumed": price_totals(tot, h200, run["assumed_s"]) if tot else None,
                          "n_test_prompts": tot["n_prompts"] if tot else None}
     plain = frame[frame["arm"] == "plain-loop"]
     loop_vs_generate = float(plain["plain_wall_time_s"].sum() / plain["wall_time_s"].sum())
@@ -257,7 +262,7 @@ def main(heads_dir: str | Path, model: list[str], out: str | Path, device: str =
     seconds: dict[str, float] = {}
     run = read_run(heads_dir)
     domains = run["domains"]
-    n_new = max_new_tokens or load_models_config(heads_run.MODELS).target.max_new_tokens
+    n_new = max_new_tokens or load_models_config(MODELS).target.max_new_tokens
     with tempfile.TemporaryDirectory(prefix="gpu-heads-") as tmp:
         spec = join_parts(model, Path(tmp))
         (out / "models.toml").write_text(models_text(spec, device, heads_dir, domains, run["tuned"], n_new))
@@ -278,14 +283,14 @@ def main(heads_dir: str | Path, model: list[str], out: str | Path, device: str =
     frame.to_parquet(out / "decodes.parquet", index=False)
     seconds["decode"] = time.perf_counter() - t
     _say("4/4 the verdicts")
-    h200 = load_calibration(heads_run.H200)
+    h200 = load_calibration(H200)
     measured = {a.name: float(own.arm_step_s[a.name]) for a in models.arms if a.kind == "head"}
     env = environment()
     summary = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "heads": str(heads_dir), "model": model,
                "device": {"kind": device, "name": env["hardware"]["cuda_device"] if device == "cuda" else env["hardware"]["cpu"]},
                "hardware": env["hardware"], "versions": env["versions"], "n_prompts": int(len(prompts)), "max_new_tokens": n_new,
-               "repeats": repeats, "tuned": {d: f"k{k}-gate{g}" for d, (k, g) in run["tuned"].items()},
-               "calibration": own.to_json(), "h200_profile": str(heads_run.H200),
+               "repeats": repeats, "tuned": {d: s.name for d, s in run["tuned"].items()},
+               "calibration": own.to_json(), "h200_profile": str(H200),
                **tables(frame, run, own, h200, measured)}
     summary["identical_to_greedy"] = f"{int(frame['identical'].sum())}/{len(frame)}"
     seconds["total"] = time.perf_counter() - t_all

@@ -6,8 +6,8 @@ setting the validation split picks, and the same setting on the test split.
 
 Reads the heads (``OUT/heads/<domain>``) and the greedy outputs' hidden states (``OUT/states``)
 an ``examples/heads.py`` run saved, replays every (k, gate) exactly (``decoding.heads``), and
-prices the counts with the H200 profile (a head step assumed at ``heads.H200_HEAD_STEP_S``).
-Over ``heads.TUNE_LENGTHS`` x ``heads.TUNE_GATES``, per domain it picks, on validation, the fastest
+prices the counts with the H200 profile (a head step assumed at ``decoding.drafters.heads_run.H200_HEAD_STEP_S``).
+Over ``decoding.drafters.tuning.head_grid()``, per domain it picks, on validation, the fastest
 setting whose acceptance is at least ``--min-acceptance`` (the issue's 0.45; ``examples/heads.py``
 logs its own pick as ``head-D-tuned``), and reports it on test beside the ungated k = 3 head.
 """
@@ -16,32 +16,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from decoding.drafters.heads_run import H200_HEAD_STEP_S
+from decoding.drafters.tuning import TUNE_LENGTHS, HeadSetting, head_setting_table, pick_setting
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+JOINT_LOG = HERE / "data" / "smollm2-joint-log"
+MODELS = HERE / "models" / "smollm2-joint.toml"
+H200 = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
+
 
 def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
-    import heads as ex
-
     from decoding import heads
     from decoding.calibrate import load_calibration
+    from decoding.drafters.states import run_states
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
-    from logging_data import open_log
 
     out = Path(out)
-    index = out / "states" / "index.json"
-    if not index.exists():
-        raise SystemExit(f"{out / 'states'}: no saved states; run examples/heads.py --out {out} first")
-    plain = ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), None)
-    plain = plain[plain["query_id"].astype(str).isin(set(json.loads(index.read_text())["query_ids"]))].reset_index(drop=True)
-    prompts, outputs, states, _, _ = ex.cached_greedy_outputs(None, plain, out / "states")  # the prompts that run used
-    session = DecodingSession(load_models_config(ex.MODELS))
-    h200 = load_calibration(ex.H200)
+    plain, (prompts, outputs, states, _, _) = run_states(out, JOINT_LOG)  # the prompts that run used
+    session = DecodingSession(load_models_config(MODELS))
+    h200 = load_calibration(H200)
     dom, split = plain["domain"].astype(str).to_numpy(), plain["split"].astype(str).to_numpy()
     result: dict = {}
     for d in sorted(set(dom)):
@@ -51,13 +49,13 @@ def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
             idx = np.flatnonzero((dom == d) & (split == s))
             chains = heads.draft_chains_many(head, session.target.model,
                                              [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in idx],
-                                             max(ex.TUNE_LENGTHS), with_confidence=True)
-            for name, value in ex.setting_table(chains, [prompts[i] for i in idx], [outputs[i] for i in idx],
-                                                session.max_new_tokens, h200).items():
-                table.setdefault(name, {})[s] = value
-        pick = ex.pick_setting({name: v["validation"] for name, v in table.items()}, min_acceptance)
-        result[d] = {"picked_on_validation": pick, "picked": table[pick] if pick else None, "ungated_k3": table["k3-gate0.0"],
-                     "settings": table}
+                                             max(TUNE_LENGTHS), with_confidence=True)
+            for setting, value in head_setting_table(chains, [prompts[i] for i in idx], [outputs[i] for i in idx],
+                                                     session.max_new_tokens, h200, H200_HEAD_STEP_S).items():
+                table.setdefault(setting, {})[s] = value
+        pick = pick_setting({setting: v["validation"] for setting, v in table.items()}, min_acceptance)
+        result[d] = {"picked_on_validation": pick.name if pick else None, "picked": table[pick] if pick else None,
+                     "ungated_k3": table[HeadSetting(3)], "settings": {setting.name: v for setting, v in table.items()}}
     (out / "gate-sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

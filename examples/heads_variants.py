@@ -17,10 +17,14 @@ Variants (each trained on the same rows, seeded, 4 epochs unless said):
   own drafted positions as keys (EAGLE-1's one-layer decoder), 10 epochs of 2 sequences a batch.
 
 For each: the first drafted token's accuracy at the output positions, and every draft length x gate
-(``heads.TUNE_LENGTHS`` x ``heads.TUNE_GATES``) replayed exactly (``decoding.heads.replay_chains``):
+(``decoding.drafters.tuning.head_grid()``) replayed exactly (``decoding.heads.replay_chains``):
 acceptance and count speed-up under the H200 profile (a head step assumed at
-``heads.H200_HEAD_STEP_S`` for every variant, although ``layers`` and ``attention`` cost more).
+``decoding.drafters.heads_run.H200_HEAD_STEP_S`` for every variant, although ``layers`` and ``attention`` cost more).
 Writes ``OUT/variants-<domain>.json``.
+
+Research only, and longer than an example should be (BENCHMARKS.md, "Benchmark commands"): the
+three variants are experiments the project did not adopt, so their training code stays here rather
+than in the package; everything they share with the heads run is ``decoding.drafters``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from decoding.drafters.heads_run import H200_HEAD_STEP_S, VOCAB_SIZE
+from decoding.drafters.tuning import TUNE_LENGTHS, HeadSetting, head_setting_table, pick_setting, table_json
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+JOINT_LOG = HERE / "data" / "smollm2-joint-log"
+MODELS = HERE / "models" / "smollm2-joint.toml"
+H200 = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
 
 #: the target's layers the ``layers`` variant reads beside the final normed state (SmolLM2-135M has 30)
 LAYERS = (8, 16, 24)
@@ -125,39 +134,33 @@ def _attention_head(torch: Any, hidden: int, vocab: list[int], n_heads: int = 9)
 
 def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tuple[str, ...] = VARIANTS, epochs: int = 4,
          seed: int = 0, threads: int | None = 2, max_prompts: int | None = None) -> dict[str, Any]:
-    import heads as ex
     import torch
 
     from decoding import heads
     from decoding.calibrate import load_calibration
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
-    from logging_data import open_log
+    from decoding.drafters.states import run_states
 
     out = Path(out)
-    index = out / "states" / "index.json"
-    if not index.exists():
-        raise SystemExit(f"{out / 'states'}: no saved states; run examples/heads.py --out {out} first")
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"--variants: unknown {sorted(unknown)}; expected some of {list(VARIANTS)}")
-    plain = ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), None)
-    plain = plain[plain["query_id"].astype(str).isin(set(json.loads(index.read_text())["query_ids"]))].reset_index(drop=True)
-    prompts, outputs, states, argmaxes, _ = ex.cached_greedy_outputs(None, plain, out / "states")
+    plain, (prompts, outputs, states, argmaxes, _) = run_states(out, JOINT_LOG)
     dom, split = plain["domain"].astype(str).to_numpy(), plain["split"].astype(str).to_numpy()
     if domain not in set(dom):
         raise SystemExit(f"--domain: {domain!r} is not a domain of {out / 'states'}; it has {sorted(set(dom))}")
     train = np.flatnonzero((dom == domain) & (split == "train"))[:max_prompts]
     val = np.flatnonzero((dom == domain) & (split == "validation"))[:max_prompts]
-    session = DecodingSession(load_models_config(ex.MODELS), threads=threads)
+    session = DecodingSession(load_models_config(MODELS), threads=threads)
     model = session.target.model
     embed, out_w = heads._parts(model)
     H = int(np.asarray(states[0]).shape[1])
-    h200 = load_calibration(ex.H200)
+    h200 = load_calibration(H200)
     torch.manual_seed(seed)
     rows = heads.collect_from_states([prompts[i] for i in train], [outputs[i] for i in train], [states[i] for i in train],
                                      [argmaxes[i] for i in train])
-    vocab = heads.frequent_vocabulary(rows.x_next2, ex.VOCAB_SIZE, session.eos_ids)
+    vocab = heads.frequent_vocabulary(rows.x_next2, VOCAB_SIZE, session.eos_ids)
     w_sub = out_w.detach()[torch.tensor(vocab)].float()
     index_of = np.full(out_w.shape[0], -100)
     index_of[vocab] = np.arange(len(vocab))
@@ -297,7 +300,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
 
     result: dict[str, Any] = {"domain": domain, "train_prompts": int(len(train)), "validation_prompts": int(len(val)),
                               "epochs": epochs, "seed": seed, "layers": list(LAYERS), "variants": {}}
-    k_max = max(ex.TUNE_LENGTHS)
+    k_max = max(TUNE_LENGTHS)
     for name in variants:
         t = time.perf_counter()
         if name == "base":
@@ -312,15 +315,15 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
             chains = mlp_chains(head, name == "layers", k_max)
         seconds = time.perf_counter() - t
         first = np.concatenate([c[:-1, 0] == np.asarray(outputs[i][1:]) for (c, _), i in zip(chains, val)])
-        table = ex.setting_table(chains, [prompts[i] for i in val], [outputs[i] for i in val], session.max_new_tokens, h200)
-        pick = ex.pick_setting(table)
-        fastest = ex.pick_setting(table, 0.0)
-        result["variants"][name] = {"first_token_accuracy": float(first.mean()), "k3": table["k3-gate0.0"], "fastest": fastest,
-                                    "fastest_value": table[fastest], "picked": pick, "picked_value": table[pick] if pick else None,
-                                    "settings": table, "seconds": seconds,
+        table = head_setting_table(chains, [prompts[i] for i in val], [outputs[i] for i in val], session.max_new_tokens, h200,
+                                   H200_HEAD_STEP_S)
+        pick, fastest = pick_setting(table), pick_setting(table, 0.0)
+        result["variants"][name] = {"first_token_accuracy": float(first.mean()), "k3": table[HeadSetting(3)], "fastest": fastest.name,
+                                    "fastest_value": table[fastest], "picked": pick.name if pick else None,
+                                    "picked_value": table[pick] if pick else None, "settings": table_json(table), "seconds": seconds,
                                     "parameters": int(sum(p.numel() for p in head.parameters()))}
         v = result["variants"][name]
-        _say(f"{name}: first token {v['first_token_accuracy']:.3f}; k3 acceptance {v['k3']['acceptance']:.3f}; fastest {fastest} "
+        _say(f"{name}: first token {v['first_token_accuracy']:.3f}; k3 acceptance {v['k3']['acceptance']:.3f}; fastest {fastest.name} "
              f"{table[fastest]['count_h200']:.3f}; {seconds:.0f} s")
     (out / f"variants-{domain}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from decoding.drafters.stores_run import HEAD_STORE_GATES, STORE_TOKENS
 from logging_data import open_log, validate_log
 
 pytestmark = [pytest.mark.slow, pytest.mark.benchmark]  # a benchmark command (BENCHMARKS.md), not in the README's test command
@@ -29,7 +30,7 @@ def test_datastores_example_runs_end_to_end(heads_run, load_example, tmp_path):
     names = {f"store-{d}{s}" for d in domains for s in ("", "-tuned")} | {f"store-head-{d}" for d in domains}
     assert set(res["settings"]) == names
     for name, s in res["settings"].items():  # a setting of the grids, picked on validation
-        assert s["store_tokens"] in ex.STORE_TOKENS + tuple(g[0] for g in ex.HEAD_STORE_GATES)
+        assert s["store_tokens"] in STORE_TOKENS + tuple(g.tokens for g in HEAD_STORE_GATES)
         assert s["kind"] == ("datastore_head" if name.startswith("store-head-") else "datastore")
     assert res["live_check"] and all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
     assert all(v > 0 for v in res["store_step_s_cpu"].values())

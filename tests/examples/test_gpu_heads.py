@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from decoding.drafters.pricing import price_totals
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "gpu_heads.py"
 
@@ -50,7 +52,7 @@ def heads_folder(smollm2, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.benchmark  # a benchmark command (BENCHMARKS.md), not in the README's test command
-def test_runs_end_to_end_from_model_parts(heads_folder, tmp_path, load_example):
+def test_runs_end_to_end_from_model_parts(heads_folder, tmp_path):
     from decoding.calibrate import load_calibration
     from decoding.packaged import packaged_model_path
 
@@ -75,10 +77,9 @@ def test_runs_end_to_end_from_model_parts(heads_folder, tmp_path, load_example):
     assert v["head-code-tuned"]["meets_1_2x_on_own_test"] is True and v["head-translate-tuned"]["meets_1_2x_on_own_test"] is False
     assert v["head-code-k3"]["meets_1_2x_on_own_test"] is False  # no break-even: a free step falls short
     assert v["head-translate-k3"]["meets_1_2x_on_own_test"] is None  # the run gave none
-    ex = load_example("heads")
     tot = {"n_new_tokens": 144, "target_calls": 90, "draft_tokens": 200, "draft_calls": 180}
-    h200 = load_calibration(ex.H200)
-    assert v["head-code-tuned"]["own_test_count_h200_measured"] == pytest.approx(ex.own_domain_speedup(tot, h200, v["head-code-tuned"]["step_s"]))
+    h200 = load_calibration(REPO / "examples" / "profiles" / "h200-smollm2-135m-fp32.json")
+    assert v["head-code-tuned"]["own_test_count_h200_measured"] == pytest.approx(price_totals(tot, h200, v["head-code-tuned"]["step_s"]))
     assert v["head-translate-tuned"]["own_test_count_h200_measured"] is None
     live = s["live"]
     assert live["head-code-tuned"]["code"]["own_domain"] and not live["head-code-tuned"]["translate"]["own_domain"]

@@ -8,6 +8,9 @@ import json
 import pandas as pd
 import pytest
 
+from decoding.drafters.models_file import GATED
+from decoding.drafters.states import cached_greedy_outputs, cached_teacher_outputs, plain_rows
+from decoding.drafters.tuning import MIN_ACCEPTANCE, TUNE_GATES, TUNE_LENGTHS, HeadSetting
 from logging_data import open_log
 
 pytestmark = [pytest.mark.slow, pytest.mark.benchmark]  # a benchmark command (BENCHMARKS.md), not in the README's test command
@@ -25,7 +28,7 @@ def test_heads_example_runs_end_to_end(heads_run, load_example):
     assert len(extra) == 4 and not set(extra["prompt"]) & log_prompts
     assert all(c[-1]["train_prompts"] == 2 and c[-1]["mined_prompts"] == 1
                for c in res["learning_curve"].values())
-    kept = ex.cached_teacher_outputs(None, extra, out / "extra-states")  # read back: no model needed
+    kept = cached_teacher_outputs(None, extra, out / "extra-states")  # read back: no model needed
     assert len(kept[0]) == 4 and all(len(s) == len(p) + len(o) for p, o, s in zip(*kept[:3]))
     assert all(c["lossless"] and c["same_counts"] for c in res["live_check"])  # replay == the live loop
     for d, points in res["learning_curve"].items():
@@ -39,10 +42,10 @@ def test_heads_example_runs_end_to_end(heads_run, load_example):
                                                                "head-summarize-tuned", "lookup-head-code", "lookup-head-questions-gated"}
     # each head's tuned arm: a setting of the grid, picked on validation, logged with it
     for d, t in res["tuned"].items():
-        k, gate = ex.parse_setting(t["setting"])
-        assert k in ex.TUNE_LENGTHS and gate in ex.TUNE_GATES and set(t["validation"]) == {
-            f"k{kk}-gate{g}" for kk in ex.TUNE_LENGTHS for g in ex.TUNE_GATES}
-        assert t["reached_min_acceptance"] == (t["validation"][t["setting"]]["acceptance"] >= ex.MIN_ACCEPTANCE)
+        s = HeadSetting.parse(t["setting"])
+        assert s.k in TUNE_LENGTHS and s.gate in TUNE_GATES and set(t["validation"]) == {
+            HeadSetting(kk, g).name for kk in TUNE_LENGTHS for g in TUNE_GATES}
+        assert t["reached_min_acceptance"] == (t["validation"][t["setting"]]["acceptance"] >= MIN_ACCEPTANCE)
     from logging_data import validate_log
 
     for pricing in ("cpu", "h200"):
@@ -58,9 +61,9 @@ def test_heads_example_runs_end_to_end(heads_run, load_example):
     assert all(v["identical"] == 1.0 and v["wall"] > 0 for arm in live["per_arm_by_domain"].values() for v in arm.values())
     assert validate_log(out / "log-live").ok
     live_arms = open_log(out / "log-live").metadata.arms
-    assert [a.kind for a in live_arms][-2:] == ["lookup_head"] * 2 and live_arms[-1].attrs["confidence"] == ex.GATE
+    assert [a.kind for a in live_arms][-2:] == ["lookup_head"] * 2 and live_arms[-1].attrs["confidence"] == GATED.gate
     # the greedy outputs and states are kept: a second call reads them back and gives the same rows
-    again = ex.cached_greedy_outputs(None, ex.plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), out / "states")
+    again = cached_greedy_outputs(None, plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), out / "states")
     assert again[4] == res["regenerated"] and len(again[0]) == 12
     # each head over k x gate, picked on validation, reported on test (examples/heads_gate_sweep.py)
     sweep = load_example("heads_gate_sweep").main(out, min_acceptance=0.0)

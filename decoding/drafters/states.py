@@ -1,0 +1,158 @@
+"""The target's greedy outputs and hidden states of prompts, computed once and kept on disk.
+
+A kept folder holds ``states.npy`` (float32, every position of every prompt + output, stacked),
+``tokens.npz`` (the sequences, the target's argmax after each position, their lengths) and
+``index.json`` (the query ids, written last: a folder with it is whole). A rerun for the same
+query ids reads it back; anything else is computed again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: (prompt ids, greedy output ids, hidden states (T, H), the target's argmax after each position, how many were regenerated)
+States = tuple[list[list[int]], list[list[int]], list[Any], list[Any], int]
+
+
+def _say(message: str) -> None:
+    print(f"[drafters] {message}", file=sys.stderr, flush=True)
+
+
+def plain_rows(outcomes: pd.DataFrame, max_prompts: int | None) -> pd.DataFrame:
+    """A log's plain rows by query id; ``max_prompts``: the first ``max_prompts // 12`` of each domain x split."""
+    plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
+    if max_prompts:
+        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
+    return plain.reset_index(drop=True)
+
+
+def greedy_outputs(session: Any, frame: pd.DataFrame) -> States:
+    """(prompt ids, greedy output ids, hidden states, the target's argmax after each position, how
+    many outputs were regenerated) for a log's plain rows: its ``target_output`` re-tokenized, kept
+    where every token is the target's argmax (one batched forward checks it and gives the states),
+    else generated again."""
+    from .. import heads
+
+    tok = session.target.tokenizer
+    eos = min(session.eos_ids) if session.eos_ids else None
+    prompts, outputs = [], []
+    for row in frame.itertuples():
+        ids = session.encode(row.prompt)
+        out = tok(row.target_output or "", add_special_tokens=False)["input_ids"]
+        if int(row.n_new_tokens) > len(out) and eos is not None:
+            out = out + [eos]
+        prompts.append(ids)
+        outputs.append([int(t) for t in out][: session.max_new_tokens])
+    states = heads.hidden_states(session.target.model, [p + o for p, o in zip(prompts, outputs)], batch_size=16)
+    redo = [i for i, ((_, arg), p, o) in enumerate(zip(states, prompts, outputs)) if not heads.is_greedy(arg, p + o, len(p))]
+    for start in range(0, len(redo), 16):
+        batch = redo[start:start + 16]
+        for i, toks in zip(batch, session.greedy([prompts[i] for i in batch])):
+            outputs[i] = list(toks)
+    if redo:
+        again = heads.hidden_states(session.target.model, [prompts[i] + outputs[i] for i in redo], batch_size=16)
+        for i, st in zip(redo, again):
+            states[i] = st
+    return prompts, outputs, [h.numpy() for h, _ in states], [a.numpy() for _, a in states], len(redo)
+
+
+def load_states(folder: Path, ids: list[str]) -> States | None:
+    """What ``save_states`` kept in ``folder`` for exactly these query ids; None if it holds anything else."""
+    index_path, states_path, tokens_path = folder / "index.json", folder / "states.npy", folder / "tokens.npz"
+    if not (index_path.exists() and states_path.exists() and tokens_path.exists()):
+        return None
+    index = json.loads(index_path.read_text())
+    if index.get("query_ids") != ids:
+        return None
+    flat = np.load(states_path, mmap_mode="r", allow_pickle=False)
+    tok = np.load(tokens_path, allow_pickle=False)
+    cut = np.cumsum(tok["seq_len"])[:-1]
+    seqs, args = np.split(tok["seqs"], cut), np.split(tok["argmax"], cut)
+    starts = np.concatenate([[0], np.cumsum(tok["seq_len"])])
+    prompts = [s[:int(p)].tolist() for s, p in zip(seqs, tok["prompt_len"])]
+    outputs = [s[int(p):].tolist() for s, p in zip(seqs, tok["prompt_len"])]
+    states = [np.asarray(flat[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    return prompts, outputs, states, args, int(index["regenerated"])
+
+
+def save_states(folder: Path, ids: list[str], prompts: list[list[int]], outputs: list[list[int]], states: list[Any], args: list[Any],
+                n_redo: int) -> None:
+    """Keep one result in ``folder`` (``states.npy`` float32, ``tokens.npz``; ``index.json`` last: the folder is whole)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "states.npy", np.concatenate(states).astype(np.float32))
+    np.savez(folder / "tokens.npz", seqs=np.concatenate([np.asarray(p + o, dtype=np.int64) for p, o in zip(prompts, outputs)]),
+             argmax=np.concatenate([np.asarray(a, dtype=np.int64) for a in args]),
+             seq_len=np.asarray([len(p) + len(o) for p, o in zip(prompts, outputs)]), prompt_len=np.asarray([len(p) for p in prompts]))
+    (folder / "index.json").write_text(json.dumps({"query_ids": ids, "regenerated": n_redo}) + "\n")
+
+
+def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> States:
+    """``greedy_outputs``, kept in ``folder`` and read back when it holds the same prompts: a rerun
+    (or a run cut short after this step) skips the forward; ``session`` may be None then."""
+    ids = frame["query_id"].astype(str).tolist()
+    kept = load_states(folder, ids)
+    if kept is not None:
+        _say(f"   read back from {folder}")
+        return kept
+    prompts, outputs, states, args, n_redo = greedy_outputs(session, frame)
+    save_states(folder, ids, prompts, outputs, states, args, n_redo)
+    return prompts, outputs, states, args, n_redo
+
+
+def cached_teacher_outputs(session: Any, frame: pd.DataFrame, folder: Path, chunk: int = 128,
+                           batch_size: int = 16) -> tuple[list[list[int]], list[list[int]], list[Any], list[Any]]:
+    """The target's greedy continuation of each prompt of ``frame`` (generated in batches of
+    ``batch_size``, left-padded) and one batched forward over prompt + continuation: prompt ids,
+    continuation ids, hidden states, the target's argmax after each position. Kept per ``chunk``
+    prompts under ``folder/chunk-NNN`` and read back: a run cut short resumes at its first missing chunk."""
+    from .. import heads
+
+    prompts: list[list[int]] = []
+    outputs: list[list[int]] = []
+    states: list[Any] = []
+    args: list[Any] = []
+    t = time.perf_counter()
+    n_chunks = -(-len(frame) // chunk)
+    for c in range(n_chunks):
+        part = frame.iloc[c * chunk:(c + 1) * chunk]
+        ids = part["query_id"].astype(str).tolist()
+        sub = folder / f"chunk-{c:03d}"
+        kept = load_states(sub, ids)
+        if kept is None:
+            p_ids = [session.encode(p) for p in part["prompt"]]
+            o_ids: list[list[int]] = []
+            for start in range(0, len(p_ids), batch_size):
+                o_ids += [list(map(int, o)) for o in session.greedy(p_ids[start:start + batch_size])]
+            st = heads.hidden_states(session.target.model, [p + o for p, o in zip(p_ids, o_ids)], batch_size=batch_size)
+            kept = (p_ids, o_ids, [h.numpy() for h, _ in st], [a.numpy() for _, a in st], 0)
+            save_states(sub, ids, *kept)
+            _say(f"   teacher outputs: chunk {c + 1}/{n_chunks} ({len(ids)} prompts), {time.perf_counter() - t:.0f} s so far")
+        prompts += kept[0]
+        outputs += kept[1]
+        states += kept[2]
+        args += kept[3]
+    return prompts, outputs, states, args
+
+
+def run_states(run_dir: Path, source_log: Path) -> tuple[pd.DataFrame, States]:
+    """The plain rows of ``source_log`` a heads run under ``run_dir`` used (its ``states/index.json``'s
+    query ids) and the states it kept for them; a clear error where the run has none."""
+    from logging_data import open_log
+
+    index = run_dir / "states" / "index.json"
+    if not index.exists():
+        raise SystemExit(f"{run_dir / 'states'}: no saved states; run examples/heads.py --out {run_dir} first")
+    ids = json.loads(index.read_text())["query_ids"]
+    plain = plain_rows(open_log(source_log).read("outcomes"), None)
+    plain = plain.set_index("query_id").loc[ids].reset_index()
+    kept = load_states(run_dir / "states", ids)
+    if kept is None:
+        raise SystemExit(f"{run_dir / 'states'}: its states are incomplete (run examples/heads.py --out {run_dir} again)")
+    return plain, kept

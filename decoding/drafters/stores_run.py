@@ -1,0 +1,271 @@
+"""Per-domain retrieval stores beside a heads run: built, tuned on validation, replayed (cross-fitted), priced, selected, live.
+
+``run_stores(StoresRunConfig(...))`` is what ``examples/datastores.py`` runs (its docstring tells
+the steps); it reads a ``heads_run`` folder (its states, heads, logs and router models file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .logs import QCOLS, write_priced_log
+from .models_file import stores_models_files
+from .pricing import own_domain_table
+from .tuning import (MIN_ACCEPTANCE, TUNE_GATES, TUNE_LENGTHS, HeadSetting, StoreHeadSetting, StoreSetting, head_grid, pick_setting,
+                     setting_entry, store_grid, table_json)
+
+STORE_TOKENS = (2, 3, 4, 6, 8)
+MIN_COUNTS = (1, 2, 3)
+MIN_FRACTIONS = (0.0, 0.3, 0.5)
+#: the store gates tried under a head (``store-head-D``)
+HEAD_STORE_GATES = (StoreSetting(4, 1, 0.0), StoreSetting(4, 2, 0.3), StoreSetting(4, 2, 0.5), StoreSetting(4, 3, 0.5),
+                    StoreSetting(6, 3, 0.5), StoreSetting(8, 3, 0.6))
+#: cross-fitting folds of each domain's train prompts: a train prompt's counts come from a store built without its fold
+FOLDS = 5
+
+
+def _say(message: str) -> None:
+    print(f"[stores] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class StoresRunConfig:
+    heads_dir: Path  #: a folder ``run_heads`` wrote (states, heads, logs, models-router.toml)
+    out: Path
+    source_log: Path  #: the log that heads run read
+    models: Path  #: its models file
+    h200_profile: Path
+    threads: int | None = None
+    seed: int = 0
+    live_check: int = 8
+    router_live: int = 2
+    live_per_domain: int = 2
+    budget: str = "default"
+    learners: tuple[str, ...] | None = None
+
+
+def read_states(cfg: StoresRunConfig) -> tuple[pd.DataFrame, list[list[int]], list[list[int]], list[Any]]:
+    """The heads run's prompts (query_id, prompt, domain, split: the log's, then ``mined``), their ids,
+    the teacher's greedy continuations and the target's hidden states, as the heads run kept them."""
+    from .states import cached_teacher_outputs, run_states
+
+    plain, kept = run_states(cfg.heads_dir, cfg.source_log)
+    prompts, outputs, states = kept[0], kept[1], kept[2]
+    frame = plain[QCOLS].astype({"domain": str, "split": str})
+    extra_path = cfg.heads_dir / "extra-prompts.parquet"
+    if extra_path.exists():
+        extra = pd.read_parquet(extra_path)
+        e_prompts, e_outputs, e_states, _ = cached_teacher_outputs(None, extra, cfg.heads_dir / "extra-states")
+        frame = pd.concat([frame, extra.assign(split="mined")[QCOLS]], ignore_index=True)
+        prompts, outputs, states = prompts + e_prompts, outputs + e_outputs, states + e_states
+    return frame.reset_index(drop=True), prompts, outputs, states
+
+
+def _each(store: Any, n: int) -> list[Any]:
+    return list(store) if isinstance(store, (list, tuple)) else [store] * n
+
+
+def store_rows(store: Any, items: list[tuple[list[int], list[int]]], max_new: int, s: StoreSetting) -> list[dict[str, int]]:
+    """Each item's exact counts with a store (``store``: one for all, or one per item)."""
+    from ..datastore import DatastoreDraft, replay_datastore
+
+    return [replay_datastore(DatastoreDraft(st, s.tokens, s.min_count, s.min_fraction), p, g, max_new)
+            for st, (p, g) in zip(_each(store, len(items)), items)]
+
+
+def store_head_rows(store: Any, items: list[tuple[list[int], list[int]]], chains: list[Any], max_new: int,
+                    s: StoreHeadSetting) -> list[dict[str, int]]:
+    """Each item's exact counts with a store (one, or one per item) and, where it has nothing, the head's chain."""
+    from .. import heads
+    from ..datastore import DatastoreDraft
+
+    out = []
+    for st, (p, g), (tok, conf) in zip(_each(store, len(items)), items, chains):
+        look = DatastoreDraft(st, s.store.tokens, s.store.min_count, s.store.min_fraction)
+        out.append(heads.replay_first_chains(look.propose, tok, p, g, max_new, s.head.k, conf, s.head.gate))
+    return out
+
+
+def _setting_json(d: str, s: StoreSetting | StoreHeadSetting, entry: dict[str, float]) -> dict[str, Any]:
+    store = s.store if isinstance(s, StoreHeadSetting) else s
+    head = {"head_tokens": s.head.k, "head_gate": s.head.gate} if isinstance(s, StoreHeadSetting) else {}
+    return {"domain": d, "kind": "datastore_head" if head else "datastore", "store_tokens": store.tokens, "min_count": store.min_count,
+            "min_fraction": store.min_fraction, **head, "validation_count_h200": entry["count_h200"],
+            "validation_acceptance": entry["acceptance"]}
+
+
+def build_stores(cfg: StoresRunConfig, frame: pd.DataFrame, outputs: list[list[int]], domains: list[str]) -> tuple[dict, dict, dict]:
+    """Per domain: a store of its train and mined prompts' outputs, and per train prompt of the log
+    the store of its fold (built without it). (stores, their sizes, prompt index -> cross-fitted store)"""
+    from ..datastore import Datastore
+
+    stores, info, store_of = {}, {}, {}
+    rng = np.random.default_rng(cfg.seed)
+    for d in domains:
+        idx = np.flatnonzero((frame["domain"] == d).to_numpy() & frame["split"].isin(["train", "mined"]).to_numpy())
+        stores[d] = Datastore([outputs[i] for i in idx])
+        info[d] = {"train_prompts": int(len(idx)), "tokens": stores[d].n_tokens, "keys": stores[d].n_keys, "folds": FOLDS}
+        train = rng.permutation(np.flatnonzero(((frame["domain"] == d) & (frame["split"] == "train")).to_numpy()))
+        for fold in (f for f in np.array_split(train, FOLDS) if len(f)):
+            held = set(fold.tolist())
+            cross = Datastore([outputs[i] for i in idx if i not in held])
+            store_of.update({int(i): cross for i in fold})
+        _say(f"   {d}: {len(idx)} prompts, {stores[d].n_tokens} tokens, {stores[d].n_keys} n-grams")
+    return stores, info, store_of
+
+
+def tune_stores(frame: pd.DataFrame, items: list, stores: dict, chains: dict, chain_of: dict, domains: list[str], max_new: int,
+                h200: Any, head_h200: float) -> tuple[dict[str, tuple[str, Any]], dict[str, dict], dict]:
+    """Per domain, on its validation prompts: ``store-D`` (the fastest store setting), ``store-D-tuned``
+    (the fastest reaching ``MIN_ACCEPTANCE``) and ``store-head-D`` (a store gate x head setting). (arms, their JSON, tables)"""
+    arms, settings, tables = {}, {}, {}
+    for d in domains:
+        val = np.flatnonzero(((frame["domain"] == d) & (frame["split"] == "validation")).to_numpy())
+        its = [items[i] for i in val]
+        table = {s: setting_entry(store_rows(stores[d], its, max_new, s), h200, 0.0)
+                 for s in store_grid(STORE_TOKENS, MIN_COUNTS, MIN_FRACTIONS)}
+        joint = {StoreHeadSetting(g, h): setting_entry(store_head_rows(stores[d], its, [chains[d][chain_of[i]] for i in val], max_new,
+                                                                       StoreHeadSetting(g, h)), h200, head_h200)
+                 for g in HEAD_STORE_GATES for h in head_grid(TUNE_LENGTHS, TUNE_GATES)}
+        picks = ((f"store-{d}", pick_setting(table, 0.0), table),
+                 (f"store-{d}-tuned", pick_setting(table, MIN_ACCEPTANCE) or pick_setting(table, 0.0), table),
+                 (f"store-head-{d}", pick_setting(joint, MIN_ACCEPTANCE) or pick_setting(joint, 0.0), joint))
+        for name, s, tab in picks:
+            arms[name] = (d, s)
+            settings[name] = _setting_json(d, s, tab[s])
+            _say(f"   {name}: {settings[name]} ")
+        tables[d] = {"store": table_json(table), "store_head": table_json(joint)}
+    return arms, settings, tables
+
+
+def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
+    """The whole run (``examples/datastores.py``); writes ``out/stores.json`` and returns every number."""
+    import torch
+
+    from logging_data import Arm, open_log
+
+    from .. import heads
+    from ..calibrate import Calibration, StepTimer, load_calibration
+    from ..datastore import DatastoreDraft
+    from ..models import load_models_config
+    from ..pipeline import selection_summary
+    from ..session import DecodingSession
+    from .live import measure_live, steps_by_kind
+
+    heads_dir, out = cfg.heads_dir, cfg.out
+    if not (heads_dir / "heads.json").exists():
+        raise SystemExit(f"--heads {heads_dir}: no heads.json there (run examples/heads.py --out {heads_dir} first)")
+    saved = json.loads((heads_dir / "heads.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_all = time.perf_counter()
+    seconds: dict[str, float] = {}
+    h200 = load_calibration(cfg.h200_profile)
+    head_h200 = float(saved.get("head_step_s_h200_assumed", 0.0021))
+
+    _say("1/5 the heads run's greedy outputs and states; one store per domain from its train and mined prompts")
+    t = time.perf_counter()
+    frame, prompts, outputs, states = read_states(cfg)
+    domains = sorted(frame["domain"].unique())
+    max_new = load_models_config(cfg.models).target.max_new_tokens
+    stores, store_info, store_of = build_stores(cfg, frame, outputs, domains)
+    seconds["stores"] = time.perf_counter() - t
+
+    _say("2/5 each domain's settings, picked on its validation prompts")
+    t = time.perf_counter()
+    session = DecodingSession(load_models_config(cfg.models), threads=cfg.threads)
+    for d in domains:  # each store records the target whose greedy outputs it holds
+        stores[d].save(out / "stores" / d, {"domain": d, "made_by": "examples/datastores.py", "heads_run": str(heads_dir),
+                                            "prompts": store_info[d]["train_prompts"]}, made_for=session.target_identity)
+    trained = {d: heads.load_head(heads_dir / "heads" / d, session.target_identity) for d in domains}
+    log_idx = np.flatnonzero(frame["split"].isin(["train", "validation", "test"]).to_numpy())  # the log's prompts, in its order
+    items = [(prompts[i], outputs[i]) for i in range(len(frame))]
+    chains = {d: heads.draft_chains_many(trained[d], session.target.model,
+                                         [(states[i], prompts[i] + outputs[i], len(prompts[i]) - 1) for i in log_idx],
+                                         max(TUNE_LENGTHS), with_confidence=True) for d in domains}
+    chain_of = {int(i): j for j, i in enumerate(log_idx)}
+    arms, settings, tables = tune_stores(frame, items, stores, chains, chain_of, domains, max_new, h200, head_h200)
+    seconds["pick"] = time.perf_counter() - t
+
+    _say("3/5 every store arm replayed on every prompt of the log; live check on a sample")
+    t = time.perf_counter()
+    rows = []
+    log_items = [items[i] for i in log_idx]
+    for name, (d, s) in arms.items():
+        # cross-fitted: a train prompt's counts come from a store built without it (its own output would be in it);
+        # validation and test prompts use the whole store, as a models file does
+        per_item = [store_of.get(int(i), stores[d]) for i in log_idx]
+        reps = (store_head_rows(per_item, log_items, chains[d], max_new, s) if isinstance(s, StoreHeadSetting)
+                else store_rows(per_item, log_items, max_new, s))
+        rows += [{"query_id": frame.at[int(i), "query_id"], "arm": name, **r} for i, r in zip(log_idx, reps)]
+    replayed = pd.DataFrame(rows)
+    models_live, router_models = stores_models_files(out, cfg.models, heads_dir, arms)
+    live_session = DecodingSession(load_models_config(models_live), threads=cfg.threads)
+    checks = []
+    held_out = np.flatnonzero(frame["split"].isin(["validation", "test"]).to_numpy())  # the whole store's prompts, as live
+    for i in np.random.default_rng(cfg.seed + 1).choice(held_out, size=min(cfg.live_check, len(held_out)), replace=False):
+        for name in (n for n, (d, _) in arms.items() if d == frame.at[int(i), "domain"]):
+            live = live_session.looped(prompts[i], name, reference=outputs[i])
+            rep = replayed[(replayed["query_id"] == frame.at[int(i), "query_id"]) & (replayed["arm"] == name)].iloc[0]
+            checks.append({"query_id": frame.at[int(i), "query_id"], "arm": name, "lossless": live.lossless is True,
+                           "same_counts": (live.target_calls, live.draft_tokens, live.draft_calls)
+                           == (int(rep["target_calls"]), int(rep["draft_tokens"]), int(rep["draft_calls"]))})
+    _say(f"   live check: {sum(c['lossless'] for c in checks)}/{len(checks)} identical to greedy, "
+         f"{sum(c['same_counts'] for c in checks)}/{len(checks)} with the replayed counts")
+    seconds["replay_and_check"] = time.perf_counter() - t
+
+    _say("4/5 the heads run's logs with the store arms; train, select on validation, test")
+    store_cpu = {}
+    timer = StepTimer(64, 50, 5, lambda: None)
+    for name, (d, s) in arms.items():
+        if isinstance(s, StoreSetting):
+            drafter = DatastoreDraft(stores[d], s.tokens, s.min_count, s.min_fraction)
+            contexts = [prompts[i] + outputs[i][:j] for i in log_idx[:50] for j in (0, 10, 20)]
+            store_cpu[name] = float(np.median([timer.call(lambda c=c: drafter.propose(c)) for c in contexts]))
+    result: dict[str, Any] = {"heads_run": str(heads_dir), "stores": store_info, "settings": settings, "validation_tables": tables,
+                              "live_check": checks, "store_step_s_cpu": store_cpu, "torch_threads": int(torch.get_num_threads())}
+    new_rows = replayed.merge(frame[QCOLS], on="query_id")
+    for name in ("cpu", "h200"):
+        src = open_log(heads_dir / f"log-{name}")
+        cal = Calibration.from_json(src.metadata.extra["calibration"])
+        head_step = float(saved["head_step_s_cpu"]) if name == "cpu" else head_h200
+        steps = {**dict(cal.arm_step_s), **{n: (store_cpu[n] if isinstance(s, StoreSetting) else head_step) for n, (_, s) in arms.items()}}
+        cal = Calibration(**{**cal.to_json(), "arm_step_s": steps})
+        all_arms = tuple(src.metadata.arms) + tuple(
+            Arm(n, settings[n]["kind"], float(steps[n] / cal.step_s),
+                {"domain": settings[n]["domain"], "store_tokens": settings[n]["store_tokens"], "min_count": settings[n]["min_count"],
+                 "min_fraction": settings[n]["min_fraction"],
+                 **({"head_tokens": settings[n]["head_tokens"], "confidence": settings[n]["head_gate"]}
+                    if settings[n]["kind"] == "datastore_head" else {})})
+            for n in arms)
+        path = out / f"log-{name}"
+        frame_all = write_priced_log(path, src.read("outcomes"), new_rows, all_arms, cal,
+                                     src.metadata.reward.priced_by + "; stores' lookup measured on this CPU",
+                                     {"made_by": "examples/datastores.py", "source": str(heads_dir / f"log-{name}")})
+        t = time.perf_counter()
+        result[name] = selection_summary(path, out / f"select-{name}", router_models, live_per_domain=cfg.router_live, seed=cfg.seed,
+                                         threads=cfg.threads, budget=cfg.budget, learners=cfg.learners)
+        seconds[f"select_{name}"] = time.perf_counter() - t
+        result[name]["store_arms_test"] = own_domain_table(frame_all, {n: d for n, (d, _) in arms.items()})
+    if cfg.live_per_domain > 0:
+        _say(f"5/5 live on this CPU: {cfg.live_per_domain} test prompt(s) per domain, every store arm")
+        t = time.perf_counter()
+        test = frame.iloc[log_idx]
+        test = test[test["split"] == "test"].groupby("domain", group_keys=False).head(cfg.live_per_domain)
+        result["live"] = measure_live(models_live, test[QCOLS], out, h200, steps_by_kind({"datastore": None, "datastore_head": head_h200}),
+                                      cfg.threads, "examples/datastores.py (live)")
+        del result["live"]["models"]
+        seconds["live"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t_all
+    result["seconds"] = seconds
+    (out / "stores.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result

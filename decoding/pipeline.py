@@ -1,0 +1,160 @@
+"""Train -> select on validation -> test -> decode live: the pipeline the quickstart and every drafter run call.
+
+``select_and_test(log, out, models)``: every policy trained on the log's train split
+(``bandit.suite``), the project's selection rule on validation (exact values, paired intervals
+against the best fixed arm), an off-policy report, the test split scored for every policy, single
+arm and the oracle (``bandit.pipeline``), the same counts priced under another machine's cost
+profile, and the chosen policy decoding held-out prompts live (plain decoding timed beside it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: the featurizer every policy uses (chosen on the validation split of the shipped log: BENCHMARKS.md)
+FEATURIZER = "prompt-stats"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def priced_on(outcomes: pd.DataFrame, arms: Sequence[Any], profile: Path, say: Callable[[str], None] = _stderr) -> pd.DataFrame | None:
+    """``outcomes`` with ``speedup_count`` re-priced under another machine's cost profile (the counts
+    are the same there under exact greedy decoding); None, said, where the profile cannot price an
+    arm (a drafting model it has no step cost for)."""
+    from .calibrate import for_arms, load_calibration
+    from .reprice import price_counts
+
+    try:
+        cal = for_arms(load_calibration(profile), arms)
+    except (OSError, ValueError) as exc:
+        say(f"   no {Path(profile).name} column: {exc}")
+        return None
+    frame = outcomes.copy()
+    frame["speedup_count"] = price_counts(frame, {a.name: a.kind for a in arms}, cal)
+    frame["wall_time_s"] = np.nan  # wall clock belongs to the machine that measured it
+    return frame
+
+
+def run_live(run_dir: Path, winner: str, outcomes: pd.DataFrame, live_per_domain: int, models_path: Path, out: Path,
+             opened: Any, seed: int, threads: int | None, progress: bool,
+             say: Callable[[str], None] = _stderr) -> tuple[pd.DataFrame, int]:
+    """Decode ``live_per_domain`` held-out prompts per domain with the chosen policy, plain decoding
+    timed beside it: the per-domain live table (``bandit.pipeline.live_table``) and the lossless failures."""
+    from bandit.pipeline import held_out_slice, live_table
+    from logging_data import open_log
+
+    from .calibrate import Calibration
+    from .loop import DecodeConfig, decode_prompts
+    from .models import load_models_config
+
+    say(f"4/4 live: decoding {live_per_domain} held-out prompt(s) per domain with {winner} (plain decoding timed beside)")
+    live_prompts = held_out_slice(outcomes, live_per_domain)
+    prompts_file = out / "live_prompts.parquet"
+    live_prompts.to_parquet(prompts_file, index=False)
+    live_log = out / "live"
+    if live_log.exists():
+        shutil.rmtree(live_log)
+    recorded = opened.metadata.extra.get("calibration")  # price the count model as the log did
+    summary = decode_prompts(run_dir, load_models_config(models_path), prompts_file, live_log,
+                             DecodeConfig(greedy=True, seed=seed, reward=opened.metadata.reward), threads=threads,
+                             progress=progress, calibration=Calibration.from_json(recorded) if recorded else None)
+    return live_table(open_log(live_log).read("decisions")), summary.n_lossless_failures
+
+
+def select_and_test(log: str | Path, out: str | Path, models: str | Path, *, live_per_domain: int = 4, budget: str = "default",
+                    learners: Sequence[str] | None = None, featurizer: str = FEATURIZER, seed: int = 0,
+                    threads: int | None = None, progress: bool = True, h200_profile: str | Path | None = None,
+                    say: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """Train every policy on ``log``'s train split, select on validation, score on test, decode live.
+
+    ``models``: a models file naming every arm of the log (the live step decodes with it);
+    ``h200_profile``: a cost profile the test split is priced under too (None: not priced). Returns
+    every number (the caller writes it); ``offline``, ``live`` and ``winner`` for a figure.
+    """
+    from bandit.pipeline import check_on_test, offline_table
+    from bandit.report import write_html_report
+    from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_on_outcomes, train_policies
+    from logging_data import open_log
+
+    out, log = Path(out), Path(log)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    opened = open_log(log)
+    arm_names = opened.metadata.arm_names
+    outcomes = opened.read("outcomes")
+    say(f"log {log}: {outcomes['query_id'].nunique()} prompts x {len(arm_names)} arms ({', '.join(arm_names)}); "
+        f"reward: {opened.metadata.reward.kind}")
+
+    say(f"1/4 training every policy on the train split (featurizer {featurizer})")
+    trained = train_policies(log, out / "runs", learners=tuple(learners or LEARNERS), budget=budget,
+                             featurizer=featurizer, seed=seed, progress=progress)
+    runs = trained.load()
+    t_train = time.perf_counter() - t0
+
+    say("2/4 selection on the validation split: exact values, paired intervals against the best fixed arm")
+    val_outcomes = outcomes[outcomes["split"].astype(object) == "validation"]
+    selection = select_on_outcomes(runs, val_outcomes, arm_names)
+    winner = selection.chosen
+    say(f"   {selection.table()}".replace("\n", "\n   "))
+    decisions, _ = holdout_decisions(log, "validation", seed=seed)
+    evaluation = evaluate_runs(runs, decisions, val_outcomes, arm_names, seed=seed)
+    report = write_html_report(evaluation, out / "report")
+    say(f"   off-policy report (uniform logging simulated on validation, true values beside): {report}")
+
+    say("3/4 test split: every policy, every single arm and the oracle on the log's outcomes")
+    test_outcomes = outcomes[outcomes["split"].astype(object) == "test"]
+    offline = offline_table(runs, test_outcomes, arm_names)
+    test_check = check_on_test(runs[winner], test_outcomes, arm_names)
+    on_h200 = priced_on(test_outcomes, opened.metadata.arms, Path(h200_profile), say) if h200_profile is not None else None
+    offline_h200 = offline_table(runs, on_h200, arm_names) if on_h200 is not None else None
+
+    if live_per_domain > 0:
+        live, n_failures = run_live(trained.runs[winner], winner, outcomes, live_per_domain, Path(models), out, opened,
+                                    seed, threads, progress, say)
+    else:
+        say("4/4 live: skipped (--live-per-domain 0)")
+        live, n_failures = pd.DataFrame(), 0
+    return {
+        "log": str(log), "arms": list(arm_names), "reward": opened.metadata.reward.to_json(), "winner": winner,
+        "featurizer": featurizer, "selection": {"split": "validation", **selection.to_json()},
+        "off_policy_validation": [r for r in evaluation.rows() if r["estimator"] == "dr"],
+        "test_offline": offline.to_dict(orient="records"),
+        "test_against_best_arm": test_check,
+        "h200_profile": str(h200_profile) if offline_h200 is not None else None,
+        "test_offline_h200": offline_h200.to_dict(orient="records") if offline_h200 is not None else [],
+        "live": live.to_dict(orient="records"),
+        "live_lossless_failures": n_failures,
+        "seconds": {"train": t_train, "total": time.perf_counter() - t0},
+        "report": str(report),
+    }
+
+
+def selection_summary(log: Path, out: Path, models: Path, *, live_per_domain: int, seed: int, threads: int | None,
+                      budget: str, learners: Sequence[str] | None) -> dict[str, Any]:
+    """``select_and_test`` on a drafter run's priced log, quietly (its Python warnings kept in
+    ``out/warnings.txt``), summed up: the winner and why, the test split against the best arm, each
+    arm's test speed-up per domain, every policy's overall test speed-up, the live run."""
+    from bandit.pipeline import arm_domain_speedups
+    from logging_data import open_log
+
+    with warnings.catch_warnings(record=True) as caught:  # kept in a file, counted here
+        warnings.simplefilter("always")
+        q = select_and_test(log, out, models, live_per_domain=live_per_domain, seed=seed, threads=threads, progress=False,
+                            budget=budget, learners=learners)
+    if caught:
+        (out / "warnings.txt").write_text("\n".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught})) + "\n")
+    test = pd.DataFrame(q["test_offline"])
+    return {"winner": q["winner"], "selection_reason": q["selection"]["reason"], "test_against_best_arm": q["test_against_best_arm"],
+            "per_arm_by_domain": arm_domain_speedups(open_log(log).read("outcomes")),
+            "test_overall": test[test["domain"] == "(all)"].set_index("policy")["count"].to_dict(),
+            "live": q["live"], "live_lossless_failures": q["live_lossless_failures"]}
