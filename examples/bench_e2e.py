@@ -106,6 +106,7 @@ def evaluate_set(name: str, outcomes: pd.DataFrame, runs: dict[str, Any], arm_na
 def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, best_fixed: str, calibration: Any,
              per_domain: int | None, repeats: int, warmup: int, progress: bool) -> dict:
     """Measure plain decoding and the arms that matter on (a slice of) one set; wall speed-ups per policy."""
+    from bandit.suite import paired_totals, speedup_totals
     from decoding.build import measure_pairs
 
     frame = ev["frame"].copy()
@@ -134,18 +135,14 @@ def live_set(session: Any, ev: dict, arm_names: Sequence[str], selected: str, be
         rows = m.loc[list(zip(frame["query_id"], arms))].reset_index()
         rows["domain"] = frame["domain"].to_numpy()
         for domain, part in [("(all)", rows), *rows.groupby("domain")]:
-            records.append({"policy": policy, "domain": str(domain), "n_prompts": int(len(part)),
-                            "wall": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
-                            "count": float(part["n_new_tokens"].sum() / (part["n_new_tokens"] / part["speedup_count"]).sum()),
+            t = speedup_totals(part)
+            records.append({"policy": policy, "domain": str(domain), "n_prompts": int(len(part)), "wall": t["wall"], "count": t["count"],
                             "identical_to_greedy": float(part["lossless"].astype(bool).mean())})
-    from bandit.suite import paired_totals
-
     walls = {policy: m.loc[list(zip(frame["query_id"], arms)), "wall_time_s"].to_numpy(float) for policy, arms in choice.items()}
     plain_wall = m.loc[list(zip(frame["query_id"], choice["plain"])), "plain_wall_time_s"].to_numpy(float)
     sel = f"selected ({selected})"
     paired = {other: paired_totals(walls[sel], walls[other], plain_wall) for other in choice if other not in (sel, "plain", "oracle")}
-    per_arm = [{"arm": arm, "n_prompts": int(len(part)), "wall": float(part["plain_wall_time_s"].sum() / part["wall_time_s"].sum()),
-                "count": float(part["n_new_tokens"].sum() / (part["n_new_tokens"] / part["speedup_count"]).sum())}
+    per_arm = [{"arm": arm, "n_prompts": int(len(part)), **{k: speedup_totals(part)[k] for k in ("wall", "count")}}
                for arm, part in measured.drop_duplicates(["query_id", "arm"]).groupby("arm")]
     for r in per_arm:
         r["count_over_wall"] = r["count"] / r["wall"]

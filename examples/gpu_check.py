@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from bandit.suite import speedup_totals
 from decoding.loop_bench import LOOP_ARMS, backends_table, compare_backends
 
 HERE = Path(__file__).resolve().parent
@@ -125,10 +126,8 @@ def static_vs_dynamic(session: Any, prompt: str, n_new: int, repeats: int) -> di
 
 def totals(rows: pd.DataFrame, speedup_column: str = "speedup_count") -> dict[str, float]:
     """Ratio-of-totals speed-ups of outcome rows: count model and wall clock."""
-    n = rows["n_new_tokens"].astype(float)
-    count = float(n.sum() / (n / rows[speedup_column].astype(float)).sum())
-    wall = float(rows["plain_wall_time_s"].sum() / rows["wall_time_s"].sum())
-    return {"count": count, "wall": wall, "count_over_wall": count / wall}
+    t = speedup_totals(rows.assign(speedup_count=rows[speedup_column].astype(float)))
+    return {"count": t["count"], "wall": t["wall"], "count_over_wall": t["count"] / t["wall"]}
 
 
 def profile_accuracy(log_path: Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ two pricings, the selection on each."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,18 +14,19 @@ from decoding.drafters.states import cached_greedy_outputs, cached_teacher_outpu
 from decoding.drafters.tuning import MIN_ACCEPTANCE, TUNE_GATES, TUNE_LENGTHS, HeadSetting
 from logging_data import open_log
 
+JOINT_LOG = Path(__file__).resolve().parents[2] / "examples" / "data" / "smollm2-joint-log"
+
 pytestmark = [pytest.mark.slow, pytest.mark.benchmark]  # a benchmark command (BENCHMARKS.md), not in the README's test command
 
 
 def test_heads_example_runs_end_to_end(heads_run, load_example):
-    ex = load_example("heads")
     out, res = heads_run  # ex.main at a tiny size (tests/examples/conftest.py)
     assert res["n_prompts"] == 12 and res["domains"] == ["code", "questions", "summarize", "translate"]
     # one training prompt per domain mined beyond the log's one (none of the log's prompts), with its teacher continuation
     mined = res["mined_train_prompts"]
     assert mined["counts"] == {d: 1 for d in res["domains"]} and mined["request"]["need"] == {d: 1 for d in res["domains"]}
     extra = pd.read_parquet(out / "extra-prompts.parquet")
-    log_prompts = set(open_log(ex.JOINT_LOG).read("outcomes")["prompt"].astype(str))
+    log_prompts = set(open_log(JOINT_LOG).read("outcomes")["prompt"].astype(str))
     assert len(extra) == 4 and not set(extra["prompt"]) & log_prompts
     assert all(c[-1]["train_prompts"] == 2 and c[-1]["mined_prompts"] == 1
                for c in res["learning_curve"].values())
@@ -63,7 +65,7 @@ def test_heads_example_runs_end_to_end(heads_run, load_example):
     live_arms = open_log(out / "log-live").metadata.arms
     assert [a.kind for a in live_arms][-2:] == ["lookup_head"] * 2 and live_arms[-1].attrs["confidence"] == GATED.gate
     # the greedy outputs and states are kept: a second call reads them back and gives the same rows
-    again = cached_greedy_outputs(None, plain_rows(open_log(ex.JOINT_LOG).read("outcomes"), 12), out / "states")
+    again = cached_greedy_outputs(None, plain_rows(open_log(JOINT_LOG).read("outcomes"), 12), out / "states")
     assert again[4] == res["regenerated"] and len(again[0]) == 12
     # each head over k x gate, picked on validation, reported on test (examples/heads_gate_sweep.py)
     sweep = load_example("heads_gate_sweep").main(out, min_acceptance=0.0)
