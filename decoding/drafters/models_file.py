@@ -7,10 +7,10 @@ store arm for its domain (``store-D``, ``store-D-tuned``, ``store-head-D``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..models import ArmConfig
 from .tuning import HeadSetting, StoreHeadSetting, StoreSetting
 
 #: the prompt-lookup arm the heads run after (where it matches) and are measured beside
@@ -30,21 +30,27 @@ def head_arms_of(domain: str, tuned: Mapping[str, HeadSetting] | None = None) ->
             + [(f"lookup-head-{domain}", HeadSetting(3)), (f"lookup-head-{domain}-gated", GATED)])
 
 
-def _target_and_lookup(target: Any, lookup: Any) -> str:
-    return (f'[target]\npath = "{target.path}"\ndevice = "{target.device}"\nmax_new_tokens = {target.max_new_tokens}\n\n'
-            '[[arms]]\nname = "plain"\nkind = "none"\n\n'
-            f'[[arms]]\nname = "{lookup.name}"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n'
-            f'max_matching_ngram_size = {lookup.max_matching_ngram_size}\n')
+def _gate(setting: HeadSetting) -> dict[str, float]:
+    return {"assistant_confidence_threshold": setting.gate} if setting.gate else {}
 
 
-def head_arm_toml(name: str, domain: str, setting: HeadSetting, lookup: Any, heads_dir: str = "heads") -> str:
-    """One ``[[arms]]`` table of a models file for ``domain``'s head (under ``heads_dir``): ``kind =
-    "lookup_head"`` with ``lookup``'s settings when ``name`` starts with ``lookup-``, else ``kind = "head"``."""
-    text = (f'\n[[arms]]\nname = "{name}"\nkind = "{"lookup_head" if name.startswith("lookup-") else "head"}"\n'
-            f'head = "{heads_dir}/{domain}"\nnum_assistant_tokens = {setting.k}\n')
+def head_arm(name: str, domain: str, setting: HeadSetting, lookup: Any, heads_dir: str = "heads") -> ArmConfig:
+    """The arm of ``domain``'s head (under ``heads_dir``): ``kind = "lookup_head"`` with ``lookup``'s
+    settings when ``name`` starts with ``lookup-``, else ``kind = "head"``."""
+    head = f"{heads_dir}/{domain}"
     if name.startswith("lookup-"):
-        text += f"prompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\nmax_matching_ngram_size = {lookup.max_matching_ngram_size}\n"
-    return text + (f"assistant_confidence_threshold = {setting.gate}\n" if setting.gate else "")
+        return ArmConfig.of(name, "lookup_head", head=head, num_assistant_tokens=setting.k, **_gate(setting),
+                            prompt_lookup_num_tokens=lookup.prompt_lookup_num_tokens, max_matching_ngram_size=lookup.max_matching_ngram_size)
+    return ArmConfig.of(name, "head", head=head, num_assistant_tokens=setting.k, **_gate(setting))
+
+
+def _write(path: Path, target: Any, arms: list[ArmConfig]) -> Path:
+    """``path`` written whole (``decoding.models.write_models_file``, replacing an earlier run's) and checked to load."""
+    from ..models import ModelsConfig, load_models_config, write_models_file
+
+    write_models_file(path, ModelsConfig.of(target, arms, base_dir=path.parent), overwrite=True)
+    load_models_config(path)  # parses, or says why here
+    return path
 
 
 def heads_models_file(out: Path, source_models: Path, domains: list[str], k: int = 3,
@@ -56,16 +62,14 @@ def heads_models_file(out: Path, source_models: Path, domains: list[str], k: int
 
     joint = load_models_config(source_models)
     lookup = joint.arm(LIVE_LOOKUP)
-    text = _target_and_lookup(joint.target, lookup)
+    arms = [ArmConfig.of("plain", "none"), lookup]
     for d in domains:
-        text += head_arm_toml(f"head-{d}-k{k}", d, HeadSetting(k), lookup)
+        arms.append(head_arm(f"head-{d}-k{k}", d, HeadSetting(k), lookup))
         if tuned and d in tuned:
-            text += head_arm_toml(f"head-{d}-tuned", d, tuned[d], lookup)
+            arms.append(head_arm(f"head-{d}-tuned", d, tuned[d], lookup))
     for d in domains:  # prompt lookup where it matches, the domain's head where it does not (ungated, and gated)
-        text += head_arm_toml(f"lookup-head-{d}", d, HeadSetting(k), lookup) + head_arm_toml(f"lookup-head-{d}-gated", d, GATED, lookup)
-    path = out / "models-heads.toml"
-    path.write_text(text)
-    return path
+        arms += [head_arm(f"lookup-head-{d}", d, HeadSetting(k), lookup), head_arm(f"lookup-head-{d}-gated", d, GATED, lookup)]
+    return _write(out / "models-heads.toml", joint.target, arms)
 
 
 def router_models_file(out: Path, source_models: Path, domains: list[str], tuned: Mapping[str, HeadSetting] | None = None) -> Path:
@@ -73,28 +77,21 @@ def router_models_file(out: Path, source_models: Path, domains: list[str], tuned
     and each domain's head arms (``head_arms_of``), so that whichever policy is selected decodes live."""
     from ..models import load_models_config
 
-    lookup = load_models_config(source_models).arm(LIVE_LOOKUP)
-    text = source_models.read_text(encoding="utf-8").rstrip() + "\n\n# each domain's head (examples/heads.py), alone and after prompt lookup\n"
-    for d in domains:
-        for name, setting in head_arms_of(d, tuned):
-            text += head_arm_toml(name, d, setting, lookup)
-    path = out / "models-router.toml"
-    path.write_text(text)
-    load_models_config(path)  # parses, or says why here
-    return path
+    joint = load_models_config(source_models)
+    lookup = joint.arm(LIVE_LOOKUP)
+    heads = [head_arm(name, d, setting, lookup) for d in domains for name, setting in head_arms_of(d, tuned)]
+    return _write(out / "models-router.toml", joint.target, [*joint.arms, *heads])
 
 
-def store_arm_toml(name: str, domain: str, setting: StoreSetting | StoreHeadSetting, heads_dir: Path) -> str:
-    """One ``[[arms]]`` table of a store arm (stores under ``stores/`` beside the models file, heads by absolute path)."""
-    store = setting.store if isinstance(setting, StoreHeadSetting) else setting
-    kind = "datastore_head" if isinstance(setting, StoreHeadSetting) else "datastore"
-    text = f'\n[[arms]]\nname = "{name}"\nkind = "{kind}"\ndatastore = "stores/{domain}"\n'
-    tokens_key = "datastore_tokens" if kind == "datastore_head" else "num_assistant_tokens"
-    text += f"{tokens_key} = {store.tokens}\nmin_count = {store.min_count}\nmin_fraction = {store.min_fraction}\n"
+def store_arm(name: str, domain: str, setting: StoreSetting | StoreHeadSetting, heads_dir: Path) -> ArmConfig:
+    """A store arm (its store under ``stores/`` beside the models file; with a head, the head by absolute path)."""
     if isinstance(setting, StoreHeadSetting):
-        text += f"head = {json.dumps(str((heads_dir / 'heads' / domain).resolve()))}\nnum_assistant_tokens = {setting.head.k}\n"
-        text += f"assistant_confidence_threshold = {setting.head.gate}\n" if setting.head.gate else ""
-    return text
+        s = setting.store
+        return ArmConfig.of(name, "datastore_head", datastore=f"stores/{domain}", datastore_tokens=s.tokens, min_count=s.min_count,
+                            min_fraction=float(s.min_fraction), head=str((heads_dir / "heads" / domain).resolve()),
+                            num_assistant_tokens=setting.head.k, **_gate(setting.head))
+    return ArmConfig.of(name, "datastore", datastore=f"stores/{domain}", num_assistant_tokens=setting.tokens,
+                        min_count=setting.min_count, min_fraction=float(setting.min_fraction))
 
 
 def stores_models_files(out: Path, source_models: Path, heads_dir: Path,
@@ -102,18 +99,23 @@ def stores_models_files(out: Path, source_models: Path, heads_dir: Path,
     """``out/models-stores.toml`` (plain, ``LIVE_LOOKUP``, every store arm of ``arms``: name -> (domain,
     setting)) and ``out/models-router.toml`` (every arm of the logs: the heads run's router file, its
     heads by absolute path, plus the store arms)."""
+    import dataclasses
+
     from ..models import load_models_config
 
     joint = load_models_config(source_models)
-    text = "".join(store_arm_toml(name, d, s, heads_dir) for name, (d, s) in arms.items())
+    stores = [store_arm(name, d, s, heads_dir) for name, (d, s) in arms.items()]
     router_src = heads_dir / "models-router.toml"
     if not router_src.exists():
         raise SystemExit(f"--heads {heads_dir}: no models-router.toml there (an examples/heads.py run writes it)")
-    router = router_src.read_text().replace('head = "heads/', f'head = "{(heads_dir / "heads").resolve()}/')
-    router += "\n# each domain's retrieval datastore (examples/datastores.py), alone and before its head\n" + text
-    paths = out / "models-stores.toml", out / "models-router.toml"
-    paths[0].write_text(_target_and_lookup(joint.target, joint.arm(LIVE_LOOKUP)) + text)
-    paths[1].write_text(router)
-    for p in paths:
-        load_models_config(p)  # parses, or says why here
-    return paths
+    router = load_models_config(router_src)
+
+    def absolute(arm: ArmConfig) -> ArmConfig:  # the heads run's heads, wherever this file is
+        head = arm.option("head")
+        if head is None or Path(head).is_absolute():
+            return arm
+        return dataclasses.replace(arm, options=tuple((k, str(Path(router.resolve(v)).resolve()) if k == "head" else v)
+                                                      for k, v in arm.options))
+
+    return (_write(out / "models-stores.toml", joint.target, [ArmConfig.of("plain", "none"), joint.arm(LIVE_LOOKUP), *stores]),
+            _write(out / "models-router.toml", router.target, [*map(absolute, router.arms), *stores]))

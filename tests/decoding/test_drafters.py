@@ -13,11 +13,11 @@ from bandit.pipeline import arm_domain_speedups, held_out_slice, live_table
 from decoding.calibrate import load_calibration
 from decoding.drafters.live import live_arm_domain_table, steps_by_kind
 from decoding.drafters.logs import write_priced_log
-from decoding.drafters.models_file import GATED, head_arm_toml, head_arms_of, store_arm_toml
+from decoding.drafters.models_file import GATED, head_arm, head_arms_of, heads_models_file, router_models_file, store_arm
 from decoding.drafters.pricing import own_domain_table, price_totals, sum_counts
 from decoding.drafters.states import load_states, plain_rows, save_states
 from decoding.drafters.tuning import HeadSetting, StoreHeadSetting, StoreSetting, pick_setting, table_json
-from decoding.models import parse_models_config
+from decoding.models import ModelsConfig, load_models_config, parse_models_config
 
 H200 = Path(__file__).resolve().parents[2] / "examples" / "profiles" / "h200-smollm2-135m-fp32.json"
 
@@ -101,14 +101,31 @@ def test_head_and_store_arms_parse_as_a_models_file(tmp_path):
                                  'prompt_lookup_num_tokens = 10\nmax_matching_ngram_size = 3\n').arm("lookup-n3-k10")
     names = [n for n, _ in head_arms_of("code", {"code": HeadSetting(2, 0.3)})]
     assert names == ["head-code-k3", "head-code-k5", "head-code-k5-gated", "head-code-tuned", "lookup-head-code", "lookup-head-code-gated"]
-    text = '[target]\npath = "t"\n' + "".join(head_arm_toml(n, "code", s, lookup) for n, s in head_arms_of("code", {"code": HeadSetting(2, 0.3)}))
-    text += store_arm_toml("store-code", "code", StoreSetting(4, 2, 0.3), tmp_path)
-    text += store_arm_toml("store-head-code", "code", StoreHeadSetting(StoreSetting(4, 1, 0.0), HeadSetting(2, 0.5)), tmp_path)
-    cfg = parse_models_config(text, base_dir=tmp_path)
+    arms = [head_arm(n, "code", s, lookup) for n, s in head_arms_of("code", {"code": HeadSetting(2, 0.3)})]
+    arms += [store_arm("store-code", "code", StoreSetting(4, 2, 0.3), tmp_path),
+             store_arm("store-head-code", "code", StoreHeadSetting(StoreSetting(4, 1, 0.0), HeadSetting(2, 0.5)), tmp_path)]
+    cfg = parse_models_config(ModelsConfig.of("t", arms).to_toml(), base_dir=tmp_path)
     tuned, gated, store, both = cfg.arm("head-code-tuned"), cfg.arm("lookup-head-code-gated"), cfg.arm("store-code"), cfg.arm("store-head-code")
-    assert (tuned.kind, tuned.num_assistant_tokens, tuned.assistant_confidence_threshold) == ("head", 2, 0.3)
+    assert (tuned.kind, tuned.num_assistant_tokens, tuned.assistant_confidence_threshold, tuned.option("head")) == ("head", 2, 0.3, "heads/code")
     assert (gated.kind, gated.num_assistant_tokens, gated.prompt_lookup_num_tokens) == ("lookup_head", 5, 10)
-    assert (store.kind, store.num_assistant_tokens) == ("datastore", 4) and both.kind == "datastore_head"
+    assert (store.kind, store.num_assistant_tokens, store.option("min_fraction")) == ("datastore", 4, 0.3)
+    assert both.kind == "datastore_head" and both.option("head") == str((tmp_path / "heads" / "code").resolve())
+
+
+def test_heads_models_files_name_every_head_arm(tmp_path):
+    source = tmp_path / "joint.toml"
+    source.write_text('[target]\npath = "packaged:smollm2-135m"\ndevice = "cpu"\nmax_new_tokens = 48\n\n[[arms]]\nname = "plain"\nkind = "none"\n\n'
+                      '[[arms]]\nname = "lookup-n3-k10"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 10\nmax_matching_ngram_size = 3\n')
+    tuned = {"a": HeadSetting(2, 0.3), "b": HeadSetting(4)}
+    for _ in range(2):  # a rerun replaces its files
+        live, router = heads_models_file(tmp_path, source, ["a", "b"], tuned=tuned), router_models_file(tmp_path, source, ["a", "b"], tuned)
+    live, router = load_models_config(live), load_models_config(router)
+    assert live.target.path == "packaged:smollm2-135m" and live.target.max_new_tokens == 48
+    assert live.arm_names == ("plain", "lookup-n3-k10", "head-a-k3", "head-a-tuned", "head-b-k3", "head-b-tuned",
+                              "lookup-head-a", "lookup-head-a-gated", "lookup-head-b", "lookup-head-b-gated")
+    assert router.arm_names == ("plain", "lookup-n3-k10", *(n for d in "ab" for n, _ in head_arms_of(d, tuned)))
+    assert router.arm("head-b-tuned").num_assistant_tokens == 4 and router.arm("head-b-tuned").assistant_confidence_threshold is None
+    assert router.resolve(router.arm("lookup-head-a").option("head")) == str(tmp_path / "heads" / "a")
 
 
 def test_write_priced_log_prices_every_row_and_replaces_the_folder(tmp_path):
