@@ -79,7 +79,9 @@ def reward_definition(reward: str = "align_accept", alpha: float = 0.0) -> Rewar
         if alpha:
             raise ValueError(f"--alpha applies to alignment rewards only; reward {reward!r} got alpha={alpha}")
         kind = reward.replace("time_saved", "speedup")
-        desc = ("n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * arm_cost), costs calibrated per machine (decoding.calibrate)" if kind == "speedup_count"
+        desc = ("(n_new_tokens + n_prompt_tokens * prefill_cost) / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + "
+                "draft_calls * arm_cost + n_prompt_tokens * (prefill_cost + the drafting model's prefill_cost)), costs calibrated "
+                "per machine (decoding.calibrate)" if kind == "speedup_count"
                 else "plain_wall_time_s / wall_time_s (medians over repeats)")
         if reward.startswith("time_saved"):
             return RewardDefinition(kind=kind, metric="time_saved", alpha=0.0,
@@ -272,22 +274,22 @@ def check_reward_supported(reward: RewardDefinition, models: ModelsConfig) -> No
                              f"(they have no output of their own); use --reward align_accept or a measured reward")
 
 
-def measured_row(arm: ArmConfig, outcome: Any, plain: Any, relative_cost: float, verify_cost: float = 0.0,
-                 round_cost: float = 0.0) -> dict[str, Any]:
+def measured_row(arm: ArmConfig, outcome: Any, plain: Any, calibration: Calibration | None,
+                 prompt_tokens: int | None = None) -> dict[str, Any]:
     """The measured-assisted-decoding columns of one outcome (``DecodeOutcome``s of the arm and of plain decoding).
 
-    ``relative_cost`` = c_d / c_t, ``verify_cost`` = c_v / c_t and ``round_cost`` = c_r / c_t from
-    the log's calibration (``decoding.calibrate``); the ``none`` arm pays no round cost.
+    ``speedup_count`` is priced by ``calibration`` (``Calibration.speedup``; None: every cost 0, the
+    count speed-up is target calls alone) for a prompt of ``prompt_tokens`` tokens (its prefill).
     """
+    cal = calibration if calibration is not None else Calibration(target_step_s=1.0)
     return {
-        "arm_cost": float(relative_cost),
+        "arm_cost": float(cal.relative_costs().get(arm.name, 0.0)),
         "n_new_tokens": outcome.n_new_tokens, "target_calls": outcome.target_calls, "draft_calls": outcome.draft_calls,
         "draft_tokens": outcome.draft_tokens, "accepted_tokens": outcome.accepted_tokens,
         "wall_time_s": outcome.wall_time_s, "plain_wall_time_s": plain.wall_time_s,
         "tokens_per_s": outcome.tokens_per_s, "speedup_wall": plain.wall_time_s / outcome.wall_time_s,
-        "speedup_count": speedup_count(outcome.n_new_tokens, outcome.target_calls, outcome.draft_calls, relative_cost,
-                                       outcome.draft_tokens, verify_cost, 0.0 if kind_of(arm).plain else round_cost)
-        if outcome.n_new_tokens else 1.0,
+        "speedup_count": cal.speedup(arm.name, kind_of(arm).plain, outcome.n_new_tokens, outcome.target_calls,
+                                     outcome.draft_calls, outcome.draft_tokens, prompt_tokens),
         "n_repeats": outcome.n_repeats, "n_threads": outcome.n_threads, "lossless": outcome.lossless,
         "token_match_rate": match_rate(outcome),
     }
@@ -494,9 +496,8 @@ def _build_batch(session, models, frame, batch, encoded, done, costs, calibratio
             if (q["query_id"], arm.name) in done:
                 continue
             outcome = decode_arm(session, encoded[i], arm, plain, repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=max_new)
-            row = {**q, "arm": arm.name}
-            row.update(measured_row(arm, outcome, plain, costs.get(arm.name, 0.0), calibration.relative_verify_cost(),
-                                    calibration.relative_round_cost()))
+            row = {**q, "arm": arm.name, "n_prompt_tokens": len(encoded[i])}
+            row.update(measured_row(arm, outcome, plain, calibration, len(encoded[i])))
             row.update(alignment_for(session, arm, encoded[i], plain.tokens, own.get(arm.name, {}).get(i), max_new))
             row["target_output"] = target_text
             row["reward"] = reward_value(cfg.reward, arm, row)
@@ -566,12 +567,7 @@ def exact_counts(arm: ArmConfig, ids: Sequence[int], target: Sequence[int], cali
         return {"n_new_tokens": n, "target_calls": None, "draft_calls": None, "draft_tokens": None, "accepted_tokens": None,
                 "speedup_count": None}
     v, draft_calls = counts
-    if kind.plain:
-        sc = 1.0
-    else:
-        cost = calibration.relative_costs().get(arm.name, 0.0) if draft_calls else 0.0
-        sc = (speedup_count(n, v.target_calls, draft_calls, cost, v.proposed, calibration.relative_verify_cost(),
-                            calibration.relative_round_cost()) if n else 1.0)
+    sc = 1.0 if kind.plain else calibration.speedup(arm.name, False, n, v.target_calls, draft_calls, v.proposed, len(ids))
     return {"n_new_tokens": n, "target_calls": v.target_calls, "draft_calls": int(draft_calls), "draft_tokens": v.proposed,
             "accepted_tokens": v.accepted, "speedup_count": sc}
 
@@ -589,7 +585,7 @@ def _alignment_batch(session, models, frame, batch, encoded, done, costs, calibr
         for arm in models.arms:
             if (q["query_id"], arm.name) in done:
                 continue
-            row = {**q, "arm": arm.name, "arm_cost": float(costs.get(arm.name, 0.0))}
+            row = {**q, "arm": arm.name, "arm_cost": float(costs.get(arm.name, 0.0)), "n_prompt_tokens": len(encoded[i])}
             row.update(exact_counts(arm, encoded[i], target, calibration, max_new, session.eos_ids, session))
             row.update(alignment_for(session, arm, encoded[i], target, own.get(arm.name, {}).get(i), max_new))
             row["target_output"] = target_text
@@ -636,8 +632,7 @@ def measure_pairs(session: Any, frame: pd.DataFrame, arms_by_prompt: dict[str, S
             arm = session.arm(name) if name in session.config.arm_names else session.arm(None)  # "plain" may not be an arm
             outcome = decode_arm(session, ids, arm, plain, repeats=repeats, warmup=warmup, max_new_tokens=max_new, name=name)
             row = {"query_id": qid, "domain": prompt.get("domain"), "arm": name,
-                   **measured_row(arm, outcome, plain, costs.get(name, 0.0), calibration.relative_verify_cost(),
-                                  calibration.relative_round_cost()),
+                   "n_prompt_tokens": len(ids), **measured_row(arm, outcome, plain, calibration, len(ids)),
                    "target_tokens": tuple(plain.tokens)}
             rows.append(row)
     return pd.DataFrame(rows)

@@ -19,12 +19,22 @@ is deterministic). So a log keeps both, plus what one step costs *on this machin
   the same prompt: ``c_r = (T_assisted - rounds * T_plain / n - draft_tokens * c_v) / rounds``
   (clipped at 0). It is paid once per target call of every assisted arm, never by plain decoding.
 
-The count model::
+- ``c_r`` per arm (``arm_round_s``): the round overhead of the code path the arm runs on live,
+  ``generate()``'s (above) or the project's own loop's (``decoding.specloop``: the same timing
+  with prompt lookup run through the loop), so an arm is charged the bookkeeping it really pays;
+- ``c_p``: the seconds each prompt token adds to the target's prefill (``prefill_token_s``), from
+  one forward pass over ``prefill_len`` tokens on an empty cache: ``(T(prefill_len) - c_t) /
+  (prefill_len - 1)``; ``c_pd`` the same for the model an arm drafts with (``arm_prefill_token_s``;
+  0 for arms that run no model of their own). Every arm pays the target's prefill, and an arm with
+  a draft model also pays the draft's: on long prompts this dilutes every speed-up, and the
+  draft's share can turn a winning draft into a loss (the 1.5B target measured it: without it the
+  count model read the wall clock 10-17% too fast).
 
-    plain_cost    = n_new_tokens * c_t
-    assisted_cost = target_calls * (c_t + c_r) + draft_tokens * c_v + draft_calls * c_d
+The count model, for a prompt of ``P`` tokens (``n_prompt_tokens``; 0 for logs that predate it)::
+
+    plain_cost    = n_new_tokens * c_t + P * c_p
+    assisted_cost = target_calls * (c_t + c_r) + draft_tokens * c_v + draft_calls * c_d + P * (c_p + c_pd)
     speedup_count = plain_cost / assisted_cost
-                  = n_new_tokens / (target_calls * (1 + c_r / c_t) + draft_tokens * c_v / c_t + draft_calls * c_d / c_t)
 
 Every count in it is deterministic under greedy decoding, so the speed-up it gives is
 reproducible on the machine the costs were calibrated on; the measured ``speedup_wall`` sits next
@@ -59,6 +69,12 @@ class Calibration:
     device: str = "cpu"
     #: what was timed -> interquartile range / median of its repeats (``calibrate``); empty for older profiles
     spread: Mapping[str, float] = field(default_factory=dict)
+    #: seconds each prompt token adds to the target's prefill (0: not measured, an older profile: no prefill priced)
+    prefill_token_s: float = 0.0
+    #: arm name -> seconds each prompt token adds to the prefill of the model the arm drafts with (absent: 0)
+    arm_prefill_token_s: Mapping[str, float] = field(default_factory=dict)
+    #: arm name -> the round overhead of the code path the arm runs on (absent: ``round_overhead_s``)
+    arm_round_s: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def step_s(self) -> float:
@@ -69,9 +85,33 @@ class Calibration:
         """Arm name -> c_d / c_t (the ``arm_cost`` column and ``Arm.cost``)."""
         return {a: (s / self.step_s if self.step_s > 0 else 0.0) for a, s in self.arm_step_s.items()}
 
-    def relative_round_cost(self) -> float:
-        """c_r / c_t: what one assisted round costs beyond a plain step, in target steps."""
-        return self.round_overhead_s / self.step_s if self.step_s > 0 else 0.0
+    def relative_round_cost(self, arm: str | None = None) -> float:
+        """c_r / c_t: what one assisted round of ``arm`` (its own code path's overhead when measured,
+        else ``generate()``'s) costs beyond a plain step, in target steps."""
+        c_r = self.arm_round_s.get(arm, self.round_overhead_s) if arm is not None else self.round_overhead_s
+        return c_r / self.step_s if self.step_s > 0 else 0.0
+
+    def relative_prefill_cost(self, arm: str | None = None) -> float:
+        """(c_p + c_pd) / c_t: what one prompt token costs ``arm``'s prefill (the target's, plus its
+        drafting model's), in target steps; ``arm=None``: the target's alone (plain decoding)."""
+        seconds = self.prefill_token_s + (float(self.arm_prefill_token_s.get(arm, 0.0)) if arm is not None else 0.0)
+        return seconds / self.step_s if self.step_s > 0 else 0.0
+
+    def speedup(self, arm: str, plain: bool, n_new_tokens: int, target_calls: int, draft_calls: int, draft_tokens: int,
+                prompt_tokens: int | None = None) -> float:
+        """The count speed-up of one outcome of ``arm`` (``plain``: the arm is plain decoding, which
+        pays no round) priced by these costs: ``speedup_count`` with this arm's costs. ``prompt_tokens``
+        (None: not recorded) prices the prefill. 1.0 for an outcome with no new tokens."""
+        if not n_new_tokens:
+            return 1.0
+        costs = self.relative_costs()
+        # the drafting model reads the prompt in its first call: an arm that never called it (a hybrid whose lookup
+        # always matched) paid no draft prefill
+        own_prefill = (float(self.arm_prefill_token_s.get(arm, 0.0)) / self.step_s
+                       if self.step_s > 0 and not plain and draft_calls else 0.0)
+        return speedup_count(int(n_new_tokens), int(target_calls), int(draft_calls), costs.get(arm, 0.0), int(draft_tokens),
+                             self.relative_verify_cost(), 0.0 if plain else self.relative_round_cost(arm),
+                             int(prompt_tokens or 0), self.relative_prefill_cost(None), own_prefill)
 
     def relative_verify_cost(self) -> float:
         """c_v / c_t: what one drafted token adds to a verification pass, in target steps."""
@@ -79,8 +119,8 @@ class Calibration:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["arm_step_s"] = dict(self.arm_step_s)
-        d["spread"] = dict(self.spread)
+        for key in ("arm_step_s", "spread", "arm_prefill_token_s", "arm_round_s"):
+            d[key] = dict(getattr(self, key))
         return d
 
     @classmethod
@@ -92,7 +132,7 @@ class Calibration:
 
 
 _RECORD_KEYS = ("target_step_s", "arm_step_s", "verify_token_s", "verify_block", "round_overhead_s", "plain_step_s",
-                "context_len", "repeats", "n_threads", "device", "spread")
+                "context_len", "repeats", "n_threads", "device", "spread", "prefill_token_s", "arm_prefill_token_s", "arm_round_s")
 #: the costs a calibration record must have: each is a price of the count model, and a missing one read as 0 inflates
 #: every speed-up it prices
 REQUIRED_COSTS = ("target_step_s", "arm_step_s", "verify_token_s", "round_overhead_s", "plain_step_s")
@@ -112,7 +152,11 @@ def _record_fields() -> tuple[Any, ...]:
             mapping("arm_step_s", "an object of arm name -> seconds", each=seconds("arm_step_s")),
             seconds("verify_token_s"), seconds("round_overhead_s"), seconds("plain_step_s"),
             *(integer(k, 1, required=False) for k in ("verify_block", "context_len", "repeats", "n_threads")),
-            text("device", required=False), mapping("spread", required=False))
+            text("device", required=False), mapping("spread", required=False),
+            # added with the prefill and per-path round costs: optional (an older profile prices neither)
+            number("prefill_token_s", 0.0, MAX_STEP_S, unit="seconds", required=False),
+            mapping("arm_prefill_token_s", "an object of arm name -> seconds", each=seconds("arm_prefill_token_s"), required=False),
+            mapping("arm_round_s", "an object of arm name -> seconds", each=seconds("arm_round_s"), required=False))
 
 
 def check_record(d: Any) -> None:
@@ -134,6 +178,8 @@ def for_arms(calibration: Calibration, arms: Any) -> Calibration:
     steps: dict[str, float] = {}
     from .arms import kind_of
 
+    prefill: dict[str, float] = {}
+    rounds: dict[str, float] = {}
     for arm in arms:
         if kind_of(arm).model_free:
             steps[arm.name] = 0.0
@@ -142,7 +188,11 @@ def for_arms(calibration: Calibration, arms: Any) -> Calibration:
         else:
             raise ValueError(f"the calibration has no drafting step for arm {arm.name!r} (kind {arm.kind}); it has "
                              f"{', '.join(sorted(calibration.arm_step_s)) or 'none'}: calibrate on this models file instead")
-    return replace(calibration, arm_step_s=steps)
+        if arm.name in calibration.arm_prefill_token_s:
+            prefill[arm.name] = float(calibration.arm_prefill_token_s[arm.name])
+        if arm.name in calibration.arm_round_s:
+            rounds[arm.name] = float(calibration.arm_round_s[arm.name])
+    return replace(calibration, arm_step_s=steps, arm_prefill_token_s=prefill, arm_round_s=rounds)
 
 
 def fit_calibration(outcomes: Any, base: Calibration, kinds: Mapping[str, str]) -> tuple[Calibration, dict[str, Any]]:
@@ -314,17 +364,22 @@ def write_profile(path: str | os.PathLike[str], record: Mapping[str, Any]) -> st
 
 
 def speedup_count(n_new_tokens: int, target_calls: int, draft_calls: int, relative_cost: float,
-                  draft_tokens: int = 0, verify_cost: float = 0.0, round_cost: float = 0.0) -> float:
-    """``n_new_tokens / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost)``.
+                  draft_tokens: int = 0, verify_cost: float = 0.0, round_cost: float = 0.0,
+                  prompt_tokens: int = 0, prefill_cost: float = 0.0, arm_prefill_cost: float = 0.0) -> float:
+    """``(n_new_tokens + P * p) / (target_calls * (1 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost + P * (p + p_d))``.
 
-    ``relative_cost`` = c_d / c_t, ``verify_cost`` = c_v / c_t and ``round_cost`` = c_r / c_t (see
-    the module docstring); plain decoding has no rounds: pass ``round_cost=0`` for it.
+    ``relative_cost`` = c_d / c_t, ``verify_cost`` = c_v / c_t, ``round_cost`` = c_r / c_t,
+    ``prefill_cost`` p = c_p / c_t and ``arm_prefill_cost`` p_d = c_pd / c_t for a prompt of
+    ``prompt_tokens`` P (see the module docstring); plain decoding has no rounds and no drafting
+    model: pass ``round_cost=0`` and ``arm_prefill_cost=0`` for it. P = 0 leaves the prefill out.
     """
-    denom = target_calls * (1.0 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost
+    prefill = prompt_tokens * prefill_cost
+    denom = target_calls * (1.0 + round_cost) + draft_tokens * verify_cost + draft_calls * relative_cost + prefill \
+        + prompt_tokens * arm_prefill_cost
     if denom <= 0:
         raise ValueError(f"speedup_count needs target_calls + draft_tokens * verify_cost + draft_calls * cost > 0; "
                          f"got {target_calls} + {draft_tokens} * {verify_cost} + {draft_calls} * {relative_cost}")
-    return n_new_tokens / denom
+    return (n_new_tokens + prefill) / denom
 
 
 def _step_seconds(model: Any, vocab_size: int, context_len: int, repeats: int, warmup: int, sync, n_tokens: int = 1) -> float:
@@ -349,6 +404,23 @@ def _step_seconds(model: Any, vocab_size: int, context_len: int, repeats: int, w
     return float(statistics.median(times))
 
 
+def _prefill_seconds(model: Any, vocab_size: int, n_tokens: int, repeats: int, warmup: int, sync) -> float:
+    """Median seconds of one forward pass over ``n_tokens`` tokens on an empty cache (a prefill)."""
+    import torch
+
+    ids = torch.arange(n_tokens, dtype=torch.long).remainder(max(vocab_size - 1, 1)).unsqueeze(0).to(model.device)
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            sync()
+            t0 = time.perf_counter()
+            model(input_ids=ids, use_cache=True)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    return float(statistics.median(times))
+
+
 @dataclass(frozen=True)
 class StepTimer:
     """How an arm kind times its drafting step for ``calibrate`` (``ArmKind.step_seconds``)."""
@@ -357,12 +429,24 @@ class StepTimer:
     repeats: int
     warmup: int
     sync: Any
+    prefill_len: int = 256
 
     def step(self, model: Any, vocab_size: int, context_length: int | None = None) -> float:
         """Median seconds of one cached forward step of ``model`` at the calibration's context
         (capped below the model's own ``context_length``)."""
         at = min(self.context_len, (context_length or self.context_len + 1) - 1)
         return _step_seconds(model, vocab_size, at, self.repeats, self.warmup, self.sync)
+
+    def prefill(self, model: Any, vocab_size: int, context_length: int | None = None) -> float:
+        """Seconds each prompt token adds to a prefill of ``model``: one forward pass over
+        ``prefill_len`` tokens on an empty cache, less one cached step, over ``prefill_len - 1``
+        (capped below the model's own ``context_length``); medians of the repeats."""
+        n = min(self.prefill_len, (context_length or self.prefill_len + 1) - 1)
+        if n < 2:
+            return 0.0
+        full = _prefill_seconds(model, vocab_size, n, self.repeats, self.warmup, self.sync)
+        one = self.step(model, vocab_size, context_length)
+        return max(0.0, (full - one) / (n - 1))
 
     def call(self, fn: Any) -> float:
         """Median seconds of ``fn()`` after the warm-up calls."""
@@ -412,7 +496,7 @@ def _drafting_models(session: Any) -> dict[str, list[str]]:
 
 
 def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int = 2, max_spread: float | None = MAX_SPREAD,
-              attempts: int = 3, on_unstable: str = "raise") -> Calibration:
+              attempts: int = 3, on_unstable: str = "raise", prefill_len: int = 256) -> Calibration:
     """Time one target step and one drafting step per arm on this machine (``session``: a ``DecodingSession``).
 
     Robust to a busy machine: the steps are timed *interleaved* (each repeat times the target, the
@@ -423,6 +507,12 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     ``CalibrationUnstable`` with every spread (``max_spread=None``: no check), or, with
     ``on_unstable="warn"`` (a build's own calibration: hours of decoding should not die on it), warns
     the same message and keeps the medians. The spreads are kept in ``Calibration.spread``.
+
+    The prefill costs are timed in the same interleaved rounds: one pass of the target over
+    ``prefill_len`` tokens (capped below its context), and each drafting model's own
+    (``ArmKind.prefill_token_seconds``). The round overheads come last, from real decodes of a
+    copying prompt: through ``generate()`` and through the project's loop (``_round_overhead``);
+    each arm gets the one of the path it runs on (``ArmKind.looped``).
     """
     import torch
 
@@ -430,15 +520,16 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
 
     if on_unstable not in ("raise", "warn"):
         raise ValueError(f"calibrate: on_unstable must be 'raise' or 'warn'; got {on_unstable!r}")
-    if repeats < 1 or warmup < 0 or context_len < 1 or attempts < 1:
-        raise ValueError(f"calibrate needs repeats >= 1, warmup >= 0, context_len >= 1, attempts >= 1; got {repeats}, {warmup}, "
-                         f"{context_len}, {attempts}")
+    if repeats < 1 or warmup < 0 or context_len < 1 or attempts < 1 or prefill_len < 2:
+        raise ValueError(f"calibrate needs repeats >= 1, warmup >= 0, context_len >= 1, attempts >= 1, prefill_len >= 2; got "
+                         f"{repeats}, {warmup}, {context_len}, {attempts}, {prefill_len}")
     target = session.target
     ctx = min(context_len, (target.context_length or context_len + 1) - 1)
     vocab = target.model.config.get_text_config().vocab_size
     block = 1 + max([a.n_draft_tokens or DEFAULT_DRAFT_TOKENS for a in session.config.arms if not kind_of(a).plain], default=0)
     block = min(block, ctx)
-    once = StepTimer(ctx, 1, 0, session._sync)
+    once = StepTimer(ctx, 1, 0, session._sync, prefill_len=prefill_len)
+    n_prefill = min(prefill_len, (target.context_length or prefill_len + 1) - 1)
     groups = _drafting_models(session)
     arms = {a.name: a for a in session.config.arms}
 
@@ -446,9 +537,14 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
         got = {"target": _step_seconds(target.model, vocab, ctx, 1, 0, session._sync)}
         if block > 1:
             got["block"] = _step_seconds(target.model, vocab, ctx, 1, 0, session._sync, n_tokens=block)
+        if n_prefill > 1:
+            got["prefill"] = _prefill_seconds(target.model, vocab, n_prefill, 1, 0, session._sync)
         for key, names in groups.items():
             a = arms[names[0]]
             got[key] = float(kind_of(a).step_seconds(session, a, once))
+            own = float(kind_of(a).prefill_token_seconds(session, a, once))
+            if own > 0:
+                got[f"{key}/prefill"] = own
         return got
 
     for _ in range(warmup):
@@ -464,7 +560,10 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
             break
     else:
         def label(k: str) -> str:
-            return {"target": "the target step", "block": f"a {block}-token verification pass"}.get(k, "arm(s) " + ", ".join(groups.get(k, [k])))
+            fixed = {"target": "the target step", "block": f"a {block}-token verification pass",
+                     "prefill": f"a {n_prefill}-token prefill of the target"}
+            key, _, what = k.partition("/")
+            return fixed.get(k) or ("arm(s) " + ", ".join(groups.get(key, [key])) + (" (their model's prefill)" if what else ""))
 
         detail = "; ".join(f"{label(k)}: median {statistics.median(samples[k]):.4f} s, spread {x:.0%} over {len(samples[k])} runs "
                            f"({min(samples[k]):.4f}-{max(samples[k]):.4f} s)" for k, x in noisy.items())
@@ -480,26 +579,39 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     med = {k: float(statistics.median(v)) for k, v in samples.items()}
     c_t = med["target"]
     c_v = max(0.0, (med["block"] - c_t) / (block - 1)) if block > 1 else 0.0
+    c_p = max(0.0, (med["prefill"] - c_t) / (n_prefill - 1)) if "prefill" in med else 0.0
     arm_s = {name: med[key] for key, names in groups.items() for name in names}
     arm_s = {a.name: arm_s[a.name] for a in session.config.arms}
-    plain_step, c_r = _round_overhead(session, c_v, repeats=max(1, min(repeats, 3)))
-    named = {"target": "target", "block": "verify_block"}
-    spread_out = {named.get(k, ",".join(groups.get(k, [k]))): round(spread(v), 4) for k, v in samples.items()}
+    arm_prefill = {name: med[f"{key}/prefill"] for key, names in groups.items() for name in names if f"{key}/prefill" in med}
+    plain_step, c_r, loop_r = _round_overhead(session, c_v, c_p, repeats=max(1, min(repeats, 3)))
+    arm_round = {a.name: (loop_r if kind_of(a).looped(a) else c_r) for a in session.config.arms if not kind_of(a).plain}
+
+    def named(k: str) -> str:
+        if k in ("target", "block", "prefill"):
+            return {"target": "target", "block": "verify_block", "prefill": "prefill"}[k]
+        key, _, what = k.partition("/")
+        return ",".join(groups.get(key, [key])) + (f" {what}" if what else "")
+
+    spread_out = {named(k): round(spread(v), 4) for k, v in samples.items()}
     return Calibration(target_step_s=c_t, arm_step_s=arm_s, verify_token_s=c_v, verify_block=block, round_overhead_s=c_r,
                        plain_step_s=plain_step, context_len=ctx, repeats=len(samples["target"]),
-                       n_threads=int(torch.get_num_threads()), device=session.device, spread=spread_out)
+                       n_threads=int(torch.get_num_threads()), device=session.device, spread=spread_out,
+                       prefill_token_s=c_p, arm_prefill_token_s=arm_prefill, arm_round_s=arm_round)
 
 
 #: the calibration prompt of ``_round_overhead``: text the target tends to copy, so prompt lookup finds candidates
 CALIBRATION_TEXT = "Repeat the following sentence three times: " + "The quick brown fox jumps over the lazy dog near the bank of the river. " * 2
 
 
-def _round_overhead(session: Any, verify_token_s: float, repeats: int, n_new: int = 48) -> tuple[float, float]:
-    """(seconds of one plain ``generate()`` step, ``c_r``: seconds one assisted round costs beyond it).
+def _round_overhead(session: Any, verify_token_s: float, prefill_token_s: float, repeats: int,
+                    n_new: int = 48) -> tuple[float, float, float]:
+    """(seconds of one plain ``generate()`` step, ``c_r`` of ``generate()``, ``c_r`` of the project's loop).
 
-    A real prompt-lookup ``generate()`` of ``n_new`` tokens on ``CALIBRATION_TEXT`` (which the
-    target copies, so lookup finds candidates and rounds carry drafted tokens), timed next to plain
-    decoding of the same prompt; per-call fixed costs are spread over the rounds, as in real use.
+    Real prompt-lookup decodes of ``n_new`` tokens on ``CALIBRATION_TEXT`` (which the target
+    copies, so lookup finds candidates and rounds carry drafted tokens), through ``generate()`` and
+    through the project's loop (``DecodingSession.looped``), timed next to plain decoding of the
+    same prompt; per-call fixed costs are spread over the rounds, as in real use, and the prompt's
+    prefill (``prefill_token_s`` a token) is taken out of every run first.
     """
     from .models import ArmConfig
 
@@ -507,12 +619,29 @@ def _round_overhead(session: Any, verify_token_s: float, repeats: int, n_new: in
     context = session.target.context_length or (len(ids) + n_new + 1)
     n_new = min(n_new, context - len(ids) - 1)
     if n_new < 2:  # a model with too short a context to time a round: no overhead measured
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     arm = ArmConfig(name="_calibration_lookup", kind="prompt_lookup", prompt_lookup_num_tokens=3)
+    prefill = len(ids) * prefill_token_s
     plain = session.plain(ids, repeats=repeats, warmup=1, max_new_tokens=n_new)
-    assisted = session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new)
-    if not plain.n_new_tokens or not assisted.target_calls:
-        return 0.0, 0.0
-    step = plain.wall_time_s / plain.n_new_tokens
-    extra = assisted.wall_time_s - assisted.target_calls * step - assisted.draft_tokens * verify_token_s
-    return step, max(0.0, extra / assisted.target_calls)
+    if not plain.n_new_tokens:
+        return 0.0, 0.0, 0.0
+    step = max(plain.wall_time_s - prefill, 0.0) / plain.n_new_tokens
+
+    def overhead(run: Any) -> float:
+        if not run.target_calls:
+            return 0.0
+        extra = run.wall_time_s - prefill - run.target_calls * step - run.draft_tokens * verify_token_s
+        return max(0.0, extra / run.target_calls)
+
+    generated = session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new)
+    c_r = overhead(generated)
+    n_loop = min(n_new, context - len(ids) - session.loop_block())  # the loop keeps room for a drafted block
+    if n_loop < 2:  # too short a context for the loop's room: its rounds are priced as generate()'s
+        return step, c_r, c_r
+    looped = session.looped(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_loop)
+    if n_loop < n_new:  # fewer tokens than plain: compare with plain's step (prefill out) on as many
+        plain_short = session.plain(ids, repeats=repeats, warmup=0, max_new_tokens=n_loop)
+        step_short = max(plain_short.wall_time_s - prefill, 0.0) / max(plain_short.n_new_tokens, 1)
+        extra = looped.wall_time_s - prefill - looped.target_calls * step_short - looped.draft_tokens * verify_token_s
+        return step, c_r, max(0.0, extra / looped.target_calls) if looped.target_calls else c_r
+    return step, c_r, overhead(looped)

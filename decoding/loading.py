@@ -145,6 +145,20 @@ def _quiet_transformers_notices() -> None:
             logger.addFilter(_DropNotices((start,)))
 
 
+def load_tokenizer(spec: str) -> Any:
+    """The tokenizer of model ``spec`` (dir, .gguf or packaged:NAME) alone, without its weights."""
+    from transformers import AutoTokenizer
+
+    directory, gguf_file = _source(spec)
+    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    if gguf_file is not None:
+        common["gguf_file"] = gguf_file
+    try:
+        return AutoTokenizer.from_pretrained(directory, **common)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"model path {spec}: cannot load its tokenizer ({str(exc).splitlines()[0][:200]})") from None
+
+
 def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedModel:
     """Load a causal LM and its tokenizer from ``spec`` (dir, .gguf or packaged:NAME), in eval mode."""
     import torch  # noqa: F401  (transformers needs it; imported here so errors name torch)

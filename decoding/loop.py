@@ -183,7 +183,6 @@ def decode_prompts(
         else:
             log = existing
             calibration = Calibration.from_json(log.metadata.extra["calibration"]) if log is not None else None
-        costs = calibration.relative_costs() if calibration is not None else {}
 
         from tqdm import tqdm
 
@@ -197,9 +196,7 @@ def decode_prompts(
                 ids = encoded[i]
                 plain = session.plain(ids, repeats=config.repeats, warmup=config.warmup)
                 outcome = decode_arm(session, ids, arm, plain, repeats=config.repeats, warmup=config.warmup)
-                row = measured_row(arm, outcome, plain, costs.get(arm.name, 0.0),
-                                   calibration.relative_verify_cost() if calibration is not None else 0.0,
-                                   calibration.relative_round_cost() if calibration is not None else 0.0)
+                row = measured_row(arm, outcome, plain, calibration, len(ids))
                 if reward.kind == "alignment":  # the chosen arm's own output is needed only for this reward
                     own = session.arm_greedy([q["prompt"]], arm)[0]
                     row.update(alignment_for(session, arm, ids, plain.tokens, own, session.max_new_tokens))

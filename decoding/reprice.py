@@ -45,15 +45,40 @@ class RepriceSummary:
 
 
 def price_counts(frame: Any, kinds: dict[str, str], calibration: Calibration) -> list[float]:
-    """The count speed-up of each outcome row of ``frame`` (its counts) under ``calibration``'s step
-    costs; ``kinds``: arm name -> kind (plain decoding pays no round cost). The one place a log's
-    counts are priced after the fact (``reprice_log``, the examples' "on an H200" columns)."""
+    """The count speed-up of each outcome row of ``frame`` (its counts, and its prompt's
+    ``n_prompt_tokens`` where the frame has them) under ``calibration``'s step costs
+    (``Calibration.speedup``); ``kinds``: arm name -> kind (plain decoding pays no round). The one
+    place a log's counts are priced after the fact (``reprice_log``, the examples' "on an H200" columns)."""
+    import pandas as pd
+
     from .arms import is_plain
 
-    costs, v, r = calibration.relative_costs(), calibration.relative_verify_cost(), calibration.relative_round_cost()
-    return [speedup_count(int(n), int(t), int(d), costs.get(a, 0.0), int(dt), v, 0.0 if is_plain(kinds[a]) else r) if n else 1.0
-            for n, t, d, dt, a in zip(frame["n_new_tokens"], frame["target_calls"], frame["draft_calls"],
-                                      frame["draft_tokens"], frame["arm"].astype(str))]
+    prompts = frame["n_prompt_tokens"] if "n_prompt_tokens" in frame.columns else [None] * len(frame)
+    return [calibration.speedup(a, is_plain(kinds[a]), int(n), int(t), int(d), int(dt), None if pd.isna(p) else int(p))
+            for n, t, d, dt, a, p in zip(frame["n_new_tokens"], frame["target_calls"], frame["draft_calls"],
+                                         frame["draft_tokens"], frame["arm"].astype(str), prompts)]
+
+
+def prompt_token_counts(meta: Any, prompts: Any, src: Any) -> list[int]:
+    """Tokens of each prompt as the log's target reads it (its models file's tokenizer and chat
+    template setting, from the log's build record): what a log built before ``n_prompt_tokens``
+    existed needs for its prefill to be priced. Loads the tokenizer only."""
+    from .loading import ModelLoadError, load_tokenizer, prompt_ids
+    from .models import parse_models_config
+
+    text = meta.extra.get("models_toml")
+    if not text:
+        raise ValueError(f"{src}: the calibration prices the prefill, but the log has no n_prompt_tokens and records no "
+                         f"models file to count its prompts' tokens with; reprice with a calibration without prefill costs")
+    config = parse_models_config(text, base_dir=Path(str(meta.extra.get("models_file") or ".")).parent, source=f"{src} (recorded models file)")
+    try:
+        tokenizer = load_tokenizer(config.resolve(config.target.path))
+    except ModelLoadError as exc:
+        raise ValueError(f"{src}: the calibration prices the prefill, but the log has no n_prompt_tokens and its target's "
+                         f"tokenizer cannot be loaded to count them ({exc})") from None
+    chat = bool(getattr(tokenizer, "chat_template", None)) if config.target.chat_template == "auto" else bool(config.target.chat_template)
+    counts: dict[str, int] = {}
+    return [counts.setdefault(str(p), len(prompt_ids(tokenizer, str(p), chat))) for p in prompts]
 
 
 def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: RewardDefinition | None = None,
@@ -94,6 +119,11 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
     frame = frame.copy()
     frame["arm_cost"] = frame["arm"].astype(str).map(costs).astype(float)
     if calibration is not None:
+        unknown = frame["n_prompt_tokens"].isna().to_numpy()
+        if cal.prefill_token_s > 0 and unknown.any():  # a log from before n_prompt_tokens: count them once, keep them
+            counted = prompt_token_counts(meta, frame.loc[unknown, "prompt"], src)
+            frame["n_prompt_tokens"] = frame["n_prompt_tokens"].astype("Int64")
+            frame.loc[unknown, "n_prompt_tokens"] = counted
         frame["speedup_count"] = price_counts(frame, kinds, cal)
     rows = frame.to_dict(orient="records")
     try:

@@ -359,6 +359,12 @@ class DecodingSession:
             self._static = held
         return held
 
+    def loop_block(self) -> int:
+        """Positions ``looped`` keeps free past the new tokens: the longest draft length of the models
+        file's arms (20 where one fixes none), padded to the power-of-two bucket of a compiled step."""
+        block = max([x.n_draft_tokens or 20 for x in self.config.arms if not kind_of(x).plain] + [1])
+        return 1 << block.bit_length()
+
     def looped(self, input_ids: Sequence[int], arm: str | ArmConfig | None, *, repeats: int = 1, warmup: int = 0,
                reference: Sequence[int] | None = None, max_new_tokens: int | None = None, compile: bool = False) -> DecodeOutcome:
         """``assisted`` through the project's own loop on a static cache (``decoding.specloop``):
@@ -375,8 +381,7 @@ class DecodingSession:
             raise PromptError("looped(): input_ids is empty")
         n_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         drafter = self.drafter(a)
-        block = max([x.n_draft_tokens or 20 for x in self.config.arms if not kind_of(x).plain] + [1])
-        block = 1 << block.bit_length()  # room for a block padded to its power-of-two bucket
+        block = self.loop_block()
         limit = self.target.context_length
         if limit and len(ids) + n_new + block > limit:
             raise PromptError(f"the prompt ({len(ids)} tokens), max_new_tokens = {n_new} and a drafted block of {block} (the "

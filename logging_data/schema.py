@@ -72,7 +72,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 METADATA_KEY = b"draftpick"
 TABLES = ("outcomes", "decisions")
 SPLITS = ("train", "validation", "test")
@@ -139,6 +139,9 @@ OUTCOME_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (
     # added after 1.0: appended, nullable, with the version that added them (reading an older log fills nulls)
     Column("token_match_rate", pa.float64(), True, "Share of the plain greedy output reproduced token for token before the "
            "first difference: 1.0 when lossless (an inexact dtype can lower it); null when unchecked.", since="1.1"),
+    Column("n_prompt_tokens", pa.int64(), True, "Tokens of the prompt as the target reads it (chat template included): what "
+           "the count model charges for the prefill; null in logs that predate it (their counts are priced without it).",
+           since="1.2"),
 )
 
 DECISION_COLUMNS: tuple[Column, ...] = QUERY_COLUMNS + (

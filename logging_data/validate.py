@@ -173,6 +173,11 @@ def check_frame(table: str, frame: pd.DataFrame, metadata: LogMetadata, types: p
         mask = np.isfinite(p) & ((p <= 0) | (p > 1))
         if mask.any():
             problems.append(_bad(table, "propensity", "are outside (0, 1]", frame, mask))
+    if "n_prompt_tokens" in present:
+        n = pd.to_numeric(frame["n_prompt_tokens"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        mask = frame["n_prompt_tokens"].notna().to_numpy() & ~(n >= 1)
+        if mask.any():
+            problems.append(_bad(table, "n_prompt_tokens", "are not a count >= 1 (a prompt has at least one token)", frame, mask))
     if "split" in present:
         s = frame["split"].astype(object)
         mask = (s.notna() & ~s.isin(SPLITS)).to_numpy()

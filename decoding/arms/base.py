@@ -260,3 +260,9 @@ class ArmKind:
         times one cached forward step of a model at the calibration's context; ``timer.call(fn)``
         the median seconds of ``fn()``, with the calibration's warm-up and repeats."""
         return 0.0
+
+    def prefill_token_seconds(self, session: "DecodingSession", arm: "ArmConfig", timer: Any) -> float:
+        """Seconds each prompt token adds to the prefill of the model this arm drafts with (0 for a
+        kind that runs no model of its own on the prompt: prompt lookup, a head on the target's
+        hidden states, a store). ``timer.prefill(model, vocab_size, context_length=None)`` times it."""
+        return 0.0

@@ -143,3 +143,8 @@ class Draft(ArmKind):
     def step_seconds(self, session: Any, arm: Any, timer: Any) -> float:
         d = session.draft(arm.name)
         return timer.step(d.model, d.model.config.get_text_config().vocab_size, d.context_length)
+
+    def prefill_token_seconds(self, session: Any, arm: Any, timer: Any) -> float:
+        # the draft reads the whole prompt in its first call of every decode (live and in generate())
+        d = session.draft(arm.name)
+        return timer.prefill(d.model, d.model.config.get_text_config().vocab_size, d.context_length)

@@ -108,6 +108,8 @@ def _fake_steps(monkeypatch, times):
 
     it = itertools.cycle(times)
     monkeypatch.setattr(cal_mod, "_step_seconds", lambda *a, **k: next(it))
+    prefill = itertools.cycle([2.0, 2.1, 2.0, 2.05])  # a prefill of the calibration's tokens: well above a step
+    monkeypatch.setattr(cal_mod, "_prefill_seconds", lambda *a, **k: next(prefill))
 
 
 def test_a_step_that_keeps_varying_is_retimed_then_refused_with_its_numbers(monkeypatch, session):
@@ -126,17 +128,78 @@ def test_a_step_that_keeps_varying_is_retimed_then_refused_with_its_numbers(monk
         calibrate(session, context_len=8, repeats=4, on_unstable="ignore")
 
 
-def test_a_steady_machine_passes_and_every_arm_of_one_draft_gets_its_one_cost(monkeypatch, toml_for, tiny_models):
+def test_a_steady_machine_passes_and_every_arm_of_one_draft_gets_its_one_cost(monkeypatch, tiny_config):
     from decoding.calibrate import Calibration, calibrate
+    from decoding.models import ArmConfig
+    from decoding.session import DecodingSession
+
+    arms = [ArmConfig.of("d", "draft", draft="draft", num_assistant_tokens=2, loop=True),
+            ArmConfig.of("h", "lookup_draft", draft="draft", num_assistant_tokens=2),
+            ArmConfig.of("l", "prompt_lookup", prompt_lookup_num_tokens=3)]
+    s = DecodingSession(tiny_config(arms), threads=1)
+    _fake_steps(monkeypatch, [0.1, 0.11, 0.1, 0.105])
+    cal = calibrate(s, context_len=8, repeats=4, warmup=1)
+    assert cal.arm_step_s["d"] == cal.arm_step_s["h"] > 0 and cal.arm_step_s["l"] == 0.0
+    assert set(cal.spread) == {"target", "verify_block", "prefill", "d,h", "d,h prefill", "l"} and max(cal.spread.values()) <= 0.25
+    assert cal.arm_prefill_token_s["d"] == cal.arm_prefill_token_s["h"] > 0 and "l" not in cal.arm_prefill_token_s
+    assert cal.arm_round_s["d"] == cal.arm_round_s["h"]  # both run in the project's loop (the draft asks: loop = true)
+    assert cal.arm_round_s["l"] == cal.round_overhead_s  # prompt lookup runs in generate()
+    assert Calibration.from_json(cal.to_json()) == cal  # the spreads travel with the profile
+
+
+def test_the_prefill_is_priced_for_every_arm_and_the_drafts_own_for_draft_arms_that_drafted():
+    # a step 1 s; each prompt token 0.02 s in the target's prefill and 0.01 s in the draft's; verifying free
+    cal = Calibration(target_step_s=1.0, plain_step_s=1.0, arm_step_s={"d": 0.25, "l": 0.0}, prefill_token_s=0.02,
+                      arm_prefill_token_s={"d": 0.01}, round_overhead_s=0.1, arm_round_s={"d": 0.2})
+    # plain: 12 tokens after a 100-token prompt: the prefill is the same on both sides
+    assert cal.speedup("plain", True, 12, 12, 0, 0, 100) == 1.0
+    # prompt lookup: 4 rounds of generate()'s overhead, 100 prompt tokens priced on both sides
+    assert cal.speedup("l", False, 12, 4, 0, 8, 100) == pytest.approx((12 + 2) / (4 * 1.1 + 2))
+    # the draft: its own round overhead, its steps, and its own prefill of the prompt
+    assert cal.speedup("d", False, 12, 4, 8, 8, 100) == pytest.approx((12 + 2) / (4 * 1.2 + 8 * 0.25 + 2 + 1))
+    # a hybrid arm that never called its draft never read the prompt with it
+    assert cal.speedup("d", False, 12, 4, 0, 8, 100) == pytest.approx((12 + 2) / (4 * 1.2 + 2))
+    # without a prompt length (a log from before n_prompt_tokens) the prefill is left out, as before
+    assert cal.speedup("d", False, 12, 4, 8, 8, None) == pytest.approx(12 / (4 * 1.2 + 8 * 0.25))
+    assert cal.speedup("d", False, 0, 0, 0, 0, 100) == 1.0  # no new tokens: nothing to speed up
+    # the prefill dilutes every speed-up towards 1, and a draft's share can turn a win into a loss
+    assert 1.0 < cal.speedup("l", False, 12, 4, 0, 8, 1000) < cal.speedup("l", False, 12, 4, 0, 8, 10)
+    assert cal.speedup("d", False, 12, 6, 6, 6, 2000) < 1.0 < cal.speedup("d", False, 12, 6, 6, 6, 10)
+
+
+def test_an_older_record_without_prefill_or_path_costs_prices_as_before():
+    old = Calibration.from_json(GOOD)
+    assert old.prefill_token_s == 0.0 and dict(old.arm_round_s) == {} and dict(old.arm_prefill_token_s) == {}
+    assert old.speedup("d", False, 12, 4, 8, 8, 500) == pytest.approx(
+        speedup_count(12, 4, 8, old.relative_costs()["d"], 8, old.relative_verify_cost(), old.relative_round_cost()))
+    new = Calibration(**{**GOOD, "prefill_token_s": 0.001, "arm_prefill_token_s": {"d": 0.0005}, "arm_round_s": {"d": 0.001}})
+    assert Calibration.from_json(new.to_json()) == new
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"prefill_token_s": -0.1}, r"prefill_token_s must be a finite number of seconds in \[0, 3600\]; got -0.1"),
+    ({"prefill_token_s": "fast"}, r"prefill_token_s must be a finite number of seconds"),
+    ({"arm_prefill_token_s": {"d": float("inf")}}, r"arm_prefill_token_s\['d'\] must be a finite number of seconds"),
+    ({"arm_round_s": [0.1]}, r"arm_round_s must be an object of arm name -> seconds; got \[0.1\] \(list\)"),
+])
+def test_bad_prefill_and_path_costs_are_refused_by_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        Calibration.from_json({**GOOD, **change})
+
+
+def test_calibrate_times_the_prefill_and_the_round_of_each_path_for_real(toml_for, tiny_models):
     from decoding.models import parse_models_config
     from decoding.session import DecodingSession
 
     arms = ('[[arms]]\nname = "d"\nkind = "draft"\ndraft = "draft"\nnum_assistant_tokens = 2\nloop = true\n\n'
-            '[[arms]]\nname = "h"\nkind = "lookup_draft"\ndraft = "draft"\nnum_assistant_tokens = 2\n\n'
+            '[[arms]]\nname = "g"\nkind = "draft"\ndraft = "draft"\nnum_assistant_tokens = 2\n\n'
             '[[arms]]\nname = "l"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 3\n')
     s = DecodingSession(parse_models_config(toml_for(arms), base_dir=tiny_models["root"]), threads=1)
-    _fake_steps(monkeypatch, [0.1, 0.11, 0.1, 0.105])
-    cal = calibrate(s, context_len=8, repeats=4, warmup=1)
-    assert cal.arm_step_s["d"] == cal.arm_step_s["h"] > 0 and cal.arm_step_s["l"] == 0.0
-    assert set(cal.spread) == {"target", "verify_block", "d,h", "l"} and max(cal.spread.values()) <= 0.25
-    assert Calibration.from_json(cal.to_json()) == cal  # the spreads travel with the profile
+    cal = calibrate(s, context_len=8, repeats=2, warmup=1, max_spread=None, prefill_len=32)
+    assert cal.prefill_token_s > 0 and math.isfinite(cal.prefill_token_s)
+    assert set(cal.arm_prefill_token_s) == {"d", "g"} and cal.arm_prefill_token_s["d"] == cal.arm_prefill_token_s["g"] > 0
+    assert set(cal.arm_round_s) == {"d", "g", "l"}
+    assert cal.arm_round_s["g"] == cal.arm_round_s["l"] == cal.round_overhead_s  # generate()'s rounds
+    assert cal.arm_round_s["d"] >= 0 and math.isfinite(cal.arm_round_s["d"])  # the loop's, timed on its own
+    with pytest.raises(ValueError, match="prefill_len >= 2"):
+        calibrate(s, prefill_len=1)

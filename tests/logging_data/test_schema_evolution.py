@@ -1,8 +1,8 @@
 """Schema evolution: a log written by today's version stays valid and readable when a later version
 adds a column, and reading it fills the new column with nulls.
 
-``tests/data/logs/v1.0`` and ``v1.1`` were written by this package at schema 1.0 and 1.1 and are
-kept as they are: each must validate and read under every later version of the package.
+``tests/data/logs/v1.0``, ``v1.1`` and ``v1.2`` were written by this package at schema 1.0, 1.1 and
+1.2 (1.2: ``v1.1``'s rows with ``n_prompt_tokens``) and are kept as they are: each must validate and read under every later version of the package.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from logging_data import columns, open_log, validate_log
 from logging_data.schema import Column, version_key
 
 FROZEN = Path(__file__).resolve().parents[1] / "data" / "logs" / "v1.0"
-FROZEN_LOGS = {v: FROZEN.parent / f"v{v}" for v in ("1.0", "1.1")}
+FROZEN_LOGS = {v: FROZEN.parent / f"v{v}" for v in ("1.0", "1.1", "1.2")}
 
 
 @pytest.mark.parametrize("version", sorted(FROZEN_LOGS))
@@ -38,6 +38,22 @@ def test_each_frozen_log_is_valid_and_reads_every_declared_column(version):
 def test_the_1_1_columns_are_filled_in_the_1_1_log_and_null_in_the_1_0_log():
     assert open_log(FROZEN_LOGS["1.1"]).read("outcomes")["token_match_rate"].eq(1.0).all()
     assert open_log(FROZEN_LOGS["1.0"]).read("decisions")["token_match_rate"].isna().all()
+
+
+def test_the_1_2_prompt_lengths_are_filled_in_the_1_2_log_and_null_before():
+    assert open_log(FROZEN_LOGS["1.2"]).read("outcomes")["n_prompt_tokens"].ge(1).all()
+    for version in ("1.0", "1.1"):
+        assert open_log(FROZEN_LOGS[version]).read("outcomes")["n_prompt_tokens"].isna().all()
+
+
+def test_a_prompt_length_below_one_token_is_refused_by_name(tmp_path):
+    from logging_data.validate import check_frame
+
+    log = open_log(FROZEN_LOGS["1.2"])
+    rows = log.read("outcomes").head(3).copy()
+    rows["n_prompt_tokens"] = [5, 0, -2]
+    problems = [p for p in check_frame("outcomes", rows, log.metadata) if p.column == "n_prompt_tokens"]
+    assert len(problems) == 1 and "2 row(s) are not a count >= 1" in problems[0].message
 
 
 def test_every_column_added_after_1_0_is_nullable():
