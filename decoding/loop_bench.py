@@ -14,24 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from .models import ArmConfig
+
 #: plain decoding and prompt lookup n3 x k3/k10: the arms the comparison runs by default
-LOOP_ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup-n3-k3"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-max_matching_ngram_size = 3
-
-[[arms]]
-name = "lookup-n3-k10"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 10
-max_matching_ngram_size = 3
-"""
+LOOP_ARMS = (ArmConfig.of("plain", "none"),
+             ArmConfig.of("lookup-n3-k3", "prompt_lookup", prompt_lookup_num_tokens=3, max_matching_ngram_size=3),
+             ArmConfig.of("lookup-n3-k10", "prompt_lookup", prompt_lookup_num_tokens=10, max_matching_ngram_size=3))
 
 
 def compare_backends(session: Any, prompts: list[str], repeats: int = 3, compile: bool = False) -> dict[str, Any]:

@@ -33,11 +33,11 @@ def _say(message: str) -> None:
 
 def main(model: str = "packaged:smollm2-135m", device: str = "cpu", n_prompts: int = 8, max_new_tokens: int = 48,
          repeats: int = 3, compile: bool = False, threads: int | None = None, out: str | Path = "out/bench_loop") -> dict[str, Any]:
-    from decoding.models import parse_models_config
+    from decoding.models import ModelsConfig, TargetConfig
     from decoding.session import DecodingSession
 
     spec = model if model.startswith("packaged:") else str(Path(model).resolve())
-    models = parse_models_config(f'[target]\npath = "{spec}"\ndevice = "{device}"\nmax_new_tokens = {max_new_tokens}\n' + LOOP_ARMS)
+    models = ModelsConfig.of(TargetConfig(path=spec, device=device, max_new_tokens=max_new_tokens), LOOP_ARMS)
     session = DecodingSession(models, device=device, threads=threads)
     frame = pd.read_parquet(HERE / "data" / "prompts.parquet")
     frame = frame[frame["split"] == "test"].groupby("domain", observed=True, group_keys=False).head(max(1, n_prompts // 4))

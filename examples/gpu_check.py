@@ -39,6 +39,7 @@ import pandas as pd
 
 from bandit.suite import speedup_totals
 from decoding.loop_bench import LOOP_ARMS, backends_table, compare_backends
+from decoding.models import ArmConfig, ModelsConfig, TargetConfig
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "data" / "prompts.parquet"
@@ -52,20 +53,9 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 #: the loop benchmark's arms (plain, prompt lookup n3 x k3/k10) plus lookup n2 x k5 and one early exit
 #: (measured on an H200 at 0.28x: a loser to show)
-ARMS = LOOP_ARMS + """
-[[arms]]
-name = "lookup-n2-k5"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 5
-max_matching_ngram_size = 2
-
-[[arms]]
-name = "early-exit-12"
-kind = "early_exit"
-assistant_early_exit = 12
-num_assistant_tokens = 4
-num_assistant_tokens_schedule = "constant"
-"""
+ARMS = (*LOOP_ARMS, ArmConfig.of("lookup-n2-k5", "prompt_lookup", prompt_lookup_num_tokens=5, max_matching_ngram_size=2),
+        ArmConfig.of("early-exit-12", "early_exit", assistant_early_exit=12, num_assistant_tokens=4,
+                     num_assistant_tokens_schedule="constant"))
 
 
 def _say(message: str) -> None:
@@ -74,8 +64,8 @@ def _say(message: str) -> None:
 
 def models_toml(model: str, device: str, max_new_tokens: int) -> str:
     spec = model if model.startswith("packaged:") else str(Path(model).resolve())
-    return (f'# written by examples/gpu_check.py\n[target]\npath = "{spec}"\ndevice = "{device}"\ndtype = "auto"\n'
-            f"max_new_tokens = {max_new_tokens}\n" + ARMS)
+    target = TargetConfig(path=spec, device=device, dtype="auto", max_new_tokens=max_new_tokens)
+    return "# written by examples/gpu_check.py\n" + ModelsConfig.of(target, ARMS).to_toml()
 
 
 def sample_prompts(per_split: dict[str, int], seed: int = 0) -> pd.DataFrame:

@@ -57,6 +57,7 @@ import pandas as pd
 from bandit.suite import speedup_totals
 from decoding.drafters.heads_run import H200_HEAD_STEP_S
 from decoding.drafters.models_file import LIVE_LOOKUP as LOOKUP
+from decoding.drafters.models_file import head_arm
 from decoding.drafters.pricing import head_arm_domain, own_domain_totals, price_totals
 from decoding.drafters.tuning import HeadSetting
 
@@ -118,19 +119,15 @@ def read_run(folder: Path) -> dict[str, Any]:
 def models_text(model: str, device: str, heads_dir: Path, domains: list[str], tuned: dict[str, HeadSetting],
                 max_new_tokens: int) -> str:
     """The models file of step 1 (heads by absolute path)."""
-    from decoding.models import load_models_config
+    from decoding.models import ArmConfig, ModelsConfig, TargetConfig, load_models_config
 
     lookup = load_models_config(MODELS).arm(LOOKUP)
     spec = model if model.startswith("packaged:") else str(Path(model).resolve())
-    text = (f"# written by examples/gpu_heads.py\n[target]\npath = {json.dumps(spec)}\ndevice = \"{device}\"\ndtype = \"float32\"\n"
-            f"max_new_tokens = {max_new_tokens}\n\n[[arms]]\nname = \"plain\"\nkind = \"none\"\n\n"
-            f"[[arms]]\nname = \"{LOOKUP}\"\nkind = \"prompt_lookup\"\nprompt_lookup_num_tokens = {lookup.prompt_lookup_num_tokens}\n"
-            f"max_matching_ngram_size = {lookup.max_matching_ngram_size}\n")
-    for d in domains:
-        for name, s in ((f"head-{d}-k3", HeadSetting(3)), (f"head-{d}-tuned", tuned[d])):
-            text += (f"\n[[arms]]\nname = \"{name}\"\nkind = \"head\"\nhead = {json.dumps(str((heads_dir / 'heads' / d).resolve()))}\n"
-                     f"num_assistant_tokens = {s.k}\n" + (f"assistant_confidence_threshold = {s.gate}\n" if s.gate else ""))
-    return text
+    heads = str((heads_dir / "heads").resolve())
+    arms = [ArmConfig.of("plain", "none"), lookup] + [head_arm(name, d, s, lookup, heads) for d in domains
+                                                      for name, s in ((f"head-{d}-k3", HeadSetting(3)), (f"head-{d}-tuned", tuned[d]))]
+    target = TargetConfig(path=spec, device=device, dtype="float32", max_new_tokens=max_new_tokens)
+    return "# written by examples/gpu_heads.py\n" + ModelsConfig.of(target, arms).to_toml()
 
 
 def live_prompts(per_domain: int, domains: list[str]) -> pd.DataFrame:
