@@ -112,3 +112,16 @@ def plot_speedups(offline: pd.DataFrame, live: pd.DataFrame, winner: str, path: 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def log2_sizes(n_total: int, start: int = 4) -> list[int]:
+    """Training sizes on a log-2 scale for a learning curve: ``start, 2*start, ...`` below ``n_total``, then ``n_total``."""
+    if n_total < 1:
+        raise ValueError(f"the train split has no prompts (n_train={n_total})")
+    if start < 1:
+        raise ValueError(f"a learning curve starts at 1 prompt or more; got start={start}")
+    sizes, n = [], start
+    while n < n_total:
+        sizes.append(n)
+        n *= 2
+    return sizes + [n_total]

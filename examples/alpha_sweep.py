@@ -29,6 +29,10 @@ For each alpha:
 Writes ``OUT/alpha_sweep.json`` (every number), ``OUT/arm_share.png`` (stacked shares against
 alpha) and ``OUT/chosen_cost.png`` (mean chosen cost and alignment against alpha); the base log
 (when built), the per-alpha logs and runs stay under ``OUT``. Progress goes to stderr.
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+a study of the paper's alpha claim (an alignment log re-rewarded at every alpha, policies
+trained at each, figures); the log building, training and rewards it calls are the package's.
 """
 
 from __future__ import annotations

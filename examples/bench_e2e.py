@@ -28,6 +28,10 @@ One run:
    greedy, and the live counts checked against the replayed ones.
 
 Results: stdout (tables), ``OUT/bench.json``, the figure ``OUT/bench.png``; progress on stderr.
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+the end-to-end benchmark behind BENCHMARKS.md "The choice" (the test split and the held-out set,
+live slices, paired intervals); its pieces are ``bandit.suite``'s.
 """
 
 from __future__ import annotations

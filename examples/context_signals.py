@@ -33,6 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bandit.pipeline import log2_sizes
+
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
 FEATURIZERS = ("hashed", "tfidf-svd", "prompt-stats", "minilm")
@@ -41,15 +43,6 @@ LEARNERS = ("regression", "classifier")
 
 def _say(message: str) -> None:
     print(f"[context_signals] {message}", file=sys.stderr, flush=True)
-
-
-def sizes_for(n_train: int, start: int = 64) -> list[int]:
-    """Training sizes on a log-2 scale from ``start`` up to (and including) ``n_train``."""
-    out, n = [], start
-    while n < n_train:
-        out.append(n)
-        n *= 2
-    return out + [n_train]
 
 
 def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals", *,
@@ -75,7 +68,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/context_signals",
     references = {"oracle": float(rewards.max(axis=1).mean()),
                   **{f"fixed:{a}": float(rewards[:, i].mean()) for i, a in enumerate(arms)}}
     best_fixed = max((k for k in references if k.startswith("fixed:")), key=references.get)
-    sizes = list(sizes or sizes_for(len(train_ids)))
+    sizes = list(sizes or log2_sizes(len(train_ids), start=64))
     sizes = [min(s, len(train_ids)) for s in sizes]
     settings = settings or {}
 

@@ -23,6 +23,10 @@ d3rlpy and matplotlib may be missing: only the learners that need neither run). 
    offline, and held-out test prompts are decoded live with the choice, plain decoding beside;
 6. ``OUT/summary.json`` (every number) and ``OUT/summary.md`` (the tables), the device, the
    versions and the seconds of each step.
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+a device check for a lent GPU (calibration, static cache, the loop against generate(), a measured
+build, the selection, one report); what it shares is ``decoding.loop_bench`` and ``decoding.pipeline``.
 """
 
 from __future__ import annotations

@@ -39,6 +39,10 @@ calls, each copied under ``$HOME/c`` (kept while the machine is warm), from a ch
     # call 3, carry out/heads5/heads/summarize, out/heads5/heads/translate, out/heads5/heads.json, out/heads5/log-h200:
     cp -r out/heads5/heads/summarize out/heads5/heads/translate ~/c/h/heads/ && cp -r out/heads5/heads.json out/heads5/log-h200 ~/c/h/ &&
       PYTHONPATH=.:$(ls ~/c/gguf-*.whl) python3 examples/gpu_heads.py --heads ~/c/h --model ~/c/model.gguf.part-aa ~/c/model.gguf.part-ab --out $OUT/gpu-heads
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+a device run for a lent GPU: the heads' steps measured there against the H200 profile, with its
+report; its shared pieces are ``decoding.drafters`` (pricing, settings, models-file arms).
 """
 
 from __future__ import annotations

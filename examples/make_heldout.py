@@ -26,6 +26,11 @@ docstring, the same English sentence, the same documentation text. A source that
 of the main sets' recorded sources (their ``.sources.json``) is refused; a missing source is
 reported and skipped. Writes the Parquet file and its ``.sources.json`` sidecar, like the builder.
 The output is committed: nothing in CI rebuilds it.
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+builds the committed held-out prompt set once, from this machine's dpkg sources, with its leak guards
+against the main prompt sets; its output is data (``examples/data/heldout-prompts.parquet``) and no other script
+uses its code.
 """
 
 from __future__ import annotations

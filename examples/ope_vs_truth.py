@@ -33,6 +33,10 @@ intervals per estimator and logging policy, the truth as a line) and ``ope_cover
 (coverage per policy and estimator) into ``--out``; prints the tables; progress on stderr. The JSON's
 ``by_estimator`` sums each estimator up over the policies (min and mean coverage, mean RMSE,
 mean absolute bias, mean interval width).
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+a study: every estimator against the truth under several simulated logging policies, with its
+tables and figures; the estimators, the simulation and the selection it calls are the package's.
 """
 
 from __future__ import annotations

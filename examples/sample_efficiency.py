@@ -21,6 +21,10 @@ it first beats the best single arm.
 
 Writes ``sample_efficiency.json`` (every number) and ``sample_efficiency.png`` (log-x curves,
 one panel per measure) into ``--out``; prints a table on stdout; progress on stderr.
+
+Research only, and longer than an example should be (named in BENCHMARKS.md, "Benchmark commands"):
+a study: learning curves over subsampled logs with figures; the training, the curve's sizes
+(``bandit.pipeline.log2_sizes``) and the values it calls are the package's.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bandit.pipeline import log2_sizes
+
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-log"
 LEARNERS = ("regression", "classifier", "reinforce")
@@ -49,17 +55,6 @@ def _say(message: str) -> None:
 
 
 # -- the numbers -------------------------------------------------------------------------------------
-def log_sizes(n_train: int, start: int = 4) -> list[int]:
-    """Training sizes on a log-2 scale: ``start, 2*start, ...`` below ``n_train``, then ``n_train``."""
-    if n_train < 1:
-        raise ValueError(f"the train split has no prompts (n_train={n_train})")
-    sizes, n = [], start
-    while n < n_train:
-        sizes.append(n)
-        n *= 2
-    return sizes + [n_train]
-
-
 def measure_matrices(outcomes: pd.DataFrame, arm_names: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     """(query_ids, {measure: float64 (n_prompts, n_arms)}) of one split, NaN where unmeasured.
 
@@ -222,7 +217,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/sample_efficiency
             raise ValueError(f"{log}: no outcomes in the {name!r} split (splits present: {present})")
     train_ids = sorted(train["query_id"].astype(str).unique())
     n_train = len(train_ids)
-    sizes = log_sizes(n_train) if sizes is None else sorted({int(s) for s in sizes})
+    sizes = log2_sizes(n_train) if sizes is None else sorted({int(s) for s in sizes})
     bad = [s for s in sizes if not 1 <= s <= n_train]
     if bad:
         raise ValueError(f"sizes must be between 1 and the {n_train} train prompts of {log}; got {', '.join(map(str, bad))}")

@@ -170,3 +170,23 @@ def test_the_example_rule_passes_package_calls(tmp_path):
     good.write_text("import argparse\nfrom decoding.drafters.heads_run import run_heads\nfrom decoding import heads\n"
                     "import importlib\nm = importlib.import_module('decoding.session')\n")
     assert _example_problems(good) == []
+
+
+def _long_examples_named_in_benchmarks() -> set[str]:
+    """The examples the 'Benchmark commands' section of BENCHMARKS.md names in its table of long ones."""
+    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    start = text.index("## Benchmark commands")
+    section = text[start:text.index("\n## ", start + 1)]
+    return {line.split("`examples/")[1].split("`")[0] for line in section.splitlines() if line.startswith("| `examples/")}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_an_example_is_short_or_says_why(path):
+    """At most 200 lines, or research only: named in BENCHMARKS.md's 'Benchmark commands' and saying so in its docstring."""
+    n_lines = len(path.read_text(encoding="utf-8").splitlines())
+    if n_lines <= 200:
+        return
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    assert path.name in _long_examples_named_in_benchmarks() and "Research only" in doc, (
+        f"examples/{path.name} has {n_lines} lines (at most 200): move what it shares into the package, or name it in "
+        "BENCHMARKS.md's 'Benchmark commands' table and say 'Research only' and why in its docstring")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bandit.pipeline import log2_sizes
 from bandit.testing import write_simulated_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,10 +83,16 @@ def test_learning_shows_in_the_curve(run):
     assert s["best_arm_reward"] == max(res["baselines"][f"fixed:{a}"]["reward"] for a in res["arms"])
 
 
-def test_log_sizes(mod):
-    assert mod.log_sizes(96) == [4, 8, 16, 32, 64, 96]
-    assert mod.log_sizes(64) == [4, 8, 16, 32, 64]
-    assert mod.log_sizes(3) == [3]
+def test_log_sizes():
+    assert log2_sizes(96) == [4, 8, 16, 32, 64, 96]
+    assert log2_sizes(64) == [4, 8, 16, 32, 64]
+    assert log2_sizes(3) == [3]
+    assert log2_sizes(300, start=64) == [64, 128, 256, 300]  # examples/context_signals.py's curve
+    for bad, match in ((0, "no prompts"), (-1, "no prompts")):
+        with pytest.raises(ValueError, match=match):
+            log2_sizes(bad)
+    with pytest.raises(ValueError, match="start=0"):
+        log2_sizes(10, start=0)
 
 
 @pytest.mark.parametrize(
