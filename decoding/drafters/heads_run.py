@@ -60,11 +60,12 @@ def head_step_seconds(head: Any, session: Any, repeats: int = 50) -> float:
     (``decoding.arms.head.Head.step_seconds``)."""
     from types import SimpleNamespace
 
-    from ..arms.head import Head
+    from ..arms import KINDS
     from ..calibrate import StepTimer
 
     view = SimpleNamespace(arm_state={"head": head}, target=session.target)
-    return Head().step_seconds(view, SimpleNamespace(name="head", assistant_confidence_threshold=0.0), StepTimer(64, repeats, 5, lambda: None))
+    return KINDS["head"].step_seconds(view, SimpleNamespace(name="head", assistant_confidence_threshold=0.0),
+                                      StepTimer(64, repeats, 5, lambda: None))
 
 
 class _Data:

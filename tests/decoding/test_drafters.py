@@ -147,3 +147,22 @@ def test_write_priced_log_prices_every_row_and_replaces_the_folder(tmp_path):
     assert (frame[frame["arm"] == "head-a-k3"]["speedup_count"] > 1.0).all() and set(frame["arm_cost"]) == {0.0, 0.2}
     meta = open_log(path).metadata
     assert meta.reward.priced_by == "test pricing" and meta.extra["made_by"] == "tests" and json.dumps(meta.extra["calibration"])
+
+
+def test_head_step_is_timed_as_the_head_kind_times_it():
+    """``heads_run.head_step_seconds`` goes through ``decoding.arms.head.Head.step_seconds`` (a tiny model built here)."""
+    from types import SimpleNamespace
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from decoding.drafters.heads_run import head_step_seconds
+    from decoding.heads import feature_head
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                                       num_key_value_heads=4, max_position_embeddings=64)
+        model = transformers.LlamaForCausalLM(cfg).eval()
+        head = feature_head(32, list(range(64)), n_blocks=1, expansion=1)
+    step = head_step_seconds(head, SimpleNamespace(target=SimpleNamespace(model=model)), repeats=3)
+    assert 0.0 < step < 1.0
