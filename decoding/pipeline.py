@@ -9,6 +9,7 @@ profile, and the chosen policy decoding held-out prompts live (plain decoding ti
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -142,7 +143,7 @@ def select_and_test(log: str | Path, out: str | Path, models: str | Path, *, liv
 def selection_summary(log: Path, out: Path, models: Path, *, live_per_domain: int, seed: int, threads: int | None,
                       budget: str, learners: Sequence[str] | None) -> dict[str, Any]:
     """``select_and_test`` on a drafter run's priced log, quietly (its Python warnings kept in
-    ``out/warnings.txt``), summed up: the winner and why, the test split against the best arm, each
+    ``out/warnings.txt``, every number in ``out/selection.json``), summed up: the winner and why, the test split against the best arm, each
     arm's test speed-up per domain, every policy's overall test speed-up, the live run."""
     from bandit.pipeline import arm_domain_speedups
     from logging_data import open_log
@@ -153,6 +154,7 @@ def selection_summary(log: Path, out: Path, models: Path, *, live_per_domain: in
                             budget=budget, learners=learners)
     if caught:
         (out / "warnings.txt").write_text("\n".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught})) + "\n")
+    (out / "selection.json").write_text(json.dumps(q, indent=2, default=str) + "\n")
     test = pd.DataFrame(q["test_offline"])
     return {"winner": q["winner"], "selection_reason": q["selection"]["reason"], "test_against_best_arm": q["test_against_best_arm"],
             "per_arm_by_domain": arm_domain_speedups(open_log(log).read("outcomes")),
