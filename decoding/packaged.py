@@ -64,7 +64,11 @@ class PackagedModelNotFound(LookupError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DRAFTPICK_CACHE", Path.home() / ".cache" / "draftpick"))
+    """``$DRAFTPICK_CACHE``, default ``~/.cache/draftpick``; no command writes its output there
+    (``logging_data.outputs.check_output``)."""
+    from logging_data.outputs import model_cache_dir
+
+    return model_cache_dir()
 
 
 def _module_file(name: str, distribution: str, module: str, relpath: str) -> Path:

@@ -8,7 +8,9 @@ output ``kind`` at ``out`` loses nothing:
    (a log holds its own tables only; anything else breaks ``validate`` and
    ``pd.read_parquet("LOG/outcomes")``). An output that *is* a log may be one.
 2. never onto, inside or around an input of the same command (the logs, runs, models, prompts
-   and files it reads), compared as resolved paths in both directions.
+   and files it reads), compared as resolved paths in both directions; never in the project's
+   model cache (``$DRAFTPICK_CACHE``, default ``~/.cache/draftpick``: packaged models converted
+   there) nor in an installed package's folder (site-packages: where packaged models ship).
 3. an existing file, or a folder that is not empty, must be the command's own kind of output,
    recognised by the marker files that kind always writes (``OutputKind.markers``).
 4. an existing output of the own kind is refused, continued or replaced as the command says
@@ -16,6 +18,8 @@ output ``kind`` at ``out`` loses nothing:
    also holds what its writer never makes (``OutputKind.entries``) is not replaced.
 5. the output is written whole elsewhere and renamed into place (``staged`` then ``publish``),
    so a failure leaves the old output or nothing: no debris that blocks the corrected re-run.
+   A log that grows in place (build, decode) cannot be staged: ``new_log_or_nothing`` removes the
+   log a failed command created while it still holds no rows.
 
 The kinds are declared here, one line each, with the markers their writers already make.
 Standard library only (pyarrow, lazily, to recognise a Parquet file's own kind).
@@ -60,6 +64,13 @@ class OutputKind:
     entries: tuple[str, ...] | Callable[[Path], Iterable[str]] | None = field(default=None, compare=False)
     is_file: bool = False
     recognise: Callable[[Path], bool] | None = field(default=None, compare=False)
+    #: why the existing output may not be replaced after all (e.g. rows appended since), or None
+    unreplaceable: Callable[[Path], str | None] | None = field(default=None, compare=False)
+
+    @property
+    def is_log(self) -> bool:
+        """A log (of any command): it may be the output itself, never inside one."""
+        return LOG_MARKER in self.markers
 
     def is_one(self, path: Path) -> bool:
         """Whether the existing ``path`` is an output of this kind."""
@@ -114,6 +125,41 @@ def _log(path: Path) -> bool:
     return bool(names) and all(_is_ours(n) for n in names)
 
 
+def _log_record(path: Path) -> dict:
+    import json
+
+    try:
+        record = json.loads((path / LOG_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _log_made_by(step: str) -> Callable[[Path], bool]:
+    """A log whose metadata records ``extra[step]`` (``import``, ``reprice``): one that command made."""
+    return lambda path: (path / LOG_MARKER).is_file() and step in (_log_record(path).get("extra") or {})
+
+
+def _log_entries(table: str) -> Callable[[Path], list[str]]:
+    """What a log written whole by one command holds: its metadata, signpost, locks and one table."""
+    def entries(path: Path) -> list[str]:
+        from .io import LOCK_FILES, SIGNPOST_FILE, VALIDATED_FILE
+
+        return [LOG_MARKER, SIGNPOST_FILE, VALIDATED_FILE, *LOCK_FILES, table]
+    return entries
+
+
+def _written_whole(table: str, made_by: str) -> Callable[[Path], str | None]:
+    """Why a log ``made_by`` wrote whole (one part of ``table``) is no longer only its own: rows appended since."""
+    def reason(path: Path) -> str | None:
+        parts = sorted((path / table).glob("part-*.parquet"))
+        if len(parts) > 1:
+            return (f"{len(parts) - 1} part(s) of {table} were appended after {made_by} wrote it (its own is one part); "
+                    f"--overwrite never removes another command's rows")
+        return None
+    return reason
+
+
 def _draft(path: Path) -> bool:
     return (path / ".settings.json").is_file() or (path / "distill.json").is_file()
 
@@ -143,7 +189,14 @@ RUN = OutputKind("run folder", "bandit-log train", markers=("config.json", "metr
                  entries=("config.json", "featurizer", "model", "metrics.json", "fingerprint.json"))
 DRAFT = OutputKind("distilled draft", "bandit-log drafts distill", markers=(".settings.json",), recognise=_draft,
                    entries=_draft_entries)
-REPORT = OutputKind("report folder", "bandit-log evaluate or compare --report", markers=("report.json", "report.html"))
+IMPORTED_LOG = OutputKind("log made by bandit-log import", "bandit-log import", markers=(LOG_MARKER,),
+                          recognise=_log_made_by("import"), entries=_log_entries("decisions"),
+                          unreplaceable=_written_whole("decisions", "bandit-log import"))
+REPRICED_LOG = OutputKind("log made by bandit-log reprice", "bandit-log reprice", markers=(LOG_MARKER,),
+                          recognise=_log_made_by("reprice"), entries=_log_entries("outcomes"),
+                          unreplaceable=_written_whole("outcomes", "bandit-log reprice"))
+REPORT = OutputKind("report folder", "bandit-log evaluate or compare --report", markers=("report.json", "report.html"),
+                    entries=("report.json", "report.html"))
 PROMPT_SET = OutputKind("prompt set", "bandit-log prompts", is_file=True, recognise=_prompt_set)
 PROMPT_TABLE = OutputKind("prompt table", "bandit-log drafts cluster or eval --rows", is_file=True,
                           recognise=lambda p: _parquet_kind(p) == "prompt table")
@@ -199,6 +252,9 @@ def _check_existing_kind(out: Path, kind: OutputKind, option: str) -> bool:
     held = [p.name for p in out.iterdir()]
     if not held:
         return False
+    if kind.is_log and kind is not LOG and (out / LOG_MARKER).exists():
+        raise OutputError(f"{out}: a log already exists here, not one {kind.made_by} made; it is never replaced or "
+                          f"written into by {kind.made_by} (nothing written): choose another {option}")
     if kind is not LOG and (out / LOG_MARKER).exists():
         raise OutputError(f"{option} {out}: is a log (it has {LOG_MARKER}), not a {kind.name}; a log is never replaced "
                           f"or written into by {kind.made_by}: choose another path")
@@ -222,9 +278,46 @@ def _check_inputs(out: Path, inputs: Inputs, option: str) -> None:
                               f"written to or replaced: choose a path that does not hold it")
 
 
+def model_cache_dir() -> Path:
+    """The project's model cache: ``$DRAFTPICK_CACHE``, default ``~/.cache/draftpick`` (``decoding.packaged``
+    converts packaged models into it)."""
+    return Path(os.environ.get("DRAFTPICK_CACHE", Path.home() / ".cache" / "draftpick"))
+
+
+def _package_folders() -> list[Path]:
+    """The folders Python installs packages into (site-packages): where packaged models ship."""
+    import site
+    import sysconfig
+
+    found = {sysconfig.get_paths().get(k) for k in ("purelib", "platlib")}
+    try:
+        found.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - some virtualenv builds lack it
+        pass
+    return [_resolved(p) for p in sorted(f for f in found if f)]
+
+
+def _check_not_in_models(out: Path, option: str) -> None:
+    """Rule 2, for the models no command names as a path: the model cache and installed packages."""
+    target = _resolved(out)
+    cache = _resolved(model_cache_dir())
+    if target == cache or cache in target.parents:
+        raise OutputError(f"{option} {out} is inside the project's model cache {cache} ($DRAFTPICK_CACHE; packaged models "
+                          f"are converted and kept there, an input of every command that loads one); nothing is ever "
+                          f"written there: choose a path outside it")
+    if target.exists() and target in cache.parents and any(target.iterdir()):
+        raise OutputError(f"{option} {out} holds the project's model cache {cache} ($DRAFTPICK_CACHE); it is never "
+                          f"written to or replaced: choose a path that does not hold it")
+    for folder in _package_folders():
+        if target == folder or folder in target.parents:
+            raise OutputError(f"{option} {out} is inside the installed packages' folder {folder} (packaged models ship "
+                              f"there, e.g. packaged:all-minilm-l6-v2); nothing is ever written there: choose a path "
+                              f"outside it")
+
+
 def _check_not_in_log(out: Path, kind: OutputKind, option: str) -> None:
     """Rule 1: no log at or above ``out`` (``out`` itself may be one when the output is a log)."""
-    log = enclosing_log(out, include_self=kind is not LOG)
+    log = enclosing_log(out, include_self=not kind.is_log)
     if log is None:
         return
     raise OutputError(f"{option} {out} is inside the log {log} (at {_resolved(out).relative_to(log)}); a log holds "
@@ -235,13 +328,14 @@ def _check_not_in_log(out: Path, kind: OutputKind, option: str) -> None:
 def _check_replaceable(out: Path, kind: OutputKind, option: str) -> None:
     """Rule 4: a folder replaced by ``--overwrite`` holds only what its writer makes."""
     own = None if kind.is_file else kind.own_entries(out)
-    if own is None:
-        return
-    extra = [p.name for p in out.iterdir() if p.name not in own]
+    extra = [p.name for p in out.iterdir() if p.name not in own] if own is not None else []
     if extra:
         raise OutputError(f"{option} {out}: a {kind.name} that also holds {_listing(extra)}, which {kind.made_by} never "
                           f"writes; --overwrite replaces only a {kind.name}'s own files (nothing removed): move them out "
                           f"first or choose another path")
+    reason = kind.unreplaceable(out) if kind.unreplaceable is not None else None
+    if reason:
+        raise OutputError(f"{option} {out}: not replaced: {reason} (nothing removed): choose another path")
 
 
 def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Inputs = (), option: str = "--out",
@@ -262,6 +356,7 @@ def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Inputs = (
         raise OutputError(f"{out}: a {kind.name} already exists here; this command writes a new one (nothing written): "
                           f"choose another {option}")
     _check_inputs(out, inputs, option)
+    _check_not_in_models(out, option)
     _check_not_in_log(out, kind, option)
     if exists and if_exists == "overwrite":
         if not overwrite:
@@ -305,6 +400,67 @@ def publish(stage: str | os.PathLike, out: str | os.PathLike, *, replace: bool =
         if aside is not None:
             os.replace(aside, out)
         raise
-    if aside is not None:
+    if aside is not None and aside.is_dir():
         shutil.rmtree(aside, ignore_errors=True)
+    elif aside is not None:
+        aside.unlink(missing_ok=True)
     return out
+
+
+# -- a log that grows in place ----------------------------------------------------------------
+_TABLES = ("outcomes", "decisions")
+
+
+@contextmanager
+def new_log_or_nothing(out: str | os.PathLike) -> Iterator[Path]:
+    """Around a command that creates the log ``out`` when it is not one yet and then appends rows
+    to it (``bandit-log build``, ``decode``): a log cannot be staged, since it grows in place and is
+    resumed by key. So when the block fails (an exception, Ctrl-C) and ``out`` was not a log
+    before it, the log it left without a single row (its metadata, signpost, locks, empty table
+    folders) is removed, and the corrected re-run (other arms, another reward) starts afresh; a
+    folder that existed before (empty) stays, emptied. A log with rows is kept and resumed by key,
+    and a log that existed before is never touched: resuming works as it always did, ``kill -9``
+    included (nothing runs then; the re-run resumes the rowless log). Nothing is removed while
+    another process holds the log (a shard writer, a build that created it meanwhile)."""
+    out = Path(out)
+    existed = out.exists()
+    fresh = not (out / LOG_MARKER).exists() and (not existed or (out.is_dir() and _only_log_files(out)))
+    try:
+        yield out
+    except BaseException:
+        if fresh:
+            discard_rowless_log(out, keep_folder=existed)
+        raise
+
+
+def _only_log_files(path: Path) -> bool:
+    """``path`` holds nothing but what a log holds before its first row (no row, nothing foreign)."""
+    from .io import VALIDATED_FILE, _is_ours
+
+    for entry in path.iterdir():
+        if entry.name in (LOG_MARKER, VALIDATED_FILE) or _is_ours(entry.name):
+            continue
+        if entry.name in _TABLES and entry.is_dir() and not any(entry.glob("part-*.parquet")):
+            continue
+        return False
+    return True
+
+
+def discard_rowless_log(out: str | os.PathLike, *, keep_folder: bool = False) -> bool:
+    """Remove the log at ``out`` if it holds no row and no process holds it (its writer and
+    creation locks taken without waiting); ``keep_folder``: remove what is inside, keep the
+    folder. Returns whether anything was removed."""
+    from .io import CREATE_LOCK, WRITER_LOCK, _flock
+
+    out = Path(out)
+    if not out.is_dir() or not _only_log_files(out):
+        return False
+    with _flock(out / WRITER_LOCK, blocking=False) as writer, _flock(out / CREATE_LOCK, blocking=False) as creator:
+        if writer is None or creator is None or not _only_log_files(out):
+            return False
+        if not keep_folder:
+            shutil.rmtree(out, ignore_errors=True)
+            return True
+        for entry in out.iterdir():
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    return True

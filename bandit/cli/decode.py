@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from logging_data.outputs import COST_PROFILE, LOG, check_output
+from logging_data.outputs import COST_PROFILE, LOG, REPRICED_LOG, check_output, new_log_or_nothing, publish, staged
 from logging_data.schema import REWARD_CHOICES
 
 from ._common import EXIT_LOSSLESS_FAILED, emit_json, prompt_file_options, say, stderr_is_tty
@@ -63,7 +63,8 @@ def _exit_on_lossless_failures(models, out: str, table: str, n_failures: int) ->
 @prompt_file_options
 @click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Log directory (created, or resumed); never inside another log or around an input.")
+              help="Log directory (created, or resumed); never inside another log or around an input. A new log that "
+                   "fails before its first rows is removed again.")
 @click.option("--limit", type=int, default=None, help="Use only the first N prompts (after --split).")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None, help="Use only prompts of this split.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Timed repeats per measurement (median wall time).")
@@ -96,6 +97,11 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     alignment, and measured assisted decoding (wall time, target/draft passes, accepted tokens,
     speed-ups, lossless check). Re-running the same command resumes an interrupted build.
     Exit status 3: some assisted output differed from plain greedy (rows with lossless = false).
+
+    A new log is created once the models have loaded and every prompt encoded; when the build
+    then fails before its first rows are appended (an arm that cannot run, calibration), the log
+    it created is removed again, so the corrected command (other arms, another reward) starts
+    afresh. A log with rows is kept and resumed by key, and an existing log is never removed.
 
     PROMPTS: Parquet, CSV, JSON Lines or a text file with one prompt per line (by suffix, or
     --prompts-format); --id-col/--prompt-col/--domain-col/--split-col name its columns. Ids are
@@ -149,11 +155,13 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
             settings = RaySettings(address=None if ray_address == "local" else ray_address, workers=workers, shards=n_shards)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-        summary = build_log_ray(prompts, models, out, cfg, settings, command=_command_line(), progress=stderr_is_tty(),
-                                device=device, threads=threads if threads is not None else 1, calibration=calibration)
+        with new_log_or_nothing(out):  # a new log that fails before its first rows is removed again
+            summary = build_log_ray(prompts, models, out, cfg, settings, command=_command_line(), progress=stderr_is_tty(),
+                                    device=device, threads=threads if threads is not None else 1, calibration=calibration)
     else:
-        summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device,
-                            threads=threads, calibration=calibration)
+        with new_log_or_nothing(out):
+            summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device,
+                                threads=threads, calibration=calibration)
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
@@ -166,13 +174,16 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
 @click.argument("log", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="The new log (a new or empty folder, outside every log; written whole, then renamed into place).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a log an earlier reprice wrote at --out (only such a log, with nothing appended since, and only "
+                   "once the new one is complete).")
 @click.option("--reward", type=click.Choice(REWARDS), default=None, help="Reward of the new log (default: the source's).")
 @click.option("--alpha", type=float, default=0.0, show_default=True, help="Cost weight of alignment rewards.")
 @click.option("--calibration", "calibration_path", type=click.Path(), default=None,
               help="Step costs to price the counts with: a log directory, a JSON cost profile, or fit:MEASURED_LOG "
                    "(that log's costs with the round and verified-token costs fitted to its wall times). Default: the source's.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def reprice(log, out, reward, alpha, calibration_path, as_json):
+def reprice(log, out, overwrite, reward, alpha, calibration_path, as_json):
     """Re-price LOG's outcomes into a new log: another reward and/or another machine's step costs.
 
     Greedy counts do not depend on the machine, only their prices do: the count speed-up is
@@ -185,12 +196,17 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
       bandit-log reprice LOG --out LOG-saved --reward time_saved_count
       bandit-log reprice LOG --out LOG-h200 --calibration examples/profiles/h200-smollm2-135m-fp32.json
       bandit-log reprice LOG --out LOG-fit --calibration fit:examples/data/smollm2-log
+      bandit-log reprice LOG --out LOG-saved --reward time_saved_count --overwrite
     """
+    from dataclasses import replace
+    from pathlib import Path
+
     from decoding.build import reward_definition, reward_name
     from decoding.calibrate import calibration_source_label, fit_calibration_from_log, load_calibration
     from decoding.reprice import reprice_log
 
-    check_output(out, LOG, inputs=[("LOG", log), ("--calibration", calibration_path)])  # a new log, apart from its inputs
+    inputs = [("LOG", log), ("--calibration", calibration_path)]
+    check_output(out, REPRICED_LOG, inputs=inputs, if_exists="overwrite", overwrite=overwrite)  # a new log, or reprice's own
     calibration, source, label = None, None, None
     if calibration_path and calibration_path.startswith("fit:"):  # fitted once; the fit's record goes in the metadata
         calibration, record = fit_calibration_from_log(calibration_path[4:])
@@ -199,8 +215,15 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
         calibration, source = load_calibration(calibration_path), {"path": calibration_path}
     if calibration_path:
         label = calibration_source_label(calibration_path)
-    summary = reprice_log(log, out, reward=reward_definition(reward, alpha) if reward else None, calibration=calibration,
-                          command=_command_line(), calibration_source=source, priced_by=label)
+    settings = dict(reward=reward_definition(reward, alpha) if reward else None, calibration=calibration,
+                    command=_command_line(), calibration_source=source, priced_by=label)
+    if REPRICED_LOG.is_one(Path(out)):  # --overwrite (checked above): the new log is written whole beside it, then swapped in
+        with staged(out) as stage:
+            summary = reprice_log(log, stage / "log", **settings)
+            publish(stage / "log", out, replace=True)
+        summary = replace(summary, out=out)
+    else:
+        summary = reprice_log(log, out, **settings)
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
@@ -215,7 +238,9 @@ def reprice(log, out, reward, alpha, calibration_path, as_json):
 @prompt_file_options
 @click.option("--policy", "run_path", required=True, type=click.Path(file_okay=False), help="A trained run folder.")
 @click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Log directory to append decisions to (created when missing).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Log directory to append decisions to (created when missing; a new log that fails before its first rows "
+                   "is removed again).")
 @click.option("--greedy/--sample", "greedy", default=True, show_default=True, help="Take the policy's argmax (propensity 1.0) or sample with the exact propensity.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling generator.")
 @click.option("--learn", is_flag=True, help="Feed outcomes to the policy's learn_one (VW) and save it into the run folder.")
@@ -236,6 +261,10 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
     (a mismatch is counted, flagged in the row, printed on stderr, and exits with status 3; 2 is a
     usage error).
 
+    Decisions are appended to the log at --out, created when missing; a new log that fails before
+    its first decision is appended (the chosen arm cannot run) is removed again. An existing log
+    is never removed, and a re-run skips the prompts it already holds.
+
     \b
     Example:
       bandit-log decode --policy runs/vw --models models.toml prompts.parquet --out LOG --split test --sample --seed 1
@@ -250,8 +279,9 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
     cfg = DecodeConfig(greedy=greedy, seed=seed, learn=learn, split=split, limit=limit,
                        reward=reward_definition(reward, alpha), policy_id=policy_id, prompt_columns=prompt_columns,
                        prompts_format=prompts_format)
-    summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads,
-                             progress=stderr_is_tty())
+    with new_log_or_nothing(out):  # a new log that fails before its first decision is removed again
+        summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads,
+                                 progress=stderr_is_tty())
     if as_json:
         emit_json(dict(summary.__dict__))
     else:
@@ -263,6 +293,7 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
 @click.command("calibrate")
 @click.option("--models", "models_path", required=True, type=click.Path(dir_okay=False), help="Models TOML (target + arms).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The cost profile to write (a new .json file).")
+@click.option("--overwrite", is_flag=True, help="Replace a cost profile at --out (never another kind of file; only once the new one is complete).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Override [target] device.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--context-len", type=click.IntRange(min=1), default=64, show_default=True,
@@ -272,7 +303,7 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
 @click.option("--max-spread", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
               help="Re-time (then refuse) a step whose repeats vary more than this (interquartile range / median).")
 @click.option("--json", "as_json", is_flag=True, help="Print the profile on stdout.")
-def calibrate(models_path, out, device, threads, context_len, repeats, max_spread, as_json):
+def calibrate(models_path, out, overwrite, device, threads, context_len, repeats, max_spread, as_json):
     """Time the target's step and each arm's drafting step here; write a cost profile.
 
     The profile (the calibration, this machine, the library versions and the models file) prices
@@ -293,14 +324,13 @@ def calibrate(models_path, out, device, threads, context_len, repeats, max_sprea
     from pathlib import Path
 
     target = Path(out)
-    if target.exists():  # before any model loads
-        raise click.UsageError(f"--out {target} already exists; a cost profile is written to a new file (choose another path)")
     if target.suffix.lower() != ".json":
         raise click.BadParameter(f"{target}: a cost profile is a JSON file; give a path ending in .json", param_hint="--out")
     if not target.parent.is_dir():
         raise click.BadParameter(f"{target}: the folder {target.parent} does not exist", param_hint="--out")
     models = load_models_config(models_path)
-    check_output(target, COST_PROFILE, inputs=models.input_paths())  # not onto a model, not inside a log
+    # before any model loads: not onto a model, not inside a log; an existing profile only with --overwrite
+    check_output(target, COST_PROFILE, inputs=models.input_paths(), if_exists="overwrite", overwrite=overwrite)
     session = DecodingSession(models, device=device, threads=threads)
     from decoding.calibrate import CalibrationUnstable
 
@@ -309,10 +339,15 @@ def calibrate(models_path, out, device, threads, context_len, repeats, max_sprea
     except CalibrationUnstable as exc:
         raise click.ClickException(str(exc)) from None
     record = cost_profile(cal, models=models, command=_command_line())
-    write_profile(target, record)
+    with staged(target) as stage:  # written whole beside --out, then renamed into place
+        publish(write_profile(stage / target.name, record), target, replace=overwrite)
     if as_json:
         emit_json(record)
     else:
         steps = ", ".join(f"{a} {s / cal.step_s:.3f}" for a, s in cal.arm_step_s.items() if s > 0) or "none"
+        loop = sorted({round(cal.relative_round_cost(a), 3) for a in cal.arm_round_s} - {round(cal.relative_round_cost(), 3)})
+        prefill = ", ".join(f"{a} {s / cal.step_s:.4f}" for a, s in cal.arm_prefill_token_s.items() if s > 0) or "none"
         say(f"{target}: {cal.device} step {cal.step_s * 1e3:.2f} ms; per target step: round overhead "
-            f"{cal.relative_round_cost():.3f}, each verified token {cal.relative_verify_cost():.3f}, drafting steps: {steps}")
+            f"{cal.relative_round_cost():.3f} (generate()){f', {loop[0]:.3f} (the project loop)' if loop else ''}, each verified "
+            f"token {cal.relative_verify_cost():.3f}, each prompt token {cal.relative_prefill_cost():.4f} (drafting models' "
+            f"own prefill: {prefill}), drafting steps: {steps}")

@@ -83,10 +83,13 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reward model's folds and the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Also write report.html (self-contained, with plots) and report.json into this folder.")
+              help="Also write report.html (self-contained, with plots) and report.json into this new folder (written whole, "
+                   "then renamed into place).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the report folder at --report (only a report folder holding nothing else, once the new one is complete).")
 def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str | None, reward_range: str, baselines: tuple[str, ...],
              estimator_specs: tuple[str, ...], ci: str, level: float, n_bootstrap: int, folds: int, policy_ids: tuple[str, ...],
-             seed: int, as_json: bool, report_dir: str | None) -> None:
+             seed: int, as_json: bool, report_dir: str | None, overwrite: bool) -> None:
     """Estimate the value of trained runs and baselines from LOG's logged decisions.
 
     Each target policy is evaluated with each estimator on the decisions table; the reward
@@ -104,18 +107,19 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
       bandit-log evaluate LOG --baseline uniform --baseline oracle --estimator ips --estimator dr
       bandit-log evaluate LOG --run runs/reinforce --ci bootstrap --json
       bandit-log evaluate LOG --estimator ips:clip=20 --estimator sndr --report out/report
+      bandit-log evaluate LOG --estimator ips --report out/report --overwrite
     """
     from estimators import CrossFitRewardModel, parse_estimator
     from logging_data import open_log
 
-    from bandit.report import baseline_probs, evaluate_policies, write_html_report
+    from bandit.report import baseline_probs, evaluate_policies
 
     from logging_data import require_valid_log
     from logging_data.outputs import REPORT, check_output
 
     bounds = _reward_range(reward_range)
-    if report_dir:  # before any work: a new, empty or report folder, apart from the inputs and outside every log
-        check_output(report_dir, REPORT, option="--report", if_exists="continue",
+    if report_dir:  # before any work: a new or empty folder, or (--overwrite) a report; apart from the inputs, outside every log
+        check_output(report_dir, REPORT, option="--report", if_exists="overwrite", overwrite=overwrite,
                      inputs=[("LOG", log), *(("--run", r) for r in runs), *(("--policy-table", t) for t in tables)])
     require_valid_log(log)
     opened = open_log(log)
@@ -156,8 +160,7 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
         sources=sources,
     )
     if report_dir:
-        path = write_html_report(result, report_dir)
-        say(f"wrote {path}")
+        say(f"wrote {write_report(result, report_dir, overwrite)}")
     if as_json:
         emit_json(result.to_json())
     else:
@@ -203,3 +206,16 @@ def _reward_features(features: str | None, decisions: Any, metadata: Any, log: s
     if needed:
         say(f"reward model features: {context_description(xcols, len(decisions), shown=4)}")
     return x, described
+
+
+def write_report(result: Any, report_dir: str, overwrite: bool) -> str:
+    """``bandit.report.write_html_report`` into a hidden folder beside ``report_dir``, renamed into
+    place once both files are written: a failure leaves the old report, or nothing. ``report_dir``
+    was checked (``check_output``) before any work; returns the HTML file's path."""
+    from bandit.report import write_html_report
+    from logging_data.outputs import publish, staged
+
+    with staged(report_dir) as stage:
+        name = write_html_report(result, stage).name
+        publish(stage, report_dir, replace=overwrite)
+    return f"{report_dir}/{name}"

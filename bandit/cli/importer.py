@@ -19,6 +19,9 @@ def _non_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str), help="The new log (a new or empty folder, outside every log; written whole, then renamed into place).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a log an earlier import wrote at --out (only such a log, with nothing appended since, and only "
+                   "once the new one is complete).")
 @click.option("--action", required=True, help="Column of the logged action (OBP: action).")
 @click.option("--reward", required=True, help="Column of the observed reward (OBP: reward).")
 @click.option("--propensity", required=True, help="Column of the logging policy's probability of the logged action (OBP: pscore).")
@@ -36,7 +39,7 @@ def _non_empty(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--reward-description", default=None, help="What the reward means (recorded in the log's metadata).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits made when --split-col is absent.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def import_(file, out, action, reward, propensity, context, position, id_col, prompt_col, domain_col, split_col, arms, policy_id,
+def import_(file, out, overwrite, action, reward, propensity, context, position, id_col, prompt_col, domain_col, split_col, arms, policy_id,
             fmt, reward_description, seed, as_json):
     """Import logged bandit feedback (one row per decision) as a decisions log.
 
@@ -53,20 +56,34 @@ def import_(file, out, action, reward, propensity, context, position, id_col, pr
     Example (Open Bandit Pipeline's names in the file):
       bandit-log import logged.csv --out LOG2 --action action --reward reward --propensity pscore --context 'x*'
       bandit-log evaluate LOG2 --policy-table target.csv --estimator ips --estimator dr --report out/obp
+      bandit-log import logged.csv --out LOG2 --action action --reward reward --propensity pscore --overwrite
     """
     import shlex
     import sys
     import warnings
 
+    from pathlib import Path
+
+    from logging_data import open_log
     from logging_data.importer import ImportMapping, PropensityWarning, import_decisions
+    from logging_data.outputs import IMPORTED_LOG, check_output, publish, staged
+
+    # a new log, or (--overwrite) import's own: checked before the file is read
+    check_output(out, IMPORTED_LOG, inputs=[("FILE", file)], if_exists="overwrite", overwrite=overwrite)
 
     mapping = ImportMapping(action=action, reward=reward, propensity=propensity, context=tuple(context), position=position,
                             query_id=id_col, prompt=prompt_col, domain=domain_col, split=split_col)
+    settings = dict(fmt=fmt, policy_id=policy_id, arms=[a.strip() for a in arms.split(",")] if arms else None,
+                    description=reward_description, seed=seed, command=shlex.join(["bandit-log"] + sys.argv[1:]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        log = import_decisions(file, out, mapping, fmt=fmt, policy_id=policy_id,
-                               arms=[a.strip() for a in arms.split(",")] if arms else None, description=reward_description,
-                               seed=seed, command=shlex.join(["bandit-log"] + sys.argv[1:]))
+        if IMPORTED_LOG.is_one(Path(out)):  # --overwrite: the new log is written whole beside it, then swapped in
+            with staged(out) as stage:
+                import_decisions(file, stage / "log", mapping, **settings)
+                publish(stage / "log", out, replace=True)
+        else:
+            import_decisions(file, out, mapping, **settings)
+    log = open_log(out)
     messages = [str(w.message) for w in caught if issubclass(w.category, PropensityWarning)]
     for w in caught:
         if not issubclass(w.category, PropensityWarning):

@@ -156,9 +156,12 @@ def _true_values(runs: list[Any], names: list[str], outcomes: Any, arm_names: tu
               show_default=True, help="Split on which the selection rule chooses among the runs, every fixed arm and uniform.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON document on stdout.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Also write report.html and report.json (the off-policy report) into this folder.")
+              help="Also write report.html and report.json (the off-policy report) into this new folder (written whole, "
+                   "then renamed into place; only with a decisions table).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the report folder at --report (only a report folder holding nothing else, once the new one is complete).")
 def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], policy_ids: tuple[str, ...], seed: int,
-            select_split: str, as_json: bool, report_dir: str | None) -> None:
+            select_split: str, as_json: bool, report_dir: str | None, overwrite: bool) -> None:
     """Select among trained RUNS, every fixed arm and uniform; compare them on held-out prompts.
 
     Selection (bandit.selection), on the --select-on split (validation by default): with the
@@ -182,8 +185,8 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
     from logging_data import require_valid_log
     from logging_data.outputs import REPORT, check_output
 
-    if report_dir:  # before any work: a new, empty or report folder, apart from the inputs and outside every log
-        check_output(report_dir, REPORT, option="--report", if_exists="continue",
+    if report_dir:  # before any work: a new or empty folder, or (--overwrite) a report; apart from the inputs, outside every log
+        check_output(report_dir, REPORT, option="--report", if_exists="overwrite", overwrite=overwrite,
                      inputs=[("LOG", log), *(("RUN", r) for r in runs)])
     require_valid_log(log)
     opened = open_log(log)
@@ -203,9 +206,11 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
     outcomes = opened.read("outcomes") if has_outcomes else None
     result["selection"] = _selection(opened, loaded, names, outcomes, select_split, policy_ids, seed)
     if has_decisions:
-        result["off_policy"] = _off_policy(opened, loaded, names, outcomes, estimator_specs, policy_ids, seed, report_dir)
+        result["off_policy"] = _off_policy(opened, loaded, names, outcomes, estimator_specs, policy_ids, seed, report_dir,
+                                           overwrite)
     else:
-        say(f"note: {log} has no decisions table: no off-policy estimates (simulate one with `bandit-log simulate {log}`)")
+        say(f"note: {log} has no decisions table: no off-policy estimates (simulate one with `bandit-log simulate {log}`)"
+            + (f"; no report written to {report_dir}" if report_dir else ""))
     if outcomes is not None:
         result["true_values"] = _true_values(loaded, names, outcomes, arms)
     if as_json:
@@ -250,13 +255,13 @@ def _selection(opened: Any, loaded: list, names: list[str], outcomes: Any, split
 
 
 def _off_policy(opened: Any, loaded: list, names: list[str], outcomes: Any, estimator_specs: tuple[str, ...],
-                policy_ids: tuple[str, ...], seed: int, report_dir: str | None) -> dict:
+                policy_ids: tuple[str, ...], seed: int, report_dir: str | None, overwrite: bool = False) -> dict:
     import numpy as np
 
     try:
         from estimators import CrossFitRewardModel, parse_estimator
 
-        from bandit.report import evaluate_policies, write_html_report
+        from bandit.report import evaluate_policies
     except ImportError as exc:  # the estimators library is another package of this project
         raise ValueError(f"off-policy comparison needs the estimators library, which cannot be imported: {exc}") from None
     decisions = opened.read("decisions")
@@ -275,6 +280,8 @@ def _off_policy(opened: Any, loaded: list, names: list[str], outcomes: Any, esti
         except ValueError as exc:
             say(f"note: {name} cannot be scored on these decisions ({exc}); left out of the off-policy report")
     if not targets:
+        if report_dir:
+            say(f"note: no run could be scored on the decisions; no report written to {report_dir}")
         return {"split": split, "n": len(decisions), "note": "no run could be scored on the decisions"}
     estimators = [parse_estimator(s) for s in (estimator_specs or DEFAULT_ESTIMATORS)]
     say(f"off-policy: {len(targets)} runs x {len(estimators)} estimators on {len(decisions)} decisions (split {split or 'all'})")
@@ -282,7 +289,9 @@ def _off_policy(opened: Any, loaded: list, names: list[str], outcomes: Any, esti
                                    reward_model=CrossFitRewardModel(seed=seed), seed=seed,
                                    sources={name: f"run folder {run.path}" for name, run in zip(names, loaded) if name in targets})
     if report_dir:
-        say(f"wrote {write_html_report(evaluation, report_dir)}")
+        from .evaluate import write_report
+
+        say(f"wrote {write_report(evaluation, report_dir, overwrite)}")
     return {"split": split, **evaluation.to_json()}
 
 

@@ -217,12 +217,16 @@ def test_a_failed_import_leaves_nothing_and_the_corrected_rerun_works(world, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imported"]
 
 
-def test_reports_and_prompt_tables_are_rewritten_in_place(world, tmp_path):
+def test_reports_are_replaced_with_overwrite_and_prompt_tables_rewritten_in_place(world, tmp_path):
     rep = tmp_path / "report"
-    for _ in range(2):
-        r = _invoke("evaluate", world / "log", "--estimator", "ips", "--report", rep)
+    for extra in ([], ["--overwrite"]):
+        r = _invoke("evaluate", world / "log", "--estimator", "ips", "--report", rep, *extra)
         assert r.exit_code == 0, r.output
+        before = _tree(rep)
+        r = _invoke("evaluate", world / "log", "--estimator", "ips", "--report", rep)  # a report exists: --overwrite needed
+        assert r.exit_code == 1 and "pass --overwrite to replace it" in r.stderr and _tree(rep) == before
     assert sorted(p.name for p in rep.iterdir()) == ["report.html", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder, no old copy
     out = tmp_path / "c.parquet"
     for _ in range(2):
         r = _invoke("drafts", "cluster", "--prompts", world / "prompts.parquet", "--k", "2", "--out", out)

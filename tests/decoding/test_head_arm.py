@@ -13,17 +13,19 @@ import pytest
 from click.testing import CliRunner
 
 from bandit.cli.main import cli
+from decoding.models import ArmConfig
 from logging_data import open_log, validate_log
 
-ARMS = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "lookup"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 2\n'
-        '\n[[arms]]\nname = "head"\nkind = "head"\nhead = "{head}"\nnum_assistant_tokens = 2\n')
+
+def _arms(head: str) -> tuple[ArmConfig, ...]:
+    return (ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=2),
+            ArmConfig.of("head", "head", head=head, num_assistant_tokens=2))
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, toml_for, tiny_models):
+def files(tmp_path_factory, write_tiny_models, tiny_models):
     root = tmp_path_factory.mktemp("head_arm")
-    models = root / "models.toml"
-    models.write_text(toml_for(ARMS.format(head=tiny_models["head"])))
+    models = write_tiny_models(root / "models.toml", _arms(tiny_models["head"]))
     prompts = root / "prompts.parquet"
     pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["the quick brown fox jumps over the lazy dog the quick brown",
                                                           "def add ( a , b ) : return a + b def add (", "the cat sat on the mat"],
@@ -59,22 +61,25 @@ def test_build_measures_a_head_arm_and_decode_plays_it(files):
     assert validate_log(log).ok
 
 
-def _wrong_head(tmp_path: Path) -> str:
+def _wrong_head(tmp_path: Path, tiny_models: dict) -> str:
+    """A head trained on a sibling of the target with the same tokenizer and hidden size 16, recording it."""
     from decoding.heads import feature_head, save_head
 
-    return str(save_head(feature_head(16, [0, 1, 2], n_blocks=1, expansion=1), tmp_path / "wrong"))
+    sibling = {**json.loads((Path(tiny_models["head"]) / "head.json").read_text())["made_for"],
+               "target": str(tmp_path / "sibling"), "hidden_size": 16}
+    return str(save_head(feature_head(16, [0, 1, 2], n_blocks=1, expansion=1), tmp_path / "wrong", made_for=sibling))
 
 
 @pytest.mark.parametrize("make,error,pattern", [
-    (lambda tmp: str(tmp / "nowhere"), "ModelLoadError", r"arm 'head': cannot load the head at .*nowhere: head .*nowhere: expected head.json and head.safetensors"),
-    (_wrong_head, "ArmNotSupportedError", r"arm 'head': the head at .*wrong was trained for hidden size 16 .*the target .* has hidden size 32"),
+    (lambda tmp, _: str(tmp / "nowhere"), "ModelLoadError", r"arm 'head': cannot load the head at .*nowhere: head .*nowhere: expected head.json and head.safetensors"),
+    (_wrong_head, "ArmNotSupportedError", r"arm 'head': the head at .*wrong reads hidden states of another size: it was made for "
+                                          r".*sibling \(llama, hidden size 16.*the target is .*hidden size 32"),
 ])
-def test_a_head_that_cannot_run_is_refused_at_load(toml_for, tiny_models, tmp_path, make, error, pattern):
+def test_a_head_that_cannot_run_is_refused_at_load(tiny_config, tiny_models, tmp_path, make, error, pattern):
     from decoding import loading
-    from decoding.models import parse_models_config
     from decoding.session import DecodingSession
 
-    config = parse_models_config(toml_for(ARMS.format(head=make(tmp_path))), base_dir=tiny_models["root"])
+    config = tiny_config(_arms(make(tmp_path, tiny_models)))
     with pytest.raises(getattr(loading, error), match=pattern):
         DecodingSession(config, threads=1)
 
@@ -113,13 +118,11 @@ def test_a_heads_confidence_threshold_is_checked(toml_for, kind, value, pattern)
         parse_models_config(toml_for(f'[[arms]]\nname = "h"\nkind = "{kind}"\nhead = "x"\nassistant_confidence_threshold = {value}\n'))
 
 
-def test_a_gated_head_records_its_threshold_and_drafts_with_it(toml_for, tiny_models):
-    from decoding.models import parse_models_config
+def test_a_gated_head_records_its_threshold_and_drafts_with_it(tiny_config, tiny_models):
     from decoding.session import DecodingSession
 
-    config = parse_models_config(toml_for(f'[[arms]]\nname = "g"\nkind = "lookup_head"\nhead = "{tiny_models["head"]}"\n'
-                                          f'assistant_confidence_threshold = 0.4\n\n[[arms]]\nname = "h"\nkind = "head"\n'
-                                          f'head = "{tiny_models["head"]}"\n'))
+    config = tiny_config([ArmConfig.of("g", "lookup_head", head=tiny_models["head"], assistant_confidence_threshold=0.4),
+                          ArmConfig.of("h", "head", head=tiny_models["head"])])
     gated, ungated = config.to_log_arms()
     assert gated.attrs["confidence"] == 0.4 and "confidence" not in ungated.attrs
     session = DecodingSession(config)  # loads every arm's head

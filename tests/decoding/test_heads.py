@@ -60,9 +60,10 @@ def test_training_is_seeded_and_a_saved_head_loads_back_equal(session, greedy, t
 
     head, record = trained
     assert record["loss_per_epoch"][-1] < record["loss_per_epoch"][0]
-    heads.save_head(head, tmp_path / "h", record)
+    heads.save_head(head, tmp_path / "h", record, made_for=session.target_identity)
     assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["head.json", "head.safetensors"]
-    assert json.loads((tmp_path / "h" / "head.json").read_text())["vocab_size"] == len(head.vocab)
+    meta = json.loads((tmp_path / "h" / "head.json").read_text())
+    assert meta["vocab_size"] == len(head.vocab) and meta["made_for"] == session.target_identity
     back = heads.load_head(tmp_path / "h")
     x, e = torch.randn(3, head.hidden), torch.randn(3, head.hidden)
     assert torch.equal(back(x, e), head(x, e)) and torch.equal(back.vocab, head.vocab)
