@@ -187,14 +187,14 @@ def test_bad_prefill_and_path_costs_are_refused_by_name(change, message):
         Calibration.from_json({**GOOD, **change})
 
 
-def test_calibrate_times_the_prefill_and_the_round_of_each_path_for_real(toml_for, tiny_models):
-    from decoding.models import parse_models_config
+def test_calibrate_times_the_prefill_and_the_round_of_each_path_for_real(tiny_config):
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
-    arms = ('[[arms]]\nname = "d"\nkind = "draft"\ndraft = "draft"\nnum_assistant_tokens = 2\nloop = true\n\n'
-            '[[arms]]\nname = "g"\nkind = "draft"\ndraft = "draft"\nnum_assistant_tokens = 2\n\n'
-            '[[arms]]\nname = "l"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 3\n')
-    s = DecodingSession(parse_models_config(toml_for(arms), base_dir=tiny_models["root"]), threads=1)
+    arms = [ArmConfig.of("d", "draft", draft="draft", num_assistant_tokens=2, loop=True),
+            ArmConfig.of("g", "draft", draft="draft", num_assistant_tokens=2),
+            ArmConfig.of("l", "prompt_lookup", prompt_lookup_num_tokens=3)]
+    s = DecodingSession(tiny_config(arms), threads=1)
     cal = calibrate(s, context_len=8, repeats=2, warmup=1, max_spread=None, prefill_len=32)
     assert cal.prefill_token_s > 0 and math.isfinite(cal.prefill_token_s)
     assert set(cal.arm_prefill_token_s) == {"d", "g"} and cal.arm_prefill_token_s["d"] == cal.arm_prefill_token_s["g"] > 0
