@@ -10,6 +10,11 @@ Saved as safetensors under a temporary folder:
 - ``gpt2``: a 2-layer GPT-2 sharing the target's tokenizer (for early-exit refusal).
 - ``head``: an untrained drafting head on the target's hidden states (``decoding.heads``), over its
   whole vocabulary (a folder: head.json + head.safetensors).
+- ``datastore``: a retrieval store of the sentences as the target's token ids (``decoding.datastore``).
+
+The head and the datastore record the target they were made for (``made_for``, as
+``decoding.artifacts.target_identity`` gives it for the saved ``target``), as the project's own
+writers do: a test that loads them goes through the identity check a user's artifacts go through.
 
 Weights are initialised under ``torch.random.fork_rng`` so the global RNG is left as it was.
 """
@@ -80,10 +85,22 @@ def _head(target, vocab: int):
     return feature_head(target.config.hidden_size, list(range(vocab)), n_blocks=1, expansion=1)
 
 
-def _save_head(head, path: Path) -> str:
+def _save_head(head, path: Path, made_for=None) -> str:
     from decoding.heads import save_head
 
-    return str(save_head(head, path))
+    return str(save_head(head, path, made_for=made_for))
+
+
+def made_for(model, path: str) -> dict:
+    """The ``made_for`` identity of the saved model at ``path`` (``decoding.artifacts.target_identity``
+    of it as a models file naming ``path`` loads it: its tokenizer read back from ``path``)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from decoding.artifacts import target_identity
+
+    return target_identity(SimpleNamespace(model=model, tokenizer=AutoTokenizer.from_pretrained(path), spec=path))
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +123,12 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     from decoding.datastore import Datastore
 
     store = Datastore([tok(s, add_special_tokens=False)["input_ids"] + [2] for s in SENTENCES], max_ngram=3, max_chain=4)
+    target_path = _save(target, tok, root / "target")
+    identity = made_for(target, target_path)
     return {
-        "head": _save_head(head, root / "head"),
-        "datastore": str(store.save(root / "datastore")),
-        "target": _save(target, tok, root / "target"),
+        "head": _save_head(head, root / "head", made_for=identity),
+        "datastore": str(store.save(root / "datastore", made_for=identity)),
+        "target": target_path,
         "draft": _save(draft, tok, root / "draft"),
         "other": _save(other, other_tok, root / "other"),
         "gpt2": _save(gpt2, tok, root / "gpt2"),
