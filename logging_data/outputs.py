@@ -351,12 +351,12 @@ def check_output(out: str | os.PathLike, kind: OutputKind, *, inputs: Inputs = (
     Reads the disk only: nothing is written or removed.
     """
     out = Path(out)
+    _check_not_in_models(out, option)
     exists = _check_existing_kind(out, kind, option)
     if exists and if_exists == "refuse":
         raise OutputError(f"{out}: a {kind.name} already exists here; this command writes a new one (nothing written): "
                           f"choose another {option}")
     _check_inputs(out, inputs, option)
-    _check_not_in_models(out, option)
     _check_not_in_log(out, kind, option)
     if exists and if_exists == "overwrite":
         if not overwrite:
