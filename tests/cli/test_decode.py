@@ -31,11 +31,12 @@ def files(tmp_path_factory):
     with torch.random.fork_rng():
         torch.manual_seed(1)
         target = t._save(t._llama(len(tok), 2), tok, root / "target")
-    models = root / "models.toml"
-    models.write_text(f'[target]\npath = "{target}"\ndevice = "cpu"\nmax_new_tokens = 6\nchat_template = false\n'
-                      '[[arms]]\nname = "plain"\nkind = "none"\n'
-                      '[[arms]]\nname = "lookup"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 2\n'
-                      '[[arms]]\nname = "exit1"\nkind = "early_exit"\nassistant_early_exit = 1\n')
+    from decoding.models import ArmConfig, ModelsConfig, TargetConfig, write_models_file
+
+    models = write_models_file(root / "models.toml", ModelsConfig.of(
+        TargetConfig(path=target, device="cpu", max_new_tokens=6, chat_template=False),
+        [ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=2),
+         ArmConfig.of("exit1", "early_exit", assistant_early_exit=1)]))
     prompts = root / "prompts.parquet"
     pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["the quick brown fox", "def add ( a , b ) :", "the cat sat on the mat"],
                   "domain": ["x", "code", "x"], "split": ["train", "train", "test"]}).to_parquet(prompts)

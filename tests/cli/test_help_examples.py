@@ -97,11 +97,12 @@ def sandbox(tmp_path_factory):
     with torch.random.fork_rng():
         torch.manual_seed(1)
         target = shared._save(shared._llama(len(tok), 2), tok, root / "target")
-    (root / "models.toml").write_text(
-        f'[target]\npath = "{target}"\ndevice = "cpu"\nmax_new_tokens = 6\nchat_template = false\n'
-        '[[arms]]\nname = "plain"\nkind = "none"\n'
-        '[[arms]]\nname = "lookup"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 2\n'
-        '[[arms]]\nname = "lookup5"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 5\n')
+    from decoding.models import ArmConfig, ModelsConfig, TargetConfig, write_models_file
+
+    write_models_file(root / "models.toml", ModelsConfig.of(
+        TargetConfig(path=target, device="cpu", max_new_tokens=6, chat_template=False),
+        [ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=2),
+         ArmConfig.of("lookup5", "prompt_lookup", prompt_lookup_num_tokens=5)]))
     words = " ".join(shared.SENTENCES).split()
     texts = [" ".join(words[i:i + 4 + i % 5]) + f" {w}" for i in range(40) for w in [words[(7 * i) % len(words)]]]
     texts = list(dict.fromkeys(texts))

@@ -179,8 +179,9 @@ def test_a_lossless_failure_has_its_own_exit_status(tmp_path, monkeypatch):
         return build_mod.BuildSummary(str(tmp_path / "log"), 1, 1, 3, 0, 1, 0.1, {})
 
     monkeypatch.setattr(build_mod, "build_log", failing)
-    models = tmp_path / "m.toml"
-    models.write_text('[target]\npath = "x"\n[[arms]]\nname = "plain"\nkind = "none"\n')
+    from decoding.models import ArmConfig, ModelsConfig, write_models_file
+
+    models = write_models_file(tmp_path / "m.toml", ModelsConfig.of("x", [ArmConfig.of("plain", "none")]))
     (tmp_path / "p.parquet").write_bytes(b"")
     r = CliRunner().invoke(cli, ["build", str(tmp_path / "p.parquet"), "--models", str(models), "--out", str(tmp_path / "log")])
     assert r.exit_code == EXIT_LOSSLESS_FAILED == 3 and "lossless failures: 1" in r.stderr

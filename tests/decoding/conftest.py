@@ -1,53 +1,37 @@
 """Fixtures of the decoding tests over the tiny models of ``tests/conftest.py``.
 
-``models_toml(tiny_models, arms)`` writes a models file over them.
+``all_arms()`` is one arm of each of the kinds ``generate()`` runs; ``tiny_config(arms)`` (tests/conftest.py)
+makes a models config of arms over the tiny target. ``toml_for(arms_text)`` puts TOML text under the tiny
+target's ``[target]`` table, for the tests that are about malformed ``[[arms]]`` tables.
 """
 
 from __future__ import annotations
 
-
 import pytest
 
+from decoding.models import ArmConfig
+
+from ..conftest import tiny_target
+
+
 def models_toml(tiny_models: dict[str, str], arms: str, target: str = "target", max_new_tokens: int = 8) -> str:
-    return f'[target]\npath = "{tiny_models[target]}"\ndevice = "cpu"\nmax_new_tokens = {max_new_tokens}\nchat_template = false\n\n' + arms
+    """The tiny target's ``[target]`` table followed by the ``[[arms]]`` text ``arms`` (written as is)."""
+    return tiny_target(tiny_models, target, max_new_tokens).to_toml() + "\n" + arms
 
 
-ALL_ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-
-[[arms]]
-name = "exit1"
-kind = "early_exit"
-assistant_early_exit = 1
-num_assistant_tokens = 3
-
-[[arms]]
-name = "draft"
-kind = "draft"
-draft = "draft"
-num_assistant_tokens = 4
-num_assistant_tokens_schedule = "constant"
-
-[[arms]]
-name = "draft-heur"
-kind = "draft"
-draft = "draft"
-num_assistant_tokens_schedule = "heuristic"
-"""
+def all_arms(draft: str = "draft") -> tuple[ArmConfig, ...]:
+    """Plain, prompt lookup, early exit and two draft-model arms; ``draft``: the tiny draft's path (by
+    default relative to the tiny models' folder, which ``tiny_config`` resolves against)."""
+    return (ArmConfig.of("plain", "none"),
+            ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=3),
+            ArmConfig.of("exit1", "early_exit", assistant_early_exit=1, num_assistant_tokens=3),
+            ArmConfig.of("draft", "draft", draft=draft, num_assistant_tokens=4, num_assistant_tokens_schedule="constant"),
+            ArmConfig.of("draft-heur", "draft", draft=draft, num_assistant_tokens_schedule="heuristic"))
 
 
 @pytest.fixture(scope="session")
-def all_arms_config(tiny_models):
-    from decoding.models import parse_models_config
-
-    return parse_models_config(models_toml(tiny_models, ALL_ARMS), base_dir=tiny_models["root"])
+def all_arms_config(tiny_config):
+    return tiny_config(all_arms())
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +49,3 @@ def toml_for(tiny_models):
         return models_toml(tiny_models, arms, target, max_new_tokens)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def all_arms_toml(tiny_models) -> str:
-    return models_toml(tiny_models, ALL_ARMS)

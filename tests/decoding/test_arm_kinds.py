@@ -18,23 +18,19 @@ from logging_data import ARM_KINDS
 PROMPTS = ["the quick brown fox jumps over the lazy dog the quick brown", "def add ( a , b ) : return", "a b c a b c a b c a b"]
 
 
-def _toml_value(v):
-    return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")
+def _arms(kind: ArmKind) -> list:
+    """The kind's example arm, named "arm", after a plain arm unless it is plain decoding itself."""
+    from decoding.models import ArmConfig
 
-
-def _arm_table(kind: ArmKind) -> str:
-    settings = "".join(f"{k} = {_toml_value(v)}\n" for k, v in kind.example.items())
-    return f'[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "arm"\nkind = "{kind.name}"\n{settings}' if not kind.plain \
-        else f'[[arms]]\nname = "arm"\nkind = "{kind.name}"\n{settings}'
+    return [ArmConfig.of("plain", "none")] * (not kind.plain) + [ArmConfig.of("arm", kind.name, **kind.example)]
 
 
 @pytest.fixture(scope="module", params=list(KINDS))
-def kind_session(request, toml_for, tiny_models):
-    from decoding.models import parse_models_config
+def kind_session(request, tiny_config):
     from decoding.session import DecodingSession
 
     kind = KINDS[request.param]
-    config = parse_models_config(toml_for(_arm_table(kind)), base_dir=tiny_models["root"])
+    config = tiny_config(_arms(kind))  # written as a models file and parsed back (ModelsConfig.of)
     return kind, DecodingSession(config, threads=1)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ARM = {"head": 'name = "a"\nkind = "head"\nhead = "{path}"\n', "datastore": 'name = "a"\nkind = "datastore"\ndatastore = "{path}"\n'}
 
 
 class _Touch:
@@ -36,12 +35,11 @@ class _Touch:
 
 
 @pytest.fixture(scope="module")
-def session(toml_for, tiny_models):
-    from decoding.models import parse_models_config
+def session(tiny_config):
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
-    return DecodingSession(parse_models_config(toml_for('[[arms]]\nname = "plain"\nkind = "none"\n'), base_dir=tiny_models["root"]),
-                           threads=1)
+    return DecodingSession(tiny_config([ArmConfig.of("plain", "none")]), threads=1)
 
 
 # -- the good artifacts, and how each goes wrong ------------------------------------------------
@@ -213,12 +211,12 @@ def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def _load_arm(session, kind, folder, extra=""):
+def _load_arm(session, kind, folder, **settings):
+    """Load arm "a" of ``kind`` (head or datastore) from ``folder`` into ``session``; its state."""
     from decoding.arms import kind_of
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
 
-    text = f'[target]\npath = "{session.target.spec}"\n\n[[arms]]\n' + ARM[kind].format(path=folder) + extra
-    arm = parse_models_config(text).arm("a")
+    arm = ArmConfig.of("a", kind, **{kind: str(folder)}, **settings)
     kind_of(arm).load(session, arm, {})
     return session.arm_state["a"]
 
@@ -293,19 +291,18 @@ def test_a_bad_profile_or_policy_table_is_refused_naming_the_file(tmp_path, arti
 
 
 # -- controls ---------------------------------------------------------------------------------------
-def test_a_head_and_a_store_made_for_the_target_load_and_decode(toml_for, tiny_models, tmp_path, session):
-    from decoding.models import parse_models_config
+def test_a_head_and_a_store_made_for_the_target_load_and_decode(tiny_config, tmp_path, session):
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
     head, store = _good("head", session, tmp_path / "head"), _good("datastore", session, tmp_path / "store")
     assert json.loads((head / "head.json").read_text())["made_for"] == session.target_identity
     assert json.loads((store / "datastore.json").read_text())["made_for"]["tokenizer"] == session.target_identity["tokenizer"]
-    arms = (f'[[arms]]\nname = "h"\nkind = "head"\nhead = "{head}"\nnum_assistant_tokens = 2\n\n'
-            f'[[arms]]\nname = "s"\nkind = "datastore"\ndatastore = "{store}"\n\n'
-            f'[[arms]]\nname = "hs"\nkind = "datastore_head"\nhead = "{head}"\ndatastore = "{store}"\n')
+    arms = [ArmConfig.of("h", "head", head=str(head), num_assistant_tokens=2), ArmConfig.of("s", "datastore", datastore=str(store)),
+            ArmConfig.of("hs", "datastore_head", head=str(head), datastore=str(store))]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning: both record the target they were made for
-        decoding = DecodingSession(parse_models_config(toml_for(arms)), threads=1)
+        decoding = DecodingSession(tiny_config(arms), threads=1)
     ids = decoding.encode("the quick brown fox jumps over the lazy dog")
     ref = decoding.plain(ids)
     for arm in ("h", "s", "hs"):
@@ -333,10 +330,10 @@ def test_allow_other_target_loads_one_made_for_a_sibling_target_and_nothing_else
     _made_for(name, ("target",), "packaged:a-sibling")(folder, session)
     with pytest.raises(ArmNotSupportedError, match="allow_other_target"):
         _load_arm(session, kind, folder)
-    assert _load_arm(session, kind, folder, "allow_other_target = true\n") is not None
+    assert _load_arm(session, kind, folder, allow_other_target=True) is not None
     _made_for(name, ("tokenizer", "sha256"), "f" * 64)(folder, session)  # another tokenizer: no key lets it in
     with pytest.raises(ArmNotSupportedError, match="made for another tokenizer"):
-        _load_arm(session, kind, folder, "allow_other_target = true\n")
+        _load_arm(session, kind, folder, allow_other_target=True)
 
 
 @pytest.mark.parametrize("arms, error, pattern", [

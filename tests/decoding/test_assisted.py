@@ -70,15 +70,11 @@ def test_models_and_configs_are_left_as_they_were(session):
     assert (len(target._forward_pre_hooks), len(draft._forward_pre_hooks)) == hooks_before
 
 
-def test_universal_draft_with_another_tokenizer_is_lossless(tiny_models, toml_for):
+def test_universal_draft_with_another_tokenizer_is_lossless(tiny_config):
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
-    from decoding.models import parse_models_config
 
-    cfg = parse_models_config(
-        toml_for('[[arms]]\nname = "other"\nkind = "draft"\ndraft = "other"\nuniversal = true\n', max_new_tokens=6),
-        base_dir=tiny_models["root"],
-    )
-    s = DecodingSession(cfg, threads=1)
+    s = DecodingSession(tiny_config([ArmConfig.of("other", "draft", draft="other", universal=True)], max_new_tokens=6), threads=1)
     ids = s.encode(PROMPTS[0])
     ref = s.plain(ids)
     out = s.assisted(ids, "other", reference=ref.tokens)

@@ -108,9 +108,10 @@ def test_resume_after_exception_equals_uninterrupted(session, all_arms_config, p
 
 
 @pytest.mark.slow  # two fresh interpreters importing transformers: ~25 s here
-def test_kill_9_mid_build_then_resume(all_arms_toml, tiny_models, prompts_file, tmp_path):
-    models = tmp_path / "models.toml"
-    models.write_text(all_arms_toml.replace('draft = "draft"', f'draft = "{tiny_models["draft"]}"'))
+def test_kill_9_mid_build_then_resume(write_tiny_models, tiny_models, prompts_file, tmp_path):
+    from .conftest import all_arms
+
+    models = write_tiny_models(tmp_path / "models.toml", all_arms(tiny_models["draft"]))
     out = tmp_path / "log"
     cmd = [sys.executable, "-m", "bandit.cli.main", "build", str(prompts_file), "--models", str(models), "--out", str(out),
            "--batch-size", "1", "--threads", "1", "--json"]

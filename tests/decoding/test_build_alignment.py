@@ -200,11 +200,12 @@ def test_resume_refuses_the_other_mode(session, all_arms_config, prompts_file, t
     pd.testing.assert_frame_equal(before, _rows(out))
 
 
-def test_cli_alignment_only(all_arms_toml, tiny_models, prompts_file, tmp_path):
+def test_cli_alignment_only(write_tiny_models, tiny_models, prompts_file, tmp_path):
     from bandit.cli.main import cli
 
-    models = tmp_path / "models.toml"
-    models.write_text(all_arms_toml.replace('draft = "draft"', f'draft = "{tiny_models["draft"]}"'))
+    from .conftest import all_arms
+
+    models = write_tiny_models(tmp_path / "models.toml", all_arms(tiny_models["draft"]))
     out = tmp_path / "log"
     args = ["build", str(prompts_file), "--models", str(models), "--out", str(out), "--alignment-only", "--alpha", "0.2",
             "--limit", "2", "--threads", "1", "--json"]
@@ -222,18 +223,16 @@ def test_cli_alignment_only(all_arms_toml, tiny_models, prompts_file, tmp_path):
     assert "--alignment-only" in helped.output and "bandit-log build prompts.parquet --models models.toml --out ALIGN --alignment-only" in helped.output
 
 
-def test_replay_log_of_model_free_arms_equals_the_measured_build(toml_for, prompts_file, tmp_path):
+def test_replay_log_of_model_free_arms_equals_the_measured_build(tiny_config, prompts_file, tmp_path):
     """``--alignment-only --reward speedup_count`` over plain and joint prompt-lookup arms (n-gram size x
     draft tokens) gives the measured build's counts and count speed-ups exactly, with one calibration."""
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.calibrate import Calibration
     from decoding.session import DecodingSession
-    from decoding.models import parse_models_config
 
-    arms = '[[arms]]\nname = "plain"\nkind = "none"\n' + "".join(
-        f'\n[[arms]]\nname = "n{n}k{k}"\nkind = "prompt_lookup"\nmax_matching_ngram_size = {n}\nprompt_lookup_num_tokens = {k}\n'
-        for n in (1, 2, 3) for k in (2, 5))
-    models = parse_models_config(toml_for(arms, max_new_tokens=12))
+    from ..conftest import lookup_grid
+
+    models = tiny_config(lookup_grid(ngrams=(1, 2, 3)), max_new_tokens=12)
     session = DecodingSession(models, threads=1)
     cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
     reward = reward_definition("speedup_count")

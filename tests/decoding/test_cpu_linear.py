@@ -127,33 +127,29 @@ def test_dtype_rules(dtype, device, want):
     assert resolve_dtype(dtype, device) == getattr(torch, want)  # no CUDA needed to resolve
 
 
-def test_a_half_precision_target_warns_that_it_is_inexact(tiny_models):
+def test_a_half_precision_target_warns_that_it_is_inexact(tiny_config):
     from decoding.loading import InexactDtypeWarning
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
-    from .conftest import models_toml
-
-    text = models_toml(tiny_models, '[[arms]]\nname = "plain"\nkind = "none"\n').replace('chat_template = false', 'chat_template = false\ndtype = "bfloat16"')
     with pytest.warns(InexactDtypeWarning, match="inexact mode.*8 of 16 runs differed"):
-        session = DecodingSession(parse_models_config(text, base_dir=tiny_models["root"]), threads=1)
+        session = DecodingSession(tiny_config([ArmConfig.of("plain", "none")], dtype="bfloat16"), threads=1)
     assert session.exact is False and session.target.model.dtype == torch.bfloat16
 
 
-def test_an_inexact_build_reports_its_token_match_rate_and_does_not_fail(tiny_models, tmp_path):
+def test_an_inexact_build_reports_its_token_match_rate_and_does_not_fail(write_tiny_models, tmp_path):
     """Under a dtype the user chose as faster and inexact, the lossless check says how much of plain
     greedy output each assisted run kept (``token_match_rate``) and the build exits 0, saying so."""
     import pandas as pd
     from click.testing import CliRunner
 
     from bandit.cli.main import cli
+    from decoding.models import ArmConfig
     from logging_data import open_log
 
-    from .conftest import models_toml
-
-    arms = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "lookup"\nkind = "prompt_lookup"\n'
-            'prompt_lookup_num_tokens = 3\n\n[[arms]]\nname = "exit1"\nkind = "early_exit"\nassistant_early_exit = 1\n')
-    (tmp_path / "m.toml").write_text(models_toml(tiny_models, arms).replace('chat_template = false', 'chat_template = false\ndtype = "bfloat16"'))
+    arms = [ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=3),
+            ArmConfig.of("exit1", "early_exit", assistant_early_exit=1)]
+    write_tiny_models(tmp_path / "m.toml", arms, dtype="bfloat16")
     pd.DataFrame({"query_id": ["a", "b"], "prompt": ["one two three one two three one", "a b c d a b c"]}).to_parquet(tmp_path / "p.parquet")
     r = CliRunner().invoke(cli, ["build", str(tmp_path / "p.parquet"), "--models", str(tmp_path / "m.toml"), "--out", str(tmp_path / "log"),
                                  "--reward", "speedup_count", "--threads", "1"])

@@ -120,25 +120,25 @@ def test_the_arm_settings_are_checked(toml_for, settings_toml, pattern):
         parse_models_config(toml_for(f'[[arms]]\nname = "s"\nkind = "datastore"\n{settings_toml}'))
 
 
-def test_a_missing_store_is_named_with_its_arm(toml_for, tmp_path):
+def test_a_missing_store_is_named_with_its_arm(tiny_config, tmp_path):
     from decoding.loading import ModelLoadError
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
-    config = parse_models_config(toml_for(f'[[arms]]\nname = "s"\nkind = "datastore"\ndatastore = "{tmp_path / "nowhere"}"\n'))
+    config = tiny_config([ArmConfig.of("s", "datastore", datastore=str(tmp_path / "nowhere"))])
     with pytest.raises(ModelLoadError, match=r"arm 's': cannot load the datastore at .*nowhere: .*no such folder"):
         DecodingSession(config)
 
 
-@pytest.mark.parametrize("gates", ["", "min_count = 2\nmin_fraction = 0.5\n"])
-def test_replayed_counts_are_the_live_loops(toml_for, tiny_models, gates):
+@pytest.mark.parametrize("gates", [{}, {"min_count": 2, "min_fraction": 0.5}])
+def test_replayed_counts_are_the_live_loops(tiny_config, tiny_models, gates):
     """Live decoding of the arm through the project's loop against its replay on the greedy output:
     same output as plain greedy, exactly the same counts; the log records its gates."""
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
-    config = parse_models_config(toml_for(f'[[arms]]\nname = "s"\nkind = "datastore"\ndatastore = "{tiny_models["datastore"]}"\n'
-                                          f"num_assistant_tokens = 3\n{gates}", max_new_tokens=12))
+    config = tiny_config([ArmConfig.of("s", "datastore", datastore=tiny_models["datastore"], num_assistant_tokens=3, **gates)],
+                         max_new_tokens=12)
     session = DecodingSession(config, threads=1)
     arm = config.arm("s")
     assert config.to_log_arms()[-1].attrs.get("min_count") == (2 if gates else None)

@@ -14,39 +14,25 @@ from decoding.arms import kind_of
 from decoding.draft_replay import NO_TOKEN, ChainReplay, replay_counts
 from decoding.specloop import LookupThen, PromptLookup
 
-from .conftest import models_toml
-
 PROMPTS = ["the quick brown fox jumps over the lazy dog the quick brown", "def add ( a , b ) : return",
            "a b c a b c a b c a b", "hello world", "the lazy dog"]
 
-ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-""" + "".join(f"""
-[[arms]]
-name = "draft-k{k}"
-kind = "draft"
-draft = "draft"
-num_assistant_tokens = {k}
-loop = true
 
-[[arms]]
-name = "hybrid-k{k}"
-kind = "lookup_draft"
-draft = "draft"
-num_assistant_tokens = {k}
-prompt_lookup_num_tokens = 3
-""" for k in (1, 2, 4))
+
+def _arms():
+    from decoding.models import ArmConfig
+
+    return (ArmConfig.of("plain", "none"),
+            *(arm for k in (1, 2, 4) for arm in (
+                ArmConfig.of(f"draft-k{k}", "draft", draft="draft", num_assistant_tokens=k, loop=True),
+                ArmConfig.of(f"hybrid-k{k}", "lookup_draft", draft="draft", num_assistant_tokens=k, prompt_lookup_num_tokens=3))))
 
 
 @pytest.fixture(scope="module")
-def replay_session(tiny_models):
-    from decoding.models import parse_models_config
+def replay_session(tiny_config):
     from decoding.session import DecodingSession
 
-    config = parse_models_config(models_toml(tiny_models, ARMS, max_new_tokens=12), base_dir=tiny_models["root"])
-    return DecodingSession(config, threads=1)
+    return DecodingSession(tiny_config(_arms(), max_new_tokens=12), threads=1)
 
 
 def test_replayed_counts_equal_the_loops_live_counts(replay_session):
@@ -149,13 +135,13 @@ def test_bad_loop_and_hybrid_settings_are_refused_by_name(toml_for, arm, message
         parse_models_config(toml_for(f'[[arms]]\nname = "x"\n{arm}\n'))
 
 
-def test_alignment_only_speedup_count_needs_every_arm_to_replay(replay_session, toml_for, tiny_models):
+def test_alignment_only_speedup_count_needs_every_arm_to_replay(replay_session, tiny_config):
     from decoding.build import BuildConfig, check_alignment_only, reward_definition
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
 
     cfg = BuildConfig(measure=False, reward=reward_definition("speedup_count"))
     check_alignment_only(cfg, replay_session.config)  # loop drafts and hybrids replay
-    generate_draft = parse_models_config(toml_for('[[arms]]\nname = "d"\nkind = "draft"\ndraft = "draft"\n'), base_dir=tiny_models["root"])
+    generate_draft = tiny_config([ArmConfig.of("d", "draft", draft="draft")])
     with pytest.raises(ValueError, match="arm\\(s\\) d run a drafting model.*set `loop = true`"):
         check_alignment_only(cfg, generate_draft)
 

@@ -8,28 +8,9 @@ import pandas as pd
 import pytest
 
 from decoding.loading import ArmNotSupportedError, ModelLoadError, PromptError
+from decoding.models import ArmConfig
 from logging_data.prompt_table import PromptTableError
 
-ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 2
-
-[[arms]]
-name = "exit1"
-kind = "early_exit"
-assistant_early_exit = {exit}
-
-[[arms]]
-name = "draft"
-kind = "draft"
-draft = "{draft}"
-"""
 GOOD_PROMPTS = [("q1", "the quick brown fox jumps over the lazy dog"), ("q2", "def add ( a , b ) : return")]
 
 
@@ -44,22 +25,23 @@ def _prompts(path: Path, rows) -> Path:
 
 
 @pytest.fixture(scope="module")
-def written_log(tiny_models, tmp_path_factory):
+def written_log(tiny_config, tmp_path_factory):
     from decoding.build import BuildConfig, build_log
     from decoding.session import DecodingSession
-    from decoding.models import parse_models_config
 
     root = tmp_path_factory.mktemp("errors")
-    cfg = parse_models_config(_toml(tiny_models, "target", 1, "draft"), base_dir=tiny_models["root"])
+    cfg = _config(tiny_config, "target", 1, "draft")
     log = root / "log"
     build_log(_prompts(root / "good.parquet", GOOD_PROMPTS), cfg, log, BuildConfig(calibration_context=8, calibration_repeats=1),
               session=DecodingSession(cfg, threads=1), progress=False)
     return log
 
 
-def _toml(tiny_models, target: str, exit_layer: int, draft: str) -> str:
-    return (f'[target]\npath = "{tiny_models[target]}"\ndevice = "cpu"\nmax_new_tokens = 6\nchat_template = false\n'
-            + ARMS.format(exit=exit_layer, draft=draft))
+def _config(tiny_config, target: str, exit_layer: int, draft: str, universal: bool = False):
+    """Plain, prompt lookup, early exit at ``exit_layer`` and a draft model (``draft``: a tiny model's name)."""
+    return tiny_config([ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=2),
+                        ArmConfig.of("exit1", "early_exit", assistant_early_exit=exit_layer),
+                        ArmConfig.of("draft", "draft", draft=draft, universal=universal)], target=target, max_new_tokens=6)
 
 
 LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 7)  # 63 words + <s> > 64 - 6
@@ -75,13 +57,12 @@ CASES = [
 
 
 @pytest.mark.parametrize("target,exit_layer,draft,extra,exc,pattern", CASES)
-def test_clear_error_and_log_intact(tiny_models, written_log, tmp_path, target, exit_layer, draft, extra, exc, pattern):
+def test_clear_error_and_log_intact(tiny_config, written_log, tmp_path, target, exit_layer, draft, extra, exc, pattern):
     from decoding.build import BuildConfig, build_log
-    from decoding.models import parse_models_config
 
     before = _snapshot(written_log)
     assert before and any(k.startswith("outcomes/part-") for k in before)
-    cfg = parse_models_config(_toml(tiny_models, target, exit_layer, draft), base_dir=tiny_models["root"])
+    cfg = _config(tiny_config, target, exit_layer, draft)
     rows = GOOD_PROMPTS + ([("q9", extra)] if extra is not None else [("q9", "the cat sat on the mat")])
     prompts = _prompts(tmp_path / "p.parquet", rows)
     with pytest.raises(exc, match=pattern):
@@ -93,10 +74,8 @@ def test_clear_error_and_log_intact(tiny_models, written_log, tmp_path, target, 
     assert not (tmp_path / "fresh").exists()
 
 
-def test_other_tokenizer_is_accepted_with_universal(tiny_models):
+def test_other_tokenizer_is_accepted_with_universal(tiny_config):
     from decoding.session import DecodingSession
-    from decoding.models import parse_models_config
 
-    text = _toml(tiny_models, "target", 1, "other").replace('draft = "other"', 'draft = "other"\nuniversal = true')
-    s = DecodingSession(parse_models_config(text, base_dir=tiny_models["root"]), threads=1)
+    s = DecodingSession(_config(tiny_config, "target", 1, "other", universal=True), threads=1)
     assert s.arm_greedy(["the quick brown fox"], "draft")[0] is not None

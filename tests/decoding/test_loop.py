@@ -122,12 +122,12 @@ def replace_policy(run, arm_index):
     return StandIn()
 
 
-def test_arms_of_the_run_must_match_the_models_file(session, built, toml_for, tiny_models):
+def test_arms_of_the_run_must_match_the_models_file(session, built, tiny_config):
     from bandit.runs import load_run
     from decoding.loop import decode_prompts
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
 
-    other = parse_models_config(toml_for('[[arms]]\nname = "plain"\nkind = "none"\n'), base_dir=tiny_models["root"])
+    other = tiny_config([ArmConfig.of("plain", "none")])
     with pytest.raises(ValueError, match=r"trained on arms plain, lookup, exit1, draft, draft-heur; the models file has plain"):
         decode_prompts(load_run(built["run"]), other, built["prompts"], built["root"] / "x", session=session, progress=False)
     assert not (built["root"] / "x").exists()

@@ -10,19 +10,20 @@ import pytest
 from click.testing import CliRunner
 
 from bandit.cli.main import cli
+from decoding.models import ArmConfig
 from logging_data import RewardDefinition, open_log
 
 REPO = Path(__file__).resolve().parents[2]
 H200 = REPO / "examples" / "profiles" / "h200-smollm2-135m-fp32.json"
-ARMS = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "k3"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 3\n'
-        '\n[[arms]]\nname = "exit1"\nkind = "early_exit"\nassistant_early_exit = 1\nnum_assistant_tokens = 3\n')
+ARMS = (ArmConfig.of("plain", "none"), ArmConfig.of("k3", "prompt_lookup", prompt_lookup_num_tokens=3),
+        ArmConfig.of("exit1", "early_exit", assistant_early_exit=1, num_assistant_tokens=3))
 
 
 @pytest.fixture(scope="module")
-def profile(tmp_path_factory, toml_for):
+def profile(tmp_path_factory, write_tiny_models):
     """A cost profile of the tiny models, written by the command a user runs."""
     root = tmp_path_factory.mktemp("profile")
-    (root / "models.toml").write_text(toml_for(ARMS, max_new_tokens=8))
+    write_tiny_models(root / "models.toml", ARMS, max_new_tokens=8)
     r = CliRunner().invoke(cli, ["calibrate", "--models", str(root / "models.toml"), "--out", str(root / "here.json"),
                                  "--threads", "1", "--repeats", "1", "--json"])
     assert r.exit_code == 0, r.output
@@ -80,13 +81,11 @@ def test_the_reward_records_which_costs_priced_it(profile, tmp_path):
     assert "priced_by" not in open_log(tmp_path / "wall").metadata.reward.to_json()
 
 
-def test_reprice_names_the_profile_and_keeps_the_label_when_only_the_reward_changes(profile, tmp_path):
+def test_reprice_names_the_profile_and_keeps_the_label_when_only_the_reward_changes(profile, tiny_config, tmp_path):
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.calibrate import Calibration
-    from decoding.models import parse_models_config
 
-    arms = '[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "k3"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 3\n'
-    models = parse_models_config((profile / "models.toml").read_text().split("[[arms]]")[0] + arms)
+    models = tiny_config(ARMS[:2], max_new_tokens=8)
     cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
     build_log(_prompts(tmp_path / "p.parquet"), models, tmp_path / "src", BuildConfig(reward=reward_definition("speedup_count")),
               threads=1, progress=False, calibration=cal)

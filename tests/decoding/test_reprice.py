@@ -13,20 +13,19 @@ from logging_data import open_log, validate_log
 
 
 @pytest.fixture()
-def source(tmp_path, toml_for):
+def source(tmp_path, tiny_config):
     """A measured tiny log over plain and two prompt-lookup arms, priced with a made-up calibration."""
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.calibrate import Calibration
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
 
-    arms = ('[[arms]]\nname = "plain"\nkind = "none"\n\n[[arms]]\nname = "k2"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 2\n'
-            '\n[[arms]]\nname = "k5"\nkind = "prompt_lookup"\nprompt_lookup_num_tokens = 5\n')
+    arms = [ArmConfig.of("plain", "none"), *(ArmConfig.of(f"k{k}", "prompt_lookup", prompt_lookup_num_tokens=k) for k in (2, 5))]
     prompts = tmp_path / "p.parquet"
     pd.DataFrame({"query_id": ["a", "b", "c"], "prompt": ["the cat sat on the mat the cat sat on the", "def add ( a , b ) : return a + b def add (",
                                                           "the lazy dog"], "split": ["train", "validation", "test"]}).to_parquet(prompts)
     cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
     out = tmp_path / "src"
-    build_log(prompts, parse_models_config(toml_for(arms, max_new_tokens=10)), out, BuildConfig(reward=reward_definition("speedup_count")),
+    build_log(prompts, tiny_config(arms, max_new_tokens=10), out, BuildConfig(reward=reward_definition("speedup_count")),
               threads=1, progress=False, calibration=cal)
     return out
 

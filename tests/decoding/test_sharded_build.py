@@ -16,25 +16,11 @@ import pytest
 
 from logging_data import open_log, validate_log
 
-from .conftest import models_toml
+from decoding.models import ArmConfig
 
 REPO = Path(__file__).resolve().parents[2]
-ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-
-[[arms]]
-name = "lookup1"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-max_matching_ngram_size = 1
-"""
+ARMS = (ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=3),
+        ArmConfig.of("lookup1", "prompt_lookup", prompt_lookup_num_tokens=3, max_matching_ngram_size=1))
 COUNTS = ["n_new_tokens", "target_calls", "draft_calls", "draft_tokens", "accepted_tokens", "speedup_count"]
 
 
@@ -43,7 +29,7 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def inputs(tiny_models, tmp_path_factory):
+def inputs(write_tiny_models, tmp_path_factory):
     """A prompts file (24 prompts), a models file (plain + two prompt-lookup arms) and a cost profile,
     so every build below prices its counts the same (exact replayed counts, no timing)."""
     import sys as _sys
@@ -57,7 +43,7 @@ def inputs(tiny_models, tmp_path_factory):
     pd.DataFrame({"query_id": [f"q{i:02d}" for i in range(len(texts))], "prompt": texts,
                   "domain": ["code" if i % 2 else "translate" for i in range(len(texts))],
                   "split": [("train", "validation", "test")[i % 3] for i in range(len(texts))]}).to_parquet(root / "prompts.parquet")
-    (root / "models.toml").write_text(models_toml(tiny_models, ARMS, max_new_tokens=8))
+    write_tiny_models(root / "models.toml", ARMS, max_new_tokens=8)
     (root / "costs.json").write_text('{"calibration": {"plain_step_s": 0.01, "arm_step_s": {}, "context_len": 64, '
                                      '"device": "cpu", "n_threads": 1, "repeats": 1, "round_overhead_s": 0.001, "target_step_s": 0.01, '
                                      '"verify_token_s": 0.0005}}')

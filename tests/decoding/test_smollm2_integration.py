@@ -13,27 +13,6 @@ from logging_data import open_log, validate_log
 
 pytestmark = pytest.mark.slow
 
-MODELS = """
-[target]
-path = "packaged:smollm2-135m"
-device = "cpu"
-max_new_tokens = 16
-
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup3"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-
-[[arms]]
-name = "exit12"
-kind = "early_exit"
-assistant_early_exit = 12
-num_assistant_tokens = 3
-"""
 
 PROMPTS = [
     ("s1", "Repeat exactly: the cat sat on the mat. the cat sat on the mat.", "summarize", "train"),
@@ -54,9 +33,11 @@ def test_build_and_decode_on_smollm2(tmp_path):
     from decoding.build import BuildConfig, build_log, reward_definition
     from decoding.session import DecodingSession
     from decoding.loop import DecodeConfig, decode_prompts
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig, ModelsConfig, TargetConfig
 
-    models = parse_models_config(MODELS)
+    models = ModelsConfig.of(TargetConfig(path="packaged:smollm2-135m", device="cpu", max_new_tokens=16), [
+        ArmConfig.of("plain", "none"), ArmConfig.of("lookup3", "prompt_lookup", prompt_lookup_num_tokens=3),
+        ArmConfig.of("exit12", "early_exit", assistant_early_exit=12, num_assistant_tokens=3)])
     prompts = tmp_path / "prompts.parquet"
     pd.DataFrame(PROMPTS, columns=["query_id", "prompt", "domain", "split"]).to_parquet(prompts)
     session = DecodingSession(models)

@@ -64,10 +64,10 @@ def test_any_prompt_any_length_matches_generate(session, ids, n_new, arm):
     assert out.tokens == ref.tokens, (ids, n_new, arm)
 
 
-def test_bad_inputs_are_refused_by_name(session, tiny_models, toml_for):
+def test_bad_inputs_are_refused_by_name(session, tiny_config):
     from decoding import specloop
     from decoding.loading import ArmNotSupportedError, PromptError
-    from decoding.models import parse_models_config
+    from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 
     with pytest.raises(PromptError, match="input_ids is empty"):
@@ -76,9 +76,7 @@ def test_bad_inputs_are_refused_by_name(session, tiny_models, toml_for):
         specloop.PromptLookup(0)
     with pytest.raises(ValueError, match="k >= 1"):
         specloop.ModelDraft(session.target.model, 0)
-    cfg = parse_models_config(toml_for('[[arms]]\nname = "other"\nkind = "draft"\ndraft = "other"\nuniversal = true\n'),
-                              base_dir=tiny_models["root"])
-    other = DecodingSession(cfg, threads=1)
+    other = DecodingSession(tiny_config([ArmConfig.of("other", "draft", draft="other", universal=True)]), threads=1)
     with pytest.raises(ArmNotSupportedError, match="arm 'other': the project's loop drafts with a draft of the target's own tokenizer"):
         other.looped(other.encode(PROMPTS[0]), "other")
 

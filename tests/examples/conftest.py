@@ -43,31 +43,16 @@ _PROMPTS = {
     "free": ["translate this sentence into french please", "a draft model proposes tokens",
              "the target model checks them", "the lazy dog"],
 }
-TINY_ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-
-[[arms]]
-name = "draft"
-kind = "draft"
-draft = "draft"
-num_assistant_tokens = 3
-num_assistant_tokens_schedule = "constant"
-"""
 
 
 @pytest.fixture(scope="session")
-def tiny_models_file(tiny_models, tmp_path_factory):
-    path = tmp_path_factory.mktemp("examples_models") / "models.toml"
-    path.write_text(f'[target]\npath = "{tiny_models["target"]}"\ndevice = "cpu"\nmax_new_tokens = 10\nchat_template = false\n'
-                    + TINY_ARMS.replace('draft = "draft"', f'draft = "{tiny_models["draft"]}"'))
-    return path
+def tiny_models_file(tiny_models, write_tiny_models, tmp_path_factory):
+    """Plain, prompt lookup and the tiny draft model."""
+    from decoding.models import ArmConfig
+
+    arms = (ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=3),
+            ArmConfig.of("draft", "draft", draft=tiny_models["draft"], num_assistant_tokens=3, num_assistant_tokens_schedule="constant"))
+    return write_tiny_models(tmp_path_factory.mktemp("examples_models") / "models.toml", arms, max_new_tokens=10)
 
 
 @pytest.fixture(scope="session")
@@ -97,18 +82,12 @@ def tiny_log(tiny_models_file, tiny_prompts, tmp_path_factory):
     return out
 
 
-TINY_JOINT_ARMS = '[[arms]]\nname = "plain"\nkind = "none"\n' + "".join(
-    f'\n[[arms]]\nname = "n{n}k{k}"\nkind = "prompt_lookup"\nmax_matching_ngram_size = {n}\nprompt_lookup_num_tokens = {k}\n'
-    for n in (1, 2) for k in (2, 5))
-
-
 @pytest.fixture(scope="session")
-def tiny_joint_models_file(tiny_models, tmp_path_factory):
+def tiny_joint_models_file(write_tiny_models, tmp_path_factory):
     """Plain and four prompt-lookup arms (n-gram size x draft tokens): every count replays exactly."""
-    path = tmp_path_factory.mktemp("examples_joint_models") / "models.toml"
-    path.write_text(f'[target]\npath = "{tiny_models["target"]}"\ndevice = "cpu"\nmax_new_tokens = 10\nchat_template = false\n'
-                    + TINY_JOINT_ARMS)
-    return path
+    from ..conftest import lookup_grid
+
+    return write_tiny_models(tmp_path_factory.mktemp("examples_joint_models") / "models.toml", lookup_grid(), max_new_tokens=10)
 
 
 @pytest.fixture(scope="session")

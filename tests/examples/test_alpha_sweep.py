@@ -15,28 +15,6 @@ from logging_data import create_log, open_log, validate_log
 
 ROOT = Path(__file__).resolve().parents[2]
 ALPHAS = (0.0, 0.1, 0.3, 1.0, 1000.0)  # the last: any calibrated early-exit cost outweighs any alignment
-TINY_ARMS = """
-[[arms]]
-name = "plain"
-kind = "none"
-
-[[arms]]
-name = "lookup"
-kind = "prompt_lookup"
-prompt_lookup_num_tokens = 3
-
-[[arms]]
-name = "exit1"
-kind = "early_exit"
-assistant_early_exit = 1
-num_assistant_tokens = 3
-
-[[arms]]
-name = "exit2"
-kind = "early_exit"
-assistant_early_exit = 2
-num_assistant_tokens = 3
-"""
 
 
 def _load():
@@ -71,14 +49,16 @@ def tiny_prompts(n: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def swept(tiny_models, tmp_path_factory):
+def swept(write_tiny_models, tmp_path_factory):
     import torch
+
+    from decoding.models import ArmConfig
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("alpha_sweep")
-    models = root / "models.toml"
-    models.write_text(f'[target]\npath = "{tiny_models["target"]}"\ndevice = "cpu"\nmax_new_tokens = 8\nchat_template = false\n'
-                      + TINY_ARMS)
+    arms = [ArmConfig.of("plain", "none"), ArmConfig.of("lookup", "prompt_lookup", prompt_lookup_num_tokens=3),
+            *(ArmConfig.of(f"exit{layer}", "early_exit", assistant_early_exit=layer, num_assistant_tokens=3) for layer in (1, 2))]
+    models = write_tiny_models(root / "models.toml", arms)
     prompts = root / "prompts.parquet"
     tiny_prompts(36, seed=1).to_parquet(prompts)
     mod = _load()

@@ -113,7 +113,8 @@ def test_bench_tiny(tiny_joint_log, tiny_joint_models_file, tiny_heldout, tmp_pa
 
 
 def test_bench_refuses_models_that_do_not_match_the_log(tiny_log, tmp_path):
-    other = tmp_path / "models.toml"
-    other.write_text('[target]\npath = "x"\n[[arms]]\nname = "plain"\nkind = "none"\n')
+    from decoding.models import ArmConfig, ModelsConfig, write_models_file
+
+    other = write_models_file(tmp_path / "models.toml", ModelsConfig.of("x", [ArmConfig.of("plain", "none")]))
     with pytest.raises(ValueError, match="has arms plain; log .* has plain, lookup, draft"):
         _load("bench_e2e").main(tiny_log, other, out=tmp_path / "b")
