@@ -107,3 +107,41 @@ def test_fit_calibration_recovers_known_costs():
     assert record["median_rel_error_after"] < 0.02 < record["median_rel_error_before"]
     with pytest.raises(ValueError, match="needs measured prompt-lookup rows"):
         fit_calibration(rows.assign(wall_time_s=np.nan), base, {"lookup": "prompt_lookup"})
+
+
+def test_the_prefill_is_priced_and_an_older_log_gets_its_prompt_lengths_from_its_targets_tokenizer(source, tmp_path):
+    from dataclasses import replace
+
+    from logging_data import create_log
+    from decoding.calibrate import Calibration
+    from decoding.reprice import reprice_log
+
+    cal = Calibration(target_step_s=0.02, arm_step_s={}, verify_token_s=0.0002, round_overhead_s=0.001, plain_step_s=0.02,
+                      prefill_token_s=0.001)
+    built = open_log(source).read("outcomes")
+    assert built["n_prompt_tokens"].ge(1).all()  # the build records what the target read
+    reprice_log(source, tmp_path / "direct", calibration=cal)
+    direct = open_log(tmp_path / "direct").read("outcomes").sort_values(["query_id", "arm"]).reset_index(drop=True)
+    for _, r in direct.iterrows():  # (n + P p) / (calls (1 + r) + drafted v + P p), p = 0.05, r = 0.05, v = 0.01
+        p, rr = 0.05 * r["n_prompt_tokens"], (0.0 if r["arm"] == "plain" else 0.05)
+        expect = (r["n_new_tokens"] + p) / (r["target_calls"] * (1 + rr) + r["draft_tokens"] * 0.01 + p)
+        assert r["speedup_count"] == pytest.approx(expect)
+    # a log from before n_prompt_tokens: the same rows without it
+    older = tmp_path / "older"
+    create_log(older, open_log(source).metadata).append("outcomes", built.drop(columns=["n_prompt_tokens"]))
+    assert open_log(older).read("outcomes")["n_prompt_tokens"].isna().all()
+    reprice_log(older, tmp_path / "counted", calibration=cal)
+    counted = open_log(tmp_path / "counted").read("outcomes").sort_values(["query_id", "arm"]).reset_index(drop=True)
+    assert counted["n_prompt_tokens"].tolist() == direct["n_prompt_tokens"].tolist()
+    np.testing.assert_allclose(counted["speedup_count"], direct["speedup_count"], rtol=1e-12)
+    # without the models file recorded, the prompts cannot be counted: a clear refusal, nothing written
+    meta = open_log(source).metadata
+    bare = tmp_path / "bare"
+    create_log(bare, replace(meta, extra={k: v for k, v in meta.extra.items() if k != "models_toml"})).append(
+        "outcomes", built.drop(columns=["n_prompt_tokens"]))
+    with pytest.raises(ValueError, match="the log has no n_prompt_tokens and records no models file"):
+        reprice_log(bare, tmp_path / "nope", calibration=cal)
+    assert not (tmp_path / "nope").exists()
+    # a calibration without prefill costs prices an older log as before, without counting anything
+    reprice_log(bare, tmp_path / "as-before", calibration=replace(cal, prefill_token_s=0.0))
+    assert open_log(tmp_path / "as-before").read("outcomes")["n_prompt_tokens"].isna().all()
