@@ -446,7 +446,7 @@ class StepTimer:
             return 0.0
         full = _prefill_seconds(model, vocab_size, n, self.repeats, self.warmup, self.sync)
         one = self.step(model, vocab_size, context_length)
-        return max(0.0, (full - one) / (n - 1))
+        return (full - one) / (n - 1)  # one sample may fall below 0 on a noisy clock; calibrate clips the median
 
     def call(self, fn: Any) -> float:
         """Median seconds of ``fn()`` after the warm-up calls."""
@@ -517,6 +517,7 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     import torch
 
     from .arms import kind_of
+    from .arms.base import ArmKind
 
     if on_unstable not in ("raise", "warn"):
         raise ValueError(f"calibrate: on_unstable must be 'raise' or 'warn'; got {on_unstable!r}")
@@ -542,9 +543,9 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
         for key, names in groups.items():
             a = arms[names[0]]
             got[key] = float(kind_of(a).step_seconds(session, a, once))
-            own = float(kind_of(a).prefill_token_seconds(session, a, once))
-            if own > 0:
-                got[f"{key}/prefill"] = own
+            kind = kind_of(a)
+            if type(kind).prefill_token_seconds is not ArmKind.prefill_token_seconds:  # a kind whose model reads the prompt
+                got[f"{key}/prefill"] = float(kind.prefill_token_seconds(session, a, once))
         return got
 
     for _ in range(warmup):
@@ -582,7 +583,8 @@ def calibrate(session: Any, context_len: int = 64, repeats: int = 5, warmup: int
     c_p = max(0.0, (med["prefill"] - c_t) / (n_prefill - 1)) if "prefill" in med else 0.0
     arm_s = {name: med[key] for key, names in groups.items() for name in names}
     arm_s = {a.name: arm_s[a.name] for a in session.config.arms}
-    arm_prefill = {name: med[f"{key}/prefill"] for key, names in groups.items() for name in names if f"{key}/prefill" in med}
+    arm_prefill = {name: max(0.0, med[f"{key}/prefill"]) for key, names in groups.items() for name in names
+                   if f"{key}/prefill" in med}
     plain_step, c_r, loop_r = _round_overhead(session, c_v, c_p, repeats=max(1, min(repeats, 3)))
     arm_round = {a.name: (loop_r if kind_of(a).looped(a) else c_r) for a in session.config.arms if not kind_of(a).plain}
 

@@ -150,3 +150,37 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
         create_log(stage, LogMetadata(arms=arms, reward=reward, extra=extra)).append("outcomes", frame)
         publish(stage, out)
     return RepriceSummary(str(out), len(frame), reward.to_json(), cal.to_json(), time.perf_counter() - t0)
+
+
+def count_against_wall(frame: Any, kinds: dict[str, str], calibrations: dict[str, Calibration]) -> Any:
+    """Per arm of a *measured* outcomes ``frame`` (wall times and counts): the measured wall-clock
+    speed-up and each calibration's count speed-up, both as ratios of totals over the same prompts,
+    and the count over the wall (1.0: the count model prices that arm as the clock does).
+
+    The count side is weighted like the wall side: each prompt's plain wall time over its count
+    speed-up is what the count model says the arm takes on it, so ``count = sum(plain) / sum(plain /
+    speedup_count)``. ``calibrations``: label -> costs (e.g. the log's own, and the same without
+    the prefill). Rows without wall times are left out; a DataFrame, one row per arm.
+    """
+    import pandas as pd
+
+    cols = ["wall_time_s", "plain_wall_time_s", *COUNT_COLUMNS]
+    rows = frame.dropna(subset=cols)
+    rows = rows[rows["wall_time_s"] > 0]
+    if rows.empty:
+        raise ValueError("count_against_wall needs measured rows (wall times and counts); the frame has none")
+    plain = rows["plain_wall_time_s"].to_numpy(float)
+    priced = {label: np.asarray(price_counts(rows, kinds, cal), dtype=float) for label, cal in calibrations.items()}
+    out = []
+    for arm in dict.fromkeys(rows["arm"].astype(str)):
+        mask = (rows["arm"].astype(str) == arm).to_numpy()
+        record: dict[str, Any] = {"arm": arm, "n_prompts": int(mask.sum()),
+                                  "wall": float(plain[mask].sum() / rows["wall_time_s"].to_numpy(float)[mask].sum())}
+        for label, speedups in priced.items():
+            count = float(plain[mask].sum() / (plain[mask] / speedups[mask]).sum())
+            record[f"count {label}"] = count
+            record[f"count/wall {label}"] = count / record["wall"]
+        if "lossless" in rows:
+            record["lossless"] = bool(rows.loc[mask, "lossless"].fillna(False).astype(bool).all())
+        out.append(record)
+    return pd.DataFrame(out)

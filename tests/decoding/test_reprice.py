@@ -145,3 +145,25 @@ def test_the_prefill_is_priced_and_an_older_log_gets_its_prompt_lengths_from_its
     # a calibration without prefill costs prices an older log as before, without counting anything
     reprice_log(bare, tmp_path / "as-before", calibration=replace(cal, prefill_token_s=0.0))
     assert open_log(tmp_path / "as-before").read("outcomes")["n_prompt_tokens"].isna().all()
+
+
+def test_count_against_wall_weights_the_count_like_the_clock():
+    from decoding.calibrate import Calibration
+    from decoding.reprice import count_against_wall
+
+    # two prompts of one lookup arm: plain 10 s and 30 s, the arm 5 s and 20 s (wall: 40 / 25 = 1.6)
+    frame = pd.DataFrame({
+        "arm": ["l", "l", "plain", "plain"], "n_new_tokens": [10, 30, 10, 30], "target_calls": [5, 20, 10, 30],
+        "draft_calls": [0, 0, 0, 0], "draft_tokens": [10, 20, 0, 0], "n_prompt_tokens": [100, 100, 100, 100],
+        "wall_time_s": [5.0, 20.0, 10.0, 30.0], "plain_wall_time_s": [10.0, 30.0, 10.0, 30.0], "lossless": [True] * 4})
+    free = Calibration(target_step_s=1.0)  # counts only: speed-ups 2.0 and 1.5
+    with_prefill = Calibration(target_step_s=1.0, prefill_token_s=0.1)  # (10 + 10) / (5 + 10) and (30 + 10) / (20 + 10)
+    table = count_against_wall(frame, {"l": "prompt_lookup", "plain": "none"}, {"free": free, "prefill": with_prefill})
+    lookup = table.set_index("arm").loc["l"]
+    assert lookup["wall"] == pytest.approx(40 / 25) and lookup["n_prompts"] == 2 and lookup["lossless"]
+    assert lookup["count free"] == pytest.approx(40 / (10 / 2.0 + 30 / 1.5))
+    assert lookup["count prefill"] == pytest.approx(40 / (10 / (20 / 15) + 30 / (40 / 30)))
+    assert lookup["count/wall free"] == pytest.approx(lookup["count free"] / lookup["wall"])
+    assert table.set_index("arm").loc["plain", "count/wall prefill"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="needs measured rows"):
+        count_against_wall(frame.assign(wall_time_s=None), {"l": "prompt_lookup", "plain": "none"}, {"free": free})
