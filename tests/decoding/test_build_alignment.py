@@ -92,9 +92,10 @@ def test_alignment_only_equals_the_full_builds_alignment(session, all_arms_confi
     costs = cal.relative_costs()
     assert (b["arm_cost"] == b["arm"].map(costs)).all() and costs["exit1"] > 0 and costs["draft"] > 0
     look = b[b["arm"] == "lookup"].iloc[0]
+    assert look["n_prompt_tokens"] >= 1  # the prefill the count model charges every arm
     assert look["speedup_count"] == pytest.approx(speedup_count(
         int(look["n_new_tokens"]), int(look["target_calls"]), 0, 0.0, int(look["draft_tokens"]),
-        cal.relative_verify_cost(), cal.relative_round_cost()))
+        cal.relative_verify_cost(), cal.relative_round_cost("lookup"), int(look["n_prompt_tokens"]), cal.relative_prefill_cost()))
     build = log.metadata.extra["build"]
     assert build["measure"] is False and build["repeats"] is None and build["warmup"] is None
 
