@@ -295,8 +295,13 @@ class RewardDefinition:
         return cls(**{k: d[k] for k in ("kind", "metric", "alpha", "description", "priced_by") if k in d})
 
     def same_definition(self, other: "RewardDefinition") -> bool:
-        """Whether both define the same reward, whatever priced their counts."""
-        return replace(self, priced_by="") == replace(other, priced_by="")
+        """Whether both define the same reward, whatever priced their counts. A built-in kind is
+        defined by its kind, metric and alpha (its description is prose the package writes, and may
+        be reworded by a later version: a log built before must still resume); a custom reward by its
+        description too."""
+        if self.kind == "custom" or other.kind == "custom":
+            return replace(self, priced_by="") == replace(other, priced_by="")
+        return (self.kind, self.metric, self.alpha) == (other.kind, other.metric, other.alpha)
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,15 @@ def test_metadata_json_round_trip(arms, kind, metric, alpha, extra):
     text = meta.dumps()
     assert LogMetadata.loads(text) == meta
     assert LogMetadata.loads(json.dumps(json.loads(text), indent=2)).dumps() == text
+
+
+def test_a_built_in_reward_is_the_same_whatever_its_prose_a_custom_one_is_its_description():
+    from logging_data.schema import RewardDefinition
+
+    old = RewardDefinition(kind="speedup_count", metric="", description="n / (calls + ...), the wording of an older version")
+    assert old.same_definition(RewardDefinition(kind="speedup_count", metric="", description="(n + P p) / (calls + ... + P p)"))
+    assert not old.same_definition(RewardDefinition(kind="speedup_count", metric="time_saved", description=old.description))
+    assert not old.same_definition(RewardDefinition(kind="speedup_wall", metric="", description=old.description))
+    mine = RewardDefinition(kind="custom", description="clicks per session")
+    assert mine.same_definition(RewardDefinition(kind="custom", description="clicks per session", priced_by="x"))
+    assert not mine.same_definition(RewardDefinition(kind="custom", description="revenue per session"))
