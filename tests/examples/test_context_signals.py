@@ -27,7 +27,8 @@ def test_context_signals_tiny(tiny_joint_log, tmp_path, capsys, load_example):
     assert "featurizer cost per prompt" in capsys.readouterr().out
 
 
-def test_sizes_for(load_example):
-    cs = load_example("context_signals")
-    assert cs.sizes_for(300, start=64) == [64, 128, 256, 300]
-    assert cs.sizes_for(10, start=64) == [10]
+def test_sizes_for():
+    from bandit.pipeline import log2_sizes  # the example's learning-curve sizes
+
+    assert log2_sizes(300, start=64) == [64, 128, 256, 300]
+    assert log2_sizes(10, start=64) == [10]
