@@ -19,7 +19,7 @@ import pandas as pd
 from .logs import QCOLS, write_priced_log
 from .models_file import stores_models_files
 from .pricing import own_domain_table
-from .tuning import (MIN_ACCEPTANCE, TUNE_GATES, TUNE_LENGTHS, HeadSetting, StoreHeadSetting, StoreSetting, head_grid, pick_setting,
+from .tuning import (MIN_ACCEPTANCE, TUNE_GATES, TUNE_LENGTHS, StoreHeadSetting, StoreSetting, head_grid, pick_setting,
                      setting_entry, store_grid, table_json)
 
 STORE_TOKENS = (2, 3, 4, 6, 8)
