@@ -468,7 +468,7 @@ def build_log(
             for start in range(0, len(pending), config.batch_size):
                 batch = pending[start:start + config.batch_size]
                 if config.measure:
-                    rows, fails = _build_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new)
+                    rows, fails = _build_batch(session, models, frame, batch, encoded, done, calibration, config, max_new)
                 else:
                     rows, fails = _alignment_batch(session, models, frame, batch, encoded, done, costs, calibration, config, max_new), 0
                 if rows:
@@ -484,7 +484,7 @@ def build_log(
         return BuildSummary(str(out), len(frame), len(pending), n_rows, n_skipped, n_fail, time.perf_counter() - t0, calibration.to_json())
 
 
-def _build_batch(session, models, frame, batch, encoded, done, costs, calibration: Calibration, cfg: BuildConfig, max_new: int):
+def _build_batch(session, models, frame, batch, encoded, done, calibration: Calibration, cfg: BuildConfig, max_new: int):
     plains = {i: session.plain(encoded[i], repeats=cfg.repeats, warmup=cfg.warmup, max_new_tokens=max_new) for i in batch}
     own = _own_outputs(session, models, frame, batch, done, max_new)
     rows, fails = [], 0
@@ -614,7 +614,6 @@ def measure_pairs(session: Any, frame: pd.DataFrame, arms_by_prompt: dict[str, S
     from tqdm import tqdm
 
     max_new = max_new_tokens or session.max_new_tokens
-    costs = calibration.relative_costs()
     rows = []
     if len(frame) and warmup == 0 and warm_arms:  # one untimed run of each arm first: one-time costs are not decoding time
         ids = session.encode(frame["prompt"].iloc[0], max_new)

@@ -91,11 +91,9 @@ class Calibration:
         c_r = self.arm_round_s.get(arm, self.round_overhead_s) if arm is not None else self.round_overhead_s
         return c_r / self.step_s if self.step_s > 0 else 0.0
 
-    def relative_prefill_cost(self, arm: str | None = None) -> float:
-        """(c_p + c_pd) / c_t: what one prompt token costs ``arm``'s prefill (the target's, plus its
-        drafting model's), in target steps; ``arm=None``: the target's alone (plain decoding)."""
-        seconds = self.prefill_token_s + (float(self.arm_prefill_token_s.get(arm, 0.0)) if arm is not None else 0.0)
-        return seconds / self.step_s if self.step_s > 0 else 0.0
+    def relative_prefill_cost(self) -> float:
+        """c_p / c_t: what one prompt token adds to the target's prefill, in target steps (every arm pays it)."""
+        return self.prefill_token_s / self.step_s if self.step_s > 0 else 0.0
 
     def speedup(self, arm: str, plain: bool, n_new_tokens: int, target_calls: int, draft_calls: int, draft_tokens: int,
                 prompt_tokens: int | None = None) -> float:
@@ -111,7 +109,7 @@ class Calibration:
                        if self.step_s > 0 and not plain and draft_calls else 0.0)
         return speedup_count(int(n_new_tokens), int(target_calls), int(draft_calls), costs.get(arm, 0.0), int(draft_tokens),
                              self.relative_verify_cost(), 0.0 if plain else self.relative_round_cost(arm),
-                             int(prompt_tokens or 0), self.relative_prefill_cost(None), own_prefill)
+                             int(prompt_tokens or 0), self.relative_prefill_cost(), own_prefill)
 
     def relative_verify_cost(self) -> float:
         """c_v / c_t: what one drafted token adds to a verification pass, in target steps."""
@@ -630,23 +628,21 @@ def _round_overhead(session: Any, verify_token_s: float, prefill_token_s: float,
     plain = session.plain(ids, repeats=repeats, warmup=1, max_new_tokens=n_new)
     if not plain.n_new_tokens:
         return 0.0, 0.0, 0.0
-    step = max(plain.wall_time_s - prefill, 0.0) / plain.n_new_tokens
+    def step_of(run: Any) -> float:  # a plain decode's seconds per new token, its prompt's prefill taken out
+        return max(run.wall_time_s - prefill, 0.0) / run.n_new_tokens
 
-    def overhead(run: Any) -> float:
+    def overhead(run: Any, step: float) -> float:
         if not run.target_calls:
             return 0.0
         extra = run.wall_time_s - prefill - run.target_calls * step - run.draft_tokens * verify_token_s
         return max(0.0, extra / run.target_calls)
 
-    generated = session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new)
-    c_r = overhead(generated)
+    step = step_of(plain)
+    c_r = overhead(session.assisted(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_new), step)
     n_loop = min(n_new, context - len(ids) - session.loop_block())  # the loop keeps room for a drafted block
     if n_loop < 2:  # too short a context for the loop's room: its rounds are priced as generate()'s
         return step, c_r, c_r
     looped = session.looped(ids, arm, repeats=repeats, warmup=1, max_new_tokens=n_loop)
-    if n_loop < n_new:  # fewer tokens than plain: compare with plain's step (prefill out) on as many
-        plain_short = session.plain(ids, repeats=repeats, warmup=0, max_new_tokens=n_loop)
-        step_short = max(plain_short.wall_time_s - prefill, 0.0) / max(plain_short.n_new_tokens, 1)
-        extra = looped.wall_time_s - prefill - looped.target_calls * step_short - looped.draft_tokens * verify_token_s
-        return step, c_r, max(0.0, extra / looped.target_calls) if looped.target_calls else c_r
-    return step, c_r, overhead(looped)
+    # fewer tokens than plain decoded: compare with plain's step on as many
+    loop_step = step if n_loop == n_new else step_of(session.plain(ids, repeats=repeats, warmup=0, max_new_tokens=n_loop))
+    return step, c_r, overhead(looped, loop_step)
