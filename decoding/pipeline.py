@@ -1,9 +1,9 @@
 """Train -> select on validation -> test -> decode live: the pipeline the quickstart and every drafter run call.
 
-``select_and_test(log, out, models)``: every policy trained on the log's train split
-(``bandit.suite``), the project's selection rule on validation (exact values, paired intervals
-against the best fixed arm), an off-policy report, the test split scored for every policy, single
-arm and the oracle (``bandit.pipeline``), the same counts priced under another machine's cost
+``select_and_test(log, out, models)``: the offline half (``bandit.pipeline.offline_half``: every
+policy trained on the log's train split, the project's selection rule on validation (exact values,
+paired intervals against the best fixed arm), an off-policy report, the test split scored for every
+policy, single arm and the oracle), then the same counts priced under another machine's cost
 profile, and the chosen policy decoding held-out prompts live (plain decoding timed beside it).
 """
 
@@ -20,8 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-#: the featurizer every policy uses (chosen on the validation split of the shipped log: BENCHMARKS.md)
-FEATURIZER = "prompt-stats"
+from bandit.pipeline import FEATURIZER
 
 
 def _stderr(message: str) -> None:
@@ -76,15 +75,13 @@ def select_and_test(log: str | Path, out: str | Path, models: str | Path, *, liv
                     learners: Sequence[str] | None = None, featurizer: str = FEATURIZER, seed: int = 0,
                     threads: int | None = None, progress: bool = True, h200_profile: str | Path | None = None,
                     say: Callable[[str], None] = _stderr) -> dict[str, Any]:
-    """Train every policy on ``log``'s train split, select on validation, score on test, decode live.
+    """Train every policy on ``log``'s train split, select on validation, score on test (``bandit.pipeline.offline_half``), decode live.
 
     ``models``: a models file naming every arm of the log (the live step decodes with it);
     ``h200_profile``: a cost profile the test split is priced under too (None: not priced). Returns
     every number (the caller writes it); ``offline``, ``live`` and ``winner`` for a figure.
     """
-    from bandit.pipeline import check_on_test, offline_table
-    from bandit.report import write_html_report
-    from bandit.suite import LEARNERS, evaluate_runs, holdout_decisions, select_on_outcomes, train_policies
+    from bandit.pipeline import offline_half, offline_table, split_rows
     from logging_data import open_log
 
     out, log = Path(out), Path(log)
@@ -92,51 +89,30 @@ def select_and_test(log: str | Path, out: str | Path, models: str | Path, *, liv
     t0 = time.perf_counter()
     opened = open_log(log)
     arm_names = opened.metadata.arm_names
-    outcomes = opened.read("outcomes")
-    say(f"log {log}: {outcomes['query_id'].nunique()} prompts x {len(arm_names)} arms ({', '.join(arm_names)}); "
-        f"reward: {opened.metadata.reward.kind}")
-
-    say(f"1/4 training every policy on the train split (featurizer {featurizer})")
-    trained = train_policies(log, out / "runs", learners=tuple(learners or LEARNERS), budget=budget,
-                             featurizer=featurizer, seed=seed, progress=progress)
-    runs = trained.load()
-    t_train = time.perf_counter() - t0
-
-    say("2/4 selection on the validation split: exact values, paired intervals against the best fixed arm")
-    val_outcomes = outcomes[outcomes["split"].astype(object) == "validation"]
-    selection = select_on_outcomes(runs, val_outcomes, arm_names)
-    winner = selection.chosen
-    say(f"   {selection.table()}".replace("\n", "\n   "))
-    decisions, _ = holdout_decisions(log, "validation", seed=seed)
-    evaluation = evaluate_runs(runs, decisions, val_outcomes, arm_names, seed=seed)
-    report = write_html_report(evaluation, out / "report")
-    say(f"   off-policy report (uniform logging simulated on validation, true values beside): {report}")
-
-    say("3/4 test split: every policy, every single arm and the oracle on the log's outcomes")
-    test_outcomes = outcomes[outcomes["split"].astype(object) == "test"]
-    offline = offline_table(runs, test_outcomes, arm_names)
-    test_check = check_on_test(runs[winner], test_outcomes, arm_names)
+    half = offline_half(log, out, learners=learners, budget=budget, featurizer=featurizer, seed=seed, progress=progress, say=say)
+    winner, outcomes = half.winner, half.outcomes
+    test_outcomes = split_rows(outcomes, "test")
     on_h200 = priced_on(test_outcomes, opened.metadata.arms, Path(h200_profile), say) if h200_profile is not None else None
-    offline_h200 = offline_table(runs, on_h200, arm_names) if on_h200 is not None else None
+    offline_h200 = offline_table(half.runs, on_h200, arm_names) if on_h200 is not None else None
 
     if live_per_domain > 0:
-        live, n_failures = run_live(trained.runs[winner], winner, outcomes, live_per_domain, Path(models), out, opened,
+        live, n_failures = run_live(half.trained.runs[winner], winner, outcomes, live_per_domain, Path(models), out, opened,
                                     seed, threads, progress, say)
     else:
         say("4/4 live: skipped (--live-per-domain 0)")
         live, n_failures = pd.DataFrame(), 0
     return {
         "log": str(log), "arms": list(arm_names), "reward": opened.metadata.reward.to_json(), "winner": winner,
-        "featurizer": featurizer, "selection": {"split": "validation", **selection.to_json()},
-        "off_policy_validation": [r for r in evaluation.rows() if r["estimator"] == "dr"],
-        "test_offline": offline.to_dict(orient="records"),
-        "test_against_best_arm": test_check,
+        "featurizer": featurizer, "selection": {"split": "validation", **half.selection.to_json()},
+        "off_policy_validation": [r for r in half.evaluation.rows() if r["estimator"] == "dr"],
+        "test_offline": half.offline.to_dict(orient="records"),
+        "test_against_best_arm": half.test_check,
         "h200_profile": str(h200_profile) if offline_h200 is not None else None,
         "test_offline_h200": offline_h200.to_dict(orient="records") if offline_h200 is not None else [],
         "live": live.to_dict(orient="records"),
         "live_lossless_failures": n_failures,
-        "seconds": {"train": t_train, "total": time.perf_counter() - t0},
-        "report": str(report),
+        "seconds": {"train": half.train_seconds, "total": time.perf_counter() - t0},
+        "report": str(half.report),
     }
 
 

@@ -13,9 +13,6 @@ import click
 
 from bandit.cli._common import emit_json, say
 
-DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
-
-
 def _fmt(x: Any) -> str:
     if x is None:
         return "-"
@@ -112,6 +109,7 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     from estimators import CrossFitRewardModel, parse_estimator
     from logging_data import open_log
 
+    from bandit.pipeline import DEFAULT_ESTIMATORS, by_policy_ids
     from bandit.report import baseline_probs, evaluate_policies
 
     from logging_data import require_valid_log
@@ -127,12 +125,7 @@ def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features:
     if not opened.has("decisions"):
         raise ValueError(f"{log}: the log has no decisions table (simulate one with `bandit-log simulate {log}`)")
     estimators = [parse_estimator(s) for s in (estimator_specs or DEFAULT_ESTIMATORS)]
-    decisions = opened.read("decisions")
-    if policy_ids:
-        unknown = sorted(set(policy_ids) - set(decisions["policy_id"].astype(str)))
-        if unknown:
-            raise ValueError(f"--policy-id {', '.join(unknown)}: not in the decisions table (policy_ids: {', '.join(sorted(set(decisions['policy_id'].astype(str))))})")
-        decisions = decisions[decisions["policy_id"].astype(str).isin(policy_ids)].reset_index(drop=True)
+    decisions = by_policy_ids(opened.read("decisions"), policy_ids)
     outcomes = opened.read("outcomes") if opened.has("outcomes") else None
     specs = list(baselines)
     if not specs and not runs and not tables:

@@ -1,4 +1,4 @@
-"""``bandit-log train`` and ``bandit-log compare``: thin over ``bandit.runs`` and ``bandit.report``."""
+"""``bandit-log train`` and ``bandit-log compare``: thin over ``bandit.runs`` and ``bandit.pipeline``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from typing import Any
 import click
 
 from bandit.cli._common import emit_json, say, stderr_is_tty
-
-DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
-
 
 def _read_config_file(path: str) -> tuple[str | None, dict, dict]:
     """(policy name or None, settings, featurizer settings) from a JSON file.
@@ -104,47 +101,6 @@ def train(log: str, policy_name: str | None, config_file: str | None, assignment
 
 
 # -- compare ----------------------------------------------------------------------------------
-def _held_out(frame: Any, table: str) -> tuple[Any, str | None]:
-    """The test rows of ``frame`` when it has any, else every row (split None)."""
-    if "split" in frame.columns and (frame["split"].astype(object) == "test").any():
-        return frame[(frame["split"].astype(object) == "test").to_numpy()].reset_index(drop=True), "test"
-    say(f"note: the {table} table has no test split; comparing on every row, including rows the runs may have trained on")
-    return frame.reset_index(drop=True), None
-
-
-def _true_values(runs: list[Any], names: list[str], outcomes: Any, arm_names: tuple[str, ...]) -> dict:
-    """Each run's exact value on the held-out prompts of the outcomes table, with the references."""
-    import numpy as np
-
-    from logging_data.simulate import reward_matrix
-
-    held, split = _held_out(outcomes, "outcomes")
-    qids, rewards = reward_matrix(held, arm_names)
-    complete = np.isfinite(rewards).all(axis=1)
-    prompts = held.drop_duplicates("query_id").set_index(held.drop_duplicates("query_id")["query_id"].astype(str)).loc[qids]
-    frame = prompts.reset_index(drop=True)[["query_id", "prompt"]][complete]
-    r = rewards[complete]
-    out: dict[str, Any] = {"split": split, "n_prompts": int(complete.sum()), "n_incomplete_skipped": int((~complete).sum())}
-    if not complete.any():
-        out["note"] = "no held-out prompt has every arm's outcome"
-        return out
-    per_arm = r.mean(axis=0)
-    out["references"] = {"oracle": float(r.max(axis=1).mean()), "uniform": float(r.mean()),
-                         "best_arm": arm_names[int(per_arm.argmax())], "best_arm_value": float(per_arm.max()),
-                         "arms": dict(zip(arm_names, per_arm.tolist()))}
-    out["runs"] = {}
-    for name, run in zip(names, runs):
-        try:
-            probs = run.probabilities(frame)
-        except ValueError as exc:  # e.g. an oracle that never saw these prompts
-            out["runs"][name] = {"value": None, "note": str(exc)}
-            continue
-        value = float((probs * r).sum(axis=1).mean())
-        oracle = out["references"]["oracle"]
-        out["runs"][name] = {"value": value, "share_of_oracle": value / oracle if oracle else None}
-    return out
-
-
 @click.command()
 @click.argument("log", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=str))
@@ -178,12 +134,11 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
       bandit-log compare LOG runs/ridge runs/clf runs/oracle
       bandit-log compare LOG runs/* --estimator ips --estimator dr --report out/compare --json
     """
-    from logging_data import open_log
-
-    from bandit.runs import load_run
-
-    from logging_data import require_valid_log
+    from logging_data import open_log, require_valid_log
     from logging_data.outputs import REPORT, check_output
+
+    from bandit.pipeline import by_policy_ids, deployable, held_out, off_policy, select_on_split, true_values
+    from bandit.runs import load_run
 
     if report_dir:  # before any work: a new or empty folder, or (--overwrite) a report; apart from the inputs, outside every log
         check_output(report_dir, REPORT, option="--report", if_exists="overwrite", overwrite=overwrite,
@@ -191,108 +146,46 @@ def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], p
     require_valid_log(log)
     opened = open_log(log)
     arms = opened.metadata.arm_names
-    loaded = [load_run(p) for p in runs]
-    names: list[str] = []
+    loaded: dict[str, Any] = {}
     warnings: list[str] = []
-    for path, run in zip(runs, loaded):
+    for path in runs:
+        run = load_run(path)
         warnings += run.check_log(opened.metadata, f"log {log}")
-        names.append(run.name if run.name not in names else f"{run.name} ({path})")
+        loaded[run.name if run.name not in loaded else f"{run.name} ({path})"] = run
     has_outcomes, has_decisions = opened.has("outcomes"), opened.has("decisions")
     if not has_outcomes and not has_decisions:
         raise ValueError(f"{log}: the log has neither outcomes nor decisions; nothing to compare on")
-    result: dict[str, Any] = {"log": log, "runs": dict(zip(names, runs)), "warnings": warnings}
+    result: dict[str, Any] = {"log": log, "runs": dict(zip(loaded, runs)), "warnings": warnings}
     for message in warnings:
         say(f"warning: {message}")
     outcomes = opened.read("outcomes") if has_outcomes else None
-    result["selection"] = _selection(opened, loaded, names, outcomes, select_split, policy_ids, seed)
+    decisions = opened.read("decisions") if has_decisions else None
+    sel = select_on_split(deployable(loaded), arms, select_split, outcomes=outcomes, seed=seed, say=say,
+                          decisions=by_policy_ids(decisions, policy_ids, strict=False) if has_decisions else None)
+    result["selection"] = ({"split": select_split, **sel.to_json(), "table": sel.table()} if sel is not None else
+                           {"split": select_split, "note": f"no outcomes or decisions in the {select_split!r} split to select on"})
     if has_decisions:
-        result["off_policy"] = _off_policy(opened, loaded, names, outcomes, estimator_specs, policy_ids, seed, report_dir,
-                                           overwrite)
+        held, split = held_out(by_policy_ids(decisions, policy_ids), "decisions", say)
+        evaluation = off_policy(loaded, held, arms, outcomes=outcomes, estimators=estimator_specs, seed=seed, split=split, say=say)
+        if evaluation is None:
+            if report_dir:
+                say(f"note: no run could be scored on the decisions; no report written to {report_dir}")
+            result["off_policy"] = {"split": split, "n": len(held), "note": "no run could be scored on the decisions"}
+        else:
+            if report_dir:
+                from .evaluate import write_report
+
+                say(f"wrote {write_report(evaluation, report_dir, overwrite)}")
+            result["off_policy"] = {"split": split, **evaluation.to_json()}
     else:
         say(f"note: {log} has no decisions table: no off-policy estimates (simulate one with `bandit-log simulate {log}`)"
             + (f"; no report written to {report_dir}" if report_dir else ""))
     if outcomes is not None:
-        result["true_values"] = _true_values(loaded, names, outcomes, arms)
+        result["true_values"] = true_values(loaded, outcomes, arms, say)
     if as_json:
         emit_json(result)
         return
     _print_comparison(result)
-
-
-def _selection(opened: Any, loaded: list, names: list[str], outcomes: Any, split: str, policy_ids: tuple[str, ...],
-               seed: int) -> dict:
-    """The selection rule on ``split``: exact with outcomes, off-policy (DR) with decisions only."""
-    import numpy as np
-
-    from bandit.suite import select_on_decisions, select_on_outcomes
-
-    arms = opened.metadata.arm_names
-    # hindsight runs (the oracle) are references; fixed-arm and uniform runs are added by the rule itself
-    keep = [(n, r) for n, r in zip(names, loaded)
-            if not getattr(r.config, "hindsight", False) and getattr(r.config, "name", "") not in ("fixed", "uniform")]
-    names, loaded = [n for n, _ in keep], [r for _, r in keep]
-
-    def part(frame: Any) -> Any:
-        if split == "all" or "split" not in frame.columns:
-            return frame
-        return frame[(frame["split"].astype(object) == split).to_numpy()]
-
-    if outcomes is not None and len(part(outcomes)):
-        sel = select_on_outcomes(dict(zip(names, loaded)), part(outcomes), arms)
-    elif opened.has("decisions"):
-        decisions = opened.read("decisions")
-        if policy_ids:
-            decisions = decisions[decisions["policy_id"].astype(str).isin(policy_ids)]
-        decisions = part(decisions).reset_index(drop=True)
-        if decisions.empty:
-            return {"split": split, "note": f"no outcomes or decisions in the {split!r} split to select on"}
-        targets = {name: np.asarray(run.probabilities(decisions), dtype=np.float64) for name, run in zip(names, loaded)}
-        sel = select_on_decisions(targets, decisions, arms, "dr", seed=seed)
-        say(f"note: selection on {split} uses off-policy DR estimates of {len(decisions)} logged decisions (no outcomes there)")
-    else:
-        return {"split": split, "note": f"no outcomes or decisions in the {split!r} split to select on"}
-    return {"split": split, **sel.to_json(), "table": sel.table()}
-
-
-def _off_policy(opened: Any, loaded: list, names: list[str], outcomes: Any, estimator_specs: tuple[str, ...],
-                policy_ids: tuple[str, ...], seed: int, report_dir: str | None, overwrite: bool = False) -> dict:
-    import numpy as np
-
-    try:
-        from estimators import CrossFitRewardModel, parse_estimator
-
-        from bandit.report import evaluate_policies
-    except ImportError as exc:  # the estimators library is another package of this project
-        raise ValueError(f"off-policy comparison needs the estimators library, which cannot be imported: {exc}") from None
-    decisions = opened.read("decisions")
-    if policy_ids:
-        present = set(decisions["policy_id"].astype(str))
-        unknown = sorted(set(policy_ids) - present)
-        if unknown:
-            raise ValueError(f"--policy-id {', '.join(unknown)}: not in the decisions table (policy_ids: {', '.join(sorted(present))})")
-        decisions = decisions[decisions["policy_id"].astype(str).isin(policy_ids)].reset_index(drop=True)
-    decisions, split = _held_out(decisions, "decisions")
-    arms = opened.metadata.arm_names
-    targets = {}
-    for name, run in zip(names, loaded):
-        try:
-            targets[name] = np.asarray(run.probabilities(decisions), dtype=np.float64)
-        except ValueError as exc:
-            say(f"note: {name} cannot be scored on these decisions ({exc}); left out of the off-policy report")
-    if not targets:
-        if report_dir:
-            say(f"note: no run could be scored on the decisions; no report written to {report_dir}")
-        return {"split": split, "n": len(decisions), "note": "no run could be scored on the decisions"}
-    estimators = [parse_estimator(s) for s in (estimator_specs or DEFAULT_ESTIMATORS)]
-    say(f"off-policy: {len(targets)} runs x {len(estimators)} estimators on {len(decisions)} decisions (split {split or 'all'})")
-    evaluation = evaluate_policies(decisions, arms, targets, estimators, outcomes=outcomes,
-                                   reward_model=CrossFitRewardModel(seed=seed), seed=seed,
-                                   sources={name: f"run folder {run.path}" for name, run in zip(names, loaded) if name in targets})
-    if report_dir:
-        from .evaluate import write_report
-
-        say(f"wrote {write_report(evaluation, report_dir, overwrite)}")
-    return {"split": split, **evaluation.to_json()}
 
 
 def _fmt(x: Any) -> str:
