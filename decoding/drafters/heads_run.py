@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .logs import QCOLS, write_priced_log
+from .logs import QCOLS, query_columns, write_priced_log
 from .models_file import GATED, LIVE_LOOKUP, DRAFT_LENGTHS, head_arms_of, heads_models_file, router_models_file
 from .pricing import break_even_head_step, own_domain_totals, sum_counts
 from .states import cached_greedy_outputs, cached_teacher_outputs, plain_rows
@@ -34,14 +34,43 @@ def _say(message: str) -> None:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where a run writes its files under ``out`` (``{pricing}``: ``cpu``, ``h200``), and what it says made them."""
+
+    models: str = "models-router.toml"  #: the source models file's arms and every head arm
+    log: str = "log-{pricing}"  #: the priced log of each pricing
+    select: str = "select-{pricing}"  #: each log's selection
+    summary: str = "heads.json"  #: every number
+    made_by: str = "examples/heads.py"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """One way to price the counts: a cost profile (target step, round, verified token) and the heads' drafting step."""
+
+    name: str  #: ``cpu`` (this machine) or ``h200`` (another machine's profile)
+    profile: Any  #: a ``decoding.calibrate.Calibration``
+    head_step_s: float
+    label: str  #: what priced it, in words (a log's ``priced_by``)
+
+
+@dataclass(frozen=True)
 class HeadsRunConfig:
-    """One heads run: the source log and its models file, the GPU profile, and the sizes."""
+    """One heads run: the source log and its models file, the pricing, the sizes and where the files go."""
 
     out: Path
     source_log: Path  #: a full-information log with a plain arm and ``target_output`` (the shipped joint log)
-    models: Path  #: its models file (the target, ``LIVE_LOOKUP``)
-    h200_profile: Path  #: the cost profile of the other machine (the H200's)
-    max_prompts: int | None = None  #: the first ``max_prompts // 12`` of each domain x split (None: all)
+    models: Path  #: its models file (the target; ``lookup``)
+    #: another machine's cost profile (the H200's): each head's setting is tuned under it (a head step of
+    #: ``H200_HEAD_STEP_S`` assumed) and a second log is priced by it; None: tuned under this machine's pricing
+    h200_profile: Path | None = None
+    max_prompts: int | None = None  #: the first ``max_prompts // cells`` of each domain x split (None: all)
+    cells: int | None = 12  #: the domain x split cells ``max_prompts`` is spread over (None: the log's own)
+    #: this machine's pricing: a cost profile or a log (None: the source log's calibration); the heads' step is measured here
+    calibration: Path | None = None
+    lookup: str | None = LIVE_LOOKUP  #: the prompt-lookup arm of ``models`` the ``lookup-head-*`` arms start from (None: none)
+    select: bool = True  #: train, select on validation and test on each priced log
+    layout: Layout = Layout()
     epochs: int = 4
     seed: int = 0
     threads: int | None = None
@@ -53,6 +82,10 @@ class HeadsRunConfig:
     router_live: int = 4  #: test prompts per domain the selected policy decodes live
     train_prompts: int = 1000  #: each domain's train prompts topped up to this many with mined ones (0: none)
     curve_shares: tuple[float, ...] = field(default=(0.25, 0.5, 1.0))
+
+    def plain(self, outcomes: pd.DataFrame) -> pd.DataFrame:
+        """The source log's plain rows this run uses."""
+        return plain_rows(outcomes, self.max_prompts, self.cells)
 
 
 def head_step_seconds(head: Any, session: Any, repeats: int = 50) -> float:
@@ -146,29 +179,32 @@ def train_heads(data: _Data, cfg: HeadsRunConfig, domains: list[str]) -> tuple[d
     return trained, curve, records
 
 
-def tune_heads(data: _Data, drafted: dict, domains: list[str], h200: Any) -> tuple[dict[str, HeadSetting], dict[str, Any]]:
-    """Each head's setting, picked on its domain's validation prompts alone (the fastest under ``h200``
+def tune_heads(data: _Data, drafted: dict, domains: list[str], pricing: Pricing) -> tuple[dict[str, HeadSetting], dict[str, Any]]:
+    """Each head's setting, picked on its domain's validation prompts alone (the fastest under ``pricing``
     reaching ``MIN_ACCEPTANCE``, else the fastest): (domain -> setting, the tables)."""
     tuned, tuning = {}, {}
     for d in domains:
         val_idx = data.idx(d, "validation")
-        table = head_setting_table([drafted[d][i] for i in val_idx], *data.of(val_idx), data.session.max_new_tokens, h200, H200_HEAD_STEP_S)
+        table = head_setting_table([drafted[d][i] for i in val_idx], *data.of(val_idx), data.session.max_new_tokens, pricing.profile,
+                                   pricing.head_step_s)
         pick = pick_setting(table)
         tuned[d] = pick or pick_setting(table, 0.0)  # none reached the bar: the fastest
-        tuning[d] = {"setting": tuned[d].name, "reached_min_acceptance": pick is not None, "validation": table_json(table)}
-        _say(f"   head-{d}-tuned: {tuned[d].name} (validation: {table[tuned[d]]['count_h200']:.3f} under the H200 profile, "
-             f"acceptance {table[tuned[d]]['acceptance']:.3f})")
+        tuning[d] = {"setting": tuned[d].name, "reached_min_acceptance": pick is not None, "priced_by": pricing.name,
+                     "validation": table_json(table)}
+        _say(f"   head-{d}-tuned: {tuned[d].name} (validation: {table[tuned[d]]['count_h200']:.3f} under the {pricing.name} "
+             f"pricing, acceptance {table[tuned[d]]['acceptance']:.3f})")
     return tuned, tuning
 
 
-def replay_heads(data: _Data, drafted: dict, domains: list[str], tuned: dict[str, HeadSetting], lookup: Any) -> pd.DataFrame:
-    """Every head arm (``head_arms_of``) replayed on every prompt of the log: one row of counts per prompt and arm."""
+def replay_heads(data: _Data, drafted: dict, domains: list[str], tuned: dict[str, HeadSetting], lookup: Any | None) -> pd.DataFrame:
+    """Every head arm (``head_arms_of``; ``lookup-*`` ones only with a ``lookup`` arm) replayed on every
+    prompt of the log: one row of counts per prompt and arm."""
     from .. import heads
 
     rows = []
     max_new, eos = data.session.max_new_tokens, data.session.eos_ids
     for d in domains:
-        for arm, s in head_arms_of(d, tuned):
+        for arm, s in head_arms_of(d, tuned, with_lookup=lookup is not None):
             for i, (ch, conf) in zip(range(len(data.plain)), drafted[d]):
                 p, o = data.prompts[i], data.outputs[i]
                 if arm.startswith("lookup-"):  # prompt lookup where it matches, this head elsewhere
@@ -180,7 +216,8 @@ def replay_heads(data: _Data, drafted: dict, domains: list[str], tuned: dict[str
     return pd.DataFrame(rows)
 
 
-def live_check(data: _Data, trained: dict, tuned: dict, replayed: pd.DataFrame, lookup: Any, n: int, seed: int) -> list[dict[str, Any]]:
+def live_check(data: _Data, trained: dict, tuned: dict, replayed: pd.DataFrame, lookup: Any | None, n: int,
+               seed: int) -> list[dict[str, Any]]:
     """On ``n`` sampled prompts, every head arm decoded live by the project's loop: identical to greedy, and with the replayed counts."""
     from .. import heads
     from ..arms.lookup_head import LookupThenHead
@@ -190,7 +227,7 @@ def live_check(data: _Data, trained: dict, tuned: dict, replayed: pd.DataFrame, 
     target = StaticTarget(session.target.model, 1024)
     checks = []
     for i in np.random.default_rng(seed + 1).choice(len(plain), size=min(n, len(plain)), replace=False):
-        for arm, s in head_arms_of(str(data.dom[i]), tuned):
+        for arm, s in head_arms_of(str(data.dom[i]), tuned, with_lookup=lookup is not None):
             drafter = heads.HeadDraft(trained[str(data.dom[i])], session.target.model, s.k, s.gate)
             if arm.startswith("lookup-"):
                 drafter = LookupThenHead(PromptLookup(lookup.prompt_lookup_num_tokens, lookup.max_matching_ngram_size or 2, session.eos_ids),
@@ -203,36 +240,60 @@ def live_check(data: _Data, trained: dict, tuned: dict, replayed: pd.DataFrame, 
     return checks
 
 
-def priced_logs(cfg: HeadsRunConfig, joint: Any, outcomes: pd.DataFrame, plain: pd.DataFrame, replayed: pd.DataFrame,
-                tuned: dict, domains: list[str], head_cpu: float, h200: Any, lookup: Any) -> tuple[dict, dict]:
-    """``out/log-cpu`` (the source log's calibration, the heads' step measured here) and ``out/log-h200``
-    (the H200 profile, the heads' step assumed): the source log's arms and every head arm. (paths, rows)"""
+def pricings(cfg: HeadsRunConfig, joint: Any, head_cpu: float) -> list[Pricing]:
+    """``cpu``: this machine (``cfg.calibration``, else the source log's calibration; the heads' step
+    ``head_cpu``, measured here); and ``h200`` with ``cfg.h200_profile`` (the heads' step assumed)."""
+    from ..calibrate import Calibration, load_calibration
+
+    if cfg.calibration is not None:
+        own, where = load_calibration(cfg.calibration), f"cost profile {cfg.calibration}"
+    else:
+        own, where = Calibration.from_json(joint.metadata.extra["calibration"]), "the source log's calibration"
+    if cfg.h200_profile is None:
+        label = f"this machine: {where}; heads' step measured here ({head_cpu * 1e3:.2f} ms)"
+    else:  # the shipped joint log's wording, kept
+        label = f"this CPU: the joint log's calibration; heads' step measured here ({head_cpu * 1e3:.2f} ms)"
+    found = [Pricing("cpu", own, head_cpu, label)]
+    if cfg.h200_profile is not None:
+        found.append(Pricing("h200", load_calibration(cfg.h200_profile), H200_HEAD_STEP_S,
+                             f"cost profile {cfg.h200_profile} (cuda: NVIDIA H200); heads' step assumed {H200_HEAD_STEP_S * 1e3:.1f} ms"))
+    return found
+
+
+def head_log_arms(joint: Any, tuned: dict, domains: list[str], lookup: Any | None) -> tuple[tuple, dict[str, tuple[str, HeadSetting]]]:
+    """The log's arms (``logging_data.Arm``: the source log's, then every head arm, costs set when priced) and each head arm's (domain, setting)."""
     from logging_data import Arm
 
-    from ..calibrate import Calibration, for_arms
-
-    own = Calibration.from_json(joint.metadata.extra["calibration"])
-    settings = {arm: (d, s) for d in domains for arm, s in head_arms_of(d, tuned)}
-    cpu_cal = Calibration(**{**own.to_json(), "arm_step_s": {**dict(own.arm_step_s), **{a: head_cpu for a in settings}}})
-    h200_cal = Calibration(**{**h200.to_json(), "arm_step_s": {a: H200_HEAD_STEP_S for a in settings}})
+    settings = {arm: (d, s) for d in domains for arm, s in head_arms_of(d, tuned, with_lookup=lookup is not None)}
     arms = tuple(joint.metadata.arms) + tuple(
         Arm(name=a, kind="lookup_head" if a.startswith("lookup-") else "head",
             attrs={"head": d, "draft_tokens": s.k, **({"confidence": s.gate} if s.gate else {}),
                    **({"lookup_tokens": lookup.prompt_lookup_num_tokens} if a.startswith("lookup-") else {})})
         for a, (d, s) in settings.items())
+    return arms, settings
+
+
+def priced_logs(cfg: HeadsRunConfig, joint: Any, outcomes: pd.DataFrame, plain: pd.DataFrame, replayed: pd.DataFrame,
+                tuned: dict, domains: list[str], prices: list[Pricing], lookup: Any | None) -> tuple[dict, dict]:
+    """One log per pricing (``cfg.layout.log``): the source log's arms and every head arm, each row's count
+    speed-up priced by the pricing's profile with the heads' step. (paths, rows)"""
+    from logging_data import Arm
+
+    from ..calibrate import Calibration, for_arms
+
+    arms, settings = head_log_arms(joint, tuned, domains, lookup)
     base = outcomes[outcomes["query_id"].isin(plain["query_id"])]
-    new_rows = replayed.merge(plain[QCOLS], on="query_id")
+    new_rows = replayed.merge(plain[query_columns(plain)], on="query_id")
     logs, priced = {}, {}
-    for name, cal, label in (("cpu", cpu_cal, f"this CPU: the joint log's calibration; heads' step measured here ({head_cpu * 1e3:.2f} ms)"),
-                             ("h200", h200_cal, f"cost profile {cfg.h200_profile} (cuda: NVIDIA H200); heads' step assumed "
-                                                f"{H200_HEAD_STEP_S * 1e3:.1f} ms")):
-        cal = for_arms(cal, arms)
+    for pricing in prices:
+        steps = {**(dict(pricing.profile.arm_step_s) if pricing.name == "cpu" else {}), **{a: pricing.head_step_s for a in settings}}
+        cal = for_arms(Calibration(**{**pricing.profile.to_json(), "arm_step_s": steps}), arms)
         costs = cal.relative_costs()
         priced_arms = [Arm(a.name, a.kind, float(costs.get(a.name, 0.0)), a.attrs) for a in arms]
-        path = cfg.out / f"log-{name}"
-        priced[name] = write_priced_log(path, base, new_rows, priced_arms, cal, label,
-                                        {"made_by": "examples/heads.py", "source": str(cfg.source_log)})
-        logs[name] = path
+        path = cfg.out / cfg.layout.log.format(pricing=pricing.name)
+        priced[pricing.name] = write_priced_log(path, base, new_rows, priced_arms, cal, pricing.label,
+                                                {"made_by": cfg.layout.made_by, "source": str(cfg.source_log)})
+        logs[pricing.name] = path
     return logs, priced
 
 
@@ -242,39 +303,53 @@ def test_prompts(plain: pd.DataFrame, per_domain: int) -> pd.DataFrame:
     return test[QCOLS]
 
 
-def live_heads(cfg: HeadsRunConfig, domains: list[str], prompts: pd.DataFrame, h200: Any, tuned: dict | None) -> dict[str, Any]:
-    """Plain decoding, ``LIVE_LOOKUP`` and every head (``models-heads.toml``) measured live on ``prompts``;
-    the same counts priced under ``h200`` with the heads' step assumed (``H200_HEAD_STEP_S``)."""
+def live_heads(cfg: HeadsRunConfig, domains: list[str], prompts: pd.DataFrame, pricing: Pricing, tuned: dict | None) -> dict[str, Any]:
+    """Plain decoding, ``cfg.lookup`` and every head (``models-heads.toml``) measured live on ``prompts``;
+    the same counts priced under ``pricing`` (its profile, the heads' step it gives)."""
     from .live import measure_live, model_free_or
 
-    models = heads_models_file(cfg.out, cfg.models, domains, tuned=tuned)
-    return measure_live(models, prompts, cfg.out, h200, model_free_or(H200_HEAD_STEP_S), cfg.threads,
-                        "examples/heads.py (live)", for_models=True)
+    models = heads_models_file(cfg.out, cfg.models, domains, tuned=tuned, lookup=cfg.lookup)
+    return measure_live(models, prompts, cfg.out, pricing.profile, model_free_or(pricing.head_step_s), cfg.threads,
+                        f"{cfg.layout.made_by} (live)", for_models=True)
 
 
-def run_heads(cfg: HeadsRunConfig) -> dict[str, Any]:
-    """The whole run (``examples/heads.py``); writes ``out/heads.json`` and returns every number."""
-    import torch
+@dataclass
+class _Trained:
+    """What the shared steps give: the data, the heads and their settings, the replayed counts and the live check."""
 
+    data: _Data
+    joint: Any
+    outcomes: pd.DataFrame
+    domains: list[str]
+    mined: dict[str, Any]
+    trained: dict
+    curve: dict
+    records: dict
+    prices: list[Pricing]
+    tuned: dict[str, HeadSetting]
+    tuning: dict[str, Any]
+    lookup: Any | None
+    replayed: pd.DataFrame
+    checks: list[dict[str, Any]]
+
+
+def _train_and_replay(cfg: HeadsRunConfig, seconds: dict[str, float]) -> _Trained:
+    """Steps 1-3: states (and mined prompts), a head per domain, the head step here, each head's setting
+    tuned on validation (under the H200 profile when given, else this machine's pricing), every head arm
+    replayed on every prompt, and checked live on a sample."""
     from logging_data import open_log
 
-    from ..calibrate import load_calibration
     from ..models import load_models_config
-    from ..pipeline import selection_summary
     from ..session import DecodingSession
 
-    out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    seconds: dict[str, float] = {}
     joint = open_log(cfg.source_log)
     outcomes = joint.read("outcomes")
-    plain = plain_rows(outcomes, cfg.max_prompts)
+    plain = cfg.plain(outcomes)
     session = DecodingSession(load_models_config(cfg.models), threads=cfg.threads)
 
     _say(f"1/5 greedy outputs and hidden states of {len(plain)} prompts")
     t = time.perf_counter()
-    data = _Data(session, plain, cached_greedy_outputs(session, plain, out / "states"))
+    data = _Data(session, plain, cached_greedy_outputs(session, plain, cfg.out / "states"))
     seconds["hidden_states"] = time.perf_counter() - t
     _say(f"   {data.n_redo} regenerated; {seconds['hidden_states']:.0f} s")
     domains = sorted(plain["domain"].astype(str).unique())
@@ -283,11 +358,11 @@ def run_heads(cfg: HeadsRunConfig) -> dict[str, Any]:
         from .mining import mine_train_prompts
 
         t = time.perf_counter()
-        extra, mined = mine_train_prompts(plain, cfg.train_prompts, cfg.seed, out / "extra-prompts.parquet",
+        extra, mined = mine_train_prompts(plain, cfg.train_prompts, cfg.seed, cfg.out / "extra-prompts.parquet",
                                           whole_log=plain_rows(outcomes, None))  # none of the log's prompts, any split
         _say(f"   mined training prompts beyond the log's (up to {cfg.train_prompts} per domain): "
              + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
-        data.add(extra, cached_teacher_outputs(session, extra, out / "extra-states"))
+        data.add(extra, cached_teacher_outputs(session, extra, cfg.out / "extra-states"))
         seconds["mined_teacher_outputs"] = time.perf_counter() - t
 
     _say("2/5 one head per domain, and a learning curve on validation")
@@ -297,43 +372,62 @@ def run_heads(cfg: HeadsRunConfig) -> dict[str, Any]:
     _say("3/5 each head's setting picked on validation; replaying every head x k (and each head after prompt lookup) "
          "on every prompt; live check on a sample")
     t = time.perf_counter()
-    h200 = load_calibration(cfg.h200_profile)
+    prices = pricings(cfg, joint, head_step_seconds(trained[domains[0]], session, repeats=50))
     everyone = np.arange(len(plain))
     # each head's chain from every position of every prompt (a chain's first k tokens are its k-token draft)
     drafted = {d: data.chains(trained[d], everyone, max(*DRAFT_LENGTHS, GATED.k, *TUNE_LENGTHS)) for d in domains}
-    tuned, tuning = tune_heads(data, drafted, domains, h200)
-    lookup = session.config.arm(LIVE_LOOKUP)
+    tuned, tuning = tune_heads(data, drafted, domains, prices[-1])
+    lookup = session.config.arm(cfg.lookup) if cfg.lookup else None
     replayed = replay_heads(data, drafted, domains, tuned, lookup)
     seconds["replay"] = time.perf_counter() - t
     checks = live_check(data, trained, tuned, replayed, lookup, cfg.live_check, cfg.seed)
     _say(f"   live check: {sum(c['lossless'] for c in checks)}/{len(checks)} identical to greedy, "
          f"{sum(c['same_counts'] for c in checks)}/{len(checks)} with the replayed counts")
+    return _Trained(data, joint, outcomes, domains, mined, trained, curve, records, prices, tuned, tuning, lookup, replayed, checks)
 
-    _say("4/5 head step on this CPU; two logs: this CPU's prices and the H200's")
-    head_cpu = head_step_seconds(trained[domains[0]], session, repeats=50)
-    logs, priced = priced_logs(cfg, joint, outcomes, plain, replayed, tuned, domains, head_cpu, h200, lookup)
 
-    _say("5/5 train, select on validation, test: under each pricing")
-    result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": data.n_redo, "domains": domains, "learning_curve": curve,
-                              "training": records, "live_check": checks, "head_step_s_cpu": head_cpu,
-                              "head_step_s_h200_assumed": H200_HEAD_STEP_S, "tuned": tuning, "torch_threads": int(torch.get_num_threads()),
-                              "mined_train_prompts": mined,
-                              # the H200 head step each head arm would need to reach 1.2x on its own domain (test): what a GPU run must beat
-                              "h200_break_even_head_step_s": break_even_head_step(priced["h200"], h200),
-                              # and each one's own-domain test counts: its speed-up there at any measured step (examples/gpu_heads.py)
-                              "own_domain_test_totals": own_domain_totals(priced["h200"])}
-    router_models = router_models_file(out, cfg.models, domains, tuned)
-    for name, path in logs.items():
-        result[name] = selection_summary(path, out / f"select-{name}", router_models, live_per_domain=cfg.router_live, seed=cfg.seed,
-                                         threads=cfg.threads, budget=cfg.budget, learners=cfg.learners)
+def run_heads(cfg: HeadsRunConfig) -> dict[str, Any]:
+    """The whole run (``examples/heads.py``, ``bandit-log drafters heads``); writes ``cfg.layout.summary`` and returns every number."""
+    import torch
+
+    from ..pipeline import selection_summary
+
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    seconds: dict[str, float] = {}
+    run = _train_and_replay(cfg, seconds)
+    data, domains, prices = run.data, run.domains, run.prices
+
+    _say("4/5 the priced logs: " + ", ".join(p.name for p in prices))
+    logs, priced = priced_logs(cfg, run.joint, run.outcomes, data.plain, run.replayed, run.tuned, domains, prices, run.lookup)
+    result: dict[str, Any] = {"n_prompts": int(len(data.plain)), "regenerated": data.n_redo, "domains": domains, "learning_curve": run.curve,
+                              "training": run.records, "live_check": run.checks, "head_step_s_cpu": prices[0].head_step_s,
+                              "tuned": run.tuning, "torch_threads": int(torch.get_num_threads()), "mined_train_prompts": run.mined,
+                              "lookup": cfg.lookup if run.lookup is not None else None,
+                              "logs": {name: str(path) for name, path in logs.items()}}
+    if cfg.h200_profile is not None:
+        h200 = prices[-1].profile
+        result.update({"head_step_s_h200_assumed": H200_HEAD_STEP_S,
+                       # the H200 head step each head arm would need to reach 1.2x on its own domain (test): what a GPU run must beat
+                       "h200_break_even_head_step_s": break_even_head_step(priced["h200"], h200),
+                       # and each one's own-domain test counts: its speed-up there at any measured step (examples/gpu_heads.py)
+                       "own_domain_test_totals": own_domain_totals(priced["h200"])})
+    router_models = router_models_file(out, cfg.models, domains, run.tuned, lookup=cfg.lookup, name=cfg.layout.models)
+    if cfg.select:
+        _say("5/5 train, select on validation, test: under each pricing")
+        for name, path in logs.items():
+            result[name] = selection_summary(path, out / cfg.layout.select.format(pricing=name), router_models,
+                                             live_per_domain=cfg.router_live, seed=cfg.seed, threads=cfg.threads, budget=cfg.budget,
+                                             learners=cfg.learners)
     if cfg.live_per_domain > 0:
-        _say(f"6/6 live on this CPU: {cfg.live_per_domain} test prompt(s) per domain, heads as arms of a models file")
+        _say(f"6/6 live here: {cfg.live_per_domain} test prompt(s) per domain, heads as arms of a models file")
         t = time.perf_counter()
-        result["live"] = live_heads(cfg, domains, test_prompts(plain, cfg.live_per_domain), h200, tuned)
+        result["live"] = live_heads(cfg, domains, test_prompts(data.plain, cfg.live_per_domain), prices[-1], run.tuned)
         seconds["live"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_all
     result["seconds"] = seconds
-    (out / "heads.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / cfg.layout.summary).write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
 
 
@@ -347,11 +441,14 @@ def live_only(cfg: HeadsRunConfig) -> dict[str, Any]:
     domains = sorted(p.name for p in (cfg.out / "heads").iterdir() if (p / "head.safetensors").exists()) if (cfg.out / "heads").is_dir() else []
     if not domains:
         raise SystemExit(f"--live-only: no heads under {cfg.out / 'heads'}; run examples/heads.py without it first")
-    plain = plain_rows(open_log(cfg.source_log).read("outcomes"), cfg.max_prompts)
+    if cfg.h200_profile is None:
+        raise SystemExit("--live-only prices the live counts under the H200 profile; give one")
+    plain = cfg.plain(open_log(cfg.source_log).read("outcomes"))
     saved = json.loads((cfg.out / "heads.json").read_text()) if (cfg.out / "heads.json").exists() else {}
     tuned = {d: HeadSetting.parse(v["setting"]) for d, v in saved.get("tuned", {}).items()}
     t = time.perf_counter()
-    res = {"live": live_heads(cfg, domains, test_prompts(plain, cfg.live_per_domain), load_calibration(cfg.h200_profile), tuned)}
+    h200 = Pricing("h200", load_calibration(cfg.h200_profile), H200_HEAD_STEP_S, str(cfg.h200_profile))
+    res = {"live": live_heads(cfg, domains, test_prompts(plain, cfg.live_per_domain), h200, tuned)}
     res["seconds"] = time.perf_counter() - t
     (cfg.out / "heads-live.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     return res

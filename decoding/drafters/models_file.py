@@ -21,20 +21,20 @@ DRAFT_LENGTHS = (3, 5)
 GATED = HeadSetting(5, 0.4)
 
 
-def head_arms_of(domain: str, tuned: Mapping[str, HeadSetting] | None = None) -> list[tuple[str, HeadSetting]]:
-    """The replayed arms of one domain's head: (name, setting); ``lookup-*`` arms propose
-    ``LIVE_LOOKUP``'s candidates where it matches, the head's elsewhere; ``tuned`` (domain -> setting,
+def head_arms_of(domain: str, tuned: Mapping[str, HeadSetting] | None = None, with_lookup: bool = True) -> list[tuple[str, HeadSetting]]:
+    """The replayed arms of one domain's head: (name, setting); ``lookup-*`` arms (``with_lookup``) propose
+    a prompt-lookup arm's candidates where it matches, the head's elsewhere; ``tuned`` (domain -> setting,
     picked on validation): also ``head-D-tuned`` with that setting."""
     extra = [(f"head-{domain}-tuned", tuned[domain])] if tuned and domain in tuned else []
-    return ([(f"head-{domain}-k{k}", HeadSetting(k)) for k in DRAFT_LENGTHS] + [(f"head-{domain}-k{GATED.k}-gated", GATED)] + extra
-            + [(f"lookup-head-{domain}", HeadSetting(3)), (f"lookup-head-{domain}-gated", GATED)])
+    after_lookup = [(f"lookup-head-{domain}", HeadSetting(3)), (f"lookup-head-{domain}-gated", GATED)] if with_lookup else []
+    return [(f"head-{domain}-k{k}", HeadSetting(k)) for k in DRAFT_LENGTHS] + [(f"head-{domain}-k{GATED.k}-gated", GATED)] + extra + after_lookup
 
 
 def _gate(setting: HeadSetting) -> dict[str, float]:
     return {"assistant_confidence_threshold": setting.gate} if setting.gate else {}
 
 
-def head_arm(name: str, domain: str, setting: HeadSetting, lookup: Any, heads_dir: str = "heads") -> ArmConfig:
+def head_arm(name: str, domain: str, setting: HeadSetting, lookup: Any | None, heads_dir: str = "heads") -> ArmConfig:
     """The arm of ``domain``'s head (under ``heads_dir``): ``kind = "lookup_head"`` with ``lookup``'s
     settings when ``name`` starts with ``lookup-``, else ``kind = "head"``."""
     head = f"{heads_dir}/{domain}"
@@ -54,33 +54,36 @@ def _write(path: Path, target: Any, arms: list[ArmConfig]) -> Path:
 
 
 def heads_models_file(out: Path, source_models: Path, domains: list[str], k: int = 3,
-                      tuned: Mapping[str, HeadSetting] | None = None) -> Path:
-    """``out/models-heads.toml``: ``source_models``' target, plain decoding, ``LIVE_LOOKUP``, one
+                      tuned: Mapping[str, HeadSetting] | None = None, lookup: str | None = LIVE_LOOKUP) -> Path:
+    """``out/models-heads.toml``: ``source_models``' target, plain decoding, its ``lookup`` arm, one
     ``kind = "head"`` arm per domain's head (saved under ``out/heads/<domain>``) and one
-    ``kind = "lookup_head"`` arm per head, ungated and gated (``GATED``); ``tuned``: each domain's ``head-D-tuned`` arm too."""
+    ``kind = "lookup_head"`` arm per head, ungated and gated (``GATED``; none without ``lookup``);
+    ``tuned``: each domain's ``head-D-tuned`` arm too."""
     from ..models import load_models_config
 
     joint = load_models_config(source_models)
-    lookup = joint.arm(LIVE_LOOKUP)
-    arms = [ArmConfig.of("plain", "none"), lookup]
+    after = joint.arm(lookup) if lookup else None
+    arms = [ArmConfig.of("plain", "none"), *([after] if after else [])]
     for d in domains:
-        arms.append(head_arm(f"head-{d}-k{k}", d, HeadSetting(k), lookup))
+        arms.append(head_arm(f"head-{d}-k{k}", d, HeadSetting(k), after))
         if tuned and d in tuned:
-            arms.append(head_arm(f"head-{d}-tuned", d, tuned[d], lookup))
-    for d in domains:  # prompt lookup where it matches, the domain's head where it does not (ungated, and gated)
-        arms += [head_arm(f"lookup-head-{d}", d, HeadSetting(k), lookup), head_arm(f"lookup-head-{d}-gated", d, GATED, lookup)]
+            arms.append(head_arm(f"head-{d}-tuned", d, tuned[d], after))
+    for d in domains if after else ():  # prompt lookup where it matches, the domain's head where it does not (ungated, and gated)
+        arms += [head_arm(f"lookup-head-{d}", d, HeadSetting(k), after), head_arm(f"lookup-head-{d}-gated", d, GATED, after)]
     return _write(out / "models-heads.toml", joint.target, arms)
 
 
-def router_models_file(out: Path, source_models: Path, domains: list[str], tuned: Mapping[str, HeadSetting] | None = None) -> Path:
-    """``out/models-router.toml``: every arm of the logs the selection trains on, ``source_models``'
-    and each domain's head arms (``head_arms_of``), so that whichever policy is selected decodes live."""
+def router_models_file(out: Path, source_models: Path, domains: list[str], tuned: Mapping[str, HeadSetting] | None = None,
+                       lookup: str | None = LIVE_LOOKUP, name: str = "models-router.toml") -> Path:
+    """``out/<name>``: every arm of the logs the selection trains on, ``source_models``' and each domain's
+    head arms (``head_arms_of``; the ``lookup-head-*`` ones after its ``lookup`` arm, none without one), so
+    that whichever policy is selected decodes live."""
     from ..models import load_models_config
 
     joint = load_models_config(source_models)
-    lookup = joint.arm(LIVE_LOOKUP)
-    heads = [head_arm(name, d, setting, lookup) for d in domains for name, setting in head_arms_of(d, tuned)]
-    return _write(out / "models-router.toml", joint.target, [*joint.arms, *heads])
+    after = joint.arm(lookup) if lookup else None
+    heads = [head_arm(arm, d, setting, after) for d in domains for arm, setting in head_arms_of(d, tuned, with_lookup=after is not None)]
+    return _write(out / name, joint.target, [*joint.arms, *heads])
 
 
 def store_arm(name: str, domain: str, setting: StoreSetting | StoreHeadSetting, heads_dir: Path) -> ArmConfig:

@@ -25,11 +25,13 @@ def _say(message: str) -> None:
     print(f"[drafters] {message}", file=sys.stderr, flush=True)
 
 
-def plain_rows(outcomes: pd.DataFrame, max_prompts: int | None) -> pd.DataFrame:
-    """A log's plain rows by query id; ``max_prompts``: the first ``max_prompts // 12`` of each domain x split."""
+def plain_rows(outcomes: pd.DataFrame, max_prompts: int | None, cells: int | None = 12) -> pd.DataFrame:
+    """A log's plain rows by query id; ``max_prompts``: the first ``max_prompts // cells`` of each domain x
+    split (``cells`` None: the log's own number of domain x split cells)."""
     plain = outcomes[outcomes["arm"] == "plain"].sort_values("query_id").reset_index(drop=True)
     if max_prompts:
-        plain = plain.groupby(["domain", "split"], observed=True, group_keys=False).head(max(1, max_prompts // 12))
+        groups = plain.groupby(["domain", "split"], observed=True, group_keys=False)
+        plain = groups.head(max(1, max_prompts // (cells or max(groups.ngroups, 1))))
     return plain.reset_index(drop=True)
 
 
