@@ -8,7 +8,6 @@ nothing. A case that exits 0 or prints a message without the name fails here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -21,19 +20,6 @@ from click.testing import CliRunner
 
 from bandit.cli.main import cli
 from bandit.testing import write_simulated_log
-
-
-def _checksum(path: Path) -> str:
-    if not path.exists():
-        return "absent"
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")):
-        if p.is_file() and not p.name.endswith(".lock") and p.name != ".validated.json":  # locks and the validation cache
-            h.update(str(p.relative_to(path)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def _rewrite_part(log: Path, table: str, change) -> None:
@@ -329,12 +315,12 @@ CASES += [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(world, case):
+def test_bad_input(world, case, checksum):
     _, build_argv, status, pattern, logs = case
     argv = [str(a) for a in build_argv(world)]
-    before = {name: _checksum(world[name]) for name in logs}
+    before = {name: checksum(world[name]) for name in logs}
     r = CliRunner().invoke(cli, argv)
-    after = {name: _checksum(world[name]) for name in logs}
+    after = {name: checksum(world[name]) for name in logs}
     assert r.exit_code == status, f"{' '.join(argv)}\nexit {r.exit_code}, expected {status}\n{r.output}"
     assert len(r.stderr.strip().splitlines()) <= 12 or status == 2, r.stderr
     import re

@@ -9,12 +9,10 @@ none.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,17 +25,6 @@ from logging_data import open_log
 from logging_data.propensities import check_propensities
 
 K = 3
-
-
-def _checksum(path: Path) -> str:
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")):
-        if p.is_file() and not p.name.endswith(".lock") and p.name != ".validated.json":  # locks and the validation cache
-            h.update(str(p.relative_to(path)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def _uniform(n: int = 60, seed: int = 0, **extra) -> pd.DataFrame:
@@ -101,15 +88,15 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("rows, extra, status, pattern", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
-def test_import_refuses_contradicting_feedback(tmp_path, rows, extra, status, pattern):
+def test_import_refuses_contradicting_feedback(tmp_path, rows, extra, status, pattern, checksum):
     f = tmp_path / "f.csv"
     rows.to_csv(f, index=False)
-    before = _checksum(f)
+    before = checksum(f)
     r = _import(f, "--out", tmp_path / "log", "--action", "a", "--reward", "r", "--propensity", "p", *extra)
     assert r.exit_code == status, r.output
     assert re.search(pattern, r.stderr, re.S), r.stderr
     assert "Traceback" not in r.output and (status == 2 or len(r.stderr.strip().splitlines()) == 1), r.stderr
-    assert _checksum(f) == before and not (tmp_path / "log").exists()
+    assert checksum(f) == before and not (tmp_path / "log").exists()
 
 
 # -- import: disagreeing propensities warned, one line each with the numbers --------------------------
@@ -127,10 +114,10 @@ WARNED = [
 
 
 @pytest.mark.parametrize("rows, extra, lines", [c[1:] for c in WARNED], ids=[c[0] for c in WARNED])
-def test_import_warns_when_propensities_disagree_with_the_logged_actions(tmp_path, rows, extra, lines):
+def test_import_warns_when_propensities_disagree_with_the_logged_actions(tmp_path, rows, extra, lines, checksum):
     f = tmp_path / "f.csv"
     rows.to_csv(f, index=False)
-    before = _checksum(f)
+    before = checksum(f)
     r = _import(f, "--out", tmp_path / "log", "--action", "a", "--reward", "r", "--propensity", "p", "--json", *extra)
     assert r.exit_code == 0, r.output
     warned = _warning_lines(r.stderr)
@@ -139,7 +126,7 @@ def test_import_warns_when_propensities_disagree_with_the_logged_actions(tmp_pat
         assert re.search(r"^warning: .*f\.csv: --propensity 'p' disagrees with how often the actions are logged: " + pattern + "$",
                          line), line
     assert [f"warning: {w}" for w in json.loads(r.stdout)["warnings"]] == warned
-    assert _checksum(f) == before and open_log(tmp_path / "log").n_rows("decisions") == len(rows)  # a warning, not a refusal
+    assert checksum(f) == before and open_log(tmp_path / "log").n_rows("decisions") == len(rows)  # a warning, not a refusal
 
 
 # -- import: valid feedback, no word --------------------------------------------------------------------
@@ -208,8 +195,8 @@ EVALUATE_WARNINGS = [
 ]
 
 
-def test_evaluate_names_disagreeing_propensities_and_the_ips_snips_gap_in_one_line_each(logs):
-    before = _checksum(logs["wrong"])
+def test_evaluate_names_disagreeing_propensities_and_the_ips_snips_gap_in_one_line_each(logs, checksum):
+    before = checksum(logs["wrong"])
     r = CliRunner().invoke(cli, ["evaluate", str(logs["wrong"]), "--baseline", "uniform", "--baseline", "fixed:0",
                                  "--estimator", "ips", "--estimator", "snips", "--json"])
     assert r.exit_code == 0, r.output
@@ -221,7 +208,7 @@ def test_evaluate_names_disagreeing_propensities_and_the_ips_snips_gap_in_one_li
         assert re.fullmatch(pattern, message), message
     rows = {(row["policy"], row["estimator"]): row["estimate"] for row in doc["rows"]}
     assert rows["uniform", "snips"] / rows["uniform", "ips"] == pytest.approx(1 / 0.37, rel=0.01)  # the gap the line names
-    assert _checksum(logs["wrong"]) == before
+    assert checksum(logs["wrong"]) == before
 
 
 def test_evaluate_prints_each_warning_as_one_line(logs):
@@ -252,15 +239,15 @@ TABLE_KEYS = [
 
 
 @pytest.mark.parametrize("key, status, pattern", [c[1:] for c in TABLE_KEYS], ids=[c[0] for c in TABLE_KEYS])
-def test_policy_table_keys_must_be_context_columns(logs, tmp_path, key, status, pattern):
+def test_policy_table_keys_must_be_context_columns(logs, tmp_path, key, status, pattern, checksum):
     values = open_log(logs["right"]).read("decisions")[key if key != "segment" else "x_s"].drop_duplicates().tolist()
     table = tmp_path / "t.csv"
     pd.DataFrame({key: values, "0": 1.0, "1": 0.0, "2": 0.0}).to_csv(table, index=False)
-    before = {p: _checksum(p) for p in (logs["right"], table)}
+    before = {p: checksum(p) for p in (logs["right"], table)}
     r = CliRunner().invoke(cli, ["evaluate", str(logs["right"]), "--policy-table", str(table), "--estimator", "ips"])
     assert r.exit_code == status, r.output
     assert re.search(pattern, r.stderr), r.stderr
-    assert {p: _checksum(p) for p in before} == before
+    assert {p: checksum(p) for p in before} == before
 
 
 def test_policy_table_keyed_by_a_context_column_is_scored(logs, tmp_path):
@@ -276,11 +263,11 @@ def test_policy_table_keyed_by_a_context_column_is_scored(logs, tmp_path):
 
 
 @pytest.mark.parametrize("value", ["", " "])
-def test_evaluate_refuses_an_empty_policy_id(logs, value):
-    before = _checksum(logs["right"])
+def test_evaluate_refuses_an_empty_policy_id(logs, value, checksum):
+    before = checksum(logs["right"])
     r = CliRunner().invoke(cli, ["evaluate", str(logs["right"]), "--policy-id", value])
     assert r.exit_code == 2 and re.search(r"Invalid value for '--policy-id': must be a non-empty policy_id; got", r.stderr), r.output
-    assert _checksum(logs["right"]) == before
+    assert checksum(logs["right"]) == before
 
 
 # -- the statistics underneath ----------------------------------------------------------------------

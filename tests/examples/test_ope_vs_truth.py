@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,22 +13,14 @@ from bandit.testing import simulated_arms, simulated_outcomes, write_simulated_l
 from logging_data import LogMetadata, RewardDefinition, create_log
 from logging_data.simulate import UniformLogging, query_frame, reward_matrix, simulate_decisions
 
-ROOT = Path(__file__).resolve().parents[2]
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch-dr", "dros")
 LOGGING = ("uniform", "softmax:0.2", "epsilon-greedy:0.5")
 N_REPEATS = 4
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("ope_vs_truth", ROOT / "examples" / "ope_vs_truth.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def mod():
-    return _load()
+def mod(load_example):
+    return load_example("ope_vs_truth")
 
 
 def _log_with_validation(path: Path):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,19 +10,10 @@ import pytest
 from bandit.pipeline import log2_sizes
 from bandit.testing import write_simulated_log
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("sample_efficiency", ROOT / "examples" / "sample_efficiency.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
-def mod():
-    return _load()
+def mod(load_example):
+    return load_example("sample_efficiency")
 
 
 @pytest.fixture(scope="module")
