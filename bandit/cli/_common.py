@@ -48,3 +48,16 @@ def prompt_file_options(fn):
                   prompts_format=prompts_format, **kwargs)
 
     return wrapper
+
+
+def report_options(report_help: str):
+    """``--report DIR`` (``report_help`` says what is written there) and ``--overwrite``: the command
+    gets ``report_dir`` (None without the option) and ``overwrite``."""
+    def decorate(fn):
+        fn = click.option("--overwrite", is_flag=True,
+                          help="Replace the report folder at --report (only a report folder holding nothing else, once the new "
+                               "one is complete).")(fn)
+        return click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
+                            help=report_help)(fn)
+
+    return decorate

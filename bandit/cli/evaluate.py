@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from bandit.cli._common import emit_json, say
+from bandit.cli._common import emit_json, report_options, say
 
 def _fmt(x: Any) -> str:
     if x is None:
@@ -79,11 +79,8 @@ def _run_probs(path: str, decisions: Any, metadata: Any) -> tuple[str, Any]:
 @click.option("--policy-id", "policy_ids", multiple=True, callback=_non_empty_ids, help="Only decisions logged by this policy_id (repeatable; default: all rows).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reward model's folds and the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Also write report.html (self-contained, with plots) and report.json into this new folder (written whole, "
-                   "then renamed into place).")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the report folder at --report (only a report folder holding nothing else, once the new one is complete).")
+@report_options("Also write report.html (self-contained, with plots) and report.json into this new folder (written whole, "
+                "then renamed into place).")
 def evaluate(log: str, runs: tuple[str, ...], tables: tuple[str, ...], features: str | None, reward_range: str, baselines: tuple[str, ...],
              estimator_specs: tuple[str, ...], ci: str, level: float, n_bootstrap: int, folds: int, policy_ids: tuple[str, ...],
              seed: int, as_json: bool, report_dir: str | None, overwrite: bool) -> None:

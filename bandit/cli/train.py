@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bandit.cli._common import emit_json, say, stderr_is_tty
+from bandit.cli._common import emit_json, report_options, say, stderr_is_tty
 
 def _read_config_file(path: str) -> tuple[str | None, dict, dict]:
     """(policy name or None, settings, featurizer settings) from a JSON file.
@@ -111,11 +111,8 @@ def train(log: str, policy_name: str | None, config_file: str | None, assignment
 @click.option("--select-on", "select_split", type=click.Choice(["validation", "train", "test", "all"]), default="validation",
               show_default=True, help="Split on which the selection rule chooses among the runs, every fixed arm and uniform.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON document on stdout.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Also write report.html and report.json (the off-policy report) into this new folder (written whole, "
-                   "then renamed into place; only with a decisions table).")
-@click.option("--overwrite", is_flag=True,
-              help="Replace the report folder at --report (only a report folder holding nothing else, once the new one is complete).")
+@report_options("Also write report.html and report.json (the off-policy report) into this new folder (written whole, "
+                "then renamed into place; only with a decisions table).")
 def compare(log: str, runs: tuple[str, ...], estimator_specs: tuple[str, ...], policy_ids: tuple[str, ...], seed: int,
             select_split: str, as_json: bool, report_dir: str | None, overwrite: bool) -> None:
     """Select among trained RUNS, every fixed arm and uniform; compare them on held-out prompts.
