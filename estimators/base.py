@@ -54,14 +54,7 @@ class Estimate:
 
     def to_json(self) -> dict:
         return {
-            "estimator": self.estimator,
-            "value": self.value,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "std_err": self.std_err,
-            "n": self.n,
-            "ci": self.ci,
-            "level": self.level,
+            **{k: getattr(self, k) for k in ("estimator", "value", "ci_low", "ci_high", "std_err", "n", "ci", "level")},
             "reward_range": list(self.reward_range) if self.reward_range is not None else None,
             "clipped": self.clipped,
             "ci_low_unclipped": self.ci_low_unclipped,

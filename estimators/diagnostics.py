@@ -18,7 +18,7 @@ errors: the numbers can still be computed, and the caller decides.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -56,14 +56,7 @@ class Diagnostics:
     unsupported_mass: float
 
     def to_json(self) -> dict:
-        return {
-            "n": self.n,
-            "effective_sample_size": self.effective_sample_size,
-            "max_weight": self.max_weight,
-            "mean_weight": self.mean_weight,
-            "unsupported_arms": list(self.unsupported_arms),
-            "unsupported_mass": self.unsupported_mass,
-        }
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "unsupported_arms": list(self.unsupported_arms)}
 
 
 def effective_sample_size(weights: np.ndarray) -> float:

@@ -24,40 +24,41 @@ from .batch import LoggedBatch
 from .weighting import _check_positive
 
 
-def _parts(est: EstimatorBase, batch: LoggedBatch) -> tuple[np.ndarray, np.ndarray]:
-    """(dm float64 (n,), residual of the logged action float64 (n,))."""
-    q = est._reward_hat(batch)
-    return dm_term(batch, q), batch.residuals
+class _DoublyRobust(EstimatorBase):
+    """The DR family: ``dm_i + v_i e_i`` where ``v_i`` (``correction_weights``) is the importance
+    weight as each variant treats it. Needs ``reward_hat``."""
+
+    needs_reward_model: ClassVar[bool] = True
+
+    def correction_weights(self, batch: LoggedBatch) -> np.ndarray:
+        """float64 (n,): the weight of each row's residual (DR: the importance weight itself)."""
+        return batch.weights
+
+    def contributions(self, batch: LoggedBatch) -> np.ndarray:
+        return dm_term(batch, self._reward_hat(batch)) + self.correction_weights(batch) * batch.residuals
 
 
 @dataclass(frozen=True)
-class DR(EstimatorBase):
+class DR(_DoublyRobust):
     """Doubly robust: ``V = mean_i dm_i + w_i (r_i - reward_hat[i, a_i])``. Needs ``reward_hat``."""
 
     name: ClassVar[str] = "dr"
-    needs_reward_model: ClassVar[bool] = True
-
-    def contributions(self, batch: LoggedBatch) -> np.ndarray:
-        dm, e = _parts(self, batch)
-        return dm + batch.weights * e
 
 
 @dataclass(frozen=True)
-class SNDR(EstimatorBase):
+class SNDR(_DoublyRobust):
     """Self-normalised DR: ``V = mean(dm) + sum_i w_i e_i / sum_i w_i``. Needs ``reward_hat``."""
 
     name: ClassVar[str] = "sndr"
-    needs_reward_model: ClassVar[bool] = True
 
     def contributions(self, batch: LoggedBatch) -> np.ndarray:
         """float64 (n,): ``dm_i`` plus the linearised self-normalised correction."""
-        dm, e = _parts(self, batch)
         w = batch.weights
-        return dm + self_normalised(w * e, w, "SNDR")
+        return dm_term(batch, self._reward_hat(batch)) + self_normalised(w * batch.residuals, w, "SNDR")
 
 
 @dataclass(frozen=True)
-class SwitchDR(EstimatorBase):
+class SwitchDR(_DoublyRobust):
     """Switch-DR: DR on rows with ``w_i <= tau``, the direct method alone above it.
 
     ``tau`` (> 0, default inf: plain DR) is the weight threshold. Needs ``reward_hat``.
@@ -66,19 +67,17 @@ class SwitchDR(EstimatorBase):
     tau: float = math.inf
 
     name: ClassVar[str] = "switch-dr"
-    needs_reward_model: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_positive("SwitchDR", "tau", self.tau)
 
-    def contributions(self, batch: LoggedBatch) -> np.ndarray:
-        dm, e = _parts(self, batch)
+    def correction_weights(self, batch: LoggedBatch) -> np.ndarray:
         w = batch.weights
-        return dm + np.where(w <= self.tau, w, 0.0) * e
+        return np.where(w <= self.tau, w, 0.0)
 
 
 @dataclass(frozen=True)
-class DRos(EstimatorBase):
+class DRos(_DoublyRobust):
     """DR with optimistic shrinkage: weights ``w lam / (w^2 + lam)`` (Su et al. 2020).
 
     ``lam`` (> 0, default 100; inf gives plain DR) sets how hard large weights shrink: a weight
@@ -88,7 +87,6 @@ class DRos(EstimatorBase):
     lam: float = 100.0
 
     name: ClassVar[str] = "dros"
-    needs_reward_model: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_positive("DRos", "lam", self.lam)
@@ -100,6 +98,4 @@ class DRos(EstimatorBase):
             return w
         return w * self.lam / (w * w + self.lam)
 
-    def contributions(self, batch: LoggedBatch) -> np.ndarray:
-        dm, e = _parts(self, batch)
-        return dm + self.shrunk_weights(batch) * e
+    correction_weights = shrunk_weights

@@ -64,11 +64,7 @@ class ValidationReport:
 
     def to_json(self) -> dict:
         return {
-            "path": self.path,
-            "ok": self.ok,
-            "n_rows": self.n_rows,
-            "n_parts": self.n_parts,
-            "notes": self.notes,
+            "path": self.path, "ok": self.ok, "n_rows": self.n_rows, "n_parts": self.n_parts, "notes": self.notes,
             "problems": [
                 {"table": p.table, "column": p.column, "message": p.message, "n_rows": p.n_rows, "first_rows": list(p.first_rows)}
                 for p in self.problems
