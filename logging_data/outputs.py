@@ -201,6 +201,9 @@ PROMPT_SET = OutputKind("prompt set", "bandit-log prompts", is_file=True, recogn
 PROMPT_TABLE = OutputKind("prompt table", "bandit-log drafts cluster or eval --rows", is_file=True,
                           recognise=lambda p: _parquet_kind(p) == "prompt table")
 COST_PROFILE = OutputKind("cost profile", "bandit-log calibrate", is_file=True, recognise=_cost_profile)
+DRAFTER_OUTPUT = OutputKind("drafter output folder", "bandit-log drafters heads or store", markers=("models.toml", "summary.json"),
+                            entries=("heads", "stores", "models.toml", "models-heads.toml", "models-stores.toml", "log", "log-live",
+                                     "live-prompts.parquet", "select", "summary.json", "extra-prompts.parquet", "extra-prompts.json"))
 
 
 def _listing(names: Iterable[str], n: int = 4) -> str:

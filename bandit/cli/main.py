@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "decode": ("bandit.cli.decode", "decode", "Decode prompts with the policy's chosen arm; log decisions."),
     "prompts": ("bandit.cli.prompts", "prompts", "Build the multi-domain prompt set from text on this machine."),
     "drafts": ("bandit.cli.drafts", "drafts", "Distil, cluster and evaluate task-aligned drafts."),
+    "drafters": ("bandit.cli.drafters", "drafters", "Train, tune and add drafting heads or a retrieval store as arms."),
 }
 
 

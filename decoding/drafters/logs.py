@@ -43,3 +43,48 @@ def write_priced_log(path: Path, base: pd.DataFrame, replayed: pd.DataFrame, arm
         shutil.rmtree(path)
     create_log(path, meta).append("outcomes", frame)
     return frame
+
+
+def _first(frame: pd.DataFrame) -> str:
+    return f"first: query_id={frame['query_id'].iloc[0]}"
+
+
+def check_source_log(path: Path, models_arms: Sequence[str], need_calibration: bool = True) -> pd.DataFrame:
+    """A drafter's source log, checked before any model loads: a full-information log (``outcomes``) with
+    a ``plain`` arm whose rows carry ``target_output``, exact counts on every row, train and validation
+    prompts in every domain, every arm in ``models_arms`` (its models file), a calibration when
+    ``need_calibration``. Returns its outcomes; a ``ValueError`` names the log, what was expected and found."""
+    from logging_data import open_log
+
+    log = open_log(path)
+    arms = log.metadata.arm_names
+    if "plain" not in arms:
+        raise ValueError(f"LOG {path}: a full-information log with a 'plain' arm expected (the target's own greedy decoding); "
+                         f"its arms are {', '.join(arms)}")
+    missing = [a for a in arms if a not in models_arms]
+    if missing:
+        raise ValueError(f"--models: no arm {missing[0]!r} of LOG {path} (the models file has {', '.join(models_arms)}); "
+                         f"give the models file the log was built from")
+    if not log.has("outcomes"):
+        raise ValueError(f"LOG {path}: outcome rows expected (a full-information log); it has none")
+    outcomes = log.read("outcomes")
+    plain = outcomes[outcomes["arm"].astype(str) == "plain"]
+    empty = plain[plain["target_output"].isna()] if "target_output" in plain.columns else plain
+    if len(empty) or not len(plain):
+        raise ValueError(f"LOG {path}: target_output expected on every plain row (what `bandit-log build` writes); "
+                         f"{len(empty)} of {len(plain)} have none" + (f" ({_first(empty)})" if len(empty) else ""))
+    uncounted = outcomes[outcomes[COUNT_COLS].isna().any(axis=1)]
+    if len(uncounted):
+        arm = str(uncounted["arm"].iloc[0])
+        raise ValueError(f"LOG {path}: exact counts ({', '.join(COUNT_COLS)}) expected on every row; arm {arm!r} has "
+                         f"{int((uncounted['arm'].astype(str) == arm).sum())} rows without them ({_first(uncounted)}; an "
+                         f"--alignment-only log of model drafts has none)")
+    for domain, part in plain.groupby(plain["domain"].astype(str)):
+        n = {s: int((part["split"].astype(str) == s).sum()) for s in ("train", "validation")}
+        if not all(n.values()):
+            raise ValueError(f"LOG {path}: every domain needs train and validation prompts (drafters train on train and their "
+                             f"settings are picked on validation); domain {domain!r} has {n['train']} train, "
+                             f"{n['validation']} validation")
+    if need_calibration and not log.metadata.extra.get("calibration"):
+        raise ValueError(f"LOG {path}: records no calibration to price the counts with; give --calibration PROFILE.json")
+    return outcomes

@@ -39,8 +39,9 @@ def head_arm(name: str, domain: str, setting: HeadSetting, lookup: Any | None, h
     settings when ``name`` starts with ``lookup-``, else ``kind = "head"``."""
     head = f"{heads_dir}/{domain}"
     if name.startswith("lookup-"):
+        ngram = {"max_matching_ngram_size": lookup.max_matching_ngram_size} if lookup.max_matching_ngram_size is not None else {}
         return ArmConfig.of(name, "lookup_head", head=head, num_assistant_tokens=setting.k, **_gate(setting),
-                            prompt_lookup_num_tokens=lookup.prompt_lookup_num_tokens, max_matching_ngram_size=lookup.max_matching_ngram_size)
+                            prompt_lookup_num_tokens=lookup.prompt_lookup_num_tokens, **ngram)
     return ArmConfig.of(name, "head", head=head, num_assistant_tokens=setting.k, **_gate(setting))
 
 
@@ -122,3 +123,12 @@ def stores_models_files(out: Path, source_models: Path, heads_dir: Path,
 
     return (_write(out / "models-stores.toml", joint.target, [ArmConfig.of("plain", "none"), joint.arm(LIVE_LOOKUP), *stores]),
             _write(out / "models-router.toml", router.target, [*map(absolute, router.arms), *stores]))
+
+
+def stores_models_file(out: Path, source_models: Path, arms: Mapping[str, tuple[str, StoreSetting]], name: str = "models.toml") -> Path:
+    """``out/<name>``: ``source_models``' target and arms, and every store arm of ``arms`` (name -> (domain,
+    setting); each store under ``out/stores/<domain>``): the arms of a ``bandit-log drafters store`` log."""
+    from ..models import load_models_config
+
+    joint = load_models_config(source_models)
+    return _write(out / name, joint.target, [*joint.arms, *(store_arm(n, d, s, out) for n, (d, s) in arms.items())])

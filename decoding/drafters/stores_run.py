@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .heads_run import Layout
 from .logs import QCOLS, write_priced_log
 from .models_file import stores_models_files
 from .pricing import own_domain_table
@@ -102,13 +103,13 @@ def _setting_json(d: str, s: StoreSetting | StoreHeadSetting, entry: dict[str, f
             "validation_acceptance": entry["acceptance"]}
 
 
-def build_stores(cfg: StoresRunConfig, frame: pd.DataFrame, outputs: list[list[int]], domains: list[str]) -> tuple[dict, dict, dict]:
+def build_stores(seed: int, frame: pd.DataFrame, outputs: list[list[int]], domains: list[str]) -> tuple[dict, dict, dict]:
     """Per domain: a store of its train and mined prompts' outputs, and per train prompt of the log
     the store of its fold (built without it). (stores, their sizes, prompt index -> cross-fitted store)"""
     from ..datastore import Datastore
 
     stores, info, store_of = {}, {}, {}
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(seed)
     for d in domains:
         idx = np.flatnonzero((frame["domain"] == d).to_numpy() & frame["split"].isin(["train", "mined"]).to_numpy())
         stores[d] = Datastore([outputs[i] for i in idx])
@@ -122,10 +123,11 @@ def build_stores(cfg: StoresRunConfig, frame: pd.DataFrame, outputs: list[list[i
     return stores, info, store_of
 
 
-def tune_stores(frame: pd.DataFrame, items: list, stores: dict, chains: dict, chain_of: dict, domains: list[str], max_new: int,
+def tune_stores(frame: pd.DataFrame, items: list, stores: dict, chains: dict | None, chain_of: dict, domains: list[str], max_new: int,
                 h200: Any, head_h200: float) -> tuple[dict[str, tuple[str, Any]], dict[str, dict], dict]:
-    """Per domain, on its validation prompts: ``store-D`` (the fastest store setting), ``store-D-tuned``
-    (the fastest reaching ``MIN_ACCEPTANCE``) and ``store-head-D`` (a store gate x head setting). (arms, their JSON, tables)"""
+    """Per domain, on its validation prompts, priced under ``h200`` (a store's lookup free, a head's step
+    ``head_h200``): ``store-D`` (the fastest store setting), ``store-D-tuned`` (the fastest reaching
+    ``MIN_ACCEPTANCE``) and, with the heads' ``chains``, ``store-head-D`` (a store gate x head setting). (arms, their JSON, tables)"""
     arms, settings, tables = {}, {}, {}
     for d in domains:
         val = np.flatnonzero(((frame["domain"] == d) & (frame["split"] == "validation")).to_numpy())
@@ -134,10 +136,10 @@ def tune_stores(frame: pd.DataFrame, items: list, stores: dict, chains: dict, ch
                  for s in store_grid(STORE_TOKENS, MIN_COUNTS, MIN_FRACTIONS)}
         joint = {StoreHeadSetting(g, h): setting_entry(store_head_rows(stores[d], its, [chains[d][chain_of[i]] for i in val], max_new,
                                                                        StoreHeadSetting(g, h)), h200, head_h200)
-                 for g in HEAD_STORE_GATES for h in head_grid(TUNE_LENGTHS, TUNE_GATES)}
+                 for g in HEAD_STORE_GATES for h in head_grid(TUNE_LENGTHS, TUNE_GATES)} if chains is not None else {}
         picks = ((f"store-{d}", pick_setting(table, 0.0), table),
                  (f"store-{d}-tuned", pick_setting(table, MIN_ACCEPTANCE) or pick_setting(table, 0.0), table),
-                 (f"store-head-{d}", pick_setting(joint, MIN_ACCEPTANCE) or pick_setting(joint, 0.0), joint))
+                 *([(f"store-head-{d}", pick_setting(joint, MIN_ACCEPTANCE) or pick_setting(joint, 0.0), joint)] if joint else []))
         for name, s, tab in picks:
             arms[name] = (d, s)
             settings[name] = _setting_json(d, s, tab[s])
@@ -146,15 +148,73 @@ def tune_stores(frame: pd.DataFrame, items: list, stores: dict, chains: dict, ch
     return arms, settings, tables
 
 
+def replay_stores(frame: pd.DataFrame, log_idx: np.ndarray, items: list, arms: dict, stores: dict, store_of: dict, chains: dict | None,
+                  max_new: int) -> pd.DataFrame:
+    """Every store arm replayed on the log's prompts (``log_idx``): one row of counts per prompt and arm.
+    Cross-fitted: a train prompt's counts come from a store built without it (its own output would be in
+    it); validation and test prompts use the whole store, as a models file does."""
+    rows = []
+    log_items = [items[i] for i in log_idx]
+    for name, (d, s) in arms.items():
+        per_item = [store_of.get(int(i), stores[d]) for i in log_idx]
+        reps = (store_head_rows(per_item, log_items, chains[d], max_new, s) if isinstance(s, StoreHeadSetting)
+                else store_rows(per_item, log_items, max_new, s))
+        rows += [{"query_id": frame.at[int(i), "query_id"], "arm": name, **r} for i, r in zip(log_idx, reps)]
+    return pd.DataFrame(rows)
+
+
+def check_stores_live(session: Any, frame: pd.DataFrame, prompts: list, outputs: list, arms: dict, replayed: pd.DataFrame, n: int,
+                      seed: int) -> list[dict[str, Any]]:
+    """On ``n`` sampled validation or test prompts (the whole store's, as live), every store arm of their
+    domain decoded live by ``session`` (a models file naming the arms): identical to greedy, and with the replayed counts."""
+    checks = []
+    held_out = np.flatnonzero(frame["split"].isin(["validation", "test"]).to_numpy())
+    for i in np.random.default_rng(seed + 1).choice(held_out, size=min(n, len(held_out)), replace=False):
+        for name in (n for n, (d, _) in arms.items() if d == frame.at[int(i), "domain"]):
+            live = session.looped(prompts[i], name, reference=outputs[i])
+            rep = replayed[(replayed["query_id"] == frame.at[int(i), "query_id"]) & (replayed["arm"] == name)].iloc[0]
+            checks.append({"query_id": frame.at[int(i), "query_id"], "arm": name, "lossless": live.lossless is True,
+                           "same_counts": (live.target_calls, live.draft_tokens, live.draft_calls)
+                           == (int(rep["target_calls"]), int(rep["draft_tokens"]), int(rep["draft_calls"]))})
+    _say(f"   live check: {sum(c['lossless'] for c in checks)}/{len(checks)} identical to greedy, "
+         f"{sum(c['same_counts'] for c in checks)}/{len(checks)} with the replayed counts")
+    return checks
+
+
+def store_steps(arms: dict, stores: dict, contexts: list[list[int]]) -> dict[str, float]:
+    """Median seconds of one lookup of each store arm (not the store-head ones) on this machine, over ``contexts``."""
+    from ..calibrate import StepTimer
+    from ..datastore import DatastoreDraft
+
+    timer = StepTimer(64, 50, 5, lambda: None)
+    steps = {}
+    for name, (d, s) in arms.items():
+        if isinstance(s, StoreSetting):
+            drafter = DatastoreDraft(stores[d], s.tokens, s.min_count, s.min_fraction)
+            steps[name] = float(np.median([timer.call(lambda c=c: drafter.propose(c)) for c in contexts]))
+    return steps
+
+
+def store_log_arms(arms: dict, settings: dict, cost_of: Any) -> tuple[Any, ...]:
+    """The store arms as a log's ``logging_data.Arm``s, each costing ``cost_of(name)`` target steps."""
+    from logging_data import Arm
+
+    return tuple(Arm(n, settings[n]["kind"], float(cost_of(n)),
+                     {"domain": settings[n]["domain"], "store_tokens": settings[n]["store_tokens"], "min_count": settings[n]["min_count"],
+                      "min_fraction": settings[n]["min_fraction"],
+                      **({"head_tokens": settings[n]["head_tokens"], "confidence": settings[n]["head_gate"]}
+                         if settings[n]["kind"] == "datastore_head" else {})})
+                 for n in arms)
+
+
 def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
     """The whole run (``examples/datastores.py``); writes ``out/stores.json`` and returns every number."""
     import torch
 
-    from logging_data import Arm, open_log
+    from logging_data import open_log
 
     from .. import heads
-    from ..calibrate import Calibration, StepTimer, load_calibration
-    from ..datastore import DatastoreDraft
+    from ..pricing import Calibration, load_calibration
     from ..models import load_models_config
     from ..pipeline import selection_summary
     from ..session import DecodingSession
@@ -177,7 +237,7 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
     frame, prompts, outputs, states = read_states(cfg)
     domains = sorted(frame["domain"].unique())
     max_new = load_models_config(cfg.models).target.max_new_tokens
-    stores, store_info, store_of = build_stores(cfg, frame, outputs, domains)
+    stores, store_info, store_of = build_stores(cfg.seed, frame, outputs, domains)
     seconds["stores"] = time.perf_counter() - t
 
     _say("2/5 each domain's settings, picked on its validation prompts")
@@ -198,39 +258,14 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
 
     _say("3/5 every store arm replayed on every prompt of the log; live check on a sample")
     t = time.perf_counter()
-    rows = []
-    log_items = [items[i] for i in log_idx]
-    for name, (d, s) in arms.items():
-        # cross-fitted: a train prompt's counts come from a store built without it (its own output would be in it);
-        # validation and test prompts use the whole store, as a models file does
-        per_item = [store_of.get(int(i), stores[d]) for i in log_idx]
-        reps = (store_head_rows(per_item, log_items, chains[d], max_new, s) if isinstance(s, StoreHeadSetting)
-                else store_rows(per_item, log_items, max_new, s))
-        rows += [{"query_id": frame.at[int(i), "query_id"], "arm": name, **r} for i, r in zip(log_idx, reps)]
-    replayed = pd.DataFrame(rows)
+    replayed = replay_stores(frame, log_idx, items, arms, stores, store_of, chains, max_new)
     models_live, router_models = stores_models_files(out, cfg.models, heads_dir, arms)
     live_session = DecodingSession(load_models_config(models_live), threads=cfg.threads)
-    checks = []
-    held_out = np.flatnonzero(frame["split"].isin(["validation", "test"]).to_numpy())  # the whole store's prompts, as live
-    for i in np.random.default_rng(cfg.seed + 1).choice(held_out, size=min(cfg.live_check, len(held_out)), replace=False):
-        for name in (n for n, (d, _) in arms.items() if d == frame.at[int(i), "domain"]):
-            live = live_session.looped(prompts[i], name, reference=outputs[i])
-            rep = replayed[(replayed["query_id"] == frame.at[int(i), "query_id"]) & (replayed["arm"] == name)].iloc[0]
-            checks.append({"query_id": frame.at[int(i), "query_id"], "arm": name, "lossless": live.lossless is True,
-                           "same_counts": (live.target_calls, live.draft_tokens, live.draft_calls)
-                           == (int(rep["target_calls"]), int(rep["draft_tokens"]), int(rep["draft_calls"]))})
-    _say(f"   live check: {sum(c['lossless'] for c in checks)}/{len(checks)} identical to greedy, "
-         f"{sum(c['same_counts'] for c in checks)}/{len(checks)} with the replayed counts")
+    checks = check_stores_live(live_session, frame, prompts, outputs, arms, replayed, cfg.live_check, cfg.seed)
     seconds["replay_and_check"] = time.perf_counter() - t
 
     _say("4/5 the heads run's logs with the store arms; train, select on validation, test")
-    store_cpu = {}
-    timer = StepTimer(64, 50, 5, lambda: None)
-    for name, (d, s) in arms.items():
-        if isinstance(s, StoreSetting):
-            drafter = DatastoreDraft(stores[d], s.tokens, s.min_count, s.min_fraction)
-            contexts = [prompts[i] + outputs[i][:j] for i in log_idx[:50] for j in (0, 10, 20)]
-            store_cpu[name] = float(np.median([timer.call(lambda c=c: drafter.propose(c)) for c in contexts]))
+    store_cpu = store_steps(arms, stores, [prompts[i] + outputs[i][:j] for i in log_idx[:50] for j in (0, 10, 20)])
     result: dict[str, Any] = {"heads_run": str(heads_dir), "stores": store_info, "settings": settings, "validation_tables": tables,
                               "live_check": checks, "store_step_s_cpu": store_cpu, "torch_threads": int(torch.get_num_threads())}
     new_rows = replayed.merge(frame[QCOLS], on="query_id")
@@ -240,13 +275,7 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
         head_step = float(saved["head_step_s_cpu"]) if name == "cpu" else head_h200
         steps = {**dict(cal.arm_step_s), **{n: (store_cpu[n] if isinstance(s, StoreSetting) else head_step) for n, (_, s) in arms.items()}}
         cal = Calibration(**{**cal.to_json(), "arm_step_s": steps})
-        all_arms = tuple(src.metadata.arms) + tuple(
-            Arm(n, settings[n]["kind"], float(steps[n] / cal.step_s),
-                {"domain": settings[n]["domain"], "store_tokens": settings[n]["store_tokens"], "min_count": settings[n]["min_count"],
-                 "min_fraction": settings[n]["min_fraction"],
-                 **({"head_tokens": settings[n]["head_tokens"], "confidence": settings[n]["head_gate"]}
-                    if settings[n]["kind"] == "datastore_head" else {})})
-            for n in arms)
+        all_arms = tuple(src.metadata.arms) + store_log_arms(arms, settings, lambda n: steps[n] / cal.step_s)
         path = out / f"log-{name}"
         frame_all = write_priced_log(path, src.read("outcomes"), new_rows, all_arms, cal,
                                      src.metadata.reward.priced_by + "; stores' lookup measured on this CPU",
@@ -269,3 +298,101 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
     result["seconds"] = seconds
     (out / "stores.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+@dataclass(frozen=True)
+class StoresAddConfig:
+    """Stores for a user's own log (``bandit-log drafters store``): no heads run, this machine's pricing."""
+
+    out: Path
+    source_log: Path  #: a full-information log with a plain arm and ``target_output``
+    models: Path  #: its models file
+    calibration: Path | None = None  #: this machine's pricing: a cost profile or a log (None: the source log's calibration)
+    max_prompts: int | None = None  #: about this many of the log's prompts, spread over its domain x split cells (None: all)
+    seed: int = 0
+    threads: int | None = None
+    live_check: int = 4  #: prompts whose replayed counts are checked against live decoding
+    select: bool = False  #: train, select on validation and test on the new log
+    live_per_domain: int = 0  #: test prompts per domain measured live with every store arm (and the selected policy)
+    budget: str = "default"
+    learners: tuple[str, ...] | None = None
+    layout: Layout = Layout(models="models.toml", log="log", select="select", summary="summary.json", made_by="bandit-log drafters store")
+
+
+def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
+    """One store per domain of ``cfg.source_log`` (its train prompts' greedy outputs, cross-fitted), its
+    settings picked on validation under this machine's pricing (a lookup costs nothing there), every store
+    arm replayed on every prompt and checked live on a sample, the priced log and the models file (the
+    source's arms and the store arms); writes ``cfg.layout.summary`` and returns every number."""
+    from logging_data import open_log
+
+    from ..models import load_models_config
+    from ..pricing import Calibration, load_calibration
+    from ..session import DecodingSession
+    from .logs import query_columns
+    from .models_file import stores_models_file
+    from .states import greedy_outputs, plain_rows
+
+    out, seconds, t_all = cfg.out, {}, time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    joint = open_log(cfg.source_log)
+    outcomes = joint.read("outcomes")
+    plain = plain_rows(outcomes, cfg.max_prompts, None)
+    session = DecodingSession(load_models_config(cfg.models), threads=cfg.threads)
+    _say(f"1/4 the target's greedy outputs of {len(plain)} prompts; one store per domain from its train prompts")
+    prompts, outputs, _, _, n_redo = greedy_outputs(session, plain)
+    frame = plain[QCOLS].astype({"domain": str, "split": str}).reset_index(drop=True)
+    domains = sorted(frame["domain"].unique())
+    stores, store_info, store_of = build_stores(cfg.seed, frame, outputs, domains)
+    for d in domains:  # each store records the target whose greedy outputs it holds
+        stores[d].save(out / "stores" / d, {"domain": d, "made_by": cfg.layout.made_by, "source": str(cfg.source_log),
+                                            "prompts": store_info[d]["train_prompts"]}, made_for=session.target_identity)
+    seconds["stores"] = time.perf_counter() - t_all
+
+    _say("2/4 each domain's settings, picked on its validation prompts; every store arm replayed on every prompt")
+    own = load_calibration(cfg.calibration) if cfg.calibration else Calibration.from_json(joint.metadata.extra["calibration"])
+    items, max_new, log_idx = list(zip(prompts, outputs)), session.max_new_tokens, np.arange(len(frame))
+    arms, settings, tables = tune_stores(frame, items, stores, None, {}, domains, max_new, own, 0.0)
+    replayed = replay_stores(frame, log_idx, items, arms, stores, store_of, None, max_new)
+    models_path = stores_models_file(out, cfg.models, arms, cfg.layout.models)
+    checks = check_stores_live(DecodingSession(load_models_config(models_path), threads=cfg.threads), frame, prompts, outputs, arms,
+                               replayed, cfg.live_check, cfg.seed)
+
+    _say("3/4 each store's lookup timed here; the priced log")
+    steps = store_steps(arms, stores, [prompts[i] + outputs[i][:j] for i in log_idx[:50] for j in (0, 10, 20)])
+    cal = Calibration(**{**own.to_json(), "arm_step_s": {**dict(own.arm_step_s), **steps}})
+    label = f"this machine: {f'cost profile {cfg.calibration}' if cfg.calibration else 'the source log calibration'}; stores' lookup measured here"
+    log_path = out / cfg.layout.log.format(pricing="cpu")
+    priced = write_priced_log(log_path, outcomes[outcomes["query_id"].isin(plain["query_id"])],
+                              replayed.merge(plain[query_columns(plain)], on="query_id"),
+                              tuple(joint.metadata.arms) + store_log_arms(arms, settings, lambda n: steps[n] / cal.step_s), cal, label,
+                              {"made_by": cfg.layout.made_by, "source": str(cfg.source_log)})
+    result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "stores": store_info,
+                              "settings": settings, "validation_tables": tables, "live_check": checks, "store_step_s": steps,
+                              "priced_by": label, "store_arms_test": own_domain_table(priced, {n: d for n, (d, _) in arms.items()})}
+    _add_selection_and_live(cfg, result, log_path, models_path, plain, own, seconds)
+    seconds["total"] = time.perf_counter() - t_all
+    result["seconds"] = seconds
+    (out / cfg.layout.summary).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def _add_selection_and_live(cfg: StoresAddConfig, result: dict[str, Any], log_path: Path, models_path: Path, plain: pd.DataFrame,
+                            own: Any, seconds: dict[str, float]) -> None:
+    """Step 4: the selection on the new log (``cfg.select``: ``result["cpu"]``) and every store arm measured
+    live (``cfg.live_per_domain``: ``result["live"]``)."""
+    from ..pipeline import selection_summary
+    from .live import measure_live, steps_by_kind
+
+    t = time.perf_counter()
+    if cfg.select:
+        _say("4/4 train, select on validation, test")
+        result["cpu"] = selection_summary(log_path, cfg.out / cfg.layout.select.format(pricing="cpu"), models_path,
+                                         live_per_domain=cfg.live_per_domain, seed=cfg.seed, threads=cfg.threads, budget=cfg.budget,
+                                         learners=cfg.learners)
+    if cfg.live_per_domain > 0:
+        _say(f"4/4 live here: {cfg.live_per_domain} test prompt(s) per domain, every store arm")
+        test = plain[plain["split"].astype(str) == "test"].groupby("domain", observed=True, group_keys=False).head(cfg.live_per_domain)
+        result["live"] = measure_live(models_path, test[QCOLS], cfg.out, own, steps_by_kind({"datastore": None}), cfg.threads,
+                                      f"{cfg.layout.made_by} (live)")
+    seconds["select_and_live"] = time.perf_counter() - t
