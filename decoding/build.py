@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from contextlib import ExitStack
@@ -63,7 +62,8 @@ from logging_data.prompt_table import PromptColumns, read_prompt_table
 
 from .alignment import alignment_metrics
 from .arms import is_plain, kind_of, model_free_kinds
-from .calibrate import PRICED_KINDS, Calibration, for_arms, own_calibration_label, speedup_count
+from .machine import environment
+from .pricing import PRICED_KINDS, Calibration, for_arms, own_calibration_label, speedup_count
 from .models import ArmConfig, ModelsConfig
 
 
@@ -161,37 +161,6 @@ def query_fields(row: pd.Series) -> dict[str, Any]:
         if str(k).startswith("x_"):
             out[k] = v
     return {k: (None if (not isinstance(v, str) and v is not None and pd.isna(v)) else v) for k, v in out.items()}
-
-
-# -- environment --------------------------------------------------------------------------------
-def environment() -> dict[str, Any]:
-    """Hardware and library versions, for the log metadata."""
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    from importlib.metadata import PackageNotFoundError, version
-
-    for pkg in ("draftpick", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "hardware": {
-            "cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": int(torch.get_num_threads()),
-            "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform(), "python": sys.version.split()[0],
-        },
-        "versions": versions,
-    }
 
 
 # -- one arm's row ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ and aggregates per (draft, domain):
 - ``acceptance_rate`` = accepted draft tokens / proposed draft tokens;
 - ``tokens_per_target_call`` = new tokens / target forward calls (1.0 for plain decoding);
 - ``speedup_wall`` = total plain wall time / total assisted wall time over the same prompts;
-- ``speedup_count`` = the backend's count model (``decoding.calibrate``) over the domain's
+- ``speedup_count`` = the backend's count model (``decoding.pricing``) over the domain's
   totals: new tokens / (target calls + draft calls x c_d / c_t), with c_d / c_t the draft's
   calibrated per-step cost relative to the target's on this machine; it does not move with the
   machine's load the way wall time does;
@@ -89,7 +89,7 @@ class DraftEvalReport:
 
     results: list[DomainResult]
     rows: pd.DataFrame
-    calibration: Any  # decoding.calibrate.Calibration
+    calibration: Any  # decoding.pricing.Calibration
     config: DraftEvalConfig
     n_threads: int
     seconds: float
@@ -157,7 +157,7 @@ def evaluate_drafts(target: str, drafts: Mapping[str, str], prompts: pd.DataFram
                     progress: bool = True) -> DraftEvalReport:
     """Evaluate each draft (name -> HF folder) against plain decoding of ``target`` per domain.
 
-    ``calibration``: a ``decoding.calibrate.Calibration`` to price the counts with; None
+    ``calibration``: a ``decoding.pricing.Calibration`` to price the counts with; None
     calibrates on this machine first (``decoding.calibrate.calibrate``)."""
     from tqdm.auto import tqdm
 
@@ -219,9 +219,9 @@ def summarize(rows: pd.DataFrame, relative_costs: Mapping[str, float], verify_co
     and ``round_cost``: what a drafted token adds to a verification pass and what an assisted
     round adds to a step, in target steps (``Calibration.relative_verify_cost`` /
     ``relative_round_cost``). Speed-ups are ratios of totals over the same prompts: wall = plain
-    seconds / assisted seconds; count = ``decoding.calibrate.speedup_count`` on the summed counts.
+    seconds / assisted seconds; count = ``decoding.pricing.speedup_count`` on the summed counts.
     """
-    from decoding.calibrate import speedup_count
+    from decoding.pricing import speedup_count
 
     plain_wall = rows[rows["draft"] == PLAIN].groupby("domain")["wall_s"].sum()
     out = []

@@ -55,7 +55,7 @@ from .build import (
     read_prompts,
     reward_value,
 )
-from .calibrate import Calibration
+from .pricing import Calibration
 from .models import ModelsConfig
 
 

@@ -31,7 +31,7 @@ def priced_on(outcomes: pd.DataFrame, arms: Sequence[Any], profile: Path, say: C
     """``outcomes`` with ``speedup_count`` re-priced under another machine's cost profile (the counts
     are the same there under exact greedy decoding); None, said, where the profile cannot price an
     arm (a drafting model it has no step cost for)."""
-    from .calibrate import for_arms, load_calibration
+    from .pricing import for_arms, load_calibration
     from .reprice import price_counts
 
     try:
@@ -53,7 +53,7 @@ def run_live(run_dir: Path, winner: str, outcomes: pd.DataFrame, live_per_domain
     from bandit.pipeline import held_out_slice, live_table
     from logging_data import open_log
 
-    from .calibrate import Calibration
+    from .pricing import Calibration
     from .loop import DecodeConfig, decode_prompts
     from .models import load_models_config
 

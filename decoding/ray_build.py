@@ -39,7 +39,7 @@ from logging_data.io import check_new_log_path
 from logging_data.shards import Shard
 
 from .build import BuildConfig, BuildSummary, _check_existing, read_prompts
-from .calibrate import Calibration
+from .pricing import Calibration
 from .models import ModelsConfig
 
 
@@ -90,7 +90,7 @@ class _BuildWorker:
         self.session = DecodingSession(models, device=device, threads=threads)
 
     def describe(self) -> dict[str, Any]:
-        from .build import environment
+        from .machine import environment
 
         import socket
 

@@ -1,7 +1,7 @@
 """Re-price a log's outcomes: another reward definition and/or another machine's step costs.
 
 Under exact greedy decoding the counts of an outcome (target calls, drafted and accepted tokens,
-draft calls) do not depend on the machine; only their prices do (``decoding.calibrate``). So a
+draft calls) do not depend on the machine; only their prices do (``decoding.pricing``). So a
 log built once can be priced under another calibration (a cost profile of another machine, e.g.
 a GPU's) and scored under another reward (``speedup_count`` or ``time_saved_count``, or an
 alignment reward with the new ``arm_cost``) without decoding anything again.
@@ -30,7 +30,7 @@ from logging_data.outputs import LOG, check_output, publish, staged
 from logging_data.schema import Arm
 
 from .build import reward_value
-from .calibrate import PRICED_KINDS, Calibration, for_arms, speedup_count
+from .pricing import PRICED_KINDS, Calibration, for_arms, speedup_count
 
 COUNT_COLUMNS = ("n_new_tokens", "target_calls", "draft_calls", "draft_tokens")
 
@@ -86,7 +86,7 @@ def reprice_log(src: str | os.PathLike, out: str | os.PathLike, *, reward: Rewar
                 calibration_source: Any = None, priced_by: str | None = None) -> RepriceSummary:
     """Write ``out``: ``src``'s outcomes under ``reward`` (default: the source's) priced with
     ``calibration`` (default: the source's). See the module docstring. ``priced_by``: what the new
-    reward records as the costs' origin (``calibrate.calibration_source_label``; default: the
+    reward records as the costs' origin (``decoding.pricing.calibration_source_label``; default: the
     source's when its costs are kept, else a generic line naming the calibration's device)."""
     t0 = time.perf_counter()
     src, out = Path(src), Path(out)

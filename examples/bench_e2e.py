@@ -199,7 +199,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
          featurizer: str = FEATURIZER, batch_size: int = 16, seed: int = 0, progress: bool = True) -> dict:
     """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
     from bandit.suite import LEARNERS, select_on_outcomes, train_policies
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
     from decoding.session import DecodingSession
     from decoding.models import load_models_config
     from logging_data import open_log
@@ -255,7 +255,7 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
                               warmup, progress)
     t_live = time.perf_counter() - t_live
 
-    from decoding.build import environment
+    from decoding.machine import environment
 
     result = {
         "log": str(log), "models": str(models), "heldout": str(heldout) if heldout else None, "arms": list(arm_names),

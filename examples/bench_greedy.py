@@ -35,7 +35,7 @@ def _say(message: str) -> None:
 def main(prompts: str | Path = PROMPTS, models: str | Path = MODELS, *, n_prompts: int = 64,
          batch_sizes: Sequence[int] = (8, 16, 32), threads: int | None = 2, seed: int = 0, out: str | Path = "out/bench_greedy",
          progress: bool = True) -> dict:
-    from decoding.build import environment
+    from decoding.machine import environment
     from decoding.session import DecodingSession
     from decoding.models import load_models_config
 

@@ -58,7 +58,7 @@ def _pass_ms(session, ids: Sequence[int], n_tokens: int, repeats: int) -> float:
 
 def main(prompts: str | Path = PROMPTS, models: str | Path = MODELS, *, n_prompts: int = 16, threads: int = 1, repeats: int = 15,
          arms: Sequence[str] = ("lookup-n1-k5", "lookup-n3-k3", "lookup-n3-k10"), seed: int = 0, out: str | Path = "out/bench_linear") -> dict:
-    from decoding.build import environment
+    from decoding.machine import environment
     from decoding.session import DecodingSession
     from decoding.models import load_models_config
 

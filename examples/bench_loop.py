@@ -44,7 +44,7 @@ def main(model: str = "packaged:smollm2-135m", device: str = "cpu", n_prompts: i
     prompts = frame["prompt"].head(n_prompts).tolist()
     _say(f"{len(prompts)} prompts x {len(models.arms)} arms on {device}, {repeats} repeats, compile={compile}")
     result = compare_backends(session, prompts, repeats, compile)
-    from decoding.build import environment
+    from decoding.machine import environment
 
     result.update({"device": device, "model": model, "max_new_tokens": max_new_tokens, **environment()})
     out = Path(out)

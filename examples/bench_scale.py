@@ -66,8 +66,9 @@ def main(prompts: str | Path = PROMPTS, models: str | Path = MODELS, *, n_prompt
          projected_arms: int = 5, shard_processes: int = 2) -> dict:
     import ray
 
-    from decoding.build import BuildConfig, build_log, environment, reward_definition
-    from decoding.calibrate import load_calibration
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.machine import environment
+    from decoding.pricing import load_calibration
     from decoding.models import load_models_config
     from decoding.ray_build import RaySettings, build_log_ray
 

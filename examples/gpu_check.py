@@ -127,7 +127,7 @@ def totals(rows: pd.DataFrame, speedup_column: str = "speedup_count") -> dict[st
 def profile_accuracy(log_path: Path) -> dict[str, Any]:
     """Per arm: the profile's count speed-up beside the measured wall speed-up, under the build's own
     calibration and under one fitted to the train split's wall times (scored on the other splits)."""
-    from decoding.calibrate import Calibration, fit_calibration
+    from decoding.pricing import Calibration, fit_calibration
     from decoding.reprice import price_counts
     from decoding.arms import is_plain
     from logging_data import open_log
@@ -205,8 +205,10 @@ def main(model: str, out: str | Path, device: str = "cuda", size: str = "small",
          seed: int = 0) -> dict[str, Any]:
     import torch
 
-    from decoding.build import BuildConfig, build_log, environment, reward_definition
-    from decoding.calibrate import calibrate, cost_profile, for_arms, write_profile
+    from decoding.build import BuildConfig, build_log, reward_definition
+    from decoding.machine import environment
+    from decoding.calibrate import calibrate, cost_profile
+    from decoding.pricing import for_arms, write_profile
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
 

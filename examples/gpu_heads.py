@@ -176,7 +176,7 @@ def _ratio(part: pd.DataFrame, column: str) -> float:
 
 def tables(frame: pd.DataFrame, run: dict[str, Any], own: Any, h200: Any, measured: dict[str, float]) -> dict[str, Any]:
     """Step 4: the per-arm verdicts and the per arm × domain live table."""
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.reprice import price_counts
 
     arms = sorted(a for a in frame["arm"].unique() if a not in ("plain", "plain-loop"))
@@ -249,8 +249,9 @@ def markdown(s: dict[str, Any]) -> str:
 
 def main(heads_dir: str | Path, model: list[str], out: str | Path, device: str = "cuda", per_domain: int = 2, repeats: int = 2,
          threads: int | None = None, max_new_tokens: int | None = None, calibration_repeats: int = 5) -> dict[str, Any]:
-    from decoding.build import environment
-    from decoding.calibrate import calibrate, cost_profile, for_arms, load_calibration, write_profile
+    from decoding.machine import environment
+    from decoding.calibrate import calibrate, cost_profile
+    from decoding.pricing import for_arms, load_calibration, write_profile
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
     from logging_data.files import json_text, write_text_atomic

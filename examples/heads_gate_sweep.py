@@ -31,7 +31,7 @@ H200 = HERE / "profiles" / "h200-smollm2-135m-fp32.json"
 
 def main(out: str | Path = "out/heads", min_acceptance: float = 0.45) -> dict:
     from decoding import heads
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
     from decoding.drafters.states import run_states
     from decoding.models import load_models_config
     from decoding.session import DecodingSession

@@ -137,7 +137,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
     import torch
 
     from decoding import heads
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
     from decoding.drafters.states import run_states

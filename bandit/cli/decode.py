@@ -128,7 +128,7 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
     from dataclasses import replace
 
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import PRICED_KINDS, calibration_source_label, load_calibration
+    from decoding.pricing import PRICED_KINDS, calibration_source_label, load_calibration
     from decoding.models import load_models_config
     from logging_data.shards import parse_shard
 
@@ -202,7 +202,7 @@ def reprice(log, out, overwrite, reward, alpha, calibration_path, as_json):
     from pathlib import Path
 
     from decoding.build import reward_definition, reward_name
-    from decoding.calibrate import calibration_source_label, fit_calibration_from_log, load_calibration
+    from decoding.pricing import calibration_source_label, fit_calibration_from_log, load_calibration
     from decoding.reprice import reprice_log
 
     inputs = [("LOG", log), ("--calibration", calibration_path)]
@@ -317,7 +317,8 @@ def calibrate(models_path, out, overwrite, device, threads, context_len, repeats
       bandit-log reprice LOG --out LOG-here --calibration here.json
     """
     from decoding.calibrate import calibrate as run_calibration
-    from decoding.calibrate import cost_profile, for_arms, write_profile
+    from decoding.calibrate import cost_profile
+    from decoding.pricing import for_arms, write_profile
     from decoding.models import load_models_config
     from decoding.session import DecodingSession
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models import ArmConfig
-    from ..session import DecodingSession
+#: what the protocol's methods take, named for the reader: an arm is a ``decoding.models.ArmConfig`` and a session a
+#: ``decoding.session.DecodingSession``. Both are built on this registry (a models file is parsed by its kinds, a
+#: session loads what they need), so the kinds take them as they come and import neither.
+ArmConfig = Any
+DecodingSession = Any
 
 #: settings every arm takes, whatever its kind
 ARM_COMMON = ("name", "kind", "family")

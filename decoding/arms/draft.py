@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ..pricing import DEFAULT_DRAFT_TOKENS
 from .base import ASSISTANT_KEYS, ArmKind, ModelsConfigError, parse_assistant, typed
 
 
@@ -74,7 +75,6 @@ class Draft(ArmKind):
         return memo[key]
 
     def _k(self, arm: Any) -> int:
-        from ..calibrate import DEFAULT_DRAFT_TOKENS
 
         return arm.num_assistant_tokens or DEFAULT_DRAFT_TOKENS
 

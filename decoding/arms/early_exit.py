@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ..pricing import DEFAULT_DRAFT_TOKENS
 from .base import ASSISTANT_KEYS, ArmKind, ModelsConfigError, parse_assistant, positive_int
 
 
@@ -39,7 +40,6 @@ class EarlyExit(ArmKind):
         return {}, session.target.model, None  # its drafting passes run the target module: counted there
 
     def drafter(self, session: Any, arm: Any) -> Any:
-        from ..calibrate import DEFAULT_DRAFT_TOKENS
         from ..loading import _layers
         from ..specloop import ModelDraft
 

@@ -243,7 +243,7 @@ def live_check(data: _Data, trained: dict, tuned: dict, replayed: pd.DataFrame, 
 def pricings(cfg: HeadsRunConfig, joint: Any, head_cpu: float) -> list[Pricing]:
     """``cpu``: this machine (``cfg.calibration``, else the source log's calibration; the heads' step
     ``head_cpu``, measured here); and ``h200`` with ``cfg.h200_profile`` (the heads' step assumed)."""
-    from ..calibrate import Calibration, load_calibration
+    from ..pricing import Calibration, load_calibration
 
     if cfg.calibration is not None:
         own, where = load_calibration(cfg.calibration), f"cost profile {cfg.calibration}"
@@ -279,7 +279,7 @@ def priced_logs(cfg: HeadsRunConfig, joint: Any, outcomes: pd.DataFrame, plain: 
     speed-up priced by the pricing's profile with the heads' step. (paths, rows)"""
     from logging_data import Arm
 
-    from ..calibrate import Calibration, for_arms
+    from ..pricing import Calibration, for_arms
 
     arms, settings = head_log_arms(joint, tuned, domains, lookup)
     base = outcomes[outcomes["query_id"].isin(plain["query_id"])]
@@ -436,7 +436,7 @@ def live_only(cfg: HeadsRunConfig) -> dict[str, Any]:
     ``max_prompts`` (the same test prompts); writes ``out/heads-live.json``."""
     from logging_data import open_log
 
-    from ..calibrate import load_calibration
+    from ..pricing import load_calibration
 
     domains = sorted(p.name for p in (cfg.out / "heads").iterdir() if (p / "head.safetensors").exists()) if (cfg.out / "heads").is_dir() else []
     if not domains:

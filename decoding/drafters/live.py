@@ -37,7 +37,7 @@ def measure_live(models_path: Path, prompts: pd.DataFrame, out: Path, profile: A
     from logging_data import open_log
 
     from ..build import BuildConfig, build_log, reward_definition
-    from ..calibrate import Calibration, for_arms
+    from ..pricing import Calibration, for_arms
     from ..models import load_models_config
     from ..reprice import price_counts
 

@@ -32,7 +32,7 @@ def acceptance(totals: Mapping[str, int]) -> float:
 def price_totals(totals: Mapping[str, Any], profile: Any, step_s: float) -> float:
     """The count speed-up (ratio of totals) of summed counts under ``profile``'s round and
     verification costs, one drafter step costing ``step_s`` seconds."""
-    from ..calibrate import speedup_count
+    from ..pricing import speedup_count
 
     return speedup_count(totals["n_new_tokens"], totals["target_calls"], totals["draft_calls"], step_s / profile.step_s,
                          totals["draft_tokens"], profile.relative_verify_cost(), profile.relative_round_cost())

@@ -225,7 +225,7 @@ def world(tmp_path_factory, tiny_models):
     _models(root / "models-missing-target.toml", str(root / "no-such-model"))
     # a measured log with counts (reprice's input), a log reprice made, a log import made
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.models import load_models_config
 
     cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
@@ -816,7 +816,7 @@ def test_import_and_reprice_overwrite_replace_only_their_own_log(world, tmp_path
 
 
 def test_calibrate_overwrite_replaces_a_profile_staged(world, tmp_path, monkeypatch):
-    import decoding.calibrate as C
+    import decoding.pricing as P
 
     _fixed_calibration(world, monkeypatch)  # no timing: the profile's path is what is tested
     out = tmp_path / "here.json"
@@ -825,7 +825,7 @@ def test_calibrate_overwrite_replaces_a_profile_staged(world, tmp_path, monkeypa
     before = out.read_bytes()
     r = _invoke(*argv)
     assert r.exit_code == 1 and "pass --overwrite to replace it" in r.stderr and out.read_bytes() == before
-    monkeypatch.setattr(C, "write_profile", lambda path, record: (_ for _ in ()).throw(OSError("disk full (simulated)")))
+    monkeypatch.setattr(P, "write_profile", lambda path, record: (_ for _ in ()).throw(OSError("disk full (simulated)")))
     r = _invoke(*argv, "--overwrite")
     assert r.exit_code == 1 and "disk full" in r.stderr and out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["here.json"]

@@ -45,6 +45,15 @@ def test_the_registry_is_a_literal_table_of_distinct_kinds_the_log_contract_know
     assert set(model_free_kinds()) == {k for k, v in KINDS.items() if v.model_free}
 
 
+def test_pricing_knows_the_model_free_and_plain_kinds_the_registry_declares():
+    """``decoding.pricing`` sits below the kinds (it imports none of them), so it names the kinds whose drafting costs
+    nothing and the plain one; they must be the registry's."""
+    from decoding.pricing import MODEL_FREE_KINDS, PLAIN_KIND
+
+    assert set(MODEL_FREE_KINDS) == set(model_free_kinds())
+    assert [k for k, v in KINDS.items() if v.plain] == [PLAIN_KIND]
+
+
 def test_an_unregistered_kind_is_refused_by_name():
     from decoding.loading import ArmNotSupportedError
 
@@ -117,7 +126,8 @@ def test_a_kind_that_says_it_replays_gives_the_live_counts(kind_session):
 
 
 def test_its_own_output_size_and_calibration_say_whether_it_runs_a_model(kind_session):
-    from decoding.calibrate import calibrate, for_arms
+    from decoding.calibrate import calibrate
+    from decoding.pricing import for_arms
 
     kind, session = kind_session
     arm = session.config.arm("arm")
@@ -134,7 +144,7 @@ def test_its_own_output_size_and_calibration_say_whether_it_runs_a_model(kind_se
 
 def test_it_fills_an_alignment_only_row(kind_session):
     from decoding.build import alignment_for, exact_counts
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
 
     kind, session = kind_session
     arm = session.config.arm("arm")

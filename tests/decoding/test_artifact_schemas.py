@@ -276,7 +276,7 @@ def test_a_bad_profile_or_policy_table_is_refused_naming_the_file(tmp_path, arti
     import pandas as pd
 
     from bandit.policy_table import load_policy_table
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
 
     path = make(tmp_path)
     before = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -68,7 +68,7 @@ def _assisted(calls: list[set[str]]) -> int:
 
 def test_alignment_only_equals_the_full_builds_alignment(session, all_arms_config, prompts_file, tmp_path):
     from decoding.build import build_log
-    from decoding.calibrate import Calibration, speedup_count
+    from decoding.pricing import Calibration, speedup_count
 
     full, cheap = tmp_path / "full", tmp_path / "cheap"
     build_log(prompts_file, all_arms_config, full, _cfg(measure=True), session=session, progress=False)
@@ -228,7 +228,7 @@ def test_replay_log_of_model_free_arms_equals_the_measured_build(tiny_config, pr
     """``--alignment-only --reward speedup_count`` over plain and joint prompt-lookup arms (n-gram size x
     draft tokens) gives the measured build's counts and count speed-ups exactly, with one calibration."""
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.session import DecodingSession
 
     from ..conftest import lookup_grid
@@ -254,7 +254,7 @@ def test_replay_log_of_model_free_arms_equals_the_measured_build(tiny_config, pr
 def test_load_calibration_from_a_log_a_record_or_a_profile(tmp_path):
     import json
 
-    from decoding.calibrate import Calibration, load_calibration
+    from decoding.pricing import Calibration, load_calibration
 
     shipped = Path(__file__).resolve().parents[2] / "examples" / "data" / "smollm2-log"
     cal = load_calibration(shipped)

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from decoding.calibrate import DEFAULT_DRAFT_TOKENS, Calibration, calibrate, speedup_count
+from decoding.calibrate import calibrate
+from decoding.pricing import DEFAULT_DRAFT_TOKENS, Calibration, speedup_count
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_a_record_that_cannot_price_a_log_is_refused_with_every_problem(change, 
 def test_a_good_record_loads_and_a_profile_file_names_itself_in_the_error(tmp_path):
     import json
 
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
 
     assert Calibration.from_json(GOOD).relative_verify_cost() == pytest.approx(0.1 / 1.1)
     bad = tmp_path / "p.json"
@@ -129,7 +130,8 @@ def test_a_step_that_keeps_varying_is_retimed_then_refused_with_its_numbers(monk
 
 
 def test_a_steady_machine_passes_and_every_arm_of_one_draft_gets_its_one_cost(monkeypatch, tiny_config):
-    from decoding.calibrate import Calibration, calibrate
+    from decoding.calibrate import calibrate
+    from decoding.pricing import Calibration
     from decoding.models import ArmConfig
     from decoding.session import DecodingSession
 

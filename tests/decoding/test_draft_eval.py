@@ -71,7 +71,7 @@ def test_counts_are_consistent(report):
 
 
 def test_count_speedup_follows_the_calibration(report):
-    from decoding.calibrate import speedup_count
+    from decoding.pricing import speedup_count
 
     cal = report.calibration
     rel = cal.relative_costs()

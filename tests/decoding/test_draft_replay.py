@@ -50,7 +50,7 @@ def test_replayed_counts_equal_the_loops_live_counts(replay_session):
 
 def test_an_alignment_only_build_prices_replayed_draft_arms(replay_session):
     from decoding.build import exact_counts
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
 
     s = replay_session
     cal = Calibration(target_step_s=0.1, arm_step_s={a.name: 0.02 for a in s.config.arms}, verify_token_s=0.001)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bandit.pipeline import arm_domain_speedups, held_out_slice, live_table
-from decoding.calibrate import load_calibration
+from decoding.pricing import load_calibration
 from decoding.drafters.live import live_arm_domain_table, steps_by_kind
 from decoding.drafters.logs import write_priced_log
 from decoding.drafters.models_file import GATED, head_arm, head_arms_of, heads_models_file, router_models_file, store_arm
@@ -131,7 +131,7 @@ def test_heads_models_files_name_every_head_arm(tmp_path):
 def test_write_priced_log_prices_every_row_and_replaces_the_folder(tmp_path):
     from logging_data import Arm, open_log, validate_log
 
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
 
     base = pd.DataFrame([{"query_id": f"q{i}", "prompt": f"p{i}", "domain": "a", "split": ["train", "validation", "test"][i % 3],
                           "arm": "plain", "n_new_tokens": 8, "target_calls": 8, "draft_calls": 0, "draft_tokens": 0, "accepted_tokens": 0}

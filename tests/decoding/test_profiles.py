@@ -31,7 +31,7 @@ def profile(tmp_path_factory, write_tiny_models):
 
 
 def test_calibrate_writes_a_profile_that_prices_logs(profile):
-    from decoding.calibrate import Calibration, load_calibration
+    from decoding.pricing import Calibration, load_calibration
 
     record = json.loads((profile / "here.json").read_text())
     assert set(record) >= {"what", "calibration", "hardware", "versions", "created_at", "command", "models_toml"}
@@ -83,7 +83,7 @@ def test_the_reward_records_which_costs_priced_it(profile, tmp_path):
 
 def test_reprice_names_the_profile_and_keeps_the_label_when_only_the_reward_changes(profile, tiny_config, tmp_path):
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
 
     models = tiny_config(ARMS[:2], max_new_tokens=8)
     cal = Calibration(target_step_s=0.01, arm_step_s={}, verify_token_s=0.001, round_overhead_s=0.004, plain_step_s=0.01)
@@ -104,7 +104,7 @@ def test_reprice_names_the_profile_and_keeps_the_label_when_only_the_reward_chan
 
 def test_the_shipped_h200_profile_prices_counts_as_its_numbers_say(tmp_path):
     """The same counts under this CPU's costs and the H200's: each speed-up from the formula by hand."""
-    from decoding.calibrate import Calibration, load_calibration, speedup_count
+    from decoding.pricing import Calibration, load_calibration, speedup_count
 
     h200 = load_calibration(H200)
     raw = json.loads(H200.read_text())["calibration"]

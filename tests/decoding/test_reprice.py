@@ -16,7 +16,7 @@ from logging_data import open_log, validate_log
 def source(tmp_path, tiny_config):
     """A measured tiny log over plain and two prompt-lookup arms, priced with a made-up calibration."""
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.models import ArmConfig
 
     arms = [ArmConfig.of("plain", "none"), *(ArmConfig.of(f"k{k}", "prompt_lookup", prompt_lookup_num_tokens=k) for k in (2, 5))]
@@ -47,7 +47,7 @@ def test_time_saved_reward_is_one_minus_inverse_speedup(source, tmp_path):
 
 
 def test_another_calibration_reprices_the_counts_exactly(source, tmp_path):
-    from decoding.calibrate import Calibration, speedup_count
+    from decoding.pricing import Calibration, speedup_count
     from decoding.reprice import reprice_log
 
     gpu = Calibration(target_step_s=0.02, arm_step_s={}, verify_token_s=0.0002, round_overhead_s=0.001, plain_step_s=0.02, device="cuda")
@@ -90,7 +90,7 @@ def test_reward_definitions_round_trip():
 
 
 def test_fit_calibration_recovers_known_costs():
-    from decoding.calibrate import Calibration, fit_calibration
+    from decoding.pricing import Calibration, fit_calibration
 
     rng = np.random.default_rng(0)
     n = 200
@@ -113,7 +113,7 @@ def test_the_prefill_is_priced_and_an_older_log_gets_its_prompt_lengths_from_its
     from dataclasses import replace
 
     from logging_data import create_log
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.reprice import reprice_log
 
     cal = Calibration(target_step_s=0.02, arm_step_s={}, verify_token_s=0.0002, round_overhead_s=0.001, plain_step_s=0.02,
@@ -148,7 +148,7 @@ def test_the_prefill_is_priced_and_an_older_log_gets_its_prompt_lengths_from_its
 
 
 def test_count_against_wall_weights_the_count_like_the_clock():
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.reprice import count_against_wall
 
     # two prompts of one lookup arm: plain 10 s and 30 s, the arm 5 s and 20 s (wall: 40 / 25 = 1.6)

@@ -121,7 +121,7 @@ def test_shard_and_ray_flags_are_checked_before_any_work(inputs, tmp_path):
 
 def _ray_build(inputs: Path, out: Path, **settings):
     from decoding.build import BuildConfig, reward_definition
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
     from decoding.models import load_models_config
     from decoding.ray_build import RaySettings, build_log_ray
 

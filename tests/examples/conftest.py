@@ -94,7 +94,7 @@ def tiny_joint_models_file(write_tiny_models, tmp_path_factory):
 def tiny_joint_log(tiny_joint_models_file, tiny_prompts, tmp_path_factory):
     """The replay log (``--alignment-only --reward speedup_count``) of the tiny prompts over the joint arms."""
     from decoding.build import BuildConfig, build_log, reward_definition
-    from decoding.calibrate import Calibration
+    from decoding.pricing import Calibration
     from decoding.models import load_models_config
 
     out = tmp_path_factory.mktemp("examples_joint_log") / "log"

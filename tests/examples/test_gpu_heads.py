@@ -53,7 +53,7 @@ def heads_folder(smollm2, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.benchmark  # a benchmark command (BENCHMARKS.md), not in the README's test command
 def test_runs_end_to_end_from_model_parts(heads_folder, tmp_path):
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
     from decoding.packaged import packaged_model_path
 
     data = Path(packaged_model_path("smollm2-135m")).read_bytes()

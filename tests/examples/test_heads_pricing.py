@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pathlib import Path
 
-from decoding.calibrate import Calibration, load_calibration, speedup_count
+from decoding.pricing import Calibration, load_calibration, speedup_count
 from decoding.drafters.pricing import break_even_head_step, head_arm_domain, own_domain_totals, price_totals
 from decoding.drafters.tuning import HeadSetting, StoreHeadSetting, StoreSetting, pick_setting
 from decoding.reprice import price_counts

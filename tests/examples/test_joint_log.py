@@ -33,7 +33,7 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
     assert extra["calibration"]["plain_step_s"] == ref["plain_step_s"]
     assert extra["reprice"]["calibration_source"]["path"] == "fit:examples/data/smollm2-cal-log"
     assert open_log(REFERENCE).metadata.extra["build"]["linear"] == "onednn"
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
 
     assert extra["calibration"]["round_overhead_s"] == pytest.approx(load_calibration("fit:" + str(REFERENCE)).round_overhead_s)
     outcomes = pd.read_parquet(LOG / "outcomes")
@@ -51,7 +51,7 @@ def test_joint_log_is_valid_complete_and_says_how_it_was_made():
 @pytest.mark.slow
 def test_replayed_counts_equal_live_assisted_decoding_for_every_joint_arm(smollm2):
     from decoding.build import measure_pairs
-    from decoding.calibrate import load_calibration
+    from decoding.pricing import load_calibration
     from decoding.session import DecodingSession
     from decoding.models import load_models_config
     log = open_log(LOG)

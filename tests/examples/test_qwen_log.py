@@ -13,7 +13,7 @@ LOG = ROOT / "examples" / "data" / "qwen-coder-log"
 
 
 def test_qwen_log_is_valid_and_matches_its_models_file_and_profile():
-    from decoding.calibrate import Calibration, load_calibration
+    from decoding.pricing import Calibration, load_calibration
     from decoding.models import load_models_config
     from logging_data import open_log
     from logging_data import validate_log
