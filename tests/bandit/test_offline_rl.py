@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from bandit.data import TrainingData
-from bandit.policy import NotFittedError
 from bandit.policies.offline_rl import DiscreteBCQConfig, DiscreteCQLConfig
 
 pytest.importorskip("d3rlpy")
@@ -107,12 +106,6 @@ def test_resume_from_a_checkpoint_continues_exactly(_learner_data, tmp_path):
     np.testing.assert_array_equal(resumed.q_values(x), straight.q_values(x))
     with pytest.raises(ValueError, match="another config or other data"):
         DiscreteBCQConfig(**{**FAST, "n_steps": 40, "beta": 0.9}).create(_learner_data.arms).fit(_learner_data.full, checkpoint_dir=tmp_path / "b")
-
-
-def test_not_fitted(_learner_data):
-    policy = DiscreteCQLConfig().create(_learner_data.arms)
-    with pytest.raises(NotFittedError, match="not fitted"):
-        policy.probabilities(_learner_data.test_features)
 
 
 @pytest.mark.parametrize(

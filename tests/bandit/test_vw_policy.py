@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bandit.data import TrainingData
-from bandit.policy import NotFittedError
 from bandit.policies.vw import (
     TINY_FEATURE,
     VWConfig,
@@ -149,12 +148,6 @@ def test_shared_features_reach_vw(parser, x):
 
 
 # -- learning ------------------------------------------------------------------------------------
-def test_not_fitted(_learner_data):
-    policy = VWConfig().create(_learner_data.arms)
-    with pytest.raises(NotFittedError, match="not fitted"):
-        policy.probabilities(_learner_data.test_features)
-
-
 @pytest.mark.parametrize(
     "cfg, feedback",
     [

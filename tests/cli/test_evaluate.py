@@ -100,12 +100,6 @@ def test_bad_options(log_path, args, pattern):
     assert re.search(pattern, res.stderr), res.stderr
 
 
-def test_log_without_decisions(tmp_path):
-    create_log(tmp_path / "empty", LogMetadata(arms=tuple(Arm(a) for a in ARMS)))
-    res = run("evaluate", str(tmp_path / "empty"))
-    assert res.exit_code == 1 and "has no decisions table (simulate one with `bandit-log simulate" in res.stderr
-
-
 def test_help_has_an_example():
     res = run("evaluate", "--help")
     assert res.exit_code == 0 and "Example:" in res.stdout and "--baseline uniform --baseline oracle" in res.stdout

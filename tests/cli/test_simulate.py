@@ -77,12 +77,6 @@ def test_bad_options(log_path, args, pattern):
     assert not open_log(log_path).has("decisions")
 
 
-def test_log_without_outcomes(tmp_path):
-    create_log(tmp_path / "empty", LogMetadata(arms=tuple(Arm(a) for a in ARMS)))
-    res = run("simulate", str(tmp_path / "empty"))
-    assert res.exit_code == 1 and "has no outcomes table to simulate from" in res.stderr
-
-
 def test_help_has_an_example():
     res = run("simulate", "--help")
     assert res.exit_code == 0 and "Example:" in res.stdout and "bandit-log simulate LOG" in res.stdout
