@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 
-from logging_data.features import NotFittedError  # one class for policies and featurizers
+from logging_data.featurizing import NotFittedError  # one class for policies and featurizers
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from logging_data.features import _check_texts, _read_json, _write_json
+from logging_data.featurizing import check_texts, read_json, write_json
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -115,7 +115,7 @@ class _MeanPooledEncoder:
     # -- the contract ----------------------------------------------------------------------------
     def fit(self, texts: Sequence[str]):
         """Checks ``texts`` and loads the model; learns nothing from them. Returns self."""
-        _check_texts(texts, f"{self.name} featurizer fit")
+        check_texts(texts, f"{self.name} featurizer fit")
         self._ensure_loaded()
         return self
 
@@ -123,7 +123,7 @@ class _MeanPooledEncoder:
         """float32 (n, d): the masked mean of the token states of each prompt (see the class)."""
         import torch
 
-        texts = _check_texts(texts, f"{self.name} featurizer transform")
+        texts = check_texts(texts, f"{self.name} featurizer transform")
         self._ensure_loaded()
         out = np.zeros((len(texts), self.dim_), dtype=np.float32)
         if not texts:
@@ -149,11 +149,11 @@ class _MeanPooledEncoder:
     def save(self, path: Path) -> None:
         """Write the settings as JSON into the existing folder ``path`` (the weights are not copied)."""
         self._validate()
-        _write_json(Path(path) / self._file, self.settings())
+        write_json(Path(path) / self._file, self.settings())
 
     @classmethod
     def load(cls, path: Path):
-        settings = _read_json(Path(path) / cls._file)
+        settings = read_json(Path(path) / cls._file)
         try:
             featurizer = cls(**settings)
         except TypeError as exc:

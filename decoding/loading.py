@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .quiet import quiet_progress
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -191,49 +193,6 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedMod
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, n_params=n_params)
 
 
-@contextmanager
-def quiet_progress() -> Iterator[None]:
-    """transformers' progress bars (loading weights, writing shards, converting a GGUF) only when
-    stderr is a terminal (``logging_data.console.progress_bars``), as everywhere in this project:
-    off otherwise, for the rest of the process (its progress-bar switch) and, for the GGUF reader's
-    own bar, within the block."""
-    from logging_data.console import progress_bars
-
-    if progress_bars():
-        yield
-        return
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    with _quiet_gguf_bar(True):
-        yield
-
-
-@contextmanager
-def _quiet_gguf_bar(quiet: bool) -> Iterator[None]:
-    """transformers' GGUF reader draws its own tqdm bar (not behind its progress-bar switch): off
-    while ``quiet`` (stderr is not a terminal), restored after."""
-    if not quiet:
-        yield
-        return
-    import functools
-
-    try:
-        from transformers import modeling_gguf_pytorch_utils as gguf_utils
-    except ImportError:  # pragma: no cover - a transformers without the GGUF reader fails later, by name
-        yield
-        return
-    bar = getattr(gguf_utils, "tqdm", None)
-    if bar is None:  # pragma: no cover
-        yield
-        return
-    gguf_utils.tqdm = functools.partial(bar, disable=True)
-    try:
-        yield
-    finally:
-        gguf_utils.tqdm = bar
-
-
 def same_tokenizer(a: LoadedModel, b: LoadedModel) -> bool:
     """True when both tokenizers map the same strings to the same ids and the vocab sizes agree."""
     if a.model.config.get_text_config().vocab_size != b.model.config.get_text_config().vocab_size:
@@ -247,7 +206,7 @@ def describe_tokenizer(m: LoadedModel) -> str:
 
 # -- early exit -----------------------------------------------------------------------------------
 @contextmanager
-def _layers(model: Any, n: int) -> Iterator[None]:
+def first_layers(model: Any, n: int) -> Iterator[None]:
     """Run ``model`` with its first ``n`` decoder layers only; the config is restored in ``finally``."""
     base = getattr(model, model.base_model_prefix, model)
     original = base.config.num_hidden_layers
@@ -276,7 +235,7 @@ def check_early_exit(loaded: LoadedModel, layer: int, arm_name: str = "?") -> No
     try:
         with torch.no_grad():
             full = loaded.model(input_ids=ids, use_cache=False).logits
-            with _layers(loaded.model, layer):
+            with first_layers(loaded.model, layer):
                 part = loaded.model(input_ids=ids, use_cache=False).logits
     except Exception as exc:  # the architecture cannot run with fewer layers
         raise ArmNotSupportedError(

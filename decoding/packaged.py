@@ -155,7 +155,7 @@ def packaged_hf_dir(name: str) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    from decoding.loading import quiet_progress
+    from .quiet import quiet_progress
 
     try:
         with quiet_progress():  # the conversion and shard-writing bars only on a terminal

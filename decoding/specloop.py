@@ -79,7 +79,7 @@ class ModelDraft:
     """A drafting model proposing ``k`` tokens greedily on its own dynamic KV cache.
 
     ``layers``: a context manager factory under which ``model`` runs (the target cut to its first
-    layers, for early exit: ``decoding.loading._layers``). After each round the cache is cropped
+    layers, for early exit: ``decoding.loading.first_layers``). After each round the cache is cropped
     to the tokens the target kept, so only new tokens are fed next time.
     """
 

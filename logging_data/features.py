@@ -32,11 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
-from .files import write_text_atomic
-
-
-class NotFittedError(RuntimeError):
-    """A featurizer was used before ``fit``."""
+from .featurizing import NotFittedError, check_texts, l2_rows, read_json, write_json
 
 
 class UnknownFeaturizerError(KeyError):
@@ -160,32 +156,6 @@ def timed_transform(featurizer: Featurizer, texts: Sequence[str]) -> tuple[np.nd
     return x, (seconds / len(texts) if len(texts) else 0.0)
 
 
-# -- helpers shared by the featurizers -----------------------------------------------------------
-def _check_texts(texts: Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{what} takes a sequence of prompt strings; got one string (wrap it in a list)")
-    out = list(texts)
-    bad = [i for i, t in enumerate(out) if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"{what} takes strings; {len(bad)} item(s) are not (first: index {bad[0]}, {type(out[bad[0]]).__name__})")
-    return out
-
-
-def _l2_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.parent}: missing {path.name}")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 class HashedNgramFeaturizer:
     """Hashed word n-grams and character n-grams (scikit-learn ``HashingVectorizer``).
 
@@ -230,25 +200,25 @@ class HashedNgramFeaturizer:
         return words, chars
 
     def fit(self, texts: Sequence[str]) -> "HashedNgramFeaturizer":
-        _check_texts(texts, "hashed featurizer fit")
+        check_texts(texts, "hashed featurizer fit")
         self._validate()
         return self
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        texts = _check_texts(texts, "hashed featurizer transform")
+        texts = check_texts(texts, "hashed featurizer transform")
         words, chars = self._vectorizers()
         if not texts:
             return np.zeros((0, self.n_word_features + self.n_char_features), dtype=np.float32)
         w = words.transform(texts).toarray()
         c = chars.transform(texts).toarray()
-        return _l2_rows(np.hstack([w, c])).astype(np.float32)
+        return l2_rows(np.hstack([w, c])).astype(np.float32)
 
     def save(self, path: Path) -> None:
-        _write_json(Path(path) / "hashed.json", self.settings())
+        write_json(Path(path) / "hashed.json", self.settings())
 
     @classmethod
     def load(cls, path: Path) -> "HashedNgramFeaturizer":
-        s = _read_json(Path(path) / "hashed.json")
+        s = read_json(Path(path) / "hashed.json")
         return cls(n_word_features=s["n_word_features"], n_char_features=s["n_char_features"],
                    word_ngrams=tuple(s["word_ngrams"]), char_ngrams=tuple(s["char_ngrams"]), lowercase=s["lowercase"])
 
@@ -290,7 +260,7 @@ class TfidfSvdFeaturizer:
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfTransformer
 
-        texts = _check_texts(texts, "tfidf-svd featurizer fit")
+        texts = check_texts(texts, "tfidf-svd featurizer fit")
         if not isinstance(self.n_components, int) or self.n_components < 1:
             raise ValueError(f"tfidf-svd featurizer: n_components must be an int >= 1; got {self.n_components!r}")
         if len(texts) < 2:
@@ -322,32 +292,32 @@ class TfidfSvdFeaturizer:
         return x.multiply(scale[:, None]).tocsr()
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        texts = _check_texts(texts, "tfidf-svd featurizer transform")
+        texts = check_texts(texts, "tfidf-svd featurizer transform")
         if not hasattr(self, "components_"):
             raise NotFittedError("tfidf-svd featurizer is not fitted; call fit(train_prompts) first")
         if not texts:
             return np.zeros((0, self.n_components_), dtype=np.float32)
         z = np.asarray(self._tfidf(texts) @ self.components_.T)
         if self.normalize:
-            z = _l2_rows(z)
+            z = l2_rows(z)
         return z.astype(np.float32)
 
     def save(self, path: Path) -> None:
         if not hasattr(self, "components_"):
             raise NotFittedError("tfidf-svd featurizer is not fitted; nothing to save")
         path = Path(path)
-        _write_json(path / "tfidf_svd.json", {**self.settings(), "n_components_": self.n_components_})
-        _write_json(path / "vocabulary.json", self.vocabulary_)
+        write_json(path / "tfidf_svd.json", {**self.settings(), "n_components_": self.n_components_})
+        write_json(path / "vocabulary.json", self.vocabulary_)
         np.save(path / "idf.npy", self.idf_, allow_pickle=False)
         np.save(path / "components.npy", self.components_, allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path) -> "TfidfSvdFeaturizer":
         path = Path(path)
-        s = _read_json(path / "tfidf_svd.json")
+        s = read_json(path / "tfidf_svd.json")
         f = cls(n_components=s["n_components"], ngrams=tuple(s["ngrams"]), min_df=s["min_df"],
                 max_features=s["max_features"], normalize=s["normalize"], seed=s["seed"])
-        f.vocabulary_ = {str(k): int(v) for k, v in _read_json(path / "vocabulary.json").items()}
+        f.vocabulary_ = {str(k): int(v) for k, v in read_json(path / "vocabulary.json").items()}
         f.idf_ = np.load(path / "idf.npy", allow_pickle=False)
         f.components_ = np.load(path / "components.npy", allow_pickle=False)
         f.n_components_ = int(s["n_components_"])

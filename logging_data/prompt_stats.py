@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .featurizing import NotFittedError, check_texts
+
 STAT_NAMES: tuple[str, ...] = (
     "log_chars", "log_words", "log_lines", "mean_line_len",
     "rep_word1", "rep_word2", "rep_word3", "rep_char4",
@@ -103,9 +105,7 @@ class PromptStatsFeaturizer:
 
     @staticmethod
     def _texts(texts: Sequence[str], what: str) -> list[str]:
-        from .features import _check_texts
-
-        return _check_texts(texts, what)
+        return check_texts(texts, what)
 
     def fit(self, texts: Sequence[str]) -> "PromptStatsFeaturizer":
         texts = self._texts(texts, "prompt-stats featurizer fit")
@@ -127,8 +127,6 @@ class PromptStatsFeaturizer:
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         texts = self._texts(texts, "prompt-stats featurizer transform")
         if not hasattr(self, "mean_"):
-            from .features import NotFittedError
-
             raise NotFittedError("prompt-stats featurizer: call fit(train_prompts) before transform")
         if not texts:
             return np.zeros((0, self.n_features), dtype=np.float32)

@@ -40,21 +40,21 @@ class EarlyExit(ArmKind):
         return {}, session.target.model, None  # its drafting passes run the target module: counted there
 
     def drafter(self, session: Any, arm: Any) -> Any:
-        from ..loading import _layers
+        from ..loading import first_layers
         from ..specloop import ModelDraft
 
         model, layers = session.target.model, arm.assistant_early_exit
-        return ModelDraft(model, arm.n_draft_tokens or DEFAULT_DRAFT_TOKENS, layers=lambda: _layers(model, layers))
+        return ModelDraft(model, arm.n_draft_tokens or DEFAULT_DRAFT_TOKENS, layers=lambda: first_layers(model, layers))
 
     def greedy(self, session: Any, arm: Any, batch: Sequence[Sequence[int]], max_new_tokens: int | None) -> list[list[int]]:
-        from ..loading import _layers
+        from ..loading import first_layers
 
-        with _layers(session.target.model, arm.assistant_early_exit):
+        with first_layers(session.target.model, arm.assistant_early_exit):
             return session._greedy(session.target, batch, max_new_tokens)
 
     def step_seconds(self, session: Any, arm: Any, timer: Any) -> float:
-        from ..loading import _layers
+        from ..loading import first_layers
 
         model = session.target.model
-        with _layers(model, arm.assistant_early_exit):
+        with first_layers(model, arm.assistant_early_exit):
             return timer.step(model, model.config.get_text_config().vocab_size)

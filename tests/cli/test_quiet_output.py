@@ -111,7 +111,7 @@ def test_transformers_bars_are_off_when_stderr_is_not_a_terminal(capsys):
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
-    from decoding.loading import quiet_progress
+    from decoding.quiet import quiet_progress
 
     original = gguf_utils.tqdm
     with quiet_progress():
