@@ -123,6 +123,34 @@ def latest_checkpoint(directory: Path | None) -> tuple[dict[str, Any], dict] | N
     return read_tensors(stem.with_suffix(".safetensors")), meta
 
 
+def resume_checkpoint(directory: Path | None, fingerprint: str, run: str) -> tuple[dict[str, Any], dict] | None:
+    """``latest_checkpoint`` of a ``run`` (e.g. "a REINFORCE run") trained with ``fingerprint``; a
+    checkpoint of another config or other data is refused (ValueError naming both fingerprints)."""
+    resumed = latest_checkpoint(directory)
+    if resumed is not None and resumed[1].get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"checkpoint folder {directory} holds {run} with another config or other data "
+            f"(fingerprint {str(resumed[1].get('fingerprint'))[:12]}, expected {fingerprint[:12]}); use a new folder"
+        )
+    return resumed
+
+
+def scaling_tensors(policy: Any) -> dict[str, Any]:
+    """A fitted policy's feature standardisation (``feature_mean_``, ``feature_scale_``) as tensors to save."""
+    import torch
+
+    return {"feature_mean": torch.from_numpy(policy.feature_mean_.copy()),
+            "feature_scale": torch.from_numpy(policy.feature_scale_.copy())}
+
+
+def restore_scaling(policy: Any, tensors: dict[str, Any], meta: dict) -> Any:
+    """``policy`` with its feature standardisation and width read back (``scaling_tensors``, ``policy.json``)."""
+    policy.feature_mean_ = tensors["feature_mean"].numpy()
+    policy.feature_scale_ = tensors["feature_scale"].numpy()
+    policy.n_features_ = int(meta["n_features"])
+    return policy
+
+
 def data_fingerprint(*arrays: np.ndarray | None) -> str:
     """sha256 over the shapes, dtypes and bytes of the given arrays (None skipped)."""
     h = hashlib.sha256()

@@ -45,15 +45,15 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from bandit.policies import _torch_io
-from bandit.policy import NotFittedError, check_training_arms, sample_actions, softmax
-from logging_data.schema import as_arms
+from bandit.policies.backend import BackendConfig, BackendPolicy
+from bandit.policy import NotFittedError, softmax
 
 def _d3rlpy() -> Any:
     """The ``d3rlpy`` module, imported after ``_quiet_gym()``."""
@@ -88,10 +88,11 @@ _NOT_TRAINING = ("n_steps", "tau", "checkpoint_every", "keep_checkpoints")
 
 
 @dataclass(frozen=True)
-class _OfflineRLConfig:
+class _OfflineRLConfig(BackendConfig):
     """Settings shared by the d3rlpy policies."""
 
     name: ClassVar[str] = ""
+    tuple_fields: ClassVar[tuple[str, ...]] = ("hidden_units",)
     featurizer: str = "hashed"
     seed: int = 0  # network initialisation and mini-batch sampling
     n_steps: int = 1000  # gradient steps
@@ -141,16 +142,8 @@ class _OfflineRLConfig:
             "target_update_interval": self.target_update_interval,
         }
 
-    def create(self, arms: Sequence[Any]) -> "OfflineRLPolicy":
-        return OfflineRLPolicy(self, arms)
-
     def load_policy(self, path: str | os.PathLike, arms: Sequence[Any]) -> "OfflineRLPolicy":
         return OfflineRLPolicy.load(path, arms, type(self))
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["hidden_units"] = list(self.hidden_units)
-        return d
 
 
 @dataclass(frozen=True)
@@ -246,21 +239,16 @@ def _build(d3_config: Any, n_features: int, n_arms: int, seed: int) -> Any:
     return algo
 
 
-class OfflineRLPolicy:
+class OfflineRLPolicy(BackendPolicy):
     """A d3rlpy discrete Q-learner over a fixed, ordered list of arms (see the module docstring)."""
 
-    def __init__(self, config: _OfflineRLConfig, arms: Sequence[Any]) -> None:
-        self.config = config
-        self.arms = as_arms(arms)
-        self.arm_names = tuple(a.name for a in self.arms)
+    config: _OfflineRLConfig
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, data: Any, checkpoint_dir: str | os.PathLike | None = None) -> "OfflineRLPolicy":
-        """Train on ``bandit.data.TrainingData`` (full information or bandit feedback); returns self."""
+    def _fit(self, data: Any, checkpoint_dir: str | os.PathLike | None) -> None:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        check_training_arms(data, self.arm_names)
         rows, actions, rewards = _transitions(data)
         if rows.size == 0:
             raise ValueError("training data has no transition (every reward is NaN, or there are no rows)")
@@ -274,14 +262,9 @@ class OfflineRLPolicy:
         fingerprint = self._fingerprint(data)
         step, losses = 0, []
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        resumed = _torch_io.latest_checkpoint(ckpt_dir)
+        resumed = _torch_io.resume_checkpoint(ckpt_dir, fingerprint, f"a {cfg.name} run")
         if resumed is not None:
             tensors, meta = resumed
-            if meta.get("fingerprint") != fingerprint:
-                raise ValueError(
-                    f"checkpoint folder {ckpt_dir} holds a {cfg.name} run with another config or other data "
-                    f"(fingerprint {str(meta.get('fingerprint'))[:12]}, expected {fingerprint[:12]}); use a new folder"
-                )
             for k, m in mods.items():
                 _torch_io.load_module(m, tensors, k)
             for k, o in optims.items():
@@ -308,7 +291,6 @@ class OfflineRLPolicy:
             "final_loss": losses[-1] if losses else None,
             "mean_loss_last_100": float(np.mean(losses[-100:])) if losses else None,
         }
-        return self
 
     def _fingerprint(self, data: Any) -> str:
         settings = {k: v for k, v in self.config.to_json().items() if k not in _NOT_TRAINING}
@@ -363,14 +345,9 @@ class OfflineRLPolicy:
         mask[~mask.any(axis=1)] = True  # (cannot happen: the most likely arm is always allowed)
         return softmax(np.where(mask, q, -np.inf), self.config.tau)
 
-    def act(self, features: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return sample_actions(self.probabilities(features), rng)
-
     # -- artifact ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write ``model.safetensors``, ``d3rlpy_params.json`` and ``policy.json`` into the folder ``path``."""
-        import torch
-
         _d3rlpy()
         from d3rlpy.base import LearnableConfigWithShape
 
@@ -382,19 +359,11 @@ class OfflineRLPolicy:
         tensors: dict[str, Any] = {}
         for k, m in mods.items():
             tensors.update(_torch_io.module_tensors(m, k))
-        tensors["feature_mean"] = torch.from_numpy(self.feature_mean_.copy())
-        tensors["feature_scale"] = torch.from_numpy(self.feature_scale_.copy())
+        tensors.update(_torch_io.scaling_tensors(self))
         _torch_io.write_tensors(path / MODEL_FILE, tensors)
         shaped = LearnableConfigWithShape(observation_shape=(self.n_features_,), action_size=len(self.arms), config=self.algo_.config)
         (path / D3RLPY_FILE).write_text(shaped.serialize(), encoding="utf-8")
-        meta = {
-            "policy": self.config.name,
-            "config": self.config.to_json(),
-            "arms": [a.to_json() for a in self.arms],
-            "n_features": self.n_features_,
-            "d3rlpy_params": D3RLPY_FILE,
-        }
-        _torch_io.write_json(path / META_FILE, meta)
+        _torch_io.write_json(path / META_FILE, self.saved_meta(d3rlpy_params=D3RLPY_FILE))
 
     @classmethod
     def load(cls, path: str | os.PathLike, arms: Sequence[Any], config_class: type) -> "OfflineRLPolicy":
@@ -403,17 +372,9 @@ class OfflineRLPolicy:
         _d3rlpy()
         from d3rlpy.base import LearnableConfigWithShape
 
-        path = Path(path)
-        for f in (MODEL_FILE, D3RLPY_FILE, META_FILE):
-            if not (path / f).is_file():
-                raise FileNotFoundError(f"{path} is not a saved {config_class.name} policy: {f} is missing")
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        path, meta, arms = cls.read_saved(path, arms, (MODEL_FILE, D3RLPY_FILE, META_FILE), META_FILE, config_class.name)
         if meta.get("policy") != config_class.name:
             raise ValueError(f"{path} holds a {meta.get('policy')!r} policy; expected {config_class.name!r}")
-        arms = as_arms(arms)
-        saved = [a["name"] for a in meta["arms"]]
-        if saved != [a.name for a in arms]:
-            raise ValueError(f"saved {config_class.name} policy was trained on arms {saved}; got arms {[a.name for a in arms]}")
         policy = cls(config_class(**meta["config"]), arms)
         shaped = LearnableConfigWithShape.deserialize((path / D3RLPY_FILE).read_text(encoding="utf-8"))
         with torch.random.fork_rng(devices=[]):  # initialisation draws are overwritten below
@@ -423,7 +384,7 @@ class OfflineRLPolicy:
         for k, m in mods.items():
             _torch_io.load_module(m, tensors, k)
         policy.algo_ = algo
-        policy.feature_mean_ = tensors["feature_mean"].numpy()
-        policy.feature_scale_ = tensors["feature_scale"].numpy()
-        policy.n_features_ = int(meta["n_features"])
-        return policy
+        return _torch_io.restore_scaling(policy, tensors, meta)
+
+
+_OfflineRLConfig.policy_class = OfflineRLPolicy

@@ -205,11 +205,23 @@ class ClassifierPolicy(SavedStatePolicy):
 
 
 @dataclass(frozen=True)
-class ClassifierConfig(PolicyConfigBase):
+class _LogisticConfig(PolicyConfigBase):
+    """Settings of a policy that fits a logistic regression (lbfgs)."""
+
+    C: float = 1.0  # inverse L2 regularisation strength (> 0)
+    max_iter: int = 500  # lbfgs iterations
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number(self.name, "C", self.C, low=0.0, low_open=True)
+        check_number(self.name, "max_iter", self.max_iter, low=1, integer=True)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(_LogisticConfig):
     """Predict the best arm directly with a multinomial logistic regression."""
 
     C: float = 100.0  # inverse L2 regularisation strength (> 0)
-    max_iter: int = 500  # lbfgs iterations
     output: str = "proba"  # "proba": predict_proba as the policy (stochastic); "greedy": one-hot argmax
     cost_sensitive: bool = True  # weight each prompt by best reward - mean reward (else all equal)
     ridge_alpha: float = 1.0  # bandit feedback: ridge penalty of the reward model behind the DR pseudo-rewards
@@ -219,8 +231,6 @@ class ClassifierConfig(PolicyConfigBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_number(self.name, "C", self.C, low=0.0, low_open=True)
-        check_number(self.name, "max_iter", self.max_iter, low=1, integer=True)
         check_choice(self.name, "output", self.output, ("proba", "greedy"))
         check_number(self.name, "ridge_alpha", self.ridge_alpha, low=0.0)
         if not isinstance(self.cost_sensitive, bool):
@@ -277,11 +287,10 @@ class TaskSpecPolicy(SavedStatePolicy):
 
 
 @dataclass(frozen=True)
-class TaskSpecConfig(PolicyConfigBase):
+class TaskSpecConfig(_LogisticConfig):
     """TaskSpec router: classify the prompt's domain, play the domain's best arm from training."""
 
     C: float = 10.0  # inverse L2 regularisation strength of the domain classifier (> 0)
-    max_iter: int = 500  # lbfgs iterations
     routing: str = "hard"  # "hard": the most likely domain's arm; "soft": arms weighted by P(domain | prompt)
 
     name: ClassVar[str] = "taskspec"
@@ -289,6 +298,4 @@ class TaskSpecConfig(PolicyConfigBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_number(self.name, "C", self.C, low=0.0, low_open=True)
-        check_number(self.name, "max_iter", self.max_iter, low=1, integer=True)
         check_choice(self.name, "routing", self.routing, ("hard", "soft"))

@@ -40,15 +40,15 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from bandit.policies import _torch_io
-from bandit.policy import NotFittedError, check_training_arms, greedy, sample_actions, softmax
-from logging_data.schema import as_arms
+from bandit.policies.backend import BackendConfig, BackendPolicy
+from bandit.policy import NotFittedError, greedy, sample_actions, softmax
 
 MODEL_FILE = "model.safetensors"
 META_FILE = "policy.json"
@@ -57,10 +57,11 @@ _NOT_TRAINING = ("n_epochs", "greedy", "temperature", "checkpoint_every", "keep_
 
 
 @dataclass(frozen=True)
-class ReinforceConfig:
+class ReinforceConfig(BackendConfig):
     """Settings of a REINFORCE policy (an MLP softmax policy trained by the policy gradient)."""
 
     name: ClassVar[str] = "reinforce"
+    tuple_fields: ClassVar[tuple[str, ...]] = ("hidden_sizes",)
     featurizer: str = "hashed"
     seed: int = 0  # initial weights, batch order, sampled arms
     hidden_sizes: tuple[int, ...] = (64,)  # widths of the hidden ReLU layers; () = linear policy
@@ -97,17 +98,6 @@ class ReinforceConfig:
             if not ok:
                 raise ValueError(f"ReinforceConfig: {message}")
 
-    def create(self, arms: Sequence[Any]) -> "ReinforcePolicy":
-        return ReinforcePolicy(self, arms)
-
-    def load_policy(self, path: str | os.PathLike, arms: Sequence[Any]) -> "ReinforcePolicy":
-        return ReinforcePolicy.load(path, arms)
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
-        return d
-
 
 
 def _build_mlp(n_in: int, hidden: Sequence[int], n_out: int, generator: Any) -> Any:
@@ -129,22 +119,17 @@ def _build_mlp(n_in: int, hidden: Sequence[int], n_out: int, generator: Any) -> 
     return nn.Sequential(*layers)
 
 
-class ReinforcePolicy:
+class ReinforcePolicy(BackendPolicy):
     """An MLP softmax policy over a fixed, ordered list of arms (see the module docstring)."""
 
-    def __init__(self, config: ReinforceConfig, arms: Sequence[Any]) -> None:
-        self.config = config
-        self.arms = as_arms(arms)
-        self.arm_names = tuple(a.name for a in self.arms)
+    config: ReinforceConfig
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, data: Any, checkpoint_dir: str | os.PathLike | None = None) -> "ReinforcePolicy":
-        """Train on ``bandit.data.TrainingData`` (full information or bandit feedback); returns self."""
+    def _fit(self, data: Any, checkpoint_dir: str | os.PathLike | None) -> None:
         import torch
         from tqdm.auto import tqdm
 
         cfg = self.config
-        check_training_arms(data, self.arm_names)
         rows = self._usable_rows(data)
         x = data.features[rows]
         if not np.isfinite(x).all():
@@ -161,14 +146,9 @@ class ReinforcePolicy:
         step, baseline, losses = 0, None, []
 
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        resumed = _torch_io.latest_checkpoint(ckpt_dir)
+        resumed = _torch_io.resume_checkpoint(ckpt_dir, fingerprint, "a REINFORCE run")
         if resumed is not None:
             tensors, meta = resumed
-            if meta.get("fingerprint") != fingerprint:
-                raise ValueError(
-                    f"checkpoint folder {ckpt_dir} holds a REINFORCE run with another config or other data "
-                    f"(fingerprint {str(meta.get('fingerprint'))[:12]}, expected {fingerprint[:12]}); use a new folder"
-                )
             _torch_io.load_module(net, tensors, "net")
             opt.load_state_dict(_torch_io.optimizer_from_tensors(tensors, meta["optimizer"], "opt"))
             step, baseline, losses = int(meta["step"]), meta["baseline"], list(meta["losses"])
@@ -207,7 +187,6 @@ class ReinforcePolicy:
             "mean_loss_last_epoch": float(np.mean(losses[-steps_per_epoch:])) if losses else None,
             "reward_baseline": baseline,
         }
-        return self
 
     def _usable_rows(self, data: Any) -> np.ndarray:
         if data.is_full_information:
@@ -279,51 +258,31 @@ class ReinforcePolicy:
         z = self.logits(features)
         return greedy(z) if self.config.greedy else softmax(z, self.config.temperature)
 
-    def act(self, features: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return sample_actions(self.probabilities(features), rng)
-
     # -- artifact ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write ``model.safetensors`` and ``policy.json`` into the folder ``path``."""
-        import torch
-
         if not hasattr(self, "net_"):
             raise NotFittedError("ReinforcePolicy is not fitted; nothing to save")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         tensors = _torch_io.module_tensors(self.net_, "net")
-        tensors["feature_mean"] = torch.from_numpy(self.feature_mean_.copy())
-        tensors["feature_scale"] = torch.from_numpy(self.feature_scale_.copy())
+        tensors.update(_torch_io.scaling_tensors(self))
         _torch_io.write_tensors(path / MODEL_FILE, tensors)
-        meta = {
-            "policy": ReinforceConfig.name,
-            "config": self.config.to_json(),
-            "arms": [a.to_json() for a in self.arms],
-            "n_features": self.n_features_,
-            "architecture": {"layers": [self.n_features_, *self.config.hidden_sizes, len(self.arms)], "activation": "relu"},
-        }
-        _torch_io.write_json(path / META_FILE, meta)
+        architecture = {"layers": [self.n_features_, *self.config.hidden_sizes, len(self.arms)], "activation": "relu"}
+        _torch_io.write_json(path / META_FILE, self.saved_meta(architecture=architecture))
 
     @classmethod
     def load(cls, path: str | os.PathLike, arms: Sequence[Any]) -> "ReinforcePolicy":
         import torch
 
-        path = Path(path)
-        for f in (MODEL_FILE, META_FILE):
-            if not (path / f).is_file():
-                raise FileNotFoundError(f"{path} is not a saved REINFORCE policy: {f} is missing")
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        arms = as_arms(arms)
-        saved = [a["name"] for a in meta["arms"]]
-        if saved != [a.name for a in arms]:
-            raise ValueError(f"saved REINFORCE policy was trained on arms {saved}; got arms {[a.name for a in arms]}")
+        path, meta, arms = cls.read_saved(path, arms, (MODEL_FILE, META_FILE), META_FILE, "REINFORCE")
         policy = cls(ReinforceConfig(**meta["config"]), arms)
         tensors = _torch_io.read_tensors(path / MODEL_FILE)
         net = _build_mlp(int(meta["n_features"]), policy.config.hidden_sizes, len(policy.arms), torch.Generator().manual_seed(0))
         _torch_io.load_module(net, tensors, "net")
         net.eval()
         policy.net_ = net
-        policy.feature_mean_ = tensors["feature_mean"].numpy()
-        policy.feature_scale_ = tensors["feature_scale"].numpy()
-        policy.n_features_ = int(meta["n_features"])
-        return policy
+        return _torch_io.restore_scaling(policy, tensors, meta)
+
+
+ReinforceConfig.policy_class = ReinforcePolicy

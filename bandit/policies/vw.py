@@ -40,15 +40,15 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from bandit.policy import NotFittedError, check_training_arms, sample_actions
+from bandit.policies.backend import BackendConfig, BackendPolicy
+from bandit.policy import NotFittedError
 from logging_data.files import atomic_write, write_text_atomic
-from logging_data.schema import as_arms
 from logging_data.validate import first_line
 
 SHARED_NAMESPACE = "s"
@@ -222,10 +222,11 @@ def export_vw(frame: Any, arms: Sequence[Any], features: Any, path: str | os.Pat
 
 # -- the policy ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class VWConfig:
+class VWConfig(BackendConfig):
     """Settings of a Vowpal Wabbit ``--cb_explore_adf`` policy."""
 
     name: ClassVar[str] = "vw"
+    tuple_fields: ClassVar[tuple[str, ...]] = ("interactions",)
     featurizer: str = "hashed"
     seed: int = 0  # VW's --random_seed and the order of examples within each pass
     cb_type: str = "mtr"  # ips | dr | mtr: how VW turns logged costs into a learning signal
@@ -280,35 +281,18 @@ class VWConfig:
             args += ["--cover", str(self.cover_size), "--epsilon", repr(float(self.epsilon))]
         return args
 
-    def create(self, arms: Sequence[Any]) -> "VWPolicy":
-        return VWPolicy(self, arms)
 
-    def load_policy(self, path: str | os.PathLike, arms: Sequence[Any]) -> "VWPolicy":
-        return VWPolicy.load(path, arms)
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["interactions"] = list(self.interactions)
-        return d
-
-
-class VWPolicy:
+class VWPolicy(BackendPolicy):
     """A fitted-or-not VW ``--cb_explore_adf`` learner over a fixed, ordered list of arms."""
 
-    def __init__(self, config: VWConfig, arms: Sequence[Any]) -> None:
-        self.config = config
-        self.arms = as_arms(arms)
-        self.arm_names = tuple(a.name for a in self.arms)
+    config: VWConfig
 
     # -- training --
-    def fit(self, data: Any, checkpoint_dir: Any = None) -> "VWPolicy":
-        """Train a fresh workspace on ``data`` (``bandit.data.TrainingData``); returns self.
-
-        VW trains in one pass over memory in seconds, so ``checkpoint_dir`` is accepted and unused.
-        """
+    def _fit(self, data: Any, checkpoint_dir: Any) -> None:
+        """Train a fresh workspace on ``data``: VW trains in one pass over memory in seconds, so
+        ``checkpoint_dir`` is accepted and unused."""
         import vowpalwabbit
 
-        check_training_arms(data, self.arm_names)
         x = data.features
         if x.shape[1] > self.config.max_features:
             raise ValueError(f"features have {x.shape[1]} columns; VWConfig.max_features is {self.config.max_features} (use a smaller featurizer or raise the limit)")
@@ -331,7 +315,6 @@ class VWPolicy:
         self.workspace_ = workspace
         self.n_features_ = int(x.shape[1])
         self.training_metrics_ = {"examples_per_pass": int(rows.size), "passes": n_passes, "vw_args": self.config.vw_args()}
-        return self
 
     def _training_examples(self, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(row, arm id, cost, propensity) per VW example, from full information or bandit feedback."""
@@ -379,9 +362,6 @@ class VWPolicy:
             out[i] = ws.predict(_assemble(shared_line(x[i]), arm_lines, None))
         return out / out.sum(axis=1, keepdims=True)
 
-    def act(self, features: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return sample_actions(self.probabilities(features), rng)
-
     # -- artifact --
     def save(self, path: str | os.PathLike) -> None:
         """Write ``model.vw`` (VW's binary format) and ``policy.json`` into the folder ``path``."""
@@ -389,30 +369,14 @@ class VWPolicy:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         atomic_write(path / MODEL_FILE, lambda tmp: ws.save(str(tmp)))
-        meta = {
-            "policy": VWConfig.name,
-            "config": self.config.to_json(),
-            "arms": [a.to_json() for a in self.arms],
-            "n_features": self.n_features_,
-            "vw_args": self.config.vw_args(),
-        }
-        (path / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        (path / META_FILE).write_text(json.dumps(self.saved_meta(vw_args=self.config.vw_args()), indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike, arms: Sequence[Any]) -> "VWPolicy":
         """Rebuild a saved policy: a fresh ``Workspace("--quiet -i model.vw")`` and its metadata."""
         import vowpalwabbit
 
-        path = Path(path)
-        for f in (MODEL_FILE, META_FILE):
-            if not (path / f).is_file():
-                raise FileNotFoundError(f"{path} is not a saved VW policy: {f} is missing")
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        saved = [a["name"] for a in meta["arms"]]
-        arms = as_arms(arms)
-        names = [a.name for a in arms]
-        if saved != names:
-            raise ValueError(f"saved VW policy was trained on arms {saved}; got arms {names}")
+        path, meta, arms = cls.read_saved(path, arms, (MODEL_FILE, META_FILE), META_FILE, "VW")
         cfg = dict(meta["config"])
         cfg["interactions"] = tuple(cfg.get("interactions", ()))
         policy = cls(VWConfig(**cfg), arms)
@@ -426,3 +390,6 @@ class VWPolicy:
                              f"draftpick (retrain it)") from None
         policy.n_features_ = int(meta["n_features"])
         return policy
+
+
+VWConfig.policy_class = VWPolicy
