@@ -71,7 +71,9 @@ def _check_source(log: str, models_path: str, out: str, overwrite: bool, calibra
         cal = load_calibration(calibration_path) if calibration_path else Calibration.from_json(open_log(log).metadata.extra["calibration"])
         for_arms(cal, [models.arm(a) for a in open_log(log).metadata.arm_names])
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise click.BadParameter(f"{calibration_path or log}: {exc}", param_hint="--calibration" if calibration_path else "LOG") from None
+        where = str(calibration_path or log)
+        raise click.BadParameter(str(exc) if where in str(exc) else f"{where}: {exc}",
+                                 param_hint="--calibration" if calibration_path else "LOG") from None
     return Source(models, Path(calibration_path) if calibration_path else None, _lookup_arm(models, lookup))
 
 
