@@ -34,11 +34,10 @@ def drafters() -> None:
     and the drafters' replayed counts, every count exact) and `summary.json`.
 
     \b
-    Example:
-      bandit-log build prompts.parquet --models models.toml --out LOG --reward speedup_count
+    Example (LOG from `bandit-log build prompts.parquet --models models.toml --out LOG --reward speedup_count`):
       bandit-log drafters heads LOG --models models.toml --out heads-out
-      bandit-log drafters store LOG --models models.toml --out store-out
-      bandit-log compare heads-out/log --out report
+      bandit-log drafters store LOG --models models.toml --out store-out --json
+      bandit-log train heads-out/log --policy regression --out runs/heads-ridge
     """
 
 
