@@ -11,7 +11,7 @@ import dataclasses
 import json
 from typing import Any, Mapping, Sequence
 
-from bandit.policy import get_config_class
+from bandit.policies import get_config_class
 
 
 def _policy_class(name: str) -> type:

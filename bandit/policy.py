@@ -1,4 +1,4 @@
-"""The ``Policy`` protocol: what every draft-selection policy offers, and the policy registry.
+"""The ``Policy`` protocol: what every draft-selection policy offers (the registry is ``bandit.policies``).
 
 A policy maps prompt features to a distribution over the log's arms (in the order of
 ``LogMetadata.arms``; action ids are 0-based everywhere in this package).
@@ -12,7 +12,7 @@ artifact in the backend's own format (never pickles). Using a policy before ``fi
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -80,42 +80,6 @@ def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-# -- registry ----------------------------------------------------------------------------------
-# name -> "module:ConfigClass": one literal table. Modules are imported only when the policy is
-# asked for, so heavy backends (torch, vowpalwabbit, d3rlpy) stay out of start-up.
-POLICY_REGISTRY: dict[str, str] = {
-    "uniform": "bandit.policies.baselines:UniformConfig",
-    "fixed": "bandit.policies.baselines:FixedConfig",
-    "epsilon-greedy": "bandit.policies.baselines:EpsilonGreedyConfig",
-    "oracle": "bandit.policies.baselines:OracleConfig",
-    "regression": "bandit.policies.regression:RegressionConfig",
-    "classifier": "bandit.policies.regression:ClassifierConfig",
-    "taskspec": "bandit.policies.regression:TaskSpecConfig",
-    "reinforce": "bandit.policies.reinforce:ReinforceConfig",
-    "vw": "bandit.policies.vw:VWConfig",
-    "cql": "bandit.policies.offline_rl:DiscreteCQLConfig",
-    "bcq": "bandit.policies.offline_rl:DiscreteBCQConfig",
-}
-
-
-def register_policy(name: str, target: str) -> None:
-    """Add a policy at run time (``"module:ConfigClass"``)."""
-    POLICY_REGISTRY[name] = target
-
-
-def get_config_class(name: str) -> Callable[..., Any]:
-    import importlib
-
-    if name not in POLICY_REGISTRY:
-        raise KeyError(f"unknown policy {name!r}; known policies: {', '.join(sorted(POLICY_REGISTRY))}")
-    module, attr = POLICY_REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def policy_names() -> Sequence[str]:
-    return sorted(POLICY_REGISTRY)
 
 
 # -- the config -> create -> fit -> save/load life cycle ------------------------------------------

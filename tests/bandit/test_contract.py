@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bandit.configs import make_config
-from bandit.policy import POLICY_REGISTRY, policy_names
+from bandit.policies import POLICY_REGISTRY, policy_names
 from bandit.testing import PolicyContractError, check_policy, simulated_training_data
 
 # Tiny budgets per policy (make_config refuses a setting the config does not declare, so a
