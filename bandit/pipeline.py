@@ -41,6 +41,11 @@ def split_rows(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
     return frame[(frame["split"].astype(object) == split).to_numpy()]
 
 
+def splits_present(frame: pd.DataFrame) -> str:
+    """The split names ``frame`` has, sorted and comma-separated (``"none"`` without any): for messages."""
+    return ", ".join(sorted(map(str, frame["split"].astype(object).dropna().unique()))) or "none"
+
+
 def held_out(frame: pd.DataFrame, table: str, say: Callable[[str], None] = _stderr) -> tuple[pd.DataFrame, str | None]:
     """The test rows of ``frame`` when it has any, else every row (split None, said)."""
     if "split" in frame.columns and (frame["split"].astype(object) == "test").any():

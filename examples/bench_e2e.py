@@ -46,11 +46,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bandit.pipeline import FEATURIZER
+
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
 SHIPPED_MODELS = HERE / "models" / "smollm2-joint.toml"
 HELDOUT = HERE / "data" / "heldout-prompts.parquet"
-FEATURIZER = "prompt-stats"
 COUNTS = ["n_new_tokens", "target_calls", "draft_tokens", "accepted_tokens"]
 
 
@@ -198,7 +199,8 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
          warmup: int = 0, threads: int | None = 1, learners: Sequence[str] | None = None, budget: str = "default",
          featurizer: str = FEATURIZER, batch_size: int = 16, seed: int = 0, progress: bool = True) -> dict:
     """Run the benchmark; returns every number (also written to ``OUT/bench.json``)."""
-    from bandit.suite import LEARNERS, select_on_outcomes, train_policies
+    from bandit.pipeline import split_rows, train_and_select
+    from bandit.suite import LEARNERS
     from decoding.pricing import load_calibration
     from decoding.session import DecodingSession
     from decoding.models import load_models_config
@@ -215,25 +217,23 @@ def main(log: str | Path = SHIPPED_LOG, models: str | Path = SHIPPED_MODELS, *, 
     calibration = load_calibration(log)  # the count model is priced as the training log was
     learners = tuple(learners or LEARNERS)
     _say(f"1/4 training {', '.join(learners)} and the baselines on the train split of {log} (featurizer {featurizer})")
-    trained = train_policies(log, out / "runs", learners=learners, budget=budget, featurizer=featurizer, seed=seed,
-                             progress=progress)
-    runs = trained.load()
-    t_train = time.perf_counter() - t0
     outcomes = opened.read("outcomes")
+    _, runs, selection = train_and_select(log, out / "runs", outcomes, arm_names, learners=learners, budget=budget,
+                                          featurizer=featurizer, seed=seed, progress=progress)
+    t_train = time.perf_counter() - t0
 
     _say("2/4 selection on the validation split")
-    selection = select_on_outcomes(runs, outcomes[outcomes["split"].astype(object) == "validation"], arm_names)
     selected = selection.chosen
     _say(selection.table())
     from bandit.suite import domain_table
 
-    table = domain_table(outcomes[outcomes["split"].astype(object) == "validation"], arm_names)
+    table = domain_table(split_rows(outcomes, "validation"), arm_names)
     fallback = selection.best_fixed.removeprefix("fixed:")
     _say(f"domain table (each domain's best arm on validation): {table}")
 
     _say("3/4 held-out sets: count model from exact replayed counts")
     session = DecodingSession(cfg, threads=threads)
-    sets = {"test": evaluate_set("test", outcomes[outcomes["split"].astype(object) == "test"], runs, arm_names, selected,
+    sets = {"test": evaluate_set("test", split_rows(outcomes, "test"), runs, arm_names, selected,
                                  table, fallback)}
     if heldout is not None:
         held_log = out / "heldout_log"

@@ -222,6 +222,7 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/ope_vs_truth", es
          n_repeats: int = 50, holdout: Sequence[str] = HOLDOUT, ci: str = "normal", level: float = 0.95,
          progress: bool = True) -> dict:
     """Train, simulate logging on the held-out prompts ``n_repeats`` times, estimate; returns (and writes) the numbers."""
+    from bandit.pipeline import split_rows, splits_present
     from bandit.report import evaluate_policies
     from bandit.suite import HINDSIGHT, check_plan, select_policy, train_policies
     from estimators import parse_estimator
@@ -246,10 +247,9 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/ope_vs_truth", es
     split = outcomes["split"].astype(object)
     used = [s for s in holdout if (split == s).any()]
     if not used:
-        present = ", ".join(sorted(map(str, split.dropna().unique()))) or "none"
-        raise ValueError(f"{log}: no outcomes in the held-out split(s) {', '.join(holdout)} (splits present: {present})")
+        raise ValueError(f"{log}: no outcomes in the held-out split(s) {', '.join(holdout)} (splits present: {splits_present(outcomes)})")
     heldout = outcomes[split.isin(used).to_numpy()].reset_index(drop=True)
-    train = outcomes[(split == "train").to_numpy()]
+    train = split_rows(outcomes, "train")
     qids, rewards = reward_matrix(heldout, arm_names)
     loggers = [make_logging(spec, rewards, train, arm_names) for spec in logging]
 

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from decoding.pipeline import FEATURIZER
+from bandit.pipeline import FEATURIZER
 
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"

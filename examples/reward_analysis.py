@@ -62,28 +62,18 @@ def _plot(result: dict, out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    reward = pd.DataFrame(result["reward"]).T
-    fig, ax = plt.subplots(figsize=(7, 4))
-    reward.plot.bar(ax=ax)
-    ax.set_ylabel("mean reward")
-    ax.set_title("Mean reward per domain and arm")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(out / "reward_by_domain.png", dpi=110)
-    plt.close(fig)
-    written.append("reward_by_domain.png")
-    share = pd.DataFrame(result["best_arm_share"]).T
-    fig, ax = plt.subplots(figsize=(7, 4))
-    share.plot.bar(stacked=True, ax=ax)
-    ax.set_ylabel("share of prompts where the arm is best")
-    ax.set_title("Best arm per prompt, by domain")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(out / "best_arm_share.png", dpi=110)
-    plt.close(fig)
-    written.append("best_arm_share.png")
-    return written
+    figures = [("reward", "reward_by_domain.png", False, "mean reward", "Mean reward per domain and arm"),
+               ("best_arm_share", "best_arm_share.png", True, "share of prompts where the arm is best", "Best arm per prompt, by domain")]
+    for key, name, stacked, ylabel, title in figures:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        pd.DataFrame(result[key]).T.plot.bar(stacked=stacked, ax=ax)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+    return [name for _, name, *_ in figures]
 
 
 def main(log: str | Path, out: str | Path = "out/reward_analysis", plots: bool = True) -> dict:

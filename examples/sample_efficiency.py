@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from bandit.pipeline import log2_sizes
+from bandit.pipeline import log2_sizes, split_rows, splits_present
 
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-log"
@@ -209,12 +209,10 @@ def main(log: str | Path = SHIPPED_LOG, out: str | Path = "out/sample_efficiency
     source = open_log(log)
     arm_names = source.metadata.arm_names
     outcomes = source.read("outcomes")
-    split = outcomes["split"].astype(object)
-    train, test = outcomes[(split == "train").to_numpy()], outcomes[(split == "test").to_numpy()]
-    present = ", ".join(sorted(map(str, split.dropna().unique()))) or "none"
+    train, test = split_rows(outcomes, "train"), split_rows(outcomes, "test")
     for name, part in (("train", train), ("test", test)):
         if part.empty:
-            raise ValueError(f"{log}: no outcomes in the {name!r} split (splits present: {present})")
+            raise ValueError(f"{log}: no outcomes in the {name!r} split (splits present: {splits_present(outcomes)})")
     train_ids = sorted(train["query_id"].astype(str).unique())
     n_train = len(train_ids)
     sizes = log2_sizes(n_train) if sizes is None else sorted({int(s) for s in sizes})
