@@ -328,7 +328,7 @@ def prepare_log(out: str | os.PathLike, models: ModelsConfig, session: Any, conf
     with creating(out):
         if (out / "_log.json").exists():
             log = open_log(out)
-            _check_existing(log, models, config.reward, config.measure)
+            check_existing(log, models, config.reward, config.measure)
             return log
         measured_here = calibration is None
         if calibration is None:
@@ -342,7 +342,7 @@ def prepare_log(out: str | os.PathLike, models: ModelsConfig, session: Any, conf
         return create_log(out, log_metadata(models, session, calibration, config.reward, command, build, measured_here))
 
 
-def _check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, measure: bool = True) -> None:
+def check_existing(log: Any, models: ModelsConfig, reward: RewardDefinition, measure: bool = True) -> None:
     have = [(a.name, a.kind) for a in log.metadata.arms]
     want = [(a.name, a.kind) for a in models.arms]
     if have != want:
@@ -399,7 +399,7 @@ def build_log(
         existing = None
         if (out / "_log.json").exists():
             existing = open_log(out)
-            _check_existing(existing, models, config.reward, config.measure)
+            check_existing(existing, models, config.reward, config.measure)
             held.enter_context(existing.writer(who, config.shard))  # a second writer is refused before any work
         else:
             check_new_log_path(out)  # before any model loads

@@ -761,10 +761,10 @@ def load_target(model: str, dtype: str = "float32") -> tuple[Any, Any, str]:
 
     Through ``decoding.loading.load_model``: offline, no remote code, safetensors weights only
     (a folder holding only ``pytorch_model.bin`` is refused, never unpickled)."""
-    from .loading import _source, load_model
+    from .loading import model_source, load_model
 
     if not (model.startswith("packaged:") or Path(model).is_dir()):
         raise FileNotFoundError(f"target {model!r}: expected a Hugging Face folder with config.json, or packaged:NAME")
-    directory, _ = _source(model)
+    directory, _ = model_source(model)
     loaded = load_model(model, device="cpu", dtype=dtype)
     return loaded.model, loaded.tokenizer, str(directory)

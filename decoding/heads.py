@@ -67,7 +67,7 @@ def feature_head(hidden: int, vocab: Sequence[int], n_blocks: int = 2, expansion
     return _module_class()(hidden, vocab, n_blocks, expansion)
 
 
-def _parts(model: Any) -> tuple[Any, Any]:
+def embedding_and_output(model: Any) -> tuple[Any, Any]:
     """(input embedding, output weight) of a causal LM."""
     from .cpu_linear import dense_weight
 
@@ -194,7 +194,7 @@ def train_head(model: Any, rows: Rows, vocab: Sequence[int], *, n_blocks: int = 
     torch = _torch()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    embed, out_w = _parts(model)
+    embed, out_w = embedding_and_output(model)
     hidden = rows.h.shape[1]
     head = feature_head(hidden, vocab, n_blocks, expansion)
     w_sub = out_w.detach()[head.vocab].float()
@@ -397,7 +397,7 @@ class HeadDraft:
             raise ValueError(f"a head's confidence threshold must be in [0, 1); got {confidence}")
         torch = _torch()
         self.head, self.k, self.confidence = head, int(k), float(confidence)
-        embed, out_w = _parts(model)
+        embed, out_w = embedding_and_output(model)
         self.embed = embed
         self.w_sub = out_w.detach()[head.vocab.to(out_w.device)].to(torch.float32)
         self.vocab = head.vocab.to(out_w.device)
@@ -477,7 +477,7 @@ def _chains(head: Any, model: Any, states: np.ndarray, tokens: np.ndarray, k: in
     """Row r: the ``k`` tokens drafted from ``states[r]`` and ``tokens[r]``, each fed back in, and
     each one's probability under the head (softmax over its vocabulary)."""
     torch = _torch()
-    embed, out_w = _parts(model)
+    embed, out_w = embedding_and_output(model)
     w_sub = out_w.detach()[head.vocab].float()
     h_all = torch.as_tensor(np.asarray(states), dtype=torch.float32)
     tok_all = torch.as_tensor(np.asarray(tokens), dtype=torch.long)

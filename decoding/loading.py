@@ -94,7 +94,7 @@ class LoadedModel:
         return None
 
 
-def _source(spec: str) -> tuple[Path, str | None]:
+def model_source(spec: str) -> tuple[Path, str | None]:
     """(directory, gguf file name or None) for a model path spec; clear errors when missing."""
     if spec.startswith("packaged:"):
         from .packaged import PackagedModelNotFound, packaged_hf_dir
@@ -151,7 +151,7 @@ def load_tokenizer(spec: str) -> Any:
     """The tokenizer of model ``spec`` (dir, .gguf or packaged:NAME) alone, without its weights."""
     from transformers import AutoTokenizer
 
-    directory, gguf_file = _source(spec)
+    directory, gguf_file = model_source(spec)
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
     if gguf_file is not None:
         common["gguf_file"] = gguf_file
@@ -170,7 +170,7 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "auto") -> LoadedMod
 
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    directory, gguf_file = _source(spec)
+    directory, gguf_file = model_source(spec)
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
     if gguf_file is not None:
         common["gguf_file"] = gguf_file

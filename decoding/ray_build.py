@@ -38,7 +38,7 @@ from logging_data import open_log
 from logging_data.io import check_new_log_path
 from logging_data.shards import Shard
 
-from .build import BuildConfig, BuildSummary, _check_existing, read_prompts
+from .build import BuildConfig, BuildSummary, check_existing, read_prompts
 from .pricing import Calibration
 from .models import ModelsConfig
 
@@ -136,7 +136,7 @@ def build_log_ray(
     done: set = set()
     if (out / "_log.json").exists():
         existing = open_log(out)
-        _check_existing(existing, models, config.reward, config.measure)
+        check_existing(existing, models, config.reward, config.measure)
         done = existing.keys("outcomes")
     else:
         check_new_log_path(out)  # before any worker starts

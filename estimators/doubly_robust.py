@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import EstimatorBase, dm_term, self_normalised
 from .batch import LoggedBatch
-from .weighting import _check_positive
+from .weighting import check_positive
 
 
 class _DoublyRobust(EstimatorBase):
@@ -69,7 +69,7 @@ class SwitchDR(_DoublyRobust):
     name: ClassVar[str] = "switch-dr"
 
     def __post_init__(self) -> None:
-        _check_positive("SwitchDR", "tau", self.tau)
+        check_positive("SwitchDR", "tau", self.tau)
 
     def correction_weights(self, batch: LoggedBatch) -> np.ndarray:
         w = batch.weights
@@ -89,7 +89,7 @@ class DRos(_DoublyRobust):
     name: ClassVar[str] = "dros"
 
     def __post_init__(self) -> None:
-        _check_positive("DRos", "lam", self.lam)
+        check_positive("DRos", "lam", self.lam)
 
     def shrunk_weights(self, batch: LoggedBatch) -> np.ndarray:
         """float64 (n,): the shrunk weights ``w lam / (w^2 + lam)``."""

@@ -15,7 +15,7 @@ from .base import EstimatorBase, self_normalised
 from .batch import LoggedBatch
 
 
-def _check_positive(owner: str, name: str, value: float, allow_inf: bool = True) -> None:
+def check_positive(owner: str, name: str, value: float, allow_inf: bool = True) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and (allow_inf or math.isfinite(value))
     if not ok or math.isnan(value):
         raise ValueError(f"{owner}: `{name}` must be a number > 0{'' if allow_inf else ' and finite'}; got {value!r}")
@@ -35,7 +35,7 @@ class IPS(EstimatorBase):
     needs_reward_model: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        _check_positive("IPS", "clip", self.clip)
+        check_positive("IPS", "clip", self.clip)
 
     def weights(self, batch: LoggedBatch) -> np.ndarray:
         """float64 (n,): the (clipped) importance weights."""

@@ -154,7 +154,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
     val = np.flatnonzero((dom == domain) & (split == "validation"))[:max_prompts]
     session = DecodingSession(load_models_config(MODELS), threads=threads)
     model = session.target.model
-    embed, out_w = heads._parts(model)
+    embed, out_w = heads.embedding_and_output(model)
     H = int(np.asarray(states[0]).shape[1])
     h200 = load_calibration(H200)
     torch.manual_seed(seed)

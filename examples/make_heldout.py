@@ -47,7 +47,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from logging_data.prompts import (
-    _SKIP_DIRS,
+    SKIP_DIRS,
     DOMAINS,
     LANGUAGE_NAMES,
     PROMPT_COLUMNS,
@@ -58,18 +58,18 @@ from logging_data.prompts import (
     PromptSet,
     SourceFile,
     SourceRoots,
-    _code_candidates,
-    _describe_reports,
-    _Found,
-    _locale_files,
-    _man_files,
-    _man_question_candidate,
-    _module_name,
-    _origins,
-    _summarize_candidates,
-    _translate_candidates,
-    _walk_py,
-    _with_debian_origin,
+    code_candidates,
+    describe_reports,
+    Found,
+    locale_files,
+    man_files,
+    man_question_candidate,
+    module_name,
+    source_origins,
+    summarize_candidates,
+    translate_candidates,
+    walk_py,
+    with_debian_origin,
     domain_frame,
     domain_rng,
     query_id,
@@ -188,8 +188,8 @@ class Guard:
         self.dropped[reason].add((c.domain, c.prompt))
         return False
 
-    def wrap(self, found: _Found) -> _Found:
-        return _Found(found.files, lambda sf: [c for c in found.read(sf) if self.keep(c)], found.reports)
+    def wrap(self, found: Found) -> Found:
+        return Found(found.files, lambda sf: [c for c in found.read(sf) if self.keep(c)], found.reports)
 
     def counts(self) -> dict[str, int]:
         """Dropped candidates per reason."""
@@ -237,14 +237,14 @@ def list_python_sources(dist_dir: Path, main: MainSets, say: Callable[[str], Non
     tops = _dist_tops(dist_dir)
     out, reports, left_out = [], [], []
     for top in sorted(p.name for p in dist_dir.iterdir() if p.is_dir() and p.name.isidentifier()
-                      and not p.name.startswith("_") and p.name not in _SKIP_DIRS):
+                      and not p.name.startswith("_") and p.name not in SKIP_DIRS):
         name, version = tops.get(top, (top, None))
         if _norm(name) in main.pypi or _norm(top) in main.pypi:
             left_out.append(f"{top} ({name})")
             continue
-        files = _walk_py(dist_dir / top)
+        files = walk_py(dist_dir / top)
         for p in files:
-            out.append((SourceFile(p, f"dist-packages/{top}:{p.relative_to(dist_dir).as_posix()}", ""), _module_name(dist_dir, p)))
+            out.append((SourceFile(p, f"dist-packages/{top}:{p.relative_to(dist_dir).as_posix()}", ""), module_name(dist_dir, p)))
         if files:
             reports.append({"source": "debian-python-library", "path": str(dist_dir / top), "package": name,
                             "version": version, "licence": "per package: /usr/share/doc/<package>/copyright",
@@ -255,7 +255,7 @@ def list_python_sources(dist_dir: Path, main: MainSets, say: Callable[[str], Non
 
 
 def find_heldout_sources(domain: str, roots: dict, main: MainSets, dpkg: DpkgIndex, cache: dict,
-                         say: Callable[[str], None]) -> _Found:
+                         say: Callable[[str], None]) -> Found:
     """The held-out sources of ``domain`` that exist, and how to read them (the builder's miners)."""
     if domain in ("code", "summarize"):
         if "dist" not in cache:
@@ -264,11 +264,11 @@ def find_heldout_sources(domain: str, roots: dict, main: MainSets, dpkg: DpkgInd
         modules = {sf.path: mod for sf, mod in files}
         if domain == "code":
             def read(sf: SourceFile) -> list[Candidate]:
-                return _code_candidates(_with_debian_origin(sf, dpkg), modules[sf.path], CODE_LIBRARY)
+                return code_candidates(with_debian_origin(sf, dpkg), modules[sf.path], CODE_LIBRARY)
         else:
             def read(sf: SourceFile) -> list[Candidate]:
-                return _summarize_candidates(_with_debian_origin(sf, dpkg), modules[sf.path])
-        return _Found([sf for sf, _ in files], read, reports)
+                return summarize_candidates(with_debian_origin(sf, dpkg), modules[sf.path])
+        return Found([sf for sf, _ in files], read, reports)
     if domain == "translate":
         languages = []
         for lang in roots["languages"]:
@@ -279,21 +279,21 @@ def find_heldout_sources(domain: str, roots: dict, main: MainSets, dpkg: DpkgInd
                 say(f"heldout: translate: no name for language {lang!r} (known: {', '.join(LANGUAGE_NAMES)}): skipped")
             else:
                 languages.append(lang)
-        files, reports = _locale_files(SourceRoots(locale_dir=Path(roots["locale_dir"])), languages)
+        files, reports = locale_files(SourceRoots(locale_dir=Path(roots["locale_dir"])), languages)
         for lang in languages:
             if not any(dict(sf.extra)["lang"] == lang for sf in files):
                 say(f"heldout: translate: no catalogs in {Path(roots['locale_dir']) / lang / 'LC_MESSAGES'}: skipped")
-        return _Found(files, lambda sf: _translate_candidates(_with_debian_origin(sf, dpkg)), reports)
+        return Found(files, lambda sf: translate_candidates(with_debian_origin(sf, dpkg)), reports)
     if domain == "questions":
         section = roots["man_section"]
         held = main.covers(Path(roots["man_dir"]) / section)
         if held:
             say(f"heldout: questions: {Path(roots['man_dir']) / section} is a main set's source ({held}): refused")
-            return _Found([], lambda sf: [], [])
-        files, reports = _man_files(SourceRoots(man_dir=Path(roots["man_dir"])), dpkg, section)
+            return Found([], lambda sf: [], [])
+        files, reports = man_files(SourceRoots(man_dir=Path(roots["man_dir"])), dpkg, section)
         if not files:
             say(f"heldout: questions: no man pages in {Path(roots['man_dir']) / section}: skipped")
-        return _Found(files, lambda sf: _man_question_candidate(_with_debian_origin(sf, dpkg)), reports)
+        return Found(files, lambda sf: man_question_candidate(with_debian_origin(sf, dpkg)), reports)
     raise ValueError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
 
 
@@ -324,7 +324,7 @@ def build_heldout(per_domain: int = 12, seed: int = 0, *, dist_dir: Path = DIST_
             skipped[domain] = "no source found"
             say(f"heldout: {domain}: no source found, skipped")
             continue
-        say(f"heldout: {domain}: found {_describe_reports(found.reports)}")
+        say(f"heldout: {domain}: found {describe_reports(found.reports)}")
         chosen = sample_domain(guard.wrap(found), per_domain, per_source, domain_rng(seed, domain, "heldout"))
         if not chosen:
             skipped[domain] = "sources found, but no usable prompt in them"
@@ -359,7 +359,7 @@ def build_heldout(per_domain: int = 12, seed: int = 0, *, dist_dir: Path = DIST_
         "split_counts": {d: {s: (n if s == "test" else 0) for s in SPLIT_NAMES} for d, n in counts.items()},
         "skipped": skipped,
         "sources": sources,
-        "origins": _origins(frame["x_source"], dpkg, sources),
+        "origins": source_origins(frame["x_source"], dpkg, sources),
         "excluded": {"main_sets": main.files, "main_sources": sorted(main.source_paths),
                      "main_languages": sorted(main.languages)},
         "dropped_overlaps": dropped,

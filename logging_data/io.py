@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .files import _fsync_dir, write_text_atomic
+from .files import fsync_dir, write_text_atomic
 from .shards import Shard
 from .schema import EXTRA_PREFIX, KEYS, METADATA_KEY, TABLES, LogMetadata, columns
 from .validate import (QUERY_LEVEL, LogValidationError, Problem, ValidationReport, check_frame, check_query_agreement, check_types,
@@ -61,7 +61,7 @@ class LogBusyError(LogError):
 
 
 @contextmanager
-def _flock(path: Path, blocking: bool, shared: bool = False) -> Iterator[int | None]:
+def file_lock(path: Path, blocking: bool, shared: bool = False) -> Iterator[int | None]:
     """An exclusive (or ``shared``) ``flock`` on ``path`` (created); yields the fd, or None when
     non-blocking and held by another process in a conflicting mode.
 
@@ -85,7 +85,7 @@ def _flock_patiently(path: Path, attempts: int = 20, wait_s: float = 0.05) -> It
     """A non-blocking exclusive ``flock`` tried ``attempts`` times: another writer's probe of the
     lock (``_held_shard_locks``) holds it for microseconds, which must not read as a live holder."""
     for attempt in range(attempts):
-        with _flock(path, blocking=False) as fd:
+        with file_lock(path, blocking=False) as fd:
             if fd is not None or attempt == attempts - 1:
                 yield fd
                 return
@@ -123,13 +123,13 @@ def check_new_log_path(path: str | os.PathLike) -> None:
         return
     if root.exists() and not root.is_dir():
         raise LogError(f"{root}: exists and is not a directory")
-    found = sorted(p.name for p in root.iterdir() if not _is_ours(p.name)) if root.is_dir() else []
+    found = sorted(p.name for p in root.iterdir() if not is_ours(p.name)) if root.is_dir() else []
     if found:
         raise LogError(f"{root}: a directory that is not empty and is not a log (it holds {', '.join(found[:3])}"
                        f"{'...' if len(found) > 3 else ''}); a log is created in a new or empty directory")
 
 
-def _is_ours(name: str) -> bool:
+def is_ours(name: str) -> bool:
     """What a log's directory may hold before its ``_log.json`` exists: lock files, the signpost,
     and the temporary files of another process that is writing those two right now (shard
     writers starting together)."""
@@ -156,7 +156,7 @@ def _held_shard_locks(root: Path) -> list[tuple[str, Path]]:
     """The shard writer locks under ``root`` that some process holds now (probed without waiting)."""
     held = []
     for path in sorted(root.glob(".writer.shard-*-of-*.lock")):
-        with _flock(path, blocking=False) as fd:
+        with file_lock(path, blocking=False) as fd:
             if fd is None:
                 held.append((path.name[len(".writer.shard-"):-len(".lock")].replace("-of-", "/"), path))
     return held
@@ -172,7 +172,7 @@ def creating(path: str | os.PathLike) -> Iterator[None]:
     root = Path(path)
     check_new_log_path(root)
     root.mkdir(parents=True, exist_ok=True)
-    with _flock(root / CREATE_LOCK, blocking=True):
+    with file_lock(root / CREATE_LOCK, blocking=True):
         yield
 
 
@@ -373,7 +373,7 @@ class Log:
         build, shard, decode, simulate or import writes it, and nothing is removed) and the append
         lock, so a part being written right now is never taken for a leftover."""
         with self.writer(command, busy_advice="nothing was removed: clean once the writing has finished"):
-            with _flock(self.root / APPEND_LOCK, blocking=True):
+            with file_lock(self.root / APPEND_LOCK, blocking=True):
                 stale = self.stale_temporaries()
                 for p in stale:
                     p.unlink(missing_ok=True)
@@ -397,7 +397,7 @@ class Log:
         path = self.root / WRITER_LOCK
         if not (self.root / SIGNPOST_FILE).exists():  # a log made before the signpost existed
             write_text_atomic(self.root / SIGNPOST_FILE, SIGNPOST_TEXT)
-        with _flock(path, blocking=False, shared=shard is not None) as fd:
+        with file_lock(path, blocking=False, shared=shard is not None) as fd:
             if fd is None:
                 if shard is None and _held_shard_locks(self.root):
                     shards = ", ".join(f"shard {name} ({_holder(p)})" for name, p in _held_shard_locks(self.root))
@@ -532,7 +532,7 @@ class Log:
             raise LogValidationError(problems, context=f"cannot append to {self.root}/{table}")
         if arrow.num_rows == 0:
             return None
-        with _flock(self.root / APPEND_LOCK, blocking=True):  # keys checked and part written as one step
+        with file_lock(self.root / APPEND_LOCK, blocking=True):  # keys checked and part written as one step
             problems = self._check_against_log(table, arrow)
             if problems:
                 raise LogValidationError(problems, context=f"cannot append to {self.root}/{table}")
@@ -553,7 +553,7 @@ class Log:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(d)
+        fsync_dir(d)
         return final
 
 

@@ -117,12 +117,12 @@ def _cost_profile(path: Path) -> bool:
 def _log(path: Path) -> bool:
     """A log, or a log being created right now (only its lock files and signpost so far: shard
     writers starting together)."""
-    from .io import _is_ours
+    from .io import is_ours
 
     if (path / LOG_MARKER).is_file():
         return True
     names = [p.name for p in path.iterdir()]
-    return bool(names) and all(_is_ours(n) for n in names)
+    return bool(names) and all(is_ours(n) for n in names)
 
 
 def _log_record(path: Path) -> dict:
@@ -438,10 +438,10 @@ def new_log_or_nothing(out: str | os.PathLike) -> Iterator[Path]:
 
 def _only_log_files(path: Path) -> bool:
     """``path`` holds nothing but what a log holds before its first row (no row, nothing foreign)."""
-    from .io import VALIDATED_FILE, _is_ours
+    from .io import VALIDATED_FILE, is_ours
 
     for entry in path.iterdir():
-        if entry.name in (LOG_MARKER, VALIDATED_FILE) or _is_ours(entry.name):
+        if entry.name in (LOG_MARKER, VALIDATED_FILE) or is_ours(entry.name):
             continue
         if entry.name in _TABLES and entry.is_dir() and not any(entry.glob("part-*.parquet")):
             continue
@@ -453,12 +453,12 @@ def discard_rowless_log(out: str | os.PathLike, *, keep_folder: bool = False) ->
     """Remove the log at ``out`` if it holds no row and no process holds it (its writer and
     creation locks taken without waiting); ``keep_folder``: remove what is inside, keep the
     folder. Returns whether anything was removed."""
-    from .io import CREATE_LOCK, WRITER_LOCK, _flock
+    from .io import CREATE_LOCK, WRITER_LOCK, file_lock
 
     out = Path(out)
     if not out.is_dir() or not _only_log_files(out):
         return False
-    with _flock(out / WRITER_LOCK, blocking=False) as writer, _flock(out / CREATE_LOCK, blocking=False) as creator:
+    with file_lock(out / WRITER_LOCK, blocking=False) as writer, file_lock(out / CREATE_LOCK, blocking=False) as creator:
         if writer is None or creator is None or not _only_log_files(out):
             return False
         if not keep_folder:

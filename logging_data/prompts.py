@@ -53,13 +53,13 @@ from .files import atomic_write
 from .outputs import PROMPT_SET, check_output
 from .schema import SPLITS
 from .prompt_sources import SOURCES, find_sources
-from .prompt_sources.base import (_SKIP_DIRS, LANGUAGE_NAMES, LANGUAGES, MAX_PROMPT_CHARS, Candidate, DistIndex,  # noqa: F401
-                                  DpkgIndex, Listings, SourceFile, SourceRoots, _Found, _locale_files, _man_files,
-                                  _module_name, _walk_py, _with_debian_origin)
-from .prompt_sources.code import _code_candidates  # noqa: F401  (re-exported for examples/make_heldout.py)
-from .prompt_sources.questions import _man_question_candidate  # noqa: F401
-from .prompt_sources.summarize import _summarize_candidates  # noqa: F401
-from .prompt_sources.translate import _translate_candidates, read_mo  # noqa: F401
+from .prompt_sources.base import (SKIP_DIRS, LANGUAGE_NAMES, LANGUAGES, MAX_PROMPT_CHARS, Candidate, DistIndex,  # noqa: F401
+                                  DpkgIndex, Listings, SourceFile, SourceRoots, Found, locale_files, man_files,
+                                  module_name, walk_py, with_debian_origin)
+from .prompt_sources.code import code_candidates  # noqa: F401  (re-exported for examples/make_heldout.py)
+from .prompt_sources.questions import man_question_candidate  # noqa: F401
+from .prompt_sources.summarize import summarize_candidates  # noqa: F401
+from .prompt_sources.translate import translate_candidates, read_mo  # noqa: F401
 
 DOMAINS: tuple[str, ...] = tuple(SOURCES)  # one module per domain in logging_data/prompt_sources
 SPLIT_NAMES: tuple[str, ...] = SPLITS  # the log schema's splits
@@ -124,7 +124,7 @@ class PromptSetConfig:
 # building
 
 
-def _origins(x_source: pd.Series, dpkg: DpkgIndex, sources: list[dict]) -> list[dict]:
+def source_origins(x_source: pd.Series, dpkg: DpkgIndex, sources: list[dict]) -> list[dict]:
     """The packages the chosen prompts come from: origin (package and version), prompts, licence."""
     pypi_licence = {r["package"]: r["licence"] for r in sources if r["source"] == "pypi"}
     counts = x_source.str.split(":/", n=1).str[0].value_counts()
@@ -142,7 +142,7 @@ def _origins(x_source: pd.Series, dpkg: DpkgIndex, sources: list[dict]) -> list[
     return out
 
 
-def _describe_reports(reports: list[dict]) -> str:
+def describe_reports(reports: list[dict]) -> str:
     """One line: 'cpython-stdlib /usr/lib/python3.11 (572 files); pypi: 80 packages (9,876 files); ...'."""
     parts, pypi = [], [r for r in reports if r["source"] == "pypi"]
     for r in reports:
@@ -175,7 +175,7 @@ def _group_queues(files: Sequence[SourceFile], rng: np.random.Generator) -> list
     return [queues[int(k)] for k in rng.permutation(len(queues))]
 
 
-def sample_domain(found: _Found, n: int, per_source: int, rng: np.random.Generator) -> list[Candidate]:
+def sample_domain(found: Found, n: int, per_source: int, rng: np.random.Generator) -> list[Candidate]:
     """Up to ``n`` candidates: the source groups take turns; on its turn a group reads its next
     files (in a random order) until one gives a candidate not taken yet, and gives at most
     ``per_source`` random ones from that file. So a group with many files or many usable
@@ -259,7 +259,7 @@ def build_prompt_set(config: PromptSetConfig = PromptSetConfig(), roots: SourceR
             skipped[domain] = "no source found"
             say(f"prompts: {domain}: no source found, skipped")
             continue
-        say(f"prompts: {domain}: found {_describe_reports(found.reports)}")
+        say(f"prompts: {domain}: found {describe_reports(found.reports)}")
         chosen = sample_domain(found, config.per_domain, config.per_source, domain_rng(config.seed, domain, "sample"))
         if not chosen:
             skipped[domain] = "sources found, but no usable prompt in them"
@@ -288,7 +288,7 @@ def build_prompt_set(config: PromptSetConfig = PromptSetConfig(), roots: SourceR
                          for d in counts},
         "skipped": skipped,
         "sources": sources,
-        "origins": _origins(frame["x_source"], dpkg, sources),
+        "origins": source_origins(frame["x_source"], dpkg, sources),
     }
     return PromptSet(frame[list(PROMPT_COLUMNS)], metadata)
 

@@ -1,6 +1,6 @@
 """Prompt sources, one module per domain, found by name in one literal table (``SOURCES``).
 
-A source module has ``find(listings, config) -> _Found``: the files of its domain (from the shared
+A source module has ``find(listings, config) -> Found``: the files of its domain (from the shared
 ``base.Listings``) and how to read prompt candidates from each. Adding a domain is one module
 here and one line in ``SOURCES``; ``logging_data.prompts`` samples, splits and writes them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import DpkgIndex, Listings, SourceRoots, _Found
+from .base import DpkgIndex, Listings, SourceRoots, Found
 
 SOURCES: dict[str, str] = {
     "code": "logging_data.prompt_sources.code:find",
@@ -21,7 +21,7 @@ SOURCES: dict[str, str] = {
 
 
 def find_sources(domain: str, roots: SourceRoots, config: Any, dpkg: DpkgIndex | None = None,
-                 cache: dict | None = None) -> _Found:
+                 cache: dict | None = None) -> Found:
     """The source files of ``domain`` that exist under ``roots``, and how to read them.
 
     ``cache`` (a dict owned by the caller) keeps folder listings between domains of one build.

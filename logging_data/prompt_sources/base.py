@@ -20,7 +20,7 @@ LANGUAGE_NAMES: dict[str, str] = {**LANGUAGES, "pt": "Portuguese", "nl": "Dutch"
                                   "da": "Danish", "fi": "Finnish", "cs": "Czech", "ro": "Romanian"}
 MAX_PROMPT_CHARS = 1400  # ~300 SmolLM2 tokens for prose; code is held shorter below
 
-_SKIP_DIRS = {"__pycache__", "test", "tests", "idle_test", "testing", "site-packages", "dist-packages",
+SKIP_DIRS = {"__pycache__", "test", "tests", "idle_test", "testing", "site-packages", "dist-packages",
               "ensurepip", "turtledemo", "_vendor", "vendor", "vendored", "_distutils", "benchmarks"}
 
 
@@ -180,15 +180,15 @@ class SourceFile:
         return ":".join(head[:2]) if head[0] == "locale" else head[0]
 
 
-def _words(text: str) -> int:
+def words(text: str) -> int:
     return len(text.split())
 
 
-def _clean_space(text: str) -> str:
+def clean_space(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _walk_py(root: Path, skip_top: Iterable[str] = ()) -> list[Path]:
+def walk_py(root: Path, skip_top: Iterable[str] = ()) -> list[Path]:
     """Every ``.py`` file under ``root`` (sorted), outside test and vendored folders."""
     out: list[Path] = []
     if not root.is_dir():
@@ -196,7 +196,7 @@ def _walk_py(root: Path, skip_top: Iterable[str] = ()) -> list[Path]:
     skip_top = set(skip_top)
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith((".", "_"))
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith((".", "_"))
                              and not d.endswith((".dist-info", ".egg-info", ".data"))
                              and not (rel == Path(".") and d in skip_top) and d.isidentifier())
         for name in sorted(filenames):
@@ -205,30 +205,30 @@ def _walk_py(root: Path, skip_top: Iterable[str] = ()) -> list[Path]:
     return out
 
 
-def _module_name(root: Path, path: Path) -> str:
+def module_name(root: Path, path: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts and parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def _parse(path: Path) -> ast.Module | None:
+def parse_python(path: Path) -> ast.Module | None:
     try:
         return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return None
 
 
-def _split_docstring(doc: str) -> tuple[str, str]:
+def split_docstring(doc: str) -> tuple[str, str]:
     """(summary line, body) of a PEP 257 docstring; the body with its paragraphs joined."""
     doc = doc.strip()
     parts = re.split(r"\n\s*\n", doc, maxsplit=1)
-    summary = _clean_space(parts[0])
+    summary = clean_space(parts[0])
     body = parts[1] if len(parts) > 1 else ""
     return summary, body
 
 
-def _prose_paragraphs(body: str) -> list[str]:
+def prose_paragraphs(body: str) -> list[str]:
     """Paragraphs of plain prose: drop code examples, tables, parameter lists and markup-heavy ones."""
     out = []
     for para in re.split(r"\n\s*\n", body):
@@ -249,7 +249,7 @@ def _prose_paragraphs(body: str) -> list[str]:
 
 
 @dataclass
-class _Found:
+class Found:
     """The sources of one domain: files and a reader, with the reports for the metadata."""
 
     files: list[SourceFile]
@@ -259,12 +259,12 @@ class _Found:
 
 def _list_stdlib(roots: SourceRoots) -> tuple[list[tuple[SourceFile, str]], dict | None]:
     root = Path(roots.stdlib_dir)
-    files = _walk_py(root, skip_top=("lib2to3", "idlelib", "pydoc_data", "config-3"))
+    files = walk_py(root, skip_top=("lib2to3", "idlelib", "pydoc_data", "config-3"))
     if not files:
         return [], None
     version = platform.python_version()
     origin = f"CPython {version} standard library"
-    out = [(SourceFile(p, f"stdlib:{p.relative_to(root).as_posix()}", origin), _module_name(root, p)) for p in files]
+    out = [(SourceFile(p, f"stdlib:{p.relative_to(root).as_posix()}", origin), module_name(root, p)) for p in files]
     report = {"source": "cpython-stdlib", "path": str(root), "package": "CPython", "version": version,
               "licence": "PSF-2.0", "files": len(files)}
     return out, report
@@ -279,22 +279,22 @@ def _list_site(roots: SourceRoots) -> tuple[list[tuple[SourceFile, str, str]], l
         if not site.is_dir():
             continue
         for top in sorted(p.name for p in site.iterdir() if p.is_dir() and p.name.isidentifier()
-                          and not p.name.startswith("_") and p.name not in _SKIP_DIRS):
+                          and not p.name.startswith("_") and p.name not in SKIP_DIRS):
             dist = index.distribution(top)
             if dist is None:
                 continue
             name, version, lic = dist
-            for p in _walk_py(site / top):
+            for p in walk_py(site / top):
                 rel = p.relative_to(site).as_posix()
                 sf = SourceFile(p, f"pypi:{name}:{rel}", f"PyPI {name} {version}")
-                out.append((sf, _module_name(site, p), name))
+                out.append((sf, module_name(site, p), name))
                 d = dists.setdefault(name, {"source": "pypi", "path": str(site / top), "package": name,
                                             "version": version, "licence": lic, "files": 0})
                 d["files"] += 1
     return out, [dists[k] for k in sorted(dists)]
 
 
-def _man_files(roots: SourceRoots, dpkg: DpkgIndex, section: str = "man1") -> tuple[list[SourceFile], list[dict]]:
+def man_files(roots: SourceRoots, dpkg: DpkgIndex, section: str = "man1") -> tuple[list[SourceFile], list[dict]]:
     folder = Path(roots.man_dir) / section
     if not folder.is_dir():
         return [], []
@@ -307,7 +307,7 @@ def _man_files(roots: SourceRoots, dpkg: DpkgIndex, section: str = "man1") -> tu
     return out, report
 
 
-def _locale_files(roots: SourceRoots, languages: Sequence[str]) -> tuple[list[SourceFile], list[dict]]:
+def locale_files(roots: SourceRoots, languages: Sequence[str]) -> tuple[list[SourceFile], list[dict]]:
     out, reports = [], []
     for lang in languages:
         folder = Path(roots.locale_dir) / lang / "LC_MESSAGES"
@@ -321,7 +321,7 @@ def _locale_files(roots: SourceRoots, languages: Sequence[str]) -> tuple[list[So
     return out, reports
 
 
-def _with_debian_origin(src: SourceFile, dpkg: DpkgIndex) -> SourceFile:
+def with_debian_origin(src: SourceFile, dpkg: DpkgIndex) -> SourceFile:
     pkg, version = dpkg.package(src.path)
     origin = f"Debian {pkg} {version}" if pkg else "Debian (package unknown)"
     return SourceFile(src.path, src.key, origin, src.extra)

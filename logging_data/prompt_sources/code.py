@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from .base import Candidate, Listings, SourceFile, _Found, _parse, _words
+from .base import Candidate, Listings, SourceFile, Found, parse_python, words
 
 
-def _code_candidates(src: SourceFile, module: str, library: str = "standard library") -> list[Candidate]:
+def code_candidates(src: SourceFile, module: str, library: str = "standard library") -> list[Candidate]:
     """Functions of ``src`` to complete; ``library`` names where the module comes from in the prompt."""
-    tree = _parse(src.path)
+    tree = parse_python(src.path)
     if tree is None:
         return []
     lines = src.path.read_text(encoding="utf-8").splitlines()
@@ -21,7 +21,7 @@ def _code_candidates(src: SourceFile, module: str, library: str = "standard libr
         doc = ast.get_docstring(node, clean=False)
         if not doc or len(node.body) < 2 or not isinstance(node.body[0], ast.Expr) or "deprecated" in doc.lower():
             continue
-        if not (12 <= _words(doc) <= 160):
+        if not (12 <= words(doc) <= 160):
             continue
         body_start = node.body[1].lineno - 1
         body_start = min([body_start] + [d.lineno - 1 for d in getattr(node.body[1], "decorator_list", [])])
@@ -41,7 +41,7 @@ def _code_candidates(src: SourceFile, module: str, library: str = "standard libr
     return out
 
 
-def find(listings: Listings, config: Any) -> _Found:
+def find(listings: Listings, config: Any) -> Found:
     files, report = listings.stdlib()
     modules = {sf.path: mod for sf, mod in files}
-    return _Found([sf for sf, _ in files], lambda sf: _code_candidates(sf, modules[sf.path]), [report] if report else [])
+    return Found([sf for sf, _ in files], lambda sf: code_candidates(sf, modules[sf.path]), [report] if report else [])

@@ -9,18 +9,18 @@ import re
 import zlib
 from typing import Any
 
-from .base import (Candidate, Listings, SourceFile, _Found, _clean_space, _man_files, _parse,
-                   _split_docstring, _with_debian_origin, _words)
+from .base import (Candidate, Listings, SourceFile, Found, clean_space, man_files, parse_python,
+                   split_docstring, with_debian_origin, words)
 
 
 def _first_sentence(text: str) -> str:
-    text = _clean_space(text)
+    text = clean_space(text)
     m = re.match(r"(.+?[.!?])(\s|$)", text)
     return m.group(1) if m else text
 
 
 def _docstring_question_candidates(src: SourceFile, module: str, distribution: str) -> list[Candidate]:
-    tree = _parse(src.path)
+    tree = parse_python(src.path)
     if tree is None:
         return []
     out = []
@@ -30,8 +30,8 @@ def _docstring_question_candidates(src: SourceFile, module: str, distribution: s
         doc = ast.get_docstring(node)
         if not doc:
             continue
-        answer = _first_sentence(_split_docstring(doc)[0])
-        if not (5 <= _words(answer) <= 40) or answer.lower().startswith(("deprecated", "alias", "see ", "same as")):
+        answer = _first_sentence(split_docstring(doc)[0])
+        if not (5 <= words(answer) <= 40) or answer.lower().startswith(("deprecated", "alias", "see ", "same as")):
             continue
         args = ast.unparse(node.args)
         if len(args) > 120:
@@ -90,14 +90,14 @@ def _man_name_line(text: str) -> tuple[str, str] | None:
             collected.append(_troff_text(line))
     if nd is not None:
         return (", ".join(n for n in nm if n), nd) if nm else None
-    joined = _clean_space(" ".join(collected))
+    joined = clean_space(" ".join(collected))
     m = re.match(r"^(.+?)\s+[-\u2013\u2014]+\s+(.+)$", joined)
     if not m:
         return None
     return m.group(1).strip(), m.group(2).strip()
 
 
-def _man_question_candidate(src: SourceFile) -> list[Candidate]:
+def man_question_candidate(src: SourceFile) -> list[Candidate]:
     try:
         with gzip.open(src.path, "rb") as fh:
             raw = fh.read(200_000)
@@ -109,7 +109,7 @@ def _man_question_candidate(src: SourceFile) -> list[Candidate]:
         return []
     names, description = parsed
     command = names.split(",")[0].strip()
-    if not command or " " in command or "\\" in command or not (3 <= _words(description) <= 30):
+    if not command or " " in command or "\\" in command or not (3 <= words(description) <= 30):
         return []
     if not re.search(r"[A-Za-z]{3}", description) or "\\" in description:
         return []
@@ -117,15 +117,15 @@ def _man_question_candidate(src: SourceFile) -> list[Candidate]:
     return [Candidate("questions", prompt, description, src.key, f"{src.origin}:{src.path}")]
 
 
-def find(listings: Listings, config: Any) -> _Found:
+def find(listings: Listings, config: Any) -> Found:
     site, site_reports = listings.site()
-    man, man_reports = _man_files(listings.roots, listings.dpkg)
+    man, man_reports = man_files(listings.roots, listings.dpkg)
     info = {sf.path: (mod, dist) for sf, mod, dist in site}
 
     def read(sf: SourceFile) -> list[Candidate]:
         if sf.key.startswith("man1:"):
-            return _man_question_candidate(_with_debian_origin(sf, listings.dpkg))
+            return man_question_candidate(with_debian_origin(sf, listings.dpkg))
         mod, dist = info[sf.path]
         return _docstring_question_candidates(sf, mod, dist)
 
-    return _Found([sf for sf, _, _ in site] + man, read, site_reports + man_reports)
+    return Found([sf for sf, _, _ in site] + man, read, site_reports + man_reports)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from .base import (Candidate, Listings, MAX_PROMPT_CHARS, SourceFile, _Found, _parse, _prose_paragraphs,
-                   _split_docstring, _words)
+from .base import (Candidate, Listings, MAX_PROMPT_CHARS, SourceFile, Found, parse_python, prose_paragraphs,
+                   split_docstring, words)
 
 
-def _summarize_candidates(src: SourceFile, module: str) -> list[Candidate]:
-    tree = _parse(src.path)
+def summarize_candidates(src: SourceFile, module: str) -> list[Candidate]:
+    tree = parse_python(src.path)
     if tree is None:
         return []
     nodes: list[tuple[str, str, ast.AST]] = [("module", module, tree)]
@@ -22,15 +22,15 @@ def _summarize_candidates(src: SourceFile, module: str) -> list[Candidate]:
         doc = ast.get_docstring(node)
         if not doc:
             continue
-        summary, body = _split_docstring(doc)
-        paragraphs = _prose_paragraphs(body)
+        summary, body = split_docstring(doc)
+        paragraphs = prose_paragraphs(body)
         text, used = "", []
         for para in paragraphs:
-            if _words(text) + _words(para) > 220:
+            if words(text) + words(para) > 220:
                 break
             used.append(para)
             text = "\n\n".join(used)
-        if not (50 <= _words(text) <= 220) or not (3 <= _words(summary) <= 40) or len(text) > MAX_PROMPT_CHARS:
+        if not (50 <= words(text) <= 220) or not (3 <= words(summary) <= 40) or len(text) > MAX_PROMPT_CHARS:
             continue
         if sum(ch.isalpha() for ch in text) < 0.6 * len(text):
             continue
@@ -39,11 +39,11 @@ def _summarize_candidates(src: SourceFile, module: str) -> list[Candidate]:
     return out
 
 
-def find(listings: Listings, config: Any) -> _Found:
+def find(listings: Listings, config: Any) -> Found:
     files, report = listings.stdlib()
     site, site_reports = listings.site()
     modules = {sf.path: mod for sf, mod in files}
     modules.update({sf.path: mod for sf, mod, _ in site})
     all_files = [sf for sf, _ in files] + [sf for sf, _, _ in site]
-    return _Found(all_files, lambda sf: _summarize_candidates(sf, modules[sf.path]),
+    return Found(all_files, lambda sf: summarize_candidates(sf, modules[sf.path]),
                   ([report] if report else []) + site_reports)

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from .base import Candidate, LANGUAGE_NAMES, Listings, SourceFile, _Found, _locale_files, _with_debian_origin
+from .base import Candidate, LANGUAGE_NAMES, Listings, SourceFile, Found, locale_files, with_debian_origin
 
 
 def read_mo(path: Path) -> dict[str, str]:
@@ -69,7 +69,7 @@ def _translatable(msgid: str, msgstr: str) -> bool:
     return msgid[:1].isupper()  # a sentence, not a fragment
 
 
-def _translate_candidates(src: SourceFile) -> list[Candidate]:
+def translate_candidates(src: SourceFile) -> list[Candidate]:
     lang = dict(src.extra)["lang"]
     try:
         catalog = read_mo(src.path)
@@ -87,6 +87,6 @@ def _translate_candidates(src: SourceFile) -> list[Candidate]:
     return out
 
 
-def find(listings: Listings, config: Any) -> _Found:
-    files, reports = _locale_files(listings.roots, config.languages)
-    return _Found(files, lambda sf: _translate_candidates(_with_debian_origin(sf, listings.dpkg)), reports)
+def find(listings: Listings, config: Any) -> Found:
+    files, reports = locale_files(listings.roots, config.languages)
+    return Found(files, lambda sf: translate_candidates(with_debian_origin(sf, listings.dpkg)), reports)

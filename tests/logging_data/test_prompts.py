@@ -243,14 +243,14 @@ def test_read_prompt_set_refuses_bad_files(tmp_path, frame, pattern):
 
 
 def test_sampling_never_takes_the_same_prompt_twice(tmp_path):
-    from logging_data.prompts import Candidate, SourceFile, _Found, sample_domain
+    from logging_data.prompts import Candidate, SourceFile, Found, sample_domain
 
     files = [SourceFile(tmp_path / f"{g}{i}.py", f"{g}:{i}", g) for g in ("stdlib", "pypi") for i in range(3)]
 
     def read(sf):  # each file repeats a prompt, and every file shares one prompt
         return [Candidate("code", p, None, f"{sf.key}:{j}", sf.origin) for j, p in enumerate([f"own {sf.key}", f"own {sf.key}", "shared"])]
 
-    chosen = sample_domain(_Found(files, read, []), n=100, per_source=10, rng=np.random.default_rng(0))
+    chosen = sample_domain(Found(files, read, []), n=100, per_source=10, rng=np.random.default_rng(0))
     prompts = [c.prompt for c in chosen]
     assert len(prompts) == len(set(prompts)) == 7  # 6 own prompts + the shared one once
     first_turn = {c.key.split(":")[0] for c in chosen[:3]}  # one file of each group: 2 + 1 new prompts
