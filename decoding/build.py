@@ -184,12 +184,19 @@ def decode_arm(session: Any, ids: Sequence[int], arm: ArmConfig, plain: Any, *, 
 def _own_outputs(session: Any, models: ModelsConfig, frame: pd.DataFrame, batch: Sequence[int], done: Any,
                  max_new: int) -> dict[str, dict[int, Any]]:
     """Arm name -> {row: the arm's own greedy output} for the rows of ``batch`` not yet done, batched
-    per arm; only arms that run a model of their own."""
+    per arm; only arms that run a model of their own. Arms with the same ``own_output_key`` (a
+    draft's arms of every k and its hybrids) share one greedy run of their model."""
     own: dict[str, dict[int, Any]] = {}
+    shared: dict[Any, dict[int, Any]] = {}
     for arm in models.arms:
+        kind = kind_of(arm)
         todo = [i for i in batch if (str(frame.at[i, "query_id"]), arm.name) not in done]
-        if kind_of(arm).own_output and todo:
-            own[arm.name] = dict(zip(todo, session.arm_greedy([frame.at[i, "prompt"] for i in todo], arm, max_new)))
+        if kind.own_output and todo:
+            have = shared.setdefault(kind.own_output_key(session, arm), {})
+            missing = [i for i in todo if i not in have]
+            if missing:
+                have.update(zip(missing, session.arm_greedy([frame.at[i, "prompt"] for i in missing], arm, max_new)))
+            own[arm.name] = {i: have[i] for i in todo}
     return own
 
 

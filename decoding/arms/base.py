@@ -223,6 +223,11 @@ class ArmKind:
         raise ArmNotSupportedError(f"arm {arm.name!r} (kind {arm.kind}) runs no model of its own; greedy() takes the target, "
                                    f"a draft arm or an early-exit arm")
 
+    def own_output_key(self, session: "DecodingSession", arm: "ArmConfig") -> Any:
+        """What the arm's own greedy output depends on: arms with the same key share one greedy run
+        in a build (the arm itself by default; a draft's arms of any k: the draft)."""
+        return ("arm", arm.name)
+
     def arm_greedy(self, session: "DecodingSession", arm: "ArmConfig", prompts: Sequence[str],
                    max_new_tokens: int | None) -> list[list[int] | None]:
         """The arm's own greedy output per prompt in the target's token space; None per prompt for a

@@ -131,6 +131,10 @@ class Draft(ArmKind):
             raise ArmNotSupportedError(f"arm {arm.name!r} uses another tokenizer; use arm_greedy(prompts, arm) for its own output")
         return session._greedy(session.draft(arm.name), batch, max_new_tokens)
 
+    def own_output_key(self, session: Any, arm: Any) -> Any:
+        # the draft decodes alone: its greedy output is the same for every arm of this draft (any k, any hybrid)
+        return ("draft", session.config.resolve(arm.draft))
+
     def arm_greedy(self, session: Any, arm: Any, prompts: Sequence[str], max_new_tokens: int | None) -> list[list[int] | None]:
         if not session._universal[arm.name]:
             return super().arm_greedy(session, arm, prompts, max_new_tokens)
