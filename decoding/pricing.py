@@ -54,7 +54,7 @@ to it in the log. A log built on one machine can be priced under another's cost 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 #: transformers' default number of draft tokens per block (``num_assistant_tokens``) when an arm fixes none
@@ -186,8 +186,6 @@ def for_arms(calibration: Calibration, arms: Any) -> Calibration:
     """``calibration`` keyed by the arms of a models file (``ArmConfig``s) or a log (``Arm``s): model-free
     arms (``MODEL_FREE_KINDS``: plain, prompt lookup) cost 0; an arm that runs a model must have its
     drafting step in the calibration."""
-    from dataclasses import replace
-
     steps: dict[str, float] = {}
     prefill: dict[str, float] = {}
     rounds: dict[str, float] = {}
@@ -219,7 +217,6 @@ def fit_calibration(outcomes: Any, base: Calibration, kinds: Mapping[str, str]) 
     record of the fit (rows used, r, v, median relative error before and after).
     """
     import numpy as np
-    from dataclasses import replace
     from scipy.optimize import nnls
 
     drafts_free = set(MODEL_FREE_KINDS) - {PLAIN_KIND}  # prompt lookup: no model, real rounds

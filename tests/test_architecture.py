@@ -155,6 +155,28 @@ def test_estimators_import_nothing_of_the_project_but_themselves(module, path):
     assert not found, f"{path.relative_to(ROOT)} imports the project outside estimators: {found}"
 
 
+#: decoding's ground floor: what the arm kinds, the build and the replays stand on imports nothing else of decoding
+#: (pricing is the count model and cost profiles; timing a live session, decoding.calibrate, sits above the kinds)
+DECODING_GROUND = ("decoding.pricing", "decoding.machine", "decoding.quiet")
+
+
+def _decoding_imports(module: str, path: Path) -> list[tuple[int, str, str]]:
+    return [(line, name, how) for line, name, how in _imports(module, path)
+            if name.split(".")[0] == "decoding" and _project_module(name) not in (None, "decoding", module)]
+
+
+@pytest.mark.parametrize("module", DECODING_GROUND)
+def test_the_ground_floor_of_decoding_imports_nothing_else_of_it(module):
+    found = _decoding_imports(module, PROJECT[module])
+    assert not found, f"{module} is decoding's ground floor; it imports {found}"
+
+
+def test_the_ground_floor_rule_catches_a_function_local_import(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("def f(arm):\n    from .arms import kind_of\n    return kind_of(arm)\n")
+    assert [name for _, name, _ in _decoding_imports("decoding.pricing", bad)] == ["decoding.arms", "decoding.arms.kind_of"]
+
+
 def _heavy(module: str, path: Path) -> list[tuple[int, str]]:
     return [(line, name) for line, name, how in _imports(module, path) if how != "string" and name.split(".")[0] in HEAVY]
 
