@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from typing import Any, Callable
 
 import click
 
@@ -56,6 +57,16 @@ def _exit_on_lossless_failures(models, out: str, table: str, n_failures: int) ->
         f"{out} differ from plain greedy output; mean token-match rate {'n/a' if rate is None else f'{rate:.3f}'} "
         f"(the share of plain greedy output reproduced before the first difference). "
         f"dtype = \"auto\" or \"float32\" gives identical output.")
+
+
+def _finish(summary: Any, as_json: bool, models: Any, out: str, table: str, line: Callable[[], str]) -> None:
+    """A build's or a decode's end: its summary as JSON (``--json``) or ``line()`` on stderr, then
+    ``_exit_on_lossless_failures`` on ``table``."""
+    if as_json:
+        emit_json(dict(summary.__dict__))
+    else:
+        say(line())
+    _exit_on_lossless_failures(models, out, table, summary.n_lossless_failures)
 
 
 @click.command("build")
@@ -162,12 +173,9 @@ def build(prompts, models_path, out, limit, split, repeats, warmup, alpha, rewar
         with new_log_or_nothing(out):
             summary = build_log(prompts, models, out, cfg, command=_command_line(), progress=stderr_is_tty(), device=device,
                                 threads=threads, calibration=calibration)
-    if as_json:
-        emit_json(dict(summary.__dict__))
-    else:
-        say(f"{summary.out}: {summary.n_rows_written} rows written for {summary.n_prompts_decoded} prompts "
-            f"({summary.n_rows_skipped} already there) in {summary.seconds:.1f} s; lossless failures: {summary.n_lossless_failures}")
-    _exit_on_lossless_failures(models, out, "outcomes", summary.n_lossless_failures)
+    _finish(summary, as_json, models, out, "outcomes", lambda: (
+        f"{summary.out}: {summary.n_rows_written} rows written for {summary.n_prompts_decoded} prompts "
+        f"({summary.n_rows_skipped} already there) in {summary.seconds:.1f} s; lossless failures: {summary.n_lossless_failures}"))
 
 
 @click.command("reprice")
@@ -282,12 +290,9 @@ def decode(prompts, run_path, models_path, out, greedy, seed, learn, split, limi
     with new_log_or_nothing(out):  # a new log that fails before its first decision is removed again
         summary = decode_prompts(run_path, models, prompts, out, cfg, command=_command_line(), device=device, threads=threads,
                                  progress=stderr_is_tty())
-    if as_json:
-        emit_json(dict(summary.__dict__))
-    else:
-        say(f"{summary.out}: {summary.n_decisions} decisions by {summary.policy_id}; mean reward {summary.mean_reward:.4f}; "
-            f"arms chosen {summary.arm_counts}; lossless failures: {summary.n_lossless_failures}")
-    _exit_on_lossless_failures(models, out, "decisions", summary.n_lossless_failures)
+    _finish(summary, as_json, models, out, "decisions", lambda: (
+        f"{summary.out}: {summary.n_decisions} decisions by {summary.policy_id}; mean reward {summary.mean_reward:.4f}; "
+        f"arms chosen {summary.arm_counts}; lossless failures: {summary.n_lossless_failures}"))
 
 
 @click.command("calibrate")

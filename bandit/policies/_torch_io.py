@@ -143,12 +143,15 @@ def scaling_tensors(policy: Any) -> dict[str, Any]:
             "feature_scale": torch.from_numpy(policy.feature_scale_.copy())}
 
 
+def set_scaling(policy: Any, mean: np.ndarray, scale: np.ndarray, n_features: int) -> Any:
+    """``policy`` with its fitted feature standardisation (float32 (d,) ``mean`` and ``scale``) and width set."""
+    policy.feature_mean_, policy.feature_scale_, policy.n_features_ = mean, scale, int(n_features)
+    return policy
+
+
 def restore_scaling(policy: Any, tensors: dict[str, Any], meta: dict) -> Any:
     """``policy`` with its feature standardisation and width read back (``scaling_tensors``, ``policy.json``)."""
-    policy.feature_mean_ = tensors["feature_mean"].numpy()
-    policy.feature_scale_ = tensors["feature_scale"].numpy()
-    policy.n_features_ = int(meta["n_features"])
-    return policy
+    return set_scaling(policy, tensors["feature_mean"].numpy(), tensors["feature_scale"].numpy(), meta["n_features"])
 
 
 def data_fingerprint(*arrays: np.ndarray | None) -> str:

@@ -282,9 +282,7 @@ class OfflineRLPolicy(BackendPolicy):
                 if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == cfg.n_steps):
                     self._checkpoint(ckpt_dir, step, mods, optims, losses, fingerprint)
         self.algo_ = algo
-        self.feature_mean_ = mean
-        self.feature_scale_ = scale
-        self.n_features_ = int(x.shape[1])
+        _torch_io.set_scaling(self, mean, scale, x.shape[1])
         self.training_metrics_ = {
             "steps": int(step),
             "transitions": int(rows.size),

@@ -176,9 +176,7 @@ class ReinforcePolicy(BackendPolicy):
                     self._checkpoint(ckpt_dir, step, net, opt, baseline, losses, fingerprint)
         net.eval()
         self.net_ = net
-        self.feature_mean_ = mean
-        self.feature_scale_ = scale
-        self.n_features_ = int(x.shape[1])
+        _torch_io.set_scaling(self, mean, scale, x.shape[1])
         self.training_metrics_ = {
             "steps": int(step),
             "epochs": cfg.n_epochs,
