@@ -35,7 +35,7 @@ def drafters() -> None:
 
     \b
     Example (LOG from `bandit-log build prompts.parquet --models models.toml --out LOG --reward speedup_count`):
-      bandit-log drafters heads LOG --models models.toml --out heads-out
+      bandit-log drafters heads LOG --models models.toml --out heads-out --epochs 1
       bandit-log drafters store LOG --models models.toml --out store-out --json
       bandit-log train heads-out/log --policy regression --out runs/heads-ridge
     """
@@ -65,7 +65,8 @@ def _check_source(log: str, models_path: str, out: str, overwrite: bool, calibra
     try:
         check_source_log(Path(log), models.arm_names, need_calibration=calibration_path is None)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="LOG" if str(exc).startswith("LOG") else "--models") from None
+        message = str(exc)
+        raise click.BadParameter(message.removeprefix("LOG "), param_hint="LOG" if message.startswith("LOG ") else "--models") from None
     try:
         cal = load_calibration(calibration_path) if calibration_path else Calibration.from_json(open_log(log).metadata.extra["calibration"])
         for_arms(cal, [models.arm(a) for a in open_log(log).metadata.arm_names])

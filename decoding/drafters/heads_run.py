@@ -181,16 +181,18 @@ def train_heads(data: _Data, cfg: HeadsRunConfig, domains: list[str]) -> tuple[d
 
 def tune_heads(data: _Data, drafted: dict, domains: list[str], pricing: Pricing) -> tuple[dict[str, HeadSetting], dict[str, Any]]:
     """Each head's setting, picked on its domain's validation prompts alone (the fastest under ``pricing``
-    reaching ``MIN_ACCEPTANCE``, else the fastest): (domain -> setting, the tables)."""
+    reaching ``MIN_ACCEPTANCE``, else the fastest; a domain with none: every domain's): (domain -> setting, the tables)."""
     tuned, tuning = {}, {}
     for d in domains:
         val_idx = data.idx(d, "validation")
+        on = d if len(val_idx) else "every domain"  # a domain without validation prompts: picked on the whole validation split
+        val_idx = val_idx if len(val_idx) else np.flatnonzero(data.splits == "validation")
         table = head_setting_table([drafted[d][i] for i in val_idx], *data.of(val_idx), data.session.max_new_tokens, pricing.profile,
                                    pricing.head_step_s)
         pick = pick_setting(table)
         tuned[d] = pick or pick_setting(table, 0.0)  # none reached the bar: the fastest
         tuning[d] = {"setting": tuned[d].name, "reached_min_acceptance": pick is not None, "priced_by": pricing.name,
-                     "validation": table_json(table)}
+                     "validation_prompts_of": on, "validation": table_json(table)}
         _say(f"   head-{d}-tuned: {tuned[d].name} (validation: {table[tuned[d]]['count_h200']:.3f} under the {pricing.name} "
              f"pricing, acceptance {table[tuned[d]]['acceptance']:.3f})")
     return tuned, tuning

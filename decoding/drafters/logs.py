@@ -51,8 +51,8 @@ def _first(frame: pd.DataFrame) -> str:
 
 def check_source_log(path: Path, models_arms: Sequence[str], need_calibration: bool = True) -> pd.DataFrame:
     """A drafter's source log, checked before any model loads: a full-information log (``outcomes``) with
-    a ``plain`` arm whose rows carry ``target_output``, exact counts on every row, train and validation
-    prompts in every domain, every arm in ``models_arms`` (its models file), a calibration when
+    a ``plain`` arm whose rows carry ``target_output``, exact counts on every row, train prompts in every
+    domain and validation prompts, every arm in ``models_arms`` (its models file), a calibration when
     ``need_calibration``. Returns its outcomes; a ``ValueError`` names the log, what was expected and found."""
     from logging_data import open_log
 
@@ -79,12 +79,14 @@ def check_source_log(path: Path, models_arms: Sequence[str], need_calibration: b
         raise ValueError(f"LOG {path}: exact counts ({', '.join(COUNT_COLS)}) expected on every row; arm {arm!r} has "
                          f"{int((uncounted['arm'].astype(str) == arm).sum())} rows without them ({_first(uncounted)}; an "
                          f"--alignment-only log of model drafts has none)")
+    splits = plain["split"].astype(str)
     for domain, part in plain.groupby(plain["domain"].astype(str)):
-        n = {s: int((part["split"].astype(str) == s).sum()) for s in ("train", "validation")}
-        if not all(n.values()):
-            raise ValueError(f"LOG {path}: every domain needs train and validation prompts (drafters train on train and their "
-                             f"settings are picked on validation); domain {domain!r} has {n['train']} train, "
-                             f"{n['validation']} validation")
+        if not (part["split"].astype(str) == "train").any():
+            raise ValueError(f"LOG {path}: every domain needs train prompts (a drafter per domain trains on them); domain "
+                             f"{domain!r} has none (its splits: {', '.join(sorted(part['split'].astype(str).unique()))})")
+    if not (splits == "validation").any():
+        raise ValueError(f"LOG {path}: validation prompts expected (the drafters' settings are picked on them); its splits are "
+                         f"{', '.join(sorted(splits.unique()))}")
     if need_calibration and not log.metadata.extra.get("calibration"):
         raise ValueError(f"LOG {path}: records no calibration to price the counts with; give --calibration PROFILE.json")
     return outcomes

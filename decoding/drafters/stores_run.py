@@ -125,12 +125,13 @@ def build_stores(seed: int, frame: pd.DataFrame, outputs: list[list[int]], domai
 
 def tune_stores(frame: pd.DataFrame, items: list, stores: dict, chains: dict | None, chain_of: dict, domains: list[str], max_new: int,
                 h200: Any, head_h200: float) -> tuple[dict[str, tuple[str, Any]], dict[str, dict], dict]:
-    """Per domain, on its validation prompts, priced under ``h200`` (a store's lookup free, a head's step
+    """Per domain, on its validation prompts (none: every domain's), priced under ``h200`` (a store's lookup free, a head's step
     ``head_h200``): ``store-D`` (the fastest store setting), ``store-D-tuned`` (the fastest reaching
     ``MIN_ACCEPTANCE``) and, with the heads' ``chains``, ``store-head-D`` (a store gate x head setting). (arms, their JSON, tables)"""
     arms, settings, tables = {}, {}, {}
     for d in domains:
         val = np.flatnonzero(((frame["domain"] == d) & (frame["split"] == "validation")).to_numpy())
+        val = val if len(val) else np.flatnonzero((frame["split"] == "validation").to_numpy())  # none: every domain's
         its = [items[i] for i in val]
         table = {s: setting_entry(store_rows(stores[d], its, max_new, s), h200, 0.0)
                  for s in store_grid(STORE_TOKENS, MIN_COUNTS, MIN_FRACTIONS)}

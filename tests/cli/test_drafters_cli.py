@@ -142,8 +142,8 @@ def _bad_logs(world, root: Path) -> dict[str, Path]:
 
 BAD = [  # (case, arguments after the command and LOG, exit code, message pattern)
     ("missing log", {"log": "missing"}, 2, r"'.*missing' does not exist"),
-    ("no plain arm", {"log": "no-plain"}, 2, r"LOG .*no-plain: a full-information log with a 'plain' arm expected.*its arms are lookup"),
-    ("no target_output", {"log": "no-output"}, 2, r"LOG .*no-output: target_output expected on every plain row.*14 of 14 have none"),
+    ("no plain arm", {"log": "no-plain"}, 2, r"Invalid value for LOG: .*no-plain: a full-information log with a 'plain' arm expected.*its arms are lookup"),
+    ("no target_output", {"log": "no-output"}, 2, r"Invalid value for LOG: .*no-output: target_output expected on every plain row.*14 of 14 have none"),
     ("existing out", {"out": "existing"}, 1, r"heads-out exists; pass --overwrite to replace it"),
     ("foreign out", {"out": "foreign"}, 1, r"foreign: a directory that is not empty and is not a drafter output folder"),
     ("calibration not JSON", {"calibration": "bad.json"}, 2, r"Invalid value for --calibration: calibration .*bad.json: not a JSON document"),
