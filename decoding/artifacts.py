@@ -25,7 +25,8 @@ import hashlib
 import json
 import os
 import warnings
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from logging_data.records import check_record, integer, mapping, text
 
@@ -63,6 +64,24 @@ def check_identity_record(made_for: Any, where: str) -> None:
     """``RecordError`` naming ``where`` when ``made_for`` is not a target identity."""
     check_record(made_for, MADE_FOR_FIELDS, f"{where}: made_for")
     check_record(made_for["tokenizer"], TOKENIZER_FIELDS, f"{where}: made_for.tokenizer")
+
+
+def read_artifact_record(folder: str | os.PathLike, record: str, data: str, fields: tuple,
+                         missing: Callable[[Path, list[str] | None], str]) -> tuple[dict[str, Any], Path, Path]:
+    """(the checked JSON record, its path, the data file's path) of an artifact folder holding the
+    files ``record`` and ``data`` (a head, a datastore): the record read against ``fields``
+    (``logging_data.records``) and its ``made_for`` checked where present. ``FileNotFoundError``
+    with ``missing(folder, names found in it or None: no such folder)`` when a file is absent."""
+    from logging_data.records import read_json_record
+
+    folder = Path(folder)
+    record_path, data_path = folder / record, folder / data
+    if not record_path.exists() or not data_path.exists():
+        raise FileNotFoundError(missing(folder, sorted(p.name for p in folder.iterdir()) if folder.is_dir() else None))
+    meta = read_json_record(record_path, fields)
+    if "made_for" in meta:
+        check_identity_record(meta["made_for"], str(record_path))
+    return meta, record_path, data_path
 
 
 def describe(identity: Mapping[str, Any]) -> str:

@@ -154,23 +154,21 @@ def datastore_fields() -> tuple[Any, ...]:
             integer("n_sequences", 0), integer("n_tokens", 0), mapping("record", required=False), mapping("made_for", required=False))
 
 
+def _missing_files(folder: Path, found: list[str] | None) -> str:
+    return (f"{folder}: a datastore folder holds datastore.json and datastore.npz "
+            f"(found: {', '.join(found) if found is not None else 'no such folder'})")
+
+
 def read_datastore_record(folder: str | os.PathLike) -> dict[str, Any]:
     """``datastore.json`` of the store in ``folder``, checked (``datastore_fields``), and ``datastore.npz``'s
     array headers checked against it (two 1-D integer arrays ``tokens`` and ``lengths`` of the sizes it
     declares; an array of Python objects is refused, never unpickled); nothing allocated.
     ``FileNotFoundError`` or ``logging_data.records.RecordError``, naming the file."""
-    from logging_data.records import RecordError, npz_headers, read_json_record
+    from logging_data.records import RecordError, npz_headers
 
-    from .artifacts import check_identity_record
+    from .artifacts import read_artifact_record
 
-    folder = Path(folder)
-    meta_path, data_path = folder / "datastore.json", folder / "datastore.npz"
-    if not meta_path.exists() or not data_path.exists():
-        raise FileNotFoundError(f"{folder}: a datastore folder holds datastore.json and datastore.npz "
-                                f"(found: {', '.join(sorted(p.name for p in folder.iterdir())) if folder.is_dir() else 'no such folder'})")
-    meta = read_json_record(meta_path, datastore_fields())
-    if "made_for" in meta:
-        check_identity_record(meta["made_for"], str(meta_path))
+    meta, meta_path, data_path = read_artifact_record(folder, "datastore.json", "datastore.npz", datastore_fields(), _missing_files)
     arrays = npz_headers(data_path)
     want = {"tokens": meta["n_tokens"], "lengths": meta["n_sequences"]}
     problems = [f"array {name!r} is missing" for name in want if name not in arrays]

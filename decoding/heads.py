@@ -281,22 +281,19 @@ def save_head(head: Any, folder: str | os.PathLike, record: dict[str, Any] | Non
     return folder
 
 
+def _missing_files(folder: Path, found: list[str] | None) -> str:
+    return f"head {folder}: expected head.json and head.safetensors; found {found if found is not None else 'no such folder'}"
+
+
 def read_head_record(folder: str | os.PathLike) -> dict[str, Any]:
     """``head.json`` of the head in ``folder``, checked (``head_fields``), and ``head.safetensors``'s header
     checked against it: every tensor the shape declares, of that shape, and no other; nothing allocated.
     ``FileNotFoundError`` or ``logging_data.records.RecordError``, naming the file."""
-    from logging_data.records import RecordError, read_json_record
+    from logging_data.records import RecordError
 
-    from .artifacts import check_identity_record
+    from .artifacts import read_artifact_record
 
-    folder = Path(folder)
-    meta_path, weights = folder / "head.json", folder / "head.safetensors"
-    if not meta_path.exists() or not weights.exists():
-        raise FileNotFoundError(f"head {folder}: expected head.json and head.safetensors; found "
-                                f"{sorted(p.name for p in folder.iterdir()) if folder.is_dir() else 'no such folder'}")
-    meta = read_json_record(meta_path, head_fields())
-    if "made_for" in meta:
-        check_identity_record(meta["made_for"], str(meta_path))
+    meta, meta_path, weights = read_artifact_record(folder, "head.json", "head.safetensors", head_fields(), _missing_files)
     found = _safetensors_header(weights)
     want = head_shapes(meta)
     problems = [f"{name} is missing (expected shape {list(shape)})" for name, shape in want.items() if name not in found]

@@ -1,32 +1,11 @@
-"""Assisted decoding on tiny random models: lossless for every arm kind, honest counts, nothing mutated."""
+"""Assisted decoding on tiny random models: nothing mutated, repeats and mismatches reported (lossless for every arm
+kind, with honest counts: tests/decoding/test_specloop.py, beside the project's own loop)."""
 
 from __future__ import annotations
 
 import pytest
 
 PROMPTS = ["the quick brown fox jumps over the lazy dog the quick brown", "def add ( a , b ) : return"]
-
-
-@pytest.mark.parametrize("arm", ["plain", "lookup", "exit1", "draft", "draft-heur"])
-def test_assisted_equals_plain_greedy_for_every_arm_kind(session, arm):
-    for prompt in PROMPTS:
-        ids = session.encode(prompt)
-        ref = session.plain(ids)
-        out = session.assisted(ids, arm, reference=ref.tokens)
-        assert out.lossless is True, (arm, out.tokens, ref.tokens)
-        assert out.tokens == ref.tokens
-        assert out.n_new_tokens == len(ref.tokens) > 0
-        # counts: every target pass emits its accepted candidates plus one token
-        assert out.accepted_tokens == out.n_new_tokens - out.target_calls
-        assert 0 <= out.accepted_tokens <= out.draft_tokens
-        assert 1 <= out.target_calls <= out.n_new_tokens
-        kind = session.config.arm(arm).kind
-        if kind in ("none", "prompt_lookup"):
-            assert out.draft_calls == 0
-        else:
-            assert out.draft_calls >= 1
-        if kind == "none":
-            assert out.draft_tokens == 0 and out.target_calls == out.n_new_tokens
 
 
 def test_plain_reference_matches_batched_greedy(session):

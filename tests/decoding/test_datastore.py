@@ -1,11 +1,10 @@
 """decoding.datastore and the ``datastore`` arm kind: the table against a brute-force reading of the
-corpus, its gates, its files and their refusals, and its replayed counts against the live loop."""
+corpus, its gates, its files (their refusals: test_artifact_schemas.py), and its replayed counts against the live loop."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -74,28 +73,6 @@ def test_files_round_trip(tmp_path):
     assert back.sequences == store.sequences and (back.max_ngram, back.max_chain) == (2, 3)
     for ctx in ([3], [3, 4], [4, 6], [9]):
         assert back.propose(ctx, 3) == store.propose(ctx, 3)
-
-
-@pytest.mark.parametrize("case, pattern", [
-    ("missing", r"holds datastore.json and datastore.npz \(found: datastore.json\)"),
-    ("format", r"format must be 'draftpick.datastore/1'; got 'other'"),
-    ("lengths", r"datastore.npz: tokens has shape \[5\]; datastore.json declares 6 tokens"),
-    ("pickled", r"pickle"),
-])
-def test_bad_files_are_refused_by_name(tmp_path, case, pattern):
-    import json
-
-    folder = Datastore([[1, 2], [3, 4], [5, 6]]).save(tmp_path / "s")
-    if case == "missing":
-        (folder / "datastore.npz").unlink()
-    elif case == "format":
-        (folder / "datastore.json").write_text(json.dumps({"format": "other"}))
-    elif case == "lengths":
-        np.savez(folder / "datastore.npz", tokens=np.arange(5), lengths=np.asarray([2, 2, 2]))
-    else:  # an object array needs pickle to load: refused, never unpickled
-        np.savez(folder / "datastore.npz", tokens=np.asarray([[1], "x"], dtype=object), lengths=np.asarray([2, 2, 2]))
-    with pytest.raises((FileNotFoundError, ValueError), match=pattern):
-        load_datastore(folder)
 
 
 def test_bad_settings_are_refused():

@@ -13,13 +13,16 @@ PROMPTS = ["the quick brown fox jumps over the lazy dog the quick brown", "def a
            "a b c a b c a b c a b", "x"]
 
 
+@pytest.mark.parametrize("decoder", ["looped", "assisted"])  # the project's loop, and transformers' assisted generate()
 @pytest.mark.parametrize("arm", ["plain", "lookup", "exit1", "draft", "draft-heur"])
-def test_every_drafter_gives_plain_greedy_output(session, arm):
+def test_every_drafter_gives_plain_greedy_output(session, arm, decoder):
     for prompt in PROMPTS:
         ids = session.encode(prompt)
         ref = session.plain(ids)
-        out = session.looped(ids, arm, reference=ref.tokens)
-        assert out.lossless is True and out.tokens == ref.tokens and out.token_match_rate == 1.0, (arm, prompt)
+        out = getattr(session, decoder)(ids, arm, reference=ref.tokens)
+        assert out.lossless is True and out.tokens == ref.tokens and out.token_match_rate == 1.0, (decoder, arm, prompt)
+        assert out.n_new_tokens == len(ref.tokens) > 0
+        # counts: every target pass emits its accepted candidates plus one token
         assert out.accepted_tokens == out.n_new_tokens - out.target_calls
         assert 0 <= out.accepted_tokens <= out.draft_tokens and 1 <= out.target_calls <= out.n_new_tokens
         kind = session.config.arm(arm).kind
