@@ -104,6 +104,12 @@ def made_for(model, path: str) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_sentences() -> list[str]:
+    """The sentences the tiny models' tokenizer was built from: every word of them is in its vocabulary."""
+    return list(SENTENCES)
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, str]:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel

@@ -14,14 +14,6 @@ from hypothesis import strategies as st
 
 from decoding import distill as D
 
-SENTENCES = [  # the tiny tokenizer's words (tests/decoding/conftest.py)
-    "the quick brown fox jumps over the lazy dog",
-    "a draft model proposes tokens and the target model checks them",
-    "translate this sentence into french please",
-    "summarize the following text in one line",
-    "def add ( a , b ) : return a + b",
-    "the cat sat on the mat and the dog sat on the log",
-]
 SAME_WIDTH = D.DraftArchitecture(n_layers=1, hidden_size=None, intermediate_size=None, n_heads=None, n_kv_heads=None)
 
 
@@ -42,10 +34,10 @@ def target(tiny_models):
 
 
 @pytest.fixture(scope="module")
-def distilled(target, tmp_path_factory):
+def distilled(target, tmp_path_factory, tiny_sentences):
     model, tok, path = target
     out = tmp_path_factory.mktemp("distilled") / "draft"
-    result = D.distill_draft(model, tok, SENTENCES, out, config=_config(steps=60), arch=SAME_WIDTH, target_name=path, progress=False)
+    result = D.distill_draft(model, tok, tiny_sentences, out, config=_config(steps=60), arch=SAME_WIDTH, target_name=path, progress=False)
     return result
 
 
@@ -59,12 +51,12 @@ def untrained(target, tmp_path_factory):
     return out
 
 
-def test_distillation_raises_acceptance_above_the_untrained_draft(tiny_models, distilled, untrained):
+def test_distillation_raises_acceptance_above_the_untrained_draft(tiny_models, distilled, untrained, tiny_sentences):
     from decoding.draft_eval import DraftEvalConfig, evaluate_drafts
 
-    prompts = pd.DataFrame({"query_id": [f"q{i}" for i in range(len(SENTENCES))], "prompt": SENTENCES,
+    prompts = pd.DataFrame({"query_id": [f"q{i}" for i in range(len(tiny_sentences))], "prompt": tiny_sentences,
                             "domain": "d", "split": "train"})
-    cfg = DraftEvalConfig(split="train", per_domain=len(SENTENCES), max_new_tokens=12, num_assistant_tokens=4, warmup=0)
+    cfg = DraftEvalConfig(split="train", per_domain=len(tiny_sentences), max_new_tokens=12, num_assistant_tokens=4, warmup=0)
     report = evaluate_drafts(tiny_models["target"], {"untrained": str(untrained), "distilled": str(distilled.out_dir)},
                              prompts, cfg, threads=1, progress=False)
     by = {r.draft: r for r in report.results}
@@ -100,12 +92,12 @@ def test_saved_draft_is_a_plain_hugging_face_folder(distilled, target):
         assert torch.isfinite(m(torch.tensor([[1, 5, 6]])).logits).all()
 
 
-def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatch, tiny_sentences):
     from safetensors.torch import load_file
 
     model, tok, path = target
     cfg = _config(steps=20, checkpoint_every=5)
-    straight = D.distill_draft(model, tok, SENTENCES, tmp_path / "a", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
+    straight = D.distill_draft(model, tok, tiny_sentences, tmp_path / "a", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
 
     real_save = D._save_checkpoint
     calls = {"n": 0}
@@ -118,7 +110,7 @@ def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatc
 
     monkeypatch.setattr(D, "_save_checkpoint", crash_after_second)
     with pytest.raises(KeyboardInterrupt):
-        D.distill_draft(model, tok, SENTENCES, tmp_path / "b", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
+        D.distill_draft(model, tok, tiny_sentences, tmp_path / "b", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
     # until it finishes the draft trains in a hidden folder beside --out: nothing at --out yet
     (partial,) = tmp_path.glob(".b.partial-*")
     assert json.loads((partial / D.CHECKPOINT_DIR / "state.json").read_text())["step"] == 10
@@ -129,7 +121,7 @@ def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatc
         raise AssertionError("the cached teacher should have been reused")
 
     monkeypatch.setattr(D, "_greedy_batch", no_generation)
-    resumed = D.distill_draft(model, tok, SENTENCES, tmp_path / "b", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
+    resumed = D.distill_draft(model, tok, tiny_sentences, tmp_path / "b", config=cfg, arch=SAME_WIDTH, target_name=path, progress=False)
     assert resumed.metadata["losses"] == pytest.approx(straight.metadata["losses"], rel=1e-5, abs=1e-6)
     assert not list(tmp_path.glob(".b.partial-*"))  # renamed into place
     wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
@@ -138,15 +130,15 @@ def test_interrupted_run_resumes_to_the_same_result(target, tmp_path, monkeypatc
         assert np.allclose(wa[k].numpy(), wb[k].numpy(), atol=1e-5), k
 
 
-def test_other_settings_in_an_existing_folder_are_refused(target, tmp_path):
+def test_other_settings_in_an_existing_folder_are_refused(target, tmp_path, tiny_sentences):
     model, tok, path = target
-    D.distill_draft(model, tok, SENTENCES, tmp_path / "x", config=_config(steps=2, checkpoint_every=1), arch=SAME_WIDTH,
+    D.distill_draft(model, tok, tiny_sentences, tmp_path / "x", config=_config(steps=2, checkpoint_every=1), arch=SAME_WIDTH,
                     target_name=path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.01 -> 0.02"):
-        D.distill_draft(model, tok, SENTENCES, tmp_path / "x", config=_config(steps=2, lr=2e-2), arch=SAME_WIDTH,
+        D.distill_draft(model, tok, tiny_sentences, tmp_path / "x", config=_config(steps=2, lr=2e-2), arch=SAME_WIDTH,
                         target_name=path, progress=False)
     # more steps is allowed: training continues
-    more = D.distill_draft(model, tok, SENTENCES, tmp_path / "x", config=_config(steps=4, checkpoint_every=1), arch=SAME_WIDTH,
+    more = D.distill_draft(model, tok, tiny_sentences, tmp_path / "x", config=_config(steps=4, checkpoint_every=1), arch=SAME_WIDTH,
                            target_name=path, progress=False)
     assert more.metadata["steps"] == 4 and len(more.metadata["losses"]) == 4
 
@@ -184,7 +176,7 @@ def test_same_width_draft_copies_target_blocks(target):
     assert torch.equal(draft.get_input_embeddings().weight, model.get_input_embeddings().weight)
 
 
-def test_encoding_matches_the_decoding_backend(tiny_models):
+def test_encoding_matches_the_decoding_backend(tiny_models, tiny_sentences):
     from transformers import AutoTokenizer
 
     from decoding.session import DecodingSession
@@ -196,7 +188,7 @@ def test_encoding_matches_the_decoding_backend(tiny_models):
                                            (ArmConfig("plain", "none"),)), threads=1)
     session.target.tokenizer = tok
     session.use_chat_template = True
-    for s in SENTENCES:
+    for s in tiny_sentences:
         assert D.encode_prompt(tok, s) == session.encode(s, max_new_tokens=8)
         assert D.encode_prompt(tok, s)[-1] == tok.convert_tokens_to_ids("the")
 
