@@ -45,6 +45,21 @@ def head_arm(name: str, domain: str, setting: HeadSetting, lookup: Any | None, h
     return ArmConfig.of(name, "head", head=head, num_assistant_tokens=setting.k, **_gate(setting))
 
 
+def absolute(config: Any) -> tuple[Any, list[ArmConfig]]:
+    """A models file's target and arms with every local path (the target, a draft, a head's or store's
+    folder) made absolute against its own folder: right wherever a new models file naming them is written."""
+    import dataclasses
+    import os
+
+    def local(value: Any) -> Any:
+        return config.resolve(value) if isinstance(value, str) and value and os.path.exists(config.resolve(value)) else value
+
+    def arm(a: ArmConfig) -> ArmConfig:
+        return dataclasses.replace(a, draft=local(a.draft), options=tuple((k, local(v)) for k, v in a.options))
+
+    return dataclasses.replace(config.target, path=local(config.target.path)), [arm(a) for a in config.arms]
+
+
 def _write(path: Path, target: Any, arms: list[ArmConfig]) -> Path:
     """``path`` written whole (``decoding.models.write_models_file``, replacing an earlier run's) and checked to load."""
     from ..models import ModelsConfig, load_models_config, write_models_file
@@ -76,15 +91,16 @@ def heads_models_file(out: Path, source_models: Path, domains: list[str], k: int
 
 def router_models_file(out: Path, source_models: Path, domains: list[str], tuned: Mapping[str, HeadSetting] | None = None,
                        lookup: str | None = LIVE_LOOKUP, name: str = "models-router.toml") -> Path:
-    """``out/<name>``: every arm of the logs the selection trains on, ``source_models``' and each domain's
-    head arms (``head_arms_of``; the ``lookup-head-*`` ones after its ``lookup`` arm, none without one), so
+    """``out/<name>``: every arm of the logs the selection trains on, ``source_models``' (local paths made
+    absolute) and each domain's head arms (``head_arms_of``; the ``lookup-head-*`` ones after its ``lookup`` arm, none without one), so
     that whichever policy is selected decodes live."""
     from ..models import load_models_config
 
     joint = load_models_config(source_models)
     after = joint.arm(lookup) if lookup else None
     heads = [head_arm(arm, d, setting, after) for d in domains for arm, setting in head_arms_of(d, tuned, with_lookup=after is not None)]
-    return _write(out / name, joint.target, [*joint.arms, *heads])
+    target, arms = absolute(joint)
+    return _write(out / name, target, [*arms, *heads])
 
 
 def store_arm(name: str, domain: str, setting: StoreSetting | StoreHeadSetting, heads_dir: Path) -> ArmConfig:
@@ -126,9 +142,9 @@ def stores_models_files(out: Path, source_models: Path, heads_dir: Path,
 
 
 def stores_models_file(out: Path, source_models: Path, arms: Mapping[str, tuple[str, StoreSetting]], name: str = "models.toml") -> Path:
-    """``out/<name>``: ``source_models``' target and arms, and every store arm of ``arms`` (name -> (domain,
+    """``out/<name>``: ``source_models``' target and arms (local paths made absolute), and every store arm of ``arms`` (name -> (domain,
     setting); each store under ``out/stores/<domain>``): the arms of a ``bandit-log drafters store`` log."""
     from ..models import load_models_config
 
-    joint = load_models_config(source_models)
-    return _write(out / name, joint.target, [*joint.arms, *(store_arm(n, d, s, out) for n, (d, s) in arms.items())])
+    target, source = absolute(load_models_config(source_models))
+    return _write(out / name, target, [*source, *(store_arm(n, d, s, out) for n, (d, s) in arms.items())])
