@@ -166,3 +166,17 @@ def test_head_step_is_timed_as_the_head_kind_times_it():
         head = feature_head(32, list(range(64)), n_blocks=1, expansion=1)
     step = head_step_seconds(head, SimpleNamespace(target=SimpleNamespace(model=model)), repeats=3)
     assert 0.0 < step < 1.0
+
+
+def test_a_drafter_models_file_names_the_source_paths_absolutely(tmp_path):
+    """A models file written into a drafter command's folder keeps pointing at the source's target and drafts."""
+    from decoding.drafters.models_file import stores_models_file
+
+    src = tmp_path / "src"
+    for folder in ("target", "draft"):
+        (src / folder).mkdir(parents=True)
+    (src / "models.toml").write_text('[target]\npath = "target"\n[[arms]]\nname = "plain"\nkind = "none"\n'
+                                     '[[arms]]\nname = "d"\nkind = "draft"\ndraft = "draft"\n')
+    written = load_models_config(stores_models_file(tmp_path / "out", src / "models.toml", {"store-a": ("a", StoreSetting(4, 2, 0.3))}))
+    assert written.resolve(written.target.path) == str(src / "target") and written.arm("d").draft == str(src / "draft")
+    assert written.resolve(written.arm("store-a").option("datastore")) == str(tmp_path / "out" / "stores" / "a")
