@@ -49,3 +49,23 @@ def toml_for(tiny_models):
         return models_toml(tiny_models, arms, target, max_new_tokens)
 
     return make
+
+
+@pytest.fixture
+def crash_on_second_call(monkeypatch):
+    """``crash_on_second_call(module, name)``: ``module.name`` raises ``RuntimeError("simulated crash in the
+    second batch")`` on its second call and passes the others through; returns the real function."""
+    def patch(module, name: str):
+        real = getattr(module, name)
+        calls = {"n": 0}
+
+        def failing(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("simulated crash in the second batch")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, failing)
+        return real
+
+    return patch

@@ -78,7 +78,7 @@ def test_build_writes_every_arm_for_every_prompt(session, all_arms_config, promp
     assert (s2.n_prompts_decoded, s2.n_rows_written, s2.n_rows_skipped) == (0, 0, 20)
 
 
-def test_resume_after_exception_equals_uninterrupted(session, all_arms_config, prompts_file, build_cfg, tmp_path, monkeypatch):
+def test_resume_after_exception_equals_uninterrupted(session, all_arms_config, prompts_file, build_cfg, tmp_path, monkeypatch, crash_on_second_call):
     from decoding import build as build_mod
     from decoding.build import build_log
 
@@ -86,16 +86,7 @@ def test_resume_after_exception_equals_uninterrupted(session, all_arms_config, p
     build_log(prompts_file, all_arms_config, full, build_cfg, session=session, progress=False)
 
     part = tmp_path / "part"
-    real = build_mod._build_batch
-    calls = {"n": 0}
-
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("simulated crash in the second batch")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(build_mod, "_build_batch", failing)
+    real = crash_on_second_call(build_mod, "_build_batch")
     with pytest.raises(RuntimeError, match="simulated crash"):
         build_log(prompts_file, all_arms_config, part, build_cfg, session=session, progress=False)
     assert open_log(part).n_rows("outcomes") == 10  # the first batch (2 prompts x 5 arms) survived

@@ -143,23 +143,14 @@ def test_rewards_follow_alpha(session, all_arms_config, prompts_file, tmp_path, 
     assert ((df.loc[~plain, "reward"] - expected).abs() < 1e-12).all()
 
 
-def test_resume_after_a_crash_equals_uninterrupted(session, all_arms_config, prompts_file, tmp_path, monkeypatch):
+def test_resume_after_a_crash_equals_uninterrupted(session, all_arms_config, prompts_file, tmp_path, monkeypatch, crash_on_second_call):
     from decoding import build as build_mod
     from decoding.build import build_log
 
     whole = tmp_path / "whole"
     build_log(prompts_file, all_arms_config, whole, _cfg(), session=session, progress=False)
     part = tmp_path / "part"
-    real = build_mod._alignment_batch
-    calls = {"n": 0}
-
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("simulated crash in the second batch")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(build_mod, "_alignment_batch", failing)
+    real = crash_on_second_call(build_mod, "_alignment_batch")
     with pytest.raises(RuntimeError, match="simulated crash"):
         build_log(prompts_file, all_arms_config, part, _cfg(), session=session, progress=False)
     assert open_log(part).n_rows("outcomes") == 10
