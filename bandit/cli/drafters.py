@@ -125,11 +125,19 @@ def _write_whole(out: str, overwrite: bool, run: Callable[[Path], dict[str, Any]
     return result
 
 
-def _finish(doc: dict[str, Any], checks: list[dict[str, Any]], as_json: bool, lines: list[str]) -> None:
-    """Print the summary (JSON, or ``lines``); exit 3 when a live check differed from greedy or from the replayed counts."""
+def _finish(doc: dict[str, Any], checks: list[dict[str, Any]], as_json: bool, first: str, drafters: str) -> None:
+    """Print the summary (JSON, or ``first`` and the lines every drafter kind shares; ``drafters``:
+    what the new arms are, e.g. "heads'"); exit 3 when a live check differed from greedy or from the
+    replayed counts."""
     if as_json:
         emit_json(doc)
     else:
+        lines = [first,
+                 f"  {doc['models']} (the models file's arms and the {drafters}), {doc['log']} (priced; `bandit-log compare/train/evaluate` take it)",
+                 f"  live check: {doc['live_check']['same_counts']}/{doc['live_check']['checked']} with the replayed counts, "
+                 f"{doc['live_check']['lossless']}/{doc['live_check']['checked']} identical to greedy"]
+        if "selection" in doc:
+            lines.append(f"  selected on validation: {doc['selection']['winner']}")
         click.echo("\n".join(lines))
     bad = [c for c in checks if not (c["lossless"] and c["same_counts"])]
     if bad:
@@ -234,15 +242,10 @@ def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max
     result = _write_whole(out, overwrite, run)
     doc = _common_summary(out, result, _new_arms(out, source.models)) | {
         "tuned": {d: t["setting"] for d, t in result["tuned"].items()}, "head_step_s": result["head_step_s_cpu"], "lookup": result["lookup"]}
-    lines = [f"{out}: {len(doc['arms'])} head arms for {', '.join(doc['domains'])} on {doc['n_prompts']} prompts "
+    first = (f"{out}: {len(doc['arms'])} head arms for {', '.join(doc['domains'])} on {doc['n_prompts']} prompts "
              f"(head step {doc['head_step_s'] * 1e3:.2f} ms here); tuned on validation: "
-             + ", ".join(f"{d} {s}" for d, s in doc["tuned"].items()),
-             f"  {doc['models']} (the models file's arms and the heads'), {doc['log']} (priced; `bandit-log compare/train/evaluate` take it)",
-             f"  live check: {doc['live_check']['same_counts']}/{doc['live_check']['checked']} with the replayed counts, "
-             f"{doc['live_check']['lossless']}/{doc['live_check']['checked']} identical to greedy"]
-    if "selection" in doc:
-        lines.append(f"  selected on validation: {doc['selection']['winner']}")
-    _finish(doc, result["live_check"], as_json, lines)
+             + ", ".join(f"{d} {s}" for d, s in doc["tuned"].items()))
+    _finish(doc, result["live_check"], as_json, first, "heads'")
 
 
 @drafters.command("store")
@@ -281,11 +284,6 @@ def store(log, models_path, out, overwrite, calibration_path, seed, threads, max
     doc = _common_summary(out, result, _new_arms(out, source.models)) | {
         "settings": {n: {k: v for k, v in s.items() if k in ("store_tokens", "min_count", "min_fraction")} for n, s in result["settings"].items()},
         "store_step_s": result["store_step_s"], "stores": result["stores"]}
-    lines = [f"{out}: {len(doc['arms'])} store arms for {', '.join(doc['domains'])} on {doc['n_prompts']} prompts; "
-             + ", ".join(f"{d} {s['tokens']} tokens" for d, s in doc["stores"].items()),
-             f"  {doc['models']} (the models file's arms and the stores'), {doc['log']} (priced; `bandit-log compare/train/evaluate` take it)",
-             f"  live check: {doc['live_check']['same_counts']}/{doc['live_check']['checked']} with the replayed counts, "
-             f"{doc['live_check']['lossless']}/{doc['live_check']['checked']} identical to greedy"]
-    if "selection" in doc:
-        lines.append(f"  selected on validation: {doc['selection']['winner']}")
-    _finish(doc, result["live_check"], as_json, lines)
+    first = (f"{out}: {len(doc['arms'])} store arms for {', '.join(doc['domains'])} on {doc['n_prompts']} prompts; "
+             + ", ".join(f"{d} {s['tokens']} tokens" for d, s in doc["stores"].items()))
+    _finish(doc, result["live_check"], as_json, first, "stores'")
