@@ -174,7 +174,7 @@ def evaluate_drafts(target: str, drafts: Mapping[str, str], prompts: pd.DataFram
     t_start = time.perf_counter()
     session = DecodingSession(models_config(target, drafts, config, device), threads=threads)
     if calibration is None:
-        calibration = calibrate(session, context_len=64, repeats=9)
+        calibration = calibrate(session, context_len=64, repeats=9, on_unstable="warn")
     encoded = [session.encode(p, config.max_new_tokens) for p in chosen["prompt"].astype(str)]
     arms = [PLAIN] + list(drafts)
     for arm in arms:  # warm-up: the first calls of a model pay one-off costs

@@ -275,7 +275,7 @@ def main(heads_dir: str | Path, model: list[str], out: str | Path, device: str =
         seconds["load"] = time.perf_counter() - t
     _say("2/4 calibrating every arm's step on the device")
     t = time.perf_counter()
-    own = for_arms(calibrate(session, repeats=calibration_repeats), models.arms)
+    own = for_arms(calibrate(session, repeats=calibration_repeats, on_unstable="warn"), models.arms)
     write_profile(out / "profile.json", cost_profile(own, models=models, command="examples/gpu_heads.py"))
     seconds["calibrate"] = time.perf_counter() - t
     prompts = live_prompts(per_domain, domains)

@@ -131,3 +131,23 @@ def test_arms_of_the_run_must_match_the_models_file(session, built, tiny_config)
     with pytest.raises(ValueError, match=r"trained on arms plain, lookup, exit1, draft, draft-heur; the models file has plain"):
         decode_prompts(load_run(built["run"]), other, built["prompts"], built["root"] / "x", session=session, progress=False)
     assert not (built["root"] / "x").exists()
+
+
+def test_a_decodes_own_calibration_on_a_busy_machine_warns_and_decodes(session, all_arms_config, built, tmp_path, monkeypatch):
+    """A decode into a new log times its own step costs first; a noisy machine must not end the run
+    (like a build's own calibration): it warns with the spreads, keeps the medians and decodes."""
+    import itertools
+
+    from bandit.runs import load_run
+    from decoding import calibrate as cal_mod
+    from decoding.loop import DecodeConfig, decode_prompts
+
+    steps = itertools.cycle([0.1, 0.3, 0.1, 0.5, 0.2, 0.9, 0.1])  # spread far above the limit, above the floor
+    monkeypatch.setattr(cal_mod, "_step_seconds", lambda *a, **k: next(steps))
+    run = load_run(built["run"])
+    with pytest.warns(RuntimeWarning, match=r"step timings kept varying .* the medians are kept"):
+        s = decode_prompts(run, all_arms_config, built["prompts"], tmp_path / "busy", DecodeConfig(greedy=True),
+                           session=session, progress=False)
+    assert s.n_decisions == 3 and s.n_lossless_failures == 0
+    cal = open_log(tmp_path / "busy").metadata.extra["calibration"]
+    assert cal["spread"]["target"] > 0.25
