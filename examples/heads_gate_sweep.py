@@ -69,5 +69,5 @@ if __name__ == "__main__":
     print(f"{'domain':10s} {'picked on validation':22s} {'test: H200 count / acceptance':32s} ungated k=3 on test")
     for d, x in res.items():
         p, u = (x["picked"] or {}).get("test"), x["ungated_k3"]["test"]
-        picked = f"{p['count_h200']:.3f} / {p['acceptance']:.2f}" if p else "none"
-        print(f"{d:10s} {str(x['picked_on_validation']):22s} {picked:32s} {u['count_h200']:.3f} / {u['acceptance']:.2f}")
+        picked = f"{p['count']:.3f} / {p['acceptance']:.2f}" if p else "none"
+        print(f"{d:10s} {str(x['picked_on_validation']):22s} {picked:32s} {u['count']:.3f} / {u['acceptance']:.2f}")

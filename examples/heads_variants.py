@@ -324,7 +324,7 @@ def main(out: str | Path = "out/heads", domain: str = "summarize", variants: tup
                                     "parameters": int(sum(p.numel() for p in head.parameters()))}
         v = result["variants"][name]
         _say(f"{name}: first token {v['first_token_accuracy']:.3f}; k3 acceptance {v['k3']['acceptance']:.3f}; fastest {fastest.name} "
-             f"{table[fastest]['count_h200']:.3f}; {seconds:.0f} s")
+             f"{table[fastest]['count']:.3f}; {seconds:.0f} s")
     (out / f"variants-{domain}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -343,5 +343,5 @@ if __name__ == "__main__":
     print(f"{'variant':10s} {'params':>9s} {'1st token':>9s} {'k3 acc':>7s} {'k3 count':>8s}  {'fastest':12s} {'count':>6s} {'acc':>5s}  seconds")
     for name, v in res["variants"].items():
         f = v["fastest_value"]
-        print(f"{name:10s} {v['parameters']:9d} {v['first_token_accuracy']:9.3f} {v['k3']['acceptance']:7.3f} {v['k3']['count_h200']:8.3f}  "
-              f"{v['fastest']:12s} {f['count_h200']:6.3f} {f['acceptance']:5.2f}  {v['seconds']:.0f}")
+        print(f"{name:10s} {v['parameters']:9d} {v['first_token_accuracy']:9.3f} {v['k3']['acceptance']:7.3f} {v['k3']['count']:8.3f}  "
+              f"{v['fastest']:12s} {f['count']:6.3f} {f['acceptance']:5.2f}  {v['seconds']:.0f}")

@@ -193,7 +193,7 @@ def tune_heads(data: _Data, drafted: dict, domains: list[str], pricing: Pricing)
         tuned[d] = pick or pick_setting(table, 0.0)  # none reached the bar: the fastest
         tuning[d] = {"setting": tuned[d].name, "reached_min_acceptance": pick is not None, "priced_by": pricing.name,
                      "validation_prompts_of": on, "validation": table_json(table)}
-        _say(f"   head-{d}-tuned: {tuned[d].name} (validation: {table[tuned[d]]['count_h200']:.3f} under the {pricing.name} "
+        _say(f"   head-{d}-tuned: {tuned[d].name} (validation: {table[tuned[d]]['count']:.3f} under the {pricing.name} "
              f"pricing, acceptance {table[tuned[d]]['acceptance']:.3f})")
     return tuned, tuning
 

@@ -99,7 +99,7 @@ def _setting_json(d: str, s: StoreSetting | StoreHeadSetting, entry: dict[str, f
     store = s.store if isinstance(s, StoreHeadSetting) else s
     head = {"head_tokens": s.head.k, "head_gate": s.head.gate} if isinstance(s, StoreHeadSetting) else {}
     return {"domain": d, "kind": "datastore_head" if head else "datastore", "store_tokens": store.tokens, "min_count": store.min_count,
-            "min_fraction": store.min_fraction, **head, "validation_count_h200": entry["count_h200"],
+            "min_fraction": store.min_fraction, **head, "validation_count": entry["count"],
             "validation_acceptance": entry["acceptance"]}
 
 

@@ -91,7 +91,7 @@ def head_replay(chains: list[tuple[np.ndarray, np.ndarray]], prompts: list[list[
 def setting_entry(rows: Iterable[Mapping[str, int]], profile: Any, step_s: float) -> dict[str, float]:
     """One grid entry: the count speed-up of the summed counts under ``profile`` (a drafter step of ``step_s``) and the acceptance."""
     total = sum_counts(rows)
-    return {"count_h200": price_totals(total, profile, step_s), "acceptance": acceptance(total)}
+    return {"count": price_totals(total, profile, step_s), "acceptance": acceptance(total)}
 
 
 def head_setting_table(chains: list[tuple[np.ndarray, np.ndarray]], prompts: list[list[int]], outputs: list[list[int]],
@@ -104,9 +104,9 @@ def head_setting_table(chains: list[tuple[np.ndarray, np.ndarray]], prompts: lis
 
 
 def pick_setting(table: Mapping[Setting, Mapping[str, float]], min_acceptance: float = MIN_ACCEPTANCE) -> Setting | None:
-    """The fastest setting of ``table`` (its ``count_h200``) whose acceptance is at least ``min_acceptance``; None if none is."""
+    """The fastest setting of ``table`` (its ``count``: the count speed-up under the profile it was priced with) whose acceptance is at least ``min_acceptance``; None if none is."""
     ok = {s: v for s, v in table.items() if v["acceptance"] >= min_acceptance}
-    return max(ok, key=lambda s: ok[s]["count_h200"]) if ok else None
+    return max(ok, key=lambda s: ok[s]["count"]) if ok else None
 
 
 def table_json(table: Mapping[Any, Mapping[str, float]]) -> dict[str, dict[str, float]]:

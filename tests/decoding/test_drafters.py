@@ -49,7 +49,7 @@ def test_plain_rows_takes_the_first_of_each_domain_and_split():
 
 def test_pick_over_a_store_head_grid_and_its_json():
     fast, slow = StoreHeadSetting(StoreSetting(4, 1, 0.0), HeadSetting(2, 0.3)), StoreHeadSetting(StoreSetting(8, 3, 0.6), GATED)
-    table = {fast: {"count_h200": 1.4, "acceptance": 0.3}, slow: {"count_h200": 1.2, "acceptance": 0.6}}
+    table = {fast: {"count": 1.4, "acceptance": 0.3}, slow: {"count": 1.2, "acceptance": 0.6}}
     assert pick_setting(table, 0.45) == slow and pick_setting(table, 0.0) == fast and pick_setting(table, 0.9) is None
     assert list(table_json(table)) == ["k4-count1-frac0.0+head-k2-gate0.3", "k8-count3-frac0.6+head-k5-gate0.4"]
 

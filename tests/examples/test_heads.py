@@ -72,7 +72,7 @@ def test_heads_example_runs_end_to_end(heads_run, load_example):
     assert sorted(sweep) == res["domains"]
     for d, x in sweep.items():
         assert len(x["settings"]) == 15 and x["picked_on_validation"] in x["settings"]
-        assert all(0.0 <= v[s]["acceptance"] <= 1.0 and v[s]["count_h200"] > 0 for v in x["settings"].values() for s in ("validation", "test"))
+        assert all(0.0 <= v[s]["acceptance"] <= 1.0 and v[s]["count"] > 0 for v in x["settings"].values() for s in ("validation", "test"))
     # the head variants against the project's head, on validation (examples/heads_variants.py)
     var = load_example("heads_variants").main(out, "translate", epochs=1, max_prompts=3)
     assert set(var["variants"]) == {"base", "rollout", "layers", "attention"}

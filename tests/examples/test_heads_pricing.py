@@ -75,9 +75,9 @@ _K2, _K3 = HeadSetting(2, 0.2), HeadSetting(3, 0.0)
 
 
 @pytest.mark.parametrize("table, bar, want", [
-    ({_K2: {"acceptance": 0.5, "count_h200": 1.1}, _K3: {"acceptance": 0.3, "count_h200": 1.3}}, 0.45, _K2),
-    ({_K2: {"acceptance": 0.5, "count_h200": 1.1}, _K3: {"acceptance": 0.3, "count_h200": 1.3}}, 0.0, _K3),
-    ({HeadSetting(2, 0.2): {"acceptance": 0.4, "count_h200": 1.1}}, 0.45, None),
+    ({_K2: {"acceptance": 0.5, "count": 1.1}, _K3: {"acceptance": 0.3, "count": 1.3}}, 0.45, _K2),
+    ({_K2: {"acceptance": 0.5, "count": 1.1}, _K3: {"acceptance": 0.3, "count": 1.3}}, 0.0, _K3),
+    ({HeadSetting(2, 0.2): {"acceptance": 0.4, "count": 1.1}}, 0.45, None),
 ])
 def test_pick_setting(table, bar, want):
     assert pick_setting(table, bar) == want
