@@ -143,6 +143,9 @@ class ArmKind:
     plain: ClassVar[bool] = False
     #: drafts with no model: its drafting step costs nothing and ``replay`` gives its exact counts
     model_free: ClassVar[bool] = False
+    #: loads a drafting model of its own beside the target (a second model's memory): the drafter
+    #: commands, which need the target alone, leave such arms out (``decoding.drafters.states.target_session``)
+    separate_model: ClassVar[bool] = False
     #: runs a model of its own whose greedy output can be compared with the target's (alignment)
     own_output: ClassVar[bool] = False
     #: transformers' ``generate()`` can run it; otherwise ``DecodingSession.assisted`` runs it through

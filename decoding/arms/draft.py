@@ -28,6 +28,7 @@ class Draft(ArmKind):
     label = "draft-model"
     keys = ("draft", "universal") + ASSISTANT_KEYS + ("loop",)
     own_output = True
+    separate_model = True
     example = {"draft": "draft", "num_assistant_tokens": 3, "num_assistant_tokens_schedule": "constant"}
 
     def parse(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -342,12 +342,12 @@ def _train_and_replay(cfg: HeadsRunConfig, seconds: dict[str, float]) -> _Traine
     from logging_data import open_log
 
     from ..models import load_models_config
-    from ..session import DecodingSession
+    from .states import target_session
 
     joint = open_log(cfg.source_log)
     outcomes = joint.read("outcomes")
     plain = cfg.plain(outcomes)
-    session = DecodingSession(load_models_config(cfg.models), threads=cfg.threads)
+    session = target_session(load_models_config(cfg.models), cfg.threads)
 
     _say(f"1/5 greedy outputs and hidden states of {len(plain)} prompts")
     t = time.perf_counter()
@@ -416,6 +416,7 @@ def run_heads(cfg: HeadsRunConfig) -> dict[str, Any]:
                        # and each one's own-domain test counts: its speed-up there at any measured step (examples/gpu_heads.py)
                        "own_domain_test_totals": own_domain_totals(priced["h200"])})
     router_models = router_models_file(out, cfg.models, domains, run.tuned, lookup=cfg.lookup, name=cfg.layout.models)
+    data.session = None  # one target in memory at a time: the selection's and the live step's sessions load their own
     if cfg.select:
         _say("5/5 train, select on validation, test: under each pricing")
         for name, path in logs.items():

@@ -25,6 +25,20 @@ def _say(message: str) -> None:
     print(f"[drafters] {message}", file=sys.stderr, flush=True)
 
 
+def target_session(models: Any, threads: int | None) -> Any:
+    """A ``DecodingSession`` over ``models``' target and only the arms that load no drafting model of
+    their own (``ArmKind.separate_model``): what a drafter command needs (the target's outputs and
+    states, prompt lookup before a head, model-free drafters checked live): a target/draft pair's
+    draft is not loaded, and its memory stays free for the sessions a command loads later."""
+    import dataclasses
+
+    from ..arms import kind_of
+    from ..session import DecodingSession
+
+    kept = tuple(a for a in models.arms if not kind_of(a).separate_model)
+    return DecodingSession(dataclasses.replace(models, arms=kept), threads=threads)
+
+
 def plain_rows(outcomes: pd.DataFrame, max_prompts: int | None, cells: int | None = 12) -> pd.DataFrame:
     """A log's plain rows by query id; ``max_prompts``: the first ``max_prompts // cells`` of each domain x
     split (``cells`` None: the log's own number of domain x split cells)."""

@@ -218,8 +218,8 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
     from ..pricing import Calibration, load_calibration
     from ..models import load_models_config
     from ..pipeline import selection_summary
-    from ..session import DecodingSession
     from .live import measure_live, steps_by_kind
+    from .states import target_session
 
     heads_dir, out = cfg.heads_dir, cfg.out
     if not (heads_dir / "heads.json").exists():
@@ -243,7 +243,7 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
 
     _say("2/5 each domain's settings, picked on its validation prompts")
     t = time.perf_counter()
-    session = DecodingSession(load_models_config(cfg.models), threads=cfg.threads)
+    session = target_session(load_models_config(cfg.models), cfg.threads)
     for d in domains:  # each store records the target whose greedy outputs it holds
         stores[d].save(out / "stores" / d, {"domain": d, "made_by": "examples/datastores.py", "heads_run": str(heads_dir),
                                             "prompts": store_info[d]["train_prompts"]}, made_for=session.target_identity)
@@ -261,8 +261,10 @@ def run_stores(cfg: StoresRunConfig) -> dict[str, Any]:
     t = time.perf_counter()
     replayed = replay_stores(frame, log_idx, items, arms, stores, store_of, chains, max_new)
     models_live, router_models = stores_models_files(out, cfg.models, heads_dir, arms)
-    live_session = DecodingSession(load_models_config(models_live), threads=cfg.threads)
+    del session  # one target in memory at a time
+    live_session = target_session(load_models_config(models_live), cfg.threads)
     checks = check_stores_live(live_session, frame, prompts, outputs, arms, replayed, cfg.live_check, cfg.seed)
+    del live_session  # the selection's and the live step's sessions load their own
     seconds["replay_and_check"] = time.perf_counter() - t
 
     _say("4/5 the heads run's logs with the store arms; train, select on validation, test")
@@ -329,17 +331,16 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
 
     from ..models import load_models_config
     from ..pricing import Calibration, load_calibration
-    from ..session import DecodingSession
     from .logs import query_columns
     from .models_file import stores_models_file
-    from .states import greedy_outputs, plain_rows
+    from .states import greedy_outputs, plain_rows, target_session
 
     out, seconds, t_all = cfg.out, {}, time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     joint = open_log(cfg.source_log)
     outcomes = joint.read("outcomes")
     plain = plain_rows(outcomes, cfg.max_prompts, None)
-    session = DecodingSession(load_models_config(cfg.models), threads=cfg.threads)
+    session = target_session(load_models_config(cfg.models), cfg.threads)
     _say(f"1/4 the target's greedy outputs of {len(plain)} prompts; one store per domain from its train prompts")
     prompts, outputs, _, _, n_redo = greedy_outputs(session, plain)
     frame = plain[QCOLS].astype({"domain": str, "split": str}).reset_index(drop=True)
@@ -356,8 +357,9 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
     arms, settings, tables = tune_stores(frame, items, stores, None, {}, domains, max_new, own, 0.0)
     replayed = replay_stores(frame, log_idx, items, arms, stores, store_of, None, max_new)
     models_path = stores_models_file(out, cfg.models, arms, cfg.layout.models)
-    checks = check_stores_live(DecodingSession(load_models_config(models_path), threads=cfg.threads), frame, prompts, outputs, arms,
-                               replayed, cfg.live_check, cfg.seed)
+    del session  # one target in memory at a time: the live check loads the new models file's target and store arms
+    checks = check_stores_live(target_session(load_models_config(models_path), cfg.threads), frame, prompts, outputs, arms,
+                               replayed, cfg.live_check, cfg.seed) if cfg.live_check > 0 else []
 
     _say("3/4 each store's lookup timed here; the priced log")
     steps = store_steps(arms, stores, [prompts[i] + outputs[i][:j] for i in log_idx[:50] for j in (0, 10, 20)])

@@ -162,3 +162,18 @@ def test_it_fills_an_alignment_only_row(kind_session):
     # has it only from decoding
     assert (row["align_accept"] is None) == (kind.plain or not (kind.own_output or kind.model_free))
     assert (row["arm_output"] is not None) == kind.own_output
+
+
+def test_it_says_truly_whether_it_loads_a_model_beside_the_target(kind_session):
+    """``separate_model`` is what the drafter commands read to leave a kind out of their target-only
+    session (``decoding.drafters.states.target_session``): it must be true exactly when the kind
+    loads a model of its own, and the target-only session must hold no such model."""
+    from decoding.drafters.states import target_session
+
+    kind, session = kind_session
+    arm = session.config.arm("arm")
+    added = [m for m in kind.models(session, arm) if m is not session.target.model]
+    assert kind.separate_model == bool(added), kind.name
+    only = target_session(session.config, threads=1)
+    assert [a.name for a in only.config.arms] == [a.name for a in session.config.arms if not kind_of(a).separate_model]
+    assert not any(kind_of(a).models(only, a) for a in only.config.arms) and only.target.spec == session.target.spec
