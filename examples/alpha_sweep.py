@@ -49,6 +49,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from logging_data.console import progress_bars
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODELS = HERE / "models" / "smollm2-alignment.toml"
 DEFAULT_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -317,7 +319,7 @@ if __name__ == "__main__":
     except ValueError:
         parser.error(f"--alphas takes comma-separated numbers; got {args.alphas!r}")
     res = main(args.log, args.out, alpha_values, args.policy, args.models, args.prompts, args.per_domain, args.seed,
-               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, threads=args.threads)
+               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, threads=args.threads, progress=progress_bars())
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:

@@ -23,6 +23,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from logging_data.console import progress_bars
+
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "data" / "prompts-large.parquet"
 MODELS = HERE / "models" / "smollm2-joint.toml"
@@ -90,7 +92,7 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     res = main(args.prompts, args.models, n_prompts=args.n_prompts, batch_sizes=args.batch_sizes, threads=args.threads,
-               out=args.out)
+               out=args.out, progress=progress_bars())
     print(json.dumps(res, indent=2) if args.json else "", end="")
     if not args.json:
         print_result(res)

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from logging_data.console import progress_bars
+
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "data" / "prompts-large.parquet"
 MODELS = HERE / "models" / "smollm2-joint.toml"
@@ -168,7 +170,7 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     res = main(args.prompts, args.models, n_prompts=args.n_prompts, batch_size=args.batch_size, workers=args.workers,
-               out=args.out, progress=sys.stderr.isatty())
+               out=args.out, progress=progress_bars())
     print(json.dumps(res, indent=2) if args.json else "", end="")
     if not args.json:
         print_result(res)

@@ -33,6 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from logging_data.console import progress_bars
+
 from bandit.pipeline import log2_sizes
 
 HERE = Path(__file__).resolve().parent
@@ -168,7 +170,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    res = main(args.log, args.out, featurizers=args.featurizers, learners=args.learners, sizes=args.sizes, repeats=args.repeats)
+    res = main(args.log, args.out, featurizers=args.featurizers, learners=args.learners, sizes=args.sizes, repeats=args.repeats,
+               progress=progress_bars())
     if args.json:
         print(json.dumps(res, indent=2, default=str))
     else:

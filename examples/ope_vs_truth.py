@@ -52,6 +52,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from logging_data.console import progress_bars
+
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-log"
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch-dr", "dros")
@@ -348,7 +350,8 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
     args = parser.parse_args()
     res = main(args.log, args.out, tuple(args.estimators), tuple(args.logging), tuple(args.learners), args.budget,
-               args.seed, args.n_repeats, tuple(args.holdout))
+               args.seed, args.n_repeats, tuple(args.holdout),
+               progress=progress_bars())
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -40,6 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from logging_data.console import progress_bars
+
 from bandit.pipeline import log2_sizes, split_rows, splits_present
 
 HERE = Path(__file__).resolve().parent
@@ -304,7 +306,7 @@ if __name__ == "__main__":
     parser.add_argument("--budget", default="default", help="bandit.suite.BUDGETS key: default or tiny")
     parser.add_argument("--json", action="store_true", help="print the numbers as one JSON document")
     args = parser.parse_args()
-    res = main(args.log, args.out, args.sizes, tuple(args.learners), args.repeats, args.seed, args.budget)
+    res = main(args.log, args.out, args.sizes, tuple(args.learners), args.repeats, args.seed, args.budget, progress=progress_bars())
     if args.json:
         print(json.dumps(res, indent=2))
     else:
