@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bandit.pipeline import FEATURIZER
+from logging_data.console import progress_bars
 
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
@@ -341,8 +342,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="out/bench")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from logging_data.console import progress_bars
-
     res = main(args.log, args.models, heldout=args.heldout or None, out=args.out, live_per_domain=args.live_per_domain,
                live_heldout=not args.no_live_heldout, live_heldout_per_domain=args.live_heldout_per_domain, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
                featurizer=args.featurizer, progress=progress_bars())

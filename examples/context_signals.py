@@ -33,9 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from logging_data.console import progress_bars
-
 from bandit.pipeline import log2_sizes
+from logging_data.console import progress_bars
 
 HERE = Path(__file__).resolve().parent
 SHIPPED_LOG = HERE / "data" / "smollm2-joint-log"
