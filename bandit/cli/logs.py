@@ -84,6 +84,11 @@ def describe(log: str, as_json: bool) -> None:
     """Summarise LOG: rows, arms, reward definition, reward statistics per arm and per domain,
     queries per split, and for decisions the propensity range and rows per policy.
 
+    A measured log (wall times beside its counts, and a calibration: `bandit-log build`
+    without --alignment-only) also gets the count model against the wall clock per arm: both
+    speed-ups as ratios of totals over the same prompts, and arms the count model misprices by
+    more than 10% named (JSON: `count_against_wall`).
+
     A log that breaks the contract is refused with its first problems (`bandit-log validate`
     lists them all), as every command that reads a log does.
 
@@ -98,10 +103,53 @@ def describe(log: str, as_json: bool) -> None:
     open_log(log)  # not a log at all: a one-line error naming it
     require_valid_log(log)
     summary = describe_log(log)
+    checked = count_against_wall_rows(log)
+    if checked is not None:
+        summary["count_against_wall"] = checked
     if as_json:
         emit_json(summary)
     else:
         click.echo("\n".join(_describe_lines(summary)))
+
+
+MISPRICED = 0.10  # the count model within 10% of the wall clock per arm (issue 28's bar)
+
+
+def count_against_wall_rows(log: str) -> list[dict[str, Any]] | None:
+    """Per arm of a measured log: ``{arm, n_prompts, wall, count, count_over_wall, lossless}`` under
+    the log's own calibration (``decoding.reprice.count_against_wall``); None for a log without
+    measured rows or without a calibration (an alignment-only or imported log: nothing to check,
+    and the count model's modules are not imported for it)."""
+    from logging_data import open_log
+
+    opened = open_log(log)
+    record = opened.metadata.extra.get("calibration")
+    if not record or not opened.has("outcomes"):
+        return None
+    frame = opened.read("outcomes")
+    if "wall_time_s" not in frame.columns or not (frame["wall_time_s"].notna() & frame["plain_wall_time_s"].notna()).any():
+        return None
+    from decoding.pricing import Calibration
+    from decoding.reprice import count_against_wall
+
+    table = count_against_wall(frame, {a.name: a.kind for a in opened.metadata.arms}, {"log": Calibration.from_json(record)})
+    return [{"arm": r["arm"], "n_prompts": int(r["n_prompts"]), "wall": float(r["wall"]), "count": float(r["count log"]),
+             "count_over_wall": float(r["count/wall log"]), **({"lossless": bool(r["lossless"])} if "lossless" in r else {})}
+            for r in table.to_dict("records")]
+
+
+def _count_against_wall_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "count model against the wall clock (measured rows, the log's calibration; ratios of totals):"]
+    lines += ["  " + x for x in _table(["arm", "prompts", "wall", "count", "count/wall"],
+                                       [[r["arm"], r["n_prompts"], r["wall"], r["count"], r["count_over_wall"]] for r in rows])]
+    off = [f"{r['arm']} ({r['count_over_wall']:.2f})" for r in rows if abs(r["count_over_wall"] - 1.0) > MISPRICED]
+    if off:
+        lines += [f"  beyond {MISPRICED:.0%}: {', '.join(off)}: the count model misprices them on this log's machine; "
+                  "calibrate again on an idle machine (`bandit-log calibrate`), or re-price with costs fitted to these "
+                  "wall times (`bandit-log reprice LOG --out OUT --calibration fit:LOG`)"]
+    else:
+        lines += [f"  every arm within {MISPRICED:.0%}"]
+    return lines
 
 
 def _describe_lines(s: dict[str, Any]) -> list[str]:
@@ -133,4 +181,6 @@ def _describe_lines(s: dict[str, Any]) -> list[str]:
             lines += [f"  propensity range: [{_fmt(p['min'], 6)}, {_fmt(p['max'], 6)}]", "  policies:"]
             rows = [[q["policy_id"], q["count"], q["propensity_min"], q["propensity_max"], q["reward_mean"]] for q in t["policies"]]
             lines += ["    " + x for x in _table(["policy_id", "rows", "p_min", "p_max", "reward_mean"], rows)]
+    if s.get("count_against_wall"):
+        lines += _count_against_wall_lines(s["count_against_wall"])
     return lines

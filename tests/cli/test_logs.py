@@ -115,6 +115,47 @@ def test_describe_json_is_the_library_summary(log_dir):
     assert json.loads(r.stdout) == json.loads(json.dumps(describe_log(str(log_dir))))
 
 
+def _measured_log(tmp_path, arm_wall):
+    """A measured log of two prompts (plain 10 s and 30 s, 10 and 30 new tokens) and prompt-lookup arms
+    with the same counts (5 and 20 target calls: count speed-up 40 / 25 = 1.6 when a step costs 1 s)
+    and the given wall times; its calibration prices a target step at 1 s and nothing else."""
+    from decoding.pricing import Calibration
+
+    arms = ("plain", *arm_wall)
+    meta = LogMetadata(arms=tuple(Arm(a, "none" if a == "plain" else "prompt_lookup") for a in arms),
+                       reward=RewardDefinition(kind="speedup_count", metric=""), extra={"calibration": Calibration(target_step_s=1.0).to_json()})
+    rows = []
+    for i, (q, n, plain_s) in enumerate([("q1", 10, 10.0), ("q2", 30, 30.0)]):
+        for a in arms:
+            calls, wall = (n, plain_s) if a == "plain" else ((5, 20)[i], arm_wall[a][i])
+            rows.append({"query_id": q, "prompt": f"text {q}", "domain": "code", "split": "test", "arm": a, "reward": n / calls,
+                         "n_new_tokens": n, "target_calls": calls, "draft_calls": 0, "draft_tokens": 0 if a == "plain" else 2 * calls,
+                         "wall_time_s": wall, "plain_wall_time_s": plain_s, "speedup_count": n / calls, "lossless": True})
+    create_log(tmp_path / "measured", meta).append("outcomes", pd.DataFrame(rows))
+    return tmp_path / "measured"
+
+
+def test_describe_checks_the_count_model_against_the_wall_clock_of_a_measured_log(tmp_path):
+    log = _measured_log(tmp_path, {"true": (5.0, 20.0), "slow": (8.0, 24.0)})  # wall 40/25 = 1.6 and 40/32 = 1.25
+    r = _run("describe", str(log), "--json")
+    assert r.exit_code == 0, r.output
+    rows = {x["arm"]: x for x in json.loads(r.stdout)["count_against_wall"]}
+    assert rows["true"]["wall"] == pytest.approx(1.6) and rows["true"]["count"] == pytest.approx(1.6)
+    assert rows["slow"]["count_over_wall"] == pytest.approx(1.6 / 1.25) and rows["slow"]["n_prompts"] == 2
+    assert rows["plain"]["count_over_wall"] == pytest.approx(1.0) and rows["slow"]["lossless"]
+    text = _run("describe", str(log)).stdout
+    assert "count model against the wall clock" in text
+    assert "beyond 10%: slow (1.28)" in text and "true (" not in text.split("beyond")[1]
+    text = _run("describe", str(_measured_log(tmp_path / "b", {"true": (5.0, 20.0)}))).stdout
+    assert "every arm within 10%" in text
+
+
+def test_describe_of_an_unmeasured_log_has_no_wall_clock_check(log_dir):
+    r = _run("describe", str(log_dir), "--json")
+    assert "count_against_wall" not in json.loads(r.stdout)
+    assert "wall clock" not in _run("describe", str(log_dir)).stdout
+
+
 @pytest.mark.parametrize("command", ["validate", "describe"])
 @pytest.mark.parametrize("as_json", [[], ["--json"]])
 def test_not_a_log_is_a_one_line_error(tmp_path, command, as_json):
