@@ -192,6 +192,13 @@ RUN_OPTIONS = (
 )
 
 
+#: training prompts beyond the log's, for heads and stores alike
+TRAIN_PROMPTS = click.option(
+    "--train-prompts", type=click.IntRange(min=0), default=0, show_default=True,
+    help="Top each domain's train prompts up to this many with prompts mined on this machine (none of LOG's prompts, any split; "
+         "the target's greedy outputs generated here: slow); 0: LOG's train prompts only.")
+
+
 def _run_options(fn):
     for option in reversed(RUN_OPTIONS):
         fn = option(fn)
@@ -202,9 +209,7 @@ def _run_options(fn):
 @click.argument("log", type=click.Path(exists=True, file_okay=False))
 @_run_options
 @click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True, help="Training epochs of each head.")
-@click.option("--train-prompts", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Top each domain's train prompts up to this many with prompts mined on this machine (not in LOG; their "
-                   "teacher outputs generated here: slow); 0: LOG's train prompts only.")
+@TRAIN_PROMPTS
 @click.option("--lookup", default=None,
               help="The prompt_lookup arm the lookup-head arms start from ('none': no such arms) [default: lookup-n3-k10 "
                    "when MODELS has it, else its first prompt_lookup arm].")
@@ -251,13 +256,14 @@ def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max
 @drafters.command("store")
 @click.argument("log", type=click.Path(exists=True, file_okay=False))
 @_run_options
+@TRAIN_PROMPTS
 def store(log, models_path, out, overwrite, calibration_path, seed, threads, max_prompts, live_check, select, live_per_domain, budget,
-          learners, as_json) -> None:
+          learners, as_json, train_prompts) -> None:
     """Build one retrieval store per domain of LOG from its target's greedy outputs, and add it as arms.
 
     Per domain: a store of the n-gram continuations in the target's greedy outputs of the domain's
     train prompts (LOG's target_output; a train prompt's own counts come from a store built without
-    it: cross-fitted); its setting (draft length x how many continuations must agree) picked on the
+    it: cross-fitted) and, with --train-prompts, of prompts mined on this machine; its setting (draft length x how many continuations must agree) picked on the
     validation prompts under this machine's pricing (LOG's calibration or --calibration); store-D
     (the fastest setting) and store-D-tuned (the fastest with acceptance >= 0.45) replayed on every
     prompt, exact counts checked live on a sample, each store's lookup timed here.
@@ -269,6 +275,7 @@ def store(log, models_path, out, overwrite, calibration_path, seed, threads, max
     Examples:
       bandit-log drafters store LOG --models models.toml --out store-out
       bandit-log drafters store LOG --models models.toml --out store-out --calibration gpu.json --select --json
+      bandit-log drafters store LOG --models models.toml --out store-out --train-prompts 1000
     """
     from decoding.drafters.stores_run import StoresAddConfig, add_stores
 
@@ -278,7 +285,7 @@ def store(log, models_path, out, overwrite, calibration_path, seed, threads, max
     def run(folder: Path) -> dict[str, Any]:
         return add_stores(StoresAddConfig(out=folder, source_log=Path(log), models=Path(models_path), calibration=source.calibration,
                                           max_prompts=max_prompts, seed=seed, threads=threads, live_check=live_check, select=select,
-                                          live_per_domain=live_per_domain, budget=budget, learners=plan))
+                                          live_per_domain=live_per_domain, budget=budget, learners=plan, train_prompts=train_prompts))
 
     result = _write_whole(out, overwrite, run)
     doc = _common_summary(out, result, _new_arms(out, source.models)) | {

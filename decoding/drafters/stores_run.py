@@ -320,6 +320,7 @@ class StoresAddConfig:
     budget: str = "default"
     learners: tuple[str, ...] | None = None
     layout: Layout = Layout(models="models.toml", log="log", select="select", summary="summary.json", made_by="bandit-log drafters store")
+    train_prompts: int = 0  #: each domain's store topped up to this many train prompts with mined ones and the target's outputs (0: none)
 
 
 def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
@@ -333,7 +334,7 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
     from ..pricing import Calibration, load_calibration
     from .logs import query_columns
     from .models_file import stores_models_file
-    from .states import greedy_outputs, plain_rows, target_session
+    from .states import cached_teacher_outputs, greedy_outputs, plain_rows, target_session
 
     out, seconds, t_all = cfg.out, {}, time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -344,6 +345,19 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
     _say(f"1/4 the target's greedy outputs of {len(plain)} prompts; one store per domain from its train prompts")
     prompts, outputs, _, _, n_redo = greedy_outputs(session, plain)
     frame = plain[QCOLS].astype({"domain": str, "split": str}).reset_index(drop=True)
+    log_idx = np.arange(len(frame))  # the log's prompts; mined ones (split "mined") only fill the stores
+    mined: dict[str, Any] = {"counts": {}}
+    if cfg.train_prompts > 0:
+        from .mining import mine_train_prompts
+
+        extra, mined = mine_train_prompts(plain, cfg.train_prompts, cfg.seed, out / "extra-prompts.parquet",
+                                          whole_log=plain_rows(outcomes, None))  # none of the log's prompts, any split
+        _say(f"   mined training prompts beyond the log's (up to {cfg.train_prompts} per domain): "
+             + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
+        kept = cached_teacher_outputs(session, extra, out / "extra-states")
+        prompts, outputs = prompts + kept[0], outputs + kept[1]
+        frame = pd.concat([frame, extra.assign(split="mined")[QCOLS].astype({"domain": str})], ignore_index=True)
+        seconds["mined_teacher_outputs"] = time.perf_counter() - t_all
     domains = sorted(frame["domain"].unique())
     stores, store_info, store_of = build_stores(cfg.seed, frame, outputs, domains)
     for d in domains:  # each store records the target whose greedy outputs it holds
@@ -353,7 +367,7 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
 
     _say("2/4 each domain's settings, picked on its validation prompts; every store arm replayed on every prompt")
     own = load_calibration(cfg.calibration) if cfg.calibration else Calibration.from_json(joint.metadata.extra["calibration"])
-    items, max_new, log_idx = list(zip(prompts, outputs)), session.max_new_tokens, np.arange(len(frame))
+    items, max_new = list(zip(prompts, outputs)), session.max_new_tokens
     arms, settings, tables = tune_stores(frame, items, stores, None, {}, domains, max_new, own, 0.0)
     replayed = replay_stores(frame, log_idx, items, arms, stores, store_of, None, max_new)
     models_path = stores_models_file(out, cfg.models, arms, cfg.layout.models)
@@ -371,6 +385,7 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
                               tuple(joint.metadata.arms) + store_log_arms(arms, settings, lambda n: steps[n] / cal.step_s), cal, label,
                               {"made_by": cfg.layout.made_by, "source": str(cfg.source_log)})
     result: dict[str, Any] = {"n_prompts": int(len(plain)), "regenerated": n_redo, "domains": domains, "stores": store_info,
+                              "mined_train_prompts": mined,
                               "settings": settings, "validation_tables": tables, "live_check": checks, "store_step_s": steps,
                               "priced_by": label, "store_arms_test": own_domain_table(priced, {n: d for n, (d, _) in arms.items()})}
     _add_selection_and_live(cfg, result, log_path, models_path, plain, own, seconds)

@@ -127,6 +127,34 @@ def test_store_end_to_end_and_overwrite(world, tmp_path):
     assert len(open_log(out / "log").read("outcomes")) == 6 * 6 and "4 store arms" in r.stdout
 
 
+def test_store_tops_up_its_train_prompts_with_mined_ones(world, tmp_path, monkeypatch):
+    """--train-prompts: the stores also hold the target's greedy outputs of prompts mined beyond the log (here a
+    fixture stands in for this machine's text, which has none of the tiny log's domains); the log keeps its prompts."""
+    import decoding.drafters.mining as mining
+
+    from ..conftest import SENTENCES
+
+    extra = pd.DataFrame({"query_id": ["m0", "m1", "m2"], "prompt": [SENTENCES[0], SENTENCES[1], SENTENCES[2].upper()],
+                          "domain": ["copy", "copy", "free"]})
+    asked = []
+
+    def mine(log_prompts, train_prompts, seed, path, whole_log=None, **_):
+        asked.append((train_prompts, len(log_prompts), len(whole_log)))
+        return extra, {"request": {"train_prompts": train_prompts}, "counts": {"copy": 2, "free": 1}}
+
+    monkeypatch.setattr(mining, "mine_train_prompts", mine)
+    out = tmp_path / "store-mined"
+    r = _invoke("drafters", "store", world["log"], "--models", world["models"], "--out", out, "--threads", 1, "--live-check", 1,
+                "--train-prompts", 5, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert asked == [(5, 14, 14)]
+    assert {d: s["train_prompts"] for d, s in doc["stores"].items()} == {"copy": 5, "free": 4}  # 3 of the log's + the mined
+    _check_output(world, out, doc, {"datastore"})  # the log: its 14 prompts, no mined row
+    assert json.loads((out / "summary.json").read_text())["mined_train_prompts"]["counts"] == {"copy": 2, "free": 1}
+    assert not (out / "extra-states").exists()
+
+
 def _bad_logs(world, root: Path) -> dict[str, Path]:
     """Logs a drafter can not start from: no plain arm, no target_output."""
     from decoding.drafters.logs import write_priced_log
