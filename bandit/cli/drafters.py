@@ -31,7 +31,9 @@ def drafters() -> None:
     Each command reads a full-information log with a `plain` arm and `target_output` (what
     `bandit-log build` writes) and its models file, and writes a folder: the drafters, `models.toml`
     (the models file's arms and the new ones), `log` (a priced full-information log: the source rows
-    and the drafters' replayed counts, every count exact) and `summary.json`.
+    and the drafters' replayed counts, every count exact) and `summary.json`. A run that fails or is
+    killed keeps the target's outputs and states it computed in `.OUT.cache` beside OUT: the same
+    command reads them back (the slow part on a large target) and removes the folder when it is done.
 
     \b
     Example (LOG from `bandit-log build prompts.parquet --models models.toml --out LOG --reward speedup_count`):
@@ -114,14 +116,28 @@ def _progress_on_tty() -> Iterator[None]:
         yield
 
 
-def _write_whole(out: str, overwrite: bool, run: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-    """``run(folder)`` into a hidden folder beside ``out``, its caches (``CACHES``) dropped, then renamed
-    into place: a failure leaves nothing at ``out`` (and an older output there as it was)."""
-    with _progress_on_tty(), staged(out) as stage:
-        result = run(stage / "out")
-        for cache in CACHES:
-            shutil.rmtree(stage / "out" / cache, ignore_errors=True)
-        publish(stage / "out", out, replace=overwrite)
+def cache_folder(out: str) -> Path:
+    """Where a run on ``out`` keeps the target's outputs and states while it lasts: a hidden folder beside
+    ``out``, kept when the run fails or is killed (the same command then reads back what it holds for the
+    same prompts and target) and removed once the output is in place."""
+    return Path(out).parent / f".{Path(out).name}.cache"
+
+
+def _write_whole(out: str, overwrite: bool, run: Callable[[Path, Path], dict[str, Any]]) -> dict[str, Any]:
+    """``run(folder, cache)`` into a hidden folder beside ``out``, then renamed into place: a failure leaves
+    nothing at ``out`` (and an older output there as it was) and keeps ``cache`` (``cache_folder``) for a rerun."""
+    cache = cache_folder(out)
+    try:
+        with _progress_on_tty(), staged(out) as stage:
+            result = run(stage / "out", cache)
+            for name in CACHES:
+                shutil.rmtree(stage / "out" / name, ignore_errors=True)
+            publish(stage / "out", out, replace=overwrite)
+    except BaseException:
+        if cache.is_dir() and any(cache.iterdir()):
+            say(f"kept {cache}: the target's outputs computed so far; the same command reads them back")
+        raise
+    shutil.rmtree(cache, ignore_errors=True)
     return result
 
 
@@ -238,8 +254,8 @@ def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max
     plan = _learners(learners, budget)
     layout = Layout(models="models.toml", log="log", select="select", summary="summary.json", made_by="bandit-log drafters heads")
 
-    def run(folder: Path) -> dict[str, Any]:
-        return run_heads(HeadsRunConfig(out=folder, source_log=Path(log), models=Path(models_path), max_prompts=max_prompts, cells=None,
+    def run(folder: Path, cache: Path) -> dict[str, Any]:
+        return run_heads(HeadsRunConfig(out=folder, cache=cache, source_log=Path(log), models=Path(models_path), max_prompts=max_prompts, cells=None,
                                         calibration=source.calibration, lookup=source.lookup, select=select, layout=layout,
                                         epochs=epochs, seed=seed, threads=threads, live_check=live_check, budget=budget, learners=plan,
                                         live_per_domain=live_per_domain, router_live=live_per_domain, train_prompts=train_prompts))
@@ -282,8 +298,8 @@ def store(log, models_path, out, overwrite, calibration_path, seed, threads, max
     source = _check_source(log, models_path, out, overwrite, calibration_path, "none")
     plan = _learners(learners, budget)
 
-    def run(folder: Path) -> dict[str, Any]:
-        return add_stores(StoresAddConfig(out=folder, source_log=Path(log), models=Path(models_path), calibration=source.calibration,
+    def run(folder: Path, cache: Path) -> dict[str, Any]:
+        return add_stores(StoresAddConfig(out=folder, cache=cache, source_log=Path(log), models=Path(models_path), calibration=source.calibration,
                                           max_prompts=max_prompts, seed=seed, threads=threads, live_check=live_check, select=select,
                                           live_per_domain=live_per_domain, budget=budget, learners=plan, train_prompts=train_prompts))
 

@@ -20,7 +20,7 @@ import pandas as pd
 from .logs import QCOLS, query_columns, write_priced_log
 from .models_file import GATED, LIVE_LOOKUP, DRAFT_LENGTHS, head_arms_of, heads_models_file, router_models_file
 from .pricing import break_even_head_step, own_domain_totals, sum_counts
-from .states import cached_greedy_outputs, cached_teacher_outputs, plain_rows
+from .states import cached_greedy_outputs, plain_rows
 from .tuning import TUNE_LENGTHS, HeadSetting, head_replay, head_setting_table, pick_setting, table_json
 
 #: the H200 step of a 2-layer width-256 draft model (../shared/profiles/h200-smollm2-135m.json), the
@@ -81,6 +81,8 @@ class HeadsRunConfig:
     prompt_rows: bool = True  #: train on the prompts' positions too (else the outputs' alone)
     router_live: int = 4  #: test prompts per domain the selected policy decodes live
     train_prompts: int = 1000  #: each domain's train prompts topped up to this many with mined ones (0: none)
+    #: where the target's states and the mined prompts' outputs are kept while the run lasts (None: under ``out``)
+    cache: Path | None = None
     curve_shares: tuple[float, ...] = field(default=(0.25, 0.5, 1.0))
 
     def plain(self, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -351,20 +353,18 @@ def _train_and_replay(cfg: HeadsRunConfig, seconds: dict[str, float]) -> _Traine
 
     _say(f"1/5 greedy outputs and hidden states of {len(plain)} prompts")
     t = time.perf_counter()
-    data = _Data(session, plain, cached_greedy_outputs(session, plain, cfg.out / "states"))
+    cache = cfg.cache or cfg.out
+    data = _Data(session, plain, cached_greedy_outputs(session, plain, cache / "states"))
     seconds["hidden_states"] = time.perf_counter() - t
     _say(f"   {data.n_redo} regenerated; {seconds['hidden_states']:.0f} s")
     domains = sorted(plain["domain"].astype(str).unique())
     mined: dict[str, Any] = {"counts": {}}
     if cfg.train_prompts > 0:  # training prompts beyond the log's, with the teacher's continuations: split "mined"
-        from .mining import mine_train_prompts
+        from .mining import mined_with_outputs
 
         t = time.perf_counter()
-        extra, mined = mine_train_prompts(plain, cfg.train_prompts, cfg.seed, cfg.out / "extra-prompts.parquet",
-                                          whole_log=plain_rows(outcomes, None))  # none of the log's prompts, any split
-        _say(f"   mined training prompts beyond the log's (up to {cfg.train_prompts} per domain): "
-             + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
-        data.add(extra, cached_teacher_outputs(session, extra, cfg.out / "extra-states"))
+        extra, mined, kept = mined_with_outputs(session, plain, plain_rows(outcomes, None), cfg.train_prompts, cfg.seed, cache, cfg.out)
+        data.add(extra, kept)
         seconds["mined_teacher_outputs"] = time.perf_counter() - t
 
     _say("2/5 one head per domain, and a learning curve on validation")

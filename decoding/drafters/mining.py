@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,22 @@ def mine_train_prompts(log_prompts: pd.DataFrame, train_prompts: int, seed: int,
     frame.to_parquet(path, index=False)
     meta_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return frame, meta
+
+
+def mined_with_outputs(session: Any, plain: pd.DataFrame, whole_log: pd.DataFrame, train_prompts: int, seed: int, cache: Path,
+                       out: Path) -> tuple[pd.DataFrame, dict[str, Any], tuple]:
+    """A drafter run's training prompts beyond the log's: ``mine_train_prompts`` (kept under ``cache``, and
+    copied into ``out`` as the run's record of what it mined) and the target's greedy outputs of them
+    (``states.cached_teacher_outputs`` under ``cache/extra-states``: a rerun resumes at its first missing
+    chunk). (the mined prompts, the mining record, (prompt ids, outputs, states, argmaxes))"""
+    from .states import cached_teacher_outputs
+
+    extra, mined = mine_train_prompts(plain, train_prompts, seed, cache / "extra-prompts.parquet", whole_log=whole_log)
+    _say(f"   mined training prompts beyond the log's (up to {train_prompts} per domain): "
+         + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
+    if cache.resolve() != out.resolve():
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("extra-prompts.parquet", "extra-prompts.json"):
+            if (cache / name).exists():
+                shutil.copyfile(cache / name, out / name)
+    return extra, mined, cached_teacher_outputs(session, extra, cache / "extra-states")

@@ -2,8 +2,9 @@
 
 A kept folder holds ``states.npy`` (float32, every position of every prompt + output, stacked),
 ``tokens.npz`` (the sequences, the target's argmax after each position, their lengths) and
-``index.json`` (the query ids, written last: a folder with it is whole). A rerun for the same
-query ids reads it back; anything else is computed again.
+``index.json`` (the query ids and the target's identity, written last: a folder with it is whole;
+it is removed first when a folder is written again). A rerun for the same query ids and target
+reads it back; anything else is computed again.
 """
 
 from __future__ import annotations
@@ -79,13 +80,19 @@ def greedy_outputs(session: Any, frame: pd.DataFrame) -> States:
     return prompts, outputs, [h.numpy() for h, _ in states], [a.numpy() for _, a in states], len(redo)
 
 
-def load_states(folder: Path, ids: list[str]) -> States | None:
-    """What ``save_states`` kept in ``folder`` for exactly these query ids; None if it holds anything else."""
+def _made_for(session: Any) -> dict[str, Any] | None:
+    """The identity kept with a session's states (None without a session: read back unchecked)."""
+    return None if session is None else session.target_identity
+
+
+def load_states(folder: Path, ids: list[str], made_for: dict[str, Any] | None = None) -> States | None:
+    """What ``save_states`` kept in ``folder`` for exactly these query ids (and, given ``made_for``, the
+    same target: ``decoding.artifacts.target_identity``); None if it holds anything else."""
     index_path, states_path, tokens_path = folder / "index.json", folder / "states.npy", folder / "tokens.npz"
     if not (index_path.exists() and states_path.exists() and tokens_path.exists()):
         return None
     index = json.loads(index_path.read_text())
-    if index.get("query_ids") != ids:
+    if index.get("query_ids") != ids or (made_for is not None and index.get("made_for") != made_for):
         return None
     flat = np.load(states_path, mmap_mode="r", allow_pickle=False)
     tok = np.load(tokens_path, allow_pickle=False)
@@ -99,26 +106,32 @@ def load_states(folder: Path, ids: list[str]) -> States | None:
 
 
 def save_states(folder: Path, ids: list[str], prompts: list[list[int]], outputs: list[list[int]], states: list[Any], args: list[Any],
-                n_redo: int) -> None:
-    """Keep one result in ``folder`` (``states.npy`` float32, ``tokens.npz``; ``index.json`` last: the folder is whole)."""
+                n_redo: int, made_for: dict[str, Any] | None = None) -> None:
+    """Keep one result in ``folder`` (``states.npy`` float32, ``tokens.npz``; ``index.json`` last: the folder is
+    whole; an older index goes first, so a write cut short never pairs it with half-written arrays)."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.json").unlink(missing_ok=True)
     np.save(folder / "states.npy", np.concatenate(states).astype(np.float32))
     np.savez(folder / "tokens.npz", seqs=np.concatenate([np.asarray(p + o, dtype=np.int64) for p, o in zip(prompts, outputs)]),
              argmax=np.concatenate([np.asarray(a, dtype=np.int64) for a in args]),
              seq_len=np.asarray([len(p) + len(o) for p, o in zip(prompts, outputs)]), prompt_len=np.asarray([len(p) for p in prompts]))
-    (folder / "index.json").write_text(json.dumps({"query_ids": ids, "regenerated": n_redo}) + "\n")
+    index = {"query_ids": ids, "regenerated": n_redo, **({"made_for": made_for} if made_for is not None else {})}
+    (folder / "index.json").write_text(json.dumps(index) + "\n")
 
 
 def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> States:
     """``greedy_outputs``, kept in ``folder`` and read back when it holds the same prompts: a rerun
-    (or a run cut short after this step) skips the forward; ``session`` may be None then."""
+    (or a run cut short after this step) skips the forward; ``session`` may be None then (no check of
+    the target: a research run reading its own folder back); with a session, only what was kept for
+    the same target is read back."""
     ids = frame["query_id"].astype(str).tolist()
-    kept = load_states(folder, ids)
+    made_for = _made_for(session)
+    kept = load_states(folder, ids, made_for)
     if kept is not None:
         _say(f"   read back from {folder}")
         return kept
     prompts, outputs, states, args, n_redo = greedy_outputs(session, frame)
-    save_states(folder, ids, prompts, outputs, states, args, n_redo)
+    save_states(folder, ids, prompts, outputs, states, args, n_redo, made_for)
     return prompts, outputs, states, args, n_redo
 
 
@@ -134,13 +147,13 @@ def cached_teacher_outputs(session: Any, frame: pd.DataFrame, folder: Path, chun
     outputs: list[list[int]] = []
     states: list[Any] = []
     args: list[Any] = []
-    t = time.perf_counter()
+    t, made_for = time.perf_counter(), _made_for(session)
     n_chunks = -(-len(frame) // chunk)
     for c in range(n_chunks):
         part = frame.iloc[c * chunk:(c + 1) * chunk]
         ids = part["query_id"].astype(str).tolist()
         sub = folder / f"chunk-{c:03d}"
-        kept = load_states(sub, ids)
+        kept = load_states(sub, ids, made_for)
         if kept is None:
             p_ids = [session.encode(p) for p in part["prompt"]]
             o_ids: list[list[int]] = []
@@ -148,7 +161,7 @@ def cached_teacher_outputs(session: Any, frame: pd.DataFrame, folder: Path, chun
                 o_ids += [list(map(int, o)) for o in session.greedy(p_ids[start:start + batch_size])]
             st = heads.hidden_states(session.target.model, [p + o for p, o in zip(p_ids, o_ids)], batch_size=batch_size)
             kept = (p_ids, o_ids, [h.numpy() for h, _ in st], [a.numpy() for _, a in st], 0)
-            save_states(sub, ids, *kept)
+            save_states(sub, ids, *kept, made_for=made_for)
             _say(f"   teacher outputs: chunk {c + 1}/{n_chunks} ({len(ids)} prompts), {time.perf_counter() - t:.0f} s so far")
         prompts += kept[0]
         outputs += kept[1]

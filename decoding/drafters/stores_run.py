@@ -321,6 +321,8 @@ class StoresAddConfig:
     learners: tuple[str, ...] | None = None
     layout: Layout = Layout(models="models.toml", log="log", select="select", summary="summary.json", made_by="bandit-log drafters store")
     train_prompts: int = 0  #: each domain's store topped up to this many train prompts with mined ones and the target's outputs (0: none)
+    #: where the target's greedy outputs (and the mined prompts') are kept while the run lasts (None: under ``out``)
+    cache: Path | None = None
 
 
 def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
@@ -334,7 +336,7 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
     from ..pricing import Calibration, load_calibration
     from .logs import query_columns
     from .models_file import stores_models_file
-    from .states import cached_teacher_outputs, greedy_outputs, plain_rows, target_session
+    from .states import cached_greedy_outputs, plain_rows, target_session
 
     out, seconds, t_all = cfg.out, {}, time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -343,18 +345,15 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
     plain = plain_rows(outcomes, cfg.max_prompts, None)
     session = target_session(load_models_config(cfg.models), cfg.threads)
     _say(f"1/4 the target's greedy outputs of {len(plain)} prompts; one store per domain from its train prompts")
-    prompts, outputs, _, _, n_redo = greedy_outputs(session, plain)
+    cache = cfg.cache or out
+    prompts, outputs, _, _, n_redo = cached_greedy_outputs(session, plain, cache / "states")
     frame = plain[QCOLS].astype({"domain": str, "split": str}).reset_index(drop=True)
     log_idx = np.arange(len(frame))  # the log's prompts; mined ones (split "mined") only fill the stores
     mined: dict[str, Any] = {"counts": {}}
     if cfg.train_prompts > 0:
-        from .mining import mine_train_prompts
+        from .mining import mined_with_outputs
 
-        extra, mined = mine_train_prompts(plain, cfg.train_prompts, cfg.seed, out / "extra-prompts.parquet",
-                                          whole_log=plain_rows(outcomes, None))  # none of the log's prompts, any split
-        _say(f"   mined training prompts beyond the log's (up to {cfg.train_prompts} per domain): "
-             + (", ".join(f"{d} +{n}" for d, n in mined["counts"].items()) or "none needed"))
-        kept = cached_teacher_outputs(session, extra, out / "extra-states")
+        extra, mined, kept = mined_with_outputs(session, plain, plain_rows(outcomes, None), cfg.train_prompts, cfg.seed, cache, out)
         prompts, outputs = prompts + kept[0], outputs + kept[1]
         frame = pd.concat([frame, extra.assign(split="mined")[QCOLS].astype({"domain": str})], ignore_index=True)
         seconds["mined_teacher_outputs"] = time.perf_counter() - t_all

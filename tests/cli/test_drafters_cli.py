@@ -213,6 +213,35 @@ def test_a_failing_run_leaves_nothing(world, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # neither the output nor its staging folder
 
 
+def test_a_failed_run_keeps_the_targets_outputs_and_the_rerun_reads_them_back(world, tmp_path, monkeypatch):
+    import decoding.drafters.states as states
+    import decoding.drafters.stores_run as stores_run
+
+    computed, tune = [], stores_run.tune_stores
+    real_greedy = states.greedy_outputs
+
+    def greedy(session, frame):  # the real computation, counted
+        computed.append(len(frame))
+        return real_greedy(session, frame)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("killed mid-run")
+
+    monkeypatch.setattr(states, "greedy_outputs", greedy)
+    monkeypatch.setattr(stores_run, "tune_stores", broken)
+    out = tmp_path / "store-out"
+    argv = ["drafters", "store", world["log"], "--models", world["models"], "--out", out, "--threads", 1, "--live-check", 1, "--json"]
+    r = _invoke(*argv)
+    assert r.exit_code == 1 and "killed mid-run" in r.stderr
+    cache = tmp_path / ".store-out.cache"
+    assert f"kept {cache}" in r.stderr and (cache / "states" / "index.json").exists() and not out.exists()
+    monkeypatch.setattr(stores_run, "tune_stores", tune)
+    r = _invoke(*argv)
+    assert r.exit_code == 0, r.output
+    assert computed == [14]  # the rerun read the first run's outputs back
+    assert not cache.exists() and (out / "models.toml").exists()
+
+
 def test_help_has_examples():
     for command in (["drafters"], ["drafters", "heads"], ["drafters", "store"]):
         r = _invoke(*command, "--help")

@@ -39,6 +39,24 @@ def test_states_round_trip_and_refuse_other_prompts(tmp_path):
     assert load_states(tmp_path / "s", ["b", "a"]) is None and load_states(tmp_path / "missing", ["a"]) is None
 
 
+def test_kept_states_are_read_back_only_for_their_target_and_a_rewrite_drops_the_old_index_first(tmp_path, monkeypatch):
+    prompts, outputs = [[1, 2]], [[3]]
+    states, args = [np.zeros((3, 2), dtype=np.float32)], [np.arange(3)]
+    mine, other = {"target": "tiny", "hidden_size": 2}, {"target": "other", "hidden_size": 2}
+    save_states(tmp_path / "s", ["a"], prompts, outputs, states, args, 0, made_for=mine)
+    assert load_states(tmp_path / "s", ["a"], mine) is not None and load_states(tmp_path / "s", ["a"]) is not None
+    assert load_states(tmp_path / "s", ["a"], other) is None
+    # a rewrite cut short (the disk fills after the states) leaves a folder that is not read back
+
+    def full(*a, **k):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError, match="No space"):
+        save_states(tmp_path / "s", ["a"], prompts, [[4]], states, args, 0, made_for=mine)
+    assert load_states(tmp_path / "s", ["a"], mine) is None
+
+
 def test_plain_rows_takes_the_first_of_each_domain_and_split():
     frame = pd.DataFrame([{"query_id": f"q{i:02d}", "arm": arm, "domain": "ab"[i % 2], "split": "train"}
                           for i in range(30) for arm in ("plain", "lookup")])
