@@ -226,11 +226,14 @@ def _run_options(fn):
 @_run_options
 @click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True, help="Training epochs of each head.")
 @TRAIN_PROMPTS
+@click.option("--head-step", "head_step", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="The heads' drafting step in seconds on the machine --calibration describes [default: timed here]; give it "
+                   "when the profile is another machine's (a GPU's: the step examples/gpu_heads.py measured there).")
 @click.option("--lookup", default=None,
               help="The prompt_lookup arm the lookup-head arms start from ('none': no such arms) [default: lookup-n3-k10 "
                    "when MODELS has it, else its first prompt_lookup arm].")
 def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max_prompts, live_check, select, live_per_domain, budget,
-          learners, as_json, epochs, train_prompts, lookup) -> None:
+          learners, as_json, epochs, train_prompts, head_step, lookup) -> None:
     """Train one drafting head per domain of LOG on its target's hidden states, and add them as arms.
 
     Per domain: a head trained on the domain's train prompts (the target's greedy outputs, from
@@ -245,7 +248,7 @@ def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max
     \b
     Examples:
       bandit-log drafters heads LOG --models models.toml --out heads-out
-      bandit-log drafters heads LOG --models models.toml --out heads-out --calibration gpu.json \\
+      bandit-log drafters heads LOG --models models.toml --out heads-out --calibration gpu.json --head-step 0.0021 \\
           --epochs 2 --max-prompts 200 --select --json
     """
     from decoding.drafters.heads_run import HeadsRunConfig, Layout, run_heads
@@ -258,13 +261,14 @@ def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max
         return run_heads(HeadsRunConfig(out=folder, cache=cache, source_log=Path(log), models=Path(models_path), max_prompts=max_prompts, cells=None,
                                         calibration=source.calibration, lookup=source.lookup, select=select, layout=layout,
                                         epochs=epochs, seed=seed, threads=threads, live_check=live_check, budget=budget, learners=plan,
-                                        live_per_domain=live_per_domain, router_live=live_per_domain, train_prompts=train_prompts))
+                                        live_per_domain=live_per_domain, router_live=live_per_domain, train_prompts=train_prompts,
+                                        head_step_s=head_step))
 
     result = _write_whole(out, overwrite, run)
     doc = _common_summary(out, result, _new_arms(out, source.models)) | {
         "tuned": {d: t["setting"] for d, t in result["tuned"].items()}, "head_step_s": result["head_step_s_cpu"], "lookup": result["lookup"]}
     first = (f"{out}: {len(doc['arms'])} head arms for {', '.join(doc['domains'])} on {doc['n_prompts']} prompts "
-             f"(head step {doc['head_step_s'] * 1e3:.2f} ms here); tuned on validation: "
+             f"(head step {doc['head_step_s'] * 1e3:.2f} ms {'given' if head_step is not None else 'here'}); tuned on validation: "
              + ", ".join(f"{d} {s}" for d, s in doc["tuned"].items()))
     _finish(doc, result["live_check"], as_json, first, "heads'")
 

@@ -83,6 +83,9 @@ class HeadsRunConfig:
     train_prompts: int = 1000  #: each domain's train prompts topped up to this many with mined ones (0: none)
     #: where the target's states and the mined prompts' outputs are kept while the run lasts (None: under ``out``)
     cache: Path | None = None
+    #: the heads' drafting step, seconds, on the machine ``calibration`` describes (None: timed here); given
+    #: when the calibration is another machine's profile (a GPU's), whose step this CPU cannot time
+    head_step_s: float | None = None
     curve_shares: tuple[float, ...] = field(default=(0.25, 0.5, 1.0))
 
     def plain(self, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -246,14 +249,18 @@ def live_check(data: _Data, trained: dict, tuned: dict, replayed: pd.DataFrame, 
 
 def pricings(cfg: HeadsRunConfig, joint: Any, head_cpu: float) -> list[Pricing]:
     """``cpu``: this machine (``cfg.calibration``, else the source log's calibration; the heads' step
-    ``head_cpu``, measured here); and ``h200`` with ``cfg.h200_profile`` (the heads' step assumed)."""
+    ``head_cpu``, measured here, or ``cfg.head_step_s`` where given: then the calibration's machine need not
+    be this one); and ``h200`` with ``cfg.h200_profile`` (the heads' step assumed)."""
     from ..pricing import Calibration, load_calibration
 
     if cfg.calibration is not None:
         own, where = load_calibration(cfg.calibration), f"cost profile {cfg.calibration}"
     else:
         own, where = Calibration.from_json(joint.metadata.extra["calibration"]), "the source log's calibration"
-    if cfg.h200_profile is None:
+    if cfg.head_step_s is not None:
+        label = f"{where}; heads' step given ({cfg.head_step_s * 1e3:.2f} ms)"
+        head_cpu = cfg.head_step_s
+    elif cfg.h200_profile is None:
         label = f"this machine: {where}; heads' step measured here ({head_cpu * 1e3:.2f} ms)"
     else:  # the shipped joint log's wording, kept
         label = f"this CPU: the joint log's calibration; heads' step measured here ({head_cpu * 1e3:.2f} ms)"
@@ -374,7 +381,7 @@ def _train_and_replay(cfg: HeadsRunConfig, seconds: dict[str, float]) -> _Traine
     _say("3/5 each head's setting picked on validation; replaying every head x k (and each head after prompt lookup) "
          "on every prompt; live check on a sample")
     t = time.perf_counter()
-    prices = pricings(cfg, joint, head_step_seconds(trained[domains[0]], session, repeats=50))
+    prices = pricings(cfg, joint, head_step_seconds(trained[domains[0]], session, repeats=50) if cfg.head_step_s is None else cfg.head_step_s)
     everyone = np.arange(len(plain))
     # each head's chain from every position of every prompt (a chain's first k tokens are its k-token draft)
     drafted = {d: data.chains(trained[d], everyone, max(*DRAFT_LENGTHS, GATED.k, *TUNE_LENGTHS)) for d in domains}

@@ -179,6 +179,7 @@ BAD = [  # (case, arguments after the command and LOG, exit code, message patter
     ("lookup not a lookup arm", {"extra": ["--lookup", "plain"]}, 2,
      r"Invalid value for --lookup: expected a prompt_lookup arm of the models file \(lookup\) or 'none'; got 'plain'"),
     ("bad learner", {"extra": ["--select", "--learners", "nope"]}, 2, r"Invalid value for --learners: unknown learner\(s\) nope; known: regression"),
+    ("head step not positive", {"extra": ["--head-step", "0"]}, 2, r"Invalid value for '--head-step': 0.0 is not in the range x>0"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -198,3 +199,17 @@ def test_a_drafter_models_file_names_the_source_paths_absolutely(tmp_path):
     written = load_models_config(stores_models_file(tmp_path / "out", src / "models.toml", {"store-a": ("a", StoreSetting(4, 2, 0.3))}))
     assert written.resolve(written.target.path) == str(src / "target") and written.arm("d").draft == str(src / "draft")
     assert written.resolve(written.arm("store-a").option("datastore")) == str(tmp_path / "out" / "stores" / "a")
+
+
+def test_a_given_head_step_prices_the_heads_instead_of_this_machines_timing(tmp_path):
+    """--head-step: a GPU profile's heads are priced at the step measured there, not at this CPU's."""
+    from decoding.drafters.heads_run import HeadsRunConfig, pricings
+    from decoding.pricing import Calibration
+
+    profile = tmp_path / "gpu.json"
+    profile.write_text(json.dumps(Calibration(target_step_s=0.01).to_json()))
+    base = HeadsRunConfig(out=tmp_path, source_log=tmp_path, models=tmp_path, calibration=profile)
+    (timed,) = pricings(base, None, 0.0005)
+    (given,) = pricings(dataclasses.replace(base, head_step_s=0.0021), None, 0.0005)
+    assert timed.head_step_s == 0.0005 and "measured here (0.50 ms)" in timed.label
+    assert given.head_step_s == 0.0021 and "given (2.10 ms)" in given.label and given.profile.target_step_s == 0.01
