@@ -1,7 +1,7 @@
 """The target's greedy outputs and hidden states of prompts, computed once and kept on disk.
 
-A kept folder holds ``states.npy`` (float32, every position of every prompt + output, stacked),
-``tokens.npz`` (the sequences, the target's argmax after each position, their lengths) and
+A kept folder (one per chunk of prompts: ``chunk-NNN``) holds ``states.npy`` (float32, every
+position of every prompt + output, stacked), ``tokens.npz`` (the sequences, the target's argmax after each position, their lengths) and
 ``index.json`` (the query ids and the target's identity, written last: a folder with it is whole;
 it is removed first when a folder is written again). A rerun for the same query ids and target
 reads it back; anything else is computed again.
@@ -119,20 +119,47 @@ def save_states(folder: Path, ids: list[str], prompts: list[list[int]], outputs:
     (folder / "index.json").write_text(json.dumps(index) + "\n")
 
 
-def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path) -> States:
-    """``greedy_outputs``, kept in ``folder`` and read back when it holds the same prompts: a rerun
-    (or a run cut short after this step) skips the forward; ``session`` may be None then (no check of
-    the target: a research run reading its own folder back); with a session, only what was kept for
-    the same target is read back."""
-    ids = frame["query_id"].astype(str).tolist()
-    made_for = _made_for(session)
-    kept = load_states(folder, ids, made_for)
-    if kept is not None:
-        _say(f"   read back from {folder}")
-        return kept
-    prompts, outputs, states, args, n_redo = greedy_outputs(session, frame)
-    save_states(folder, ids, prompts, outputs, states, args, n_redo, made_for)
+def _chunked(session: Any, frame: pd.DataFrame, folder: Path, chunk: int, compute: Any, what: str) -> States:
+    """``compute(part)`` (a ``States`` of the rows ``part``) per ``chunk`` rows of ``frame``, each kept under
+    ``folder/chunk-NNN`` and read back when it holds the same prompts for the same target: a run cut short
+    resumes at its first missing chunk. ``session`` None: read back only (no target to check against)."""
+    prompts: list[list[int]] = []
+    outputs: list[list[int]] = []
+    states: list[Any] = []
+    args: list[Any] = []
+    n_redo, t, made_for = 0, time.perf_counter(), _made_for(session)
+    n_chunks, n_read = -(-len(frame) // chunk), 0
+    for c in range(n_chunks):
+        part = frame.iloc[c * chunk:(c + 1) * chunk]
+        ids = part["query_id"].astype(str).tolist()
+        sub = folder / f"chunk-{c:03d}"
+        kept = load_states(sub, ids, made_for)
+        if kept is None:
+            kept = compute(part)
+            save_states(sub, ids, *kept, made_for=made_for)
+            _say(f"   {what}: chunk {c + 1}/{n_chunks} ({len(ids)} prompts), {time.perf_counter() - t:.0f} s so far")
+        else:
+            n_read += 1
+        prompts += kept[0]
+        outputs += kept[1]
+        states += kept[2]
+        args += kept[3]
+        n_redo += int(kept[4])
+    if n_read:
+        _say(f"   {what}: {n_read} of {n_chunks} chunks read back from {folder}")
     return prompts, outputs, states, args, n_redo
+
+
+def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path, chunk: int = 256) -> States:
+    """``greedy_outputs``, per ``chunk`` prompts kept under ``folder/chunk-NNN`` and read back when it holds
+    the same prompts: a rerun (or a run cut short during this step) skips the forward passes it has kept;
+    ``session`` may be None when everything is kept (no check of the target: a research run reading its own
+    folder back); with a session, only what was kept for the same target is read back."""
+    whole = load_states(folder, frame["query_id"].astype(str).tolist(), _made_for(session))  # kept in one folder (before chunks)
+    if whole is not None:
+        _say(f"   greedy outputs read back from {folder}")
+        return whole
+    return _chunked(session, frame, folder, chunk, lambda part: greedy_outputs(session, part), "greedy outputs")
 
 
 def cached_teacher_outputs(session: Any, frame: pd.DataFrame, folder: Path, chunk: int = 128,
@@ -143,45 +170,33 @@ def cached_teacher_outputs(session: Any, frame: pd.DataFrame, folder: Path, chun
     prompts under ``folder/chunk-NNN`` and read back: a run cut short resumes at its first missing chunk."""
     from .. import heads
 
-    prompts: list[list[int]] = []
-    outputs: list[list[int]] = []
-    states: list[Any] = []
-    args: list[Any] = []
-    t, made_for = time.perf_counter(), _made_for(session)
-    n_chunks = -(-len(frame) // chunk)
-    for c in range(n_chunks):
-        part = frame.iloc[c * chunk:(c + 1) * chunk]
-        ids = part["query_id"].astype(str).tolist()
-        sub = folder / f"chunk-{c:03d}"
-        kept = load_states(sub, ids, made_for)
-        if kept is None:
-            p_ids = [session.encode(p) for p in part["prompt"]]
-            o_ids: list[list[int]] = []
-            for start in range(0, len(p_ids), batch_size):
-                o_ids += [list(map(int, o)) for o in session.greedy(p_ids[start:start + batch_size])]
-            st = heads.hidden_states(session.target.model, [p + o for p, o in zip(p_ids, o_ids)], batch_size=batch_size)
-            kept = (p_ids, o_ids, [h.numpy() for h, _ in st], [a.numpy() for _, a in st], 0)
-            save_states(sub, ids, *kept, made_for=made_for)
-            _say(f"   teacher outputs: chunk {c + 1}/{n_chunks} ({len(ids)} prompts), {time.perf_counter() - t:.0f} s so far")
-        prompts += kept[0]
-        outputs += kept[1]
-        states += kept[2]
-        args += kept[3]
-    return prompts, outputs, states, args
+    def compute(part: pd.DataFrame) -> States:
+        p_ids = [session.encode(p) for p in part["prompt"]]
+        o_ids: list[list[int]] = []
+        for start in range(0, len(p_ids), batch_size):
+            o_ids += [list(map(int, o)) for o in session.greedy(p_ids[start:start + batch_size])]
+        st = heads.hidden_states(session.target.model, [p + o for p, o in zip(p_ids, o_ids)], batch_size=batch_size)
+        return p_ids, o_ids, [h.numpy() for h, _ in st], [a.numpy() for _, a in st], 0
+
+    return _chunked(session, frame, folder, chunk, compute, "teacher outputs")[:4]
 
 
 def run_states(run_dir: Path, source_log: Path) -> tuple[pd.DataFrame, States]:
-    """The plain rows of ``source_log`` a heads run under ``run_dir`` used (its ``states/index.json``'s
-    query ids) and the states it kept for them; a clear error where the run has none."""
+    """The plain rows of ``source_log`` a heads run under ``run_dir`` used (the query ids its
+    ``states/chunk-*/index.json`` hold, in order) and the states it kept for them; a clear error where
+    the run has none."""
     from logging_data import open_log
 
-    index = run_dir / "states" / "index.json"
-    if not index.exists():
-        raise SystemExit(f"{run_dir / 'states'}: no saved states; run examples/heads.py --out {run_dir} first")
-    ids = json.loads(index.read_text())["query_ids"]
+    folder = run_dir / "states"
+    indexes = sorted(folder.glob("chunk-*/index.json"))
+    if not indexes:
+        raise SystemExit(f"{folder}: no saved states; run examples/heads.py --out {run_dir} first")
+    ids = [q for index in indexes for q in json.loads(index.read_text())["query_ids"]]
     plain = plain_rows(open_log(source_log).read("outcomes"), None)
     plain = plain.set_index("query_id").loc[ids].reset_index()
-    kept = load_states(run_dir / "states", ids)
-    if kept is None:
-        raise SystemExit(f"{run_dir / 'states'}: its states are incomplete (run examples/heads.py --out {run_dir} again)")
-    return plain, kept
+    chunk = len(json.loads(indexes[0].read_text())["query_ids"])
+
+    def incomplete(part: pd.DataFrame) -> States:
+        raise SystemExit(f"{folder}: its states are incomplete (run examples/heads.py --out {run_dir} again)")
+
+    return plain, _chunked(None, plain, folder, chunk, incomplete, "states")

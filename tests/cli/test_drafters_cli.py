@@ -235,12 +235,43 @@ def test_a_failed_run_keeps_the_targets_outputs_and_the_rerun_reads_them_back(wo
     r = _invoke(*argv)
     assert r.exit_code == 1 and "killed mid-run" in r.stderr
     cache = tmp_path / ".store-out.cache"
-    assert f"kept {cache}" in r.stderr and (cache / "states" / "index.json").exists() and not out.exists()
+    assert f"kept {cache}" in r.stderr and (cache / "states" / "chunk-000" / "index.json").exists() and not out.exists()
     monkeypatch.setattr(stores_run, "tune_stores", tune)
     r = _invoke(*argv)
     assert r.exit_code == 0, r.output
     assert computed == [14]  # the rerun read the first run's outputs back
     assert not cache.exists() and (out / "models.toml").exists()
+
+
+def test_the_greedy_outputs_resume_at_their_first_missing_chunk(world, tmp_path, monkeypatch):
+    """A drafter run killed during the target's forward passes keeps every finished chunk of prompts; the
+    rerun computes only the rest, and gets the same outputs as one pass over every prompt."""
+    import decoding.drafters.states as states
+    from decoding.models import load_models_config
+    from decoding.session import DecodingSession
+
+    session = DecodingSession(load_models_config(world["models"]), threads=1)
+    plain = states.plain_rows(open_log(world["log"]).read("outcomes"), None)
+    real, calls = states.greedy_outputs, []
+
+    def counted(session, part):
+        calls.append(len(part))
+        if len(calls) == 2 and not resumed:
+            raise RuntimeError("killed")
+        return real(session, part)
+
+    monkeypatch.setattr(states, "greedy_outputs", counted)
+    resumed = False
+    with pytest.raises(RuntimeError, match="killed"):
+        states.cached_greedy_outputs(session, plain, tmp_path / "s", chunk=5)
+    assert calls == [5, 5] and (tmp_path / "s" / "chunk-000" / "index.json").exists()
+    calls.clear()
+    resumed = True
+    got = states.cached_greedy_outputs(session, plain, tmp_path / "s", chunk=5)
+    assert calls == [5, 4]  # the first chunk read back
+    whole = real(session, plain)
+    assert got[0] == whole[0] and got[1] == whole[1] and got[4] == whole[4]
+    assert [s.shape for s in got[2]] == [s.shape for s in whole[2]]
 
 
 def test_help_has_examples():
