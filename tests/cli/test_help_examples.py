@@ -144,6 +144,8 @@ def _out_of(cmd: str) -> str | None:
 
 
 _PASSED: set[str] = set()
+#: what `bandit-log calibrate` says when the step timings spread too much on a loaded machine, and how often to try again
+BUSY, BUSY_RETRIES = "The machine is busy", 2
 
 
 @pytest.fixture(scope="module")
@@ -176,5 +178,9 @@ def test_help_examples_run_as_written(sandbox, drafts_work, tmp_path, page, exam
         if not shared_work and out and (work / out).exists() and not out.startswith("examples"):
             shutil.rmtree(work / out) if (work / out).is_dir() else (work / out).unlink()
         r = _run(ex, work)
+        for _ in range(BUSY_RETRIES):  # a calibration refuses a busy machine by design (the suite's other worker makes it busy)
+            if r.returncode == 0 or BUSY not in r.stderr:
+                break
+            r = _run(ex, work)
         assert r.returncode == 0, f"{page}: `{ex}` exited {r.returncode}:\n{r.stderr[-3000:]}"
         _PASSED.add(ex)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -81,7 +82,10 @@ def test_a_good_record_loads_and_a_profile_file_names_itself_in_the_error(tmp_pa
 
 
 def test_calibrate_measures_every_arm_and_the_verification_block(session):
-    cal = calibrate(session, context_len=12, repeats=2, warmup=1)
+    # what is measured, not the spread check (its own tests below): a loaded machine warns and keeps the medians
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = calibrate(session, context_len=12, repeats=2, warmup=1, on_unstable="warn")
     assert cal.target_step_s > 0 and math.isfinite(cal.verify_token_s) and cal.verify_token_s >= 0
     assert math.isfinite(cal.round_overhead_s) and cal.round_overhead_s >= 0
     blocks = [a.n_draft_tokens or DEFAULT_DRAFT_TOKENS for a in session.config.arms if a.kind != "none"]
