@@ -258,7 +258,8 @@ def heads(log, models_path, out, overwrite, calibration_path, seed, threads, max
     layout = Layout(models="models.toml", log="log", select="select", summary="summary.json", made_by="bandit-log drafters heads")
 
     def run(folder: Path, cache: Path) -> dict[str, Any]:
-        return run_heads(HeadsRunConfig(out=folder, cache=cache, source_log=Path(log), models=Path(models_path), max_prompts=max_prompts, cells=None,
+        return run_heads(HeadsRunConfig(out=folder, cache=cache, source_log=Path(log), models=Path(models_path), max_prompts=max_prompts,
+                                        cells=None,
                                         calibration=source.calibration, lookup=source.lookup, select=select, layout=layout,
                                         epochs=epochs, seed=seed, threads=threads, live_check=live_check, budget=budget, learners=plan,
                                         live_per_domain=live_per_domain, router_live=live_per_domain, train_prompts=train_prompts,
@@ -283,8 +284,9 @@ def store(log, models_path, out, overwrite, calibration_path, seed, threads, max
 
     Per domain: a store of the n-gram continuations in the target's greedy outputs of the domain's
     train prompts (LOG's target_output; a train prompt's own counts come from a store built without
-    it: cross-fitted) and, with --train-prompts, of prompts mined on this machine; its setting (draft length x how many continuations must agree) picked on the
-    validation prompts under this machine's pricing (LOG's calibration or --calibration); store-D
+    it: cross-fitted) and, with --train-prompts, of prompts mined on this machine; its setting (draft
+    length x how many continuations must agree) picked on the validation prompts under this
+    machine's pricing (LOG's calibration or --calibration); store-D
     (the fastest setting) and store-D-tuned (the fastest with acceptance >= 0.45) replayed on every
     prompt, exact counts checked live on a sample, each store's lookup timed here.
 
