@@ -188,12 +188,17 @@ def run_states(run_dir: Path, source_log: Path) -> tuple[pd.DataFrame, States]:
     from logging_data import open_log
 
     folder = run_dir / "states"
-    indexes = sorted(folder.glob("chunk-*/index.json"))
+    indexes = sorted(folder.glob("chunk-*/index.json")) or sorted(folder.glob("index.json"))  # chunks, or one folder (before chunks)
     if not indexes:
         raise SystemExit(f"{folder}: no saved states; run examples/heads.py --out {run_dir} first")
     ids = [q for index in indexes for q in json.loads(index.read_text())["query_ids"]]
     plain = plain_rows(open_log(source_log).read("outcomes"), None)
     plain = plain.set_index("query_id").loc[ids].reset_index()
+    if indexes == [folder / "index.json"]:
+        kept = load_states(folder, ids)
+        if kept is None:
+            raise SystemExit(f"{folder}: its states are incomplete (run examples/heads.py --out {run_dir} again)")
+        return plain, kept
     chunk = len(json.loads(indexes[0].read_text())["query_ids"])
 
     def incomplete(part: pd.DataFrame) -> States:

@@ -213,3 +213,26 @@ def test_a_given_head_step_prices_the_heads_instead_of_this_machines_timing(tmp_
     (given,) = pricings(dataclasses.replace(base, head_step_s=0.0021), None, 0.0005)
     assert timed.head_step_s == 0.0005 and "measured here (0.50 ms)" in timed.label
     assert given.head_step_s == 0.0021 and "given (2.10 ms)" in given.label and given.profile.target_step_s == 0.01
+
+
+@pytest.mark.parametrize("layout", ["chunks", "one folder"])
+def test_run_states_reads_a_heads_runs_states_in_either_layout(tmp_path, layout):
+    """``run_states``: the research scripts' read-back of a heads run, chunked (now) or in one folder (before)."""
+    from decoding.drafters.states import run_states
+    from logging_data import Arm, LogMetadata, RewardDefinition, create_log
+
+    rows = [{"query_id": q, "prompt": f"text {q}", "domain": "code", "split": "train", "arm": "plain", "reward": 0.0} for q in "ab"]
+    create_log(tmp_path / "log", LogMetadata(arms=(Arm("plain", "none"),), reward=RewardDefinition())).append("outcomes", pd.DataFrame(rows))
+    kept = {q: ([1, 2], [3 + i], [np.full((3, 2), i, dtype=np.float32)], [np.arange(3)]) for i, q in enumerate("ab")}
+    folder = tmp_path / "run" / "states"
+    if layout == "chunks":
+        for c, q in enumerate("ab"):
+            p, o, s, a = kept[q]
+            save_states(folder / f"chunk-{c:03d}", [q], [p], [o], s, a, 0)
+    else:
+        save_states(folder, ["a", "b"], [[1, 2], [1, 2]], [[3], [4]], kept["a"][2] + kept["b"][2], kept["a"][3] + kept["b"][3], 1)
+    plain, (prompts, outputs, states, _, _) = run_states(tmp_path / "run", tmp_path / "log")
+    assert plain["query_id"].tolist() == ["a", "b"] and outputs == [[3], [4]] and float(states[1][0, 0]) == 1.0
+    (folder / ("chunk-001" if layout == "chunks" else ".") / "states.npy").unlink()
+    with pytest.raises(SystemExit, match="incomplete"):
+        run_states(tmp_path / "run", tmp_path / "log")
