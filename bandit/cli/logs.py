@@ -126,8 +126,9 @@ def count_against_wall_rows(log: str) -> list[dict[str, Any]] | None:
     record = opened.metadata.extra.get("calibration")
     if not record or not opened.has("outcomes"):
         return None
-    frame = opened.read("outcomes")
-    if "wall_time_s" not in frame.columns or not (frame["wall_time_s"].notna() & frame["plain_wall_time_s"].notna()).any():
+    frame = opened.read("outcomes", ["query_id", "arm", "wall_time_s", "plain_wall_time_s", "n_new_tokens", "target_calls",
+                                     "draft_calls", "draft_tokens", "n_prompt_tokens", "lossless"])
+    if not (frame["wall_time_s"].notna() & frame["plain_wall_time_s"].notna()).any():
         return None
     from decoding.pricing import Calibration
     from decoding.reprice import count_against_wall
