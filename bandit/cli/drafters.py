@@ -20,9 +20,6 @@ from logging_data.outputs import DRAFTER_OUTPUT, check_output, publish, staged
 
 from ._common import EXIT_LOSSLESS_FAILED, emit_json, say, stderr_is_tty
 
-#: what a drafter run keeps only while it runs (the target's states: large, and of no use once the log is written)
-CACHES = ("states", "extra-states")
-
 
 @click.group()
 def drafters() -> None:
@@ -130,8 +127,6 @@ def _write_whole(out: str, overwrite: bool, run: Callable[[Path, Path], dict[str
     try:
         with _progress_on_tty(), staged(out) as stage:
             result = run(stage / "out", cache)
-            for name in CACHES:
-                shutil.rmtree(stage / "out" / name, ignore_errors=True)
             publish(stage / "out", out, replace=overwrite)
     except BaseException:
         if cache.is_dir() and any(cache.iterdir()):

@@ -1,8 +1,8 @@
 """The target's greedy outputs and hidden states of prompts, computed once and kept on disk.
 
 A kept folder (one per chunk of prompts: ``chunk-NNN``) holds ``states.npy`` (float32, every
-position of every prompt + output, stacked), ``tokens.npz`` (the sequences, the target's argmax after each position, their lengths) and
-``index.json`` (the query ids and the target's identity, written last: a folder with it is whole;
+position of every prompt + output, stacked), ``tokens.npz`` (the sequences, the target's argmax
+after each position, their lengths) and ``index.json`` (the query ids and the target's identity, written last: a folder with it is whole;
 it is removed first when a folder is written again). A rerun for the same query ids and target
 reads it back; anything else is computed again.
 """
@@ -122,12 +122,17 @@ def save_states(folder: Path, ids: list[str], prompts: list[list[int]], outputs:
 def _chunked(session: Any, frame: pd.DataFrame, folder: Path, chunk: int, compute: Any, what: str) -> States:
     """``compute(part)`` (a ``States`` of the rows ``part``) per ``chunk`` rows of ``frame``, each kept under
     ``folder/chunk-NNN`` and read back when it holds the same prompts for the same target: a run cut short
-    resumes at its first missing chunk. ``session`` None: read back only (no target to check against)."""
+    resumes at its first missing chunk; all of them kept in ``folder`` itself (before chunks) read back too.
+    ``session`` None: read back only (no target to check against)."""
     prompts: list[list[int]] = []
     outputs: list[list[int]] = []
     states: list[Any] = []
     args: list[Any] = []
     n_redo, t, made_for = 0, time.perf_counter(), _made_for(session)
+    whole = load_states(folder, frame["query_id"].astype(str).tolist(), made_for)
+    if whole is not None:
+        _say(f"   {what}: read back from {folder}")
+        return whole
     n_chunks, n_read = -(-len(frame) // chunk), 0
     for c in range(n_chunks):
         part = frame.iloc[c * chunk:(c + 1) * chunk]
@@ -155,10 +160,6 @@ def cached_greedy_outputs(session: Any, frame: pd.DataFrame, folder: Path, chunk
     the same prompts: a rerun (or a run cut short during this step) skips the forward passes it has kept;
     ``session`` may be None when everything is kept (no check of the target: a research run reading its own
     folder back); with a session, only what was kept for the same target is read back."""
-    whole = load_states(folder, frame["query_id"].astype(str).tolist(), _made_for(session))  # kept in one folder (before chunks)
-    if whole is not None:
-        _say(f"   greedy outputs read back from {folder}")
-        return whole
     return _chunked(session, frame, folder, chunk, lambda part: greedy_outputs(session, part), "greedy outputs")
 
 
@@ -194,11 +195,6 @@ def run_states(run_dir: Path, source_log: Path) -> tuple[pd.DataFrame, States]:
     ids = [q for index in indexes for q in json.loads(index.read_text())["query_ids"]]
     plain = plain_rows(open_log(source_log).read("outcomes"), None)
     plain = plain.set_index("query_id").loc[ids].reset_index()
-    if indexes == [folder / "index.json"]:
-        kept = load_states(folder, ids)
-        if kept is None:
-            raise SystemExit(f"{folder}: its states are incomplete (run examples/heads.py --out {run_dir} again)")
-        return plain, kept
     chunk = len(json.loads(indexes[0].read_text())["query_ids"])
 
     def incomplete(part: pd.DataFrame) -> States:

@@ -353,10 +353,11 @@ def add_stores(cfg: StoresAddConfig) -> dict[str, Any]:
     if cfg.train_prompts > 0:
         from .mining import mined_with_outputs
 
+        t = time.perf_counter()
         extra, mined, kept = mined_with_outputs(session, plain, plain_rows(outcomes, None), cfg.train_prompts, cfg.seed, cache, out)
         prompts, outputs = prompts + kept[0], outputs + kept[1]
         frame = pd.concat([frame, extra.assign(split="mined")[QCOLS].astype({"domain": str})], ignore_index=True)
-        seconds["mined_teacher_outputs"] = time.perf_counter() - t_all
+        seconds["mined_teacher_outputs"] = time.perf_counter() - t
     domains = sorted(frame["domain"].unique())
     stores, store_info, store_of = build_stores(cfg.seed, frame, outputs, domains)
     for d in domains:  # each store records the target whose greedy outputs it holds
